@@ -1,0 +1,57 @@
+# Two commands: `make run` (the embedded platform on http://127.0.0.1:5000) and
+# `make test` (the whole suite against local PostgreSQL and Redis).
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q -c constraints.txt
+TRANSLATION_DIRS := $(wildcard app/translations payments/translations tracking/translations shop/translations)
+# Debian packages: fonts for PDFs; chromium for browser tests; zbar and poppler to read
+# back the barcodes and pages the tests render.
+RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
+TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server
+
+.PHONY: run test install install-dev translations debs-run debs-test services lint clean
+
+run: install translations debs-run
+	$(BIN)/barid run
+
+test: install-dev translations debs-test services
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy app/
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(VENV)/.installed
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+install-dev: $(VENV)/.installed-dev
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PIP) -e '.[dev]'
+	touch $@
+
+translations: install
+	@for d in $(TRANSLATION_DIRS); do $(BIN)/pybabel compile -q -f -d $$d || exit 1; done
+
+debs-run:
+	@./scripts/ensure-debs $(RUN_DEBS)
+
+debs-test:
+	@./scripts/ensure-debs $(TEST_DEBS)
+
+# Start the real services the tests use if they are installed but stopped.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in 1 2 3 4 5; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""People, roles, sessions: users, post offices, login and the role checks."""

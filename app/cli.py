@@ -1,0 +1,72 @@
+"""The `barid` command: run, worker, db upgrade, create-user, seed-demo, and the domains'.
+
+Domains add their own groups (`barid ledger verify`, ...) from their `init_app`
+through `app.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from app.config import ROOT
+
+
+def _create_app(*_args, **_kwargs):
+    from app import create_app
+    from app.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"barid: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False)
+def main() -> None:
+    """Barid, Iraqi Post's e-commerce and e-payment platform."""
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"])
+    return cfg
+
+
+def upgrade_database() -> None:
+    """Bring the configured database to the newest migration."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), "head")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply every migration not yet applied."""
+    upgrade_database()
+    click.echo("database is at the newest migration")
+
+
+@main.command("seed-demo")
+@click.option("--force", is_flag=True, help="Run the seeders even if demo data was loaded.")
+@with_appcontext
+def seed_demo_cmd(force: bool) -> None:
+    """Load demo data (post offices, users, shops, cards) once."""
+    from app.seed import seed_demo
+
+    ran = seed_demo(force=force)
+    click.echo("demo data loaded" if ran else "demo data already present")

@@ -1,0 +1,7 @@
+"""TODO errors"""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,125 @@
+"""Domain events through a transactional outbox.
+
+`publish(name, payload)` writes the event and one outbox job per subscriber in the
+caller's transaction. Nothing is handed to an executor until that transaction commits
+(see app.jobs), so a rolled-back change publishes nothing and a crash after commit loses
+nothing: the outbox rows are still there for the sweeper.
+
+Subscribers register by event name (or "*" for every event) with `@subscribe`. A
+subscriber is a plain function `handler(event: DomainEvent) -> None`; it runs in a job,
+in the same transaction that marks the job done, so its database effects happen once.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Base, db, utcnow
+
+Handler = Callable[["DomainEvent"], None]
+_subscribers: dict[str, list[str]] = {}
+
+
+class DomainEvent(Base):
+    __tablename__ = "domain_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxJob(Base):
+    """A unit of work staged in the database until its transaction commits."""
+
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (Index("ix_outbox_jobs_state_created", "state", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("domain_events.id"), index=True)
+    task: Mapped[str] = mapped_column(String(200))  # "module:function"
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    queue: Mapped[str] = mapped_column(String(32), default="default")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+def task_path(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}:{func.__qualname__}"
+
+
+def subscribe(event_name: str, *, queue: str = "default") -> Callable[[Handler], Handler]:
+    """Register `handler` to run (as a job) for every event called `event_name`."""
+
+    def register(handler: Handler) -> Handler:
+        path = task_path(handler)
+        entries = _subscribers.setdefault(event_name, [])
+        key = f"{queue}|{path}"
+        if key not in entries:
+            entries.append(key)
+        return handler
+
+    return register
+
+
+def subscribers_of(event_name: str) -> list[tuple[str, str]]:
+    """(queue, task path) of every handler registered for `event_name`, "*" ones last."""
+    keys = _subscribers.get(event_name, []) + _subscribers.get("*", [])
+    return [tuple(k.split("|", 1)) for k in keys]  # type: ignore[misc]
+
+
+def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
+    """Record event `name` and stage a job for each subscriber, in the open transaction.
+
+    The caller commits. Payloads are small JSON: ids and the changed state.
+    """
+    from app.logs import current_request_id
+
+    rid = current_request_id()
+    event = DomainEvent(id=str(uuid.uuid4()), name=name, payload=payload, request_id=rid)
+    db.add(event)
+    for queue, path in subscribers_of(name):
+        db.add(
+            OutboxJob(
+                event_id=event.id, task=path, args={}, queue=queue, request_id=rid
+            )
+        )
+    return event
+
+
+def enqueue_after_commit(
+    func: Callable[..., Any], *, queue: str = "default", run_after: datetime | None = None,
+    **kwargs: Any,
+) -> OutboxJob:
+    """Stage `func(**kwargs)` to run as a job once the open transaction commits.
+
+    Arguments must be JSON: ids and values, never objects.
+    """
+    from app.logs import current_request_id
+
+    job = OutboxJob(
+        task=task_path(func), args=kwargs, queue=queue, request_id=current_request_id(),
+        run_after=run_after or utcnow(),
+    )
+    db.add(job)
+    return job

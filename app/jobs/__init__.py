@@ -1,0 +1,7 @@
+"""TODO: executors, dispatcher, sweeper, worker."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,106 @@
+"""PDF helpers shared by every document (labels, receipts, statements, customs forms).
+
+ReportLab draws glyphs left to right and does not join Arabic letters, so Arabic text
+is reshaped (letters joined, diacritics kept) and reordered for display line by line:
+wrap the logical text first, then reorder each line, or the line order comes out
+reversed. Amiri has both Arabic and Latin glyphs, so mixed lines need one font.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import arabic_reshaper
+from bidi import get_display
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+
+FONT = "Barid"
+FONT_BOLD = "Barid-Bold"
+_FONT_CANDIDATES = [
+    ("/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Regular.ttf",
+     "/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Bold.ttf"),
+    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+]
+_ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
+_reshaper = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False})
+_registered = False
+
+
+class PdfFontMissing(RuntimeError):
+    """No font with Arabic and Latin glyphs is installed (Debian: fonts-hosny-amiri)."""
+
+
+def register_fonts() -> None:
+    """Register the document font once per process; raises PdfFontMissing."""
+    global _registered
+    if _registered:
+        return
+    for regular, bold in _FONT_CANDIDATES:
+        if Path(regular).exists() and Path(bold).exists():
+            pdfmetrics.registerFont(TTFont(FONT, regular))
+            pdfmetrics.registerFont(TTFont(FONT_BOLD, bold))
+            _registered = True
+            return
+    raise PdfFontMissing("install fonts-hosny-amiri (or fonts-dejavu-core) for PDF documents")
+
+
+def has_arabic(text: str) -> bool:
+    return bool(_ARABIC.search(text))
+
+
+def visual(line: str) -> str:
+    """One logical line of text, reshaped and reordered for drawing left to right.
+
+    Latin-only text is returned unchanged, so tracking numbers and amounts keep their
+    order.
+    """
+    if not has_arabic(line):
+        return line
+    return get_display(_reshaper.reshape(line), base_dir="R")
+
+
+def wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """Split logical text into lines no wider than `width` points (before reordering)."""
+    register_fonts()
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        current = ""
+        for word in paragraph.split():
+            trial = f"{current} {word}".strip()
+            if pdfmetrics.stringWidth(visual(trial), font, size) <= width or not current:
+                current = trial
+            else:
+                lines.append(current)
+                current = word
+        lines.append(current)
+    return lines
+
+
+def draw_text(canvas, x: float, y: float, text: str, *, font: str = FONT, size: float = 10,
+              width: float | None = None, leading: float | None = None,
+              align: str | None = None) -> float:
+    """Draw `text` at (x, y) top line first; returns the y below the last line.
+
+    The box runs from x to x + width. `align` defaults to right for Arabic text and
+    left otherwise; without a width, right-aligned text ends at x.
+    """
+    register_fonts()
+    leading = leading or size * 1.3
+    lines = wrap(text, font, size, width) if width else text.splitlines() or [""]
+    rtl = has_arabic(text)
+    align = align or ("right" if rtl else "left")
+    canvas.setFont(font, size)
+    for line in lines:
+        shown = visual(line)
+        if align == "right":
+            right = x + width if width else x
+            canvas.drawRightString(right, y, shown)
+        elif align == "center":
+            canvas.drawCentredString(x + (width or 0) / 2, y, shown)
+        else:
+            canvas.drawString(x, y, shown)
+        y -= leading
+    return y

@@ -1,0 +1,7 @@
+"""TODO web"""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,10 @@
+"""Shop: merchants, catalog, cart, checkout, orders, buy-for-me, the merchant API."""
+
+from flask import Flask
+
+# Modules that define tables (see app.models_registry).
+MODEL_MODULES: tuple[str, ...] = ()
+
+
+def init_app(app: Flask) -> None:
+    """Register this domain's models, blueprints, subscribers and commands."""
