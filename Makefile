@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
-TRANSLATION_DIRS := $(wildcard app/translations payments/translations tracking/translations shop/translations)
+TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/translations payments/*/translations tracking/translations tracking/*/translations shop/translations shop/*/translations)
 # Debian packages: fonts for PDFs; chromium for browser tests; zbar and poppler to read
 # back the barcodes and pages the tests render.
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core

@@ -21,7 +21,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """
     import importlib
 
-    from app import auth_setup, errors, i18n, jobs, logs, ops, security, web
+    from app import auth_setup, backoffice, errors, i18n, jobs, logs, ops, security, web
     from app.extensions import csrf
 
     cfg = load_config(overrides)
@@ -44,6 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     auth_setup.init_app(app)
     errors.init_app(app)
     web.init_app(app)
+    backoffice.init_app(app)
     jobs.init_app(app)
     for name in DOMAINS:
         importlib.import_module(name).init_app(app)

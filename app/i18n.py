@@ -19,7 +19,12 @@ DOMAIN_PACKAGES = ("app", "payments", "tracking", "shop")
 
 
 def translation_directories() -> str:
-    return ";".join(str(ROOT / pkg / "translations") for pkg in DOMAIN_PACKAGES)
+    """Every `translations` folder of the platform and the domains (one per package or
+    sub-package, e.g. app/translations, app/auth/translations, payments/translations)."""
+    found: list[str] = []
+    for pkg in DOMAIN_PACKAGES:
+        found += sorted(str(p) for p in (ROOT / pkg).glob("**/translations") if p.is_dir())
+    return ";".join(found) or str(ROOT / "app" / "translations")
 
 
 def select_locale() -> str:
