@@ -34,9 +34,10 @@ def select_locale() -> str:
         return chosen
     from flask_login import current_user
 
-    if current_user and getattr(current_user, "is_authenticated", False):
-        if current_user.locale in current_app.config["LANGUAGES"]:
-            return current_user.locale
+    if getattr(current_user, "is_authenticated", False) and (
+        current_user.locale in current_app.config["LANGUAGES"]
+    ):
+        return current_user.locale
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 

@@ -8,6 +8,7 @@ emptied before and after use; other indexes are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,10 +41,8 @@ def make_database() -> Iterator:
     yield make
     from app.database import get_engine
 
-    try:
+    with contextlib.suppress(RuntimeError):
         get_engine().dispose()
-    except RuntimeError:
-        pass
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
