@@ -70,3 +70,23 @@ def seed_demo_cmd(force: bool) -> None:
 
     ran = seed_demo(force=force)
     click.echo("demo data loaded" if ran else "demo data already present")
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def run_cmd(ctx: click.Context, host: str, port: int) -> None:
+    """The embedded platform: migrate, seed demo data once, run jobs inline, serve."""
+    from flask.cli import ScriptInfo
+
+    from app.serve import PortInUse, claim_port, run_embedded
+
+    # Before anything else: a second `barid run` must not touch the database.
+    try:
+        sock = claim_port(host, port)
+    except PortInUse as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    app = ctx.ensure_object(ScriptInfo).load_app()
+    run_embedded(app, sock, host, port)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
+import uuid
 from datetime import UTC, datetime
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -54,3 +56,23 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+REQUEST_ID_MAX = 64
+
+
+def clean_request_id(raw: str | None) -> str | None:
+    """The usable part of a client-sent X-Request-ID, or None if nothing usable is left.
+
+    Only [A-Za-z0-9._-] survive, at most 64 of them: the id goes into log lines and
+    response headers, where newlines or quotes from a client would forge entries.
+    """
+    if not raw:
+        return None
+    cleaned = _REQUEST_ID_UNSAFE.sub("", raw)[:REQUEST_ID_MAX]
+    return cleaned or None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

@@ -1,7 +1,105 @@
-"""TODO web"""
+"""The public front: the home page, the language switch, and what every page's layout
+needs to know (which links exist, whether the visitor works for the post)."""
 
-from flask import Flask
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+bp = Blueprint("web", __name__)
+
+
+def has_endpoint(name: str) -> bool:
+    """Whether a route called `name` is registered (domains and auth plug in later)."""
+    return name in current_app.view_functions
+
+
+def endpoint_methods(name: str) -> frozenset[str]:
+    """HTTP methods the route `name` accepts (a POST-only logout needs a form)."""
+    methods: set[str] = set()
+    if has_endpoint(name):
+        for rule in current_app.url_map.iter_rules(name):
+            methods |= rule.methods or set()
+    return frozenset(methods)
+
+
+def link_to(*names: str, **values: object) -> str | None:
+    """URL of the first of `names` that exists, or None: for links to other domains'
+    pages, so the layout renders whatever has been installed."""
+    for name in names:
+        if has_endpoint(name):
+            return url_for(name, **values)
+    return None
+
+
+def _current_user():
+    if not hasattr(current_app, "login_manager"):
+        return None
+    from flask_login import current_user
+
+    return current_user if getattr(current_user, "is_authenticated", False) else None
+
+
+def is_staff() -> bool:
+    """The visitor works for the post (any back-office role)."""
+    from app.auth.models import BACKOFFICE_ROLES
+
+    user = _current_user()
+    return bool(user is not None and user.roles & BACKOFFICE_ROLES)
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None: never bounce a visitor to
+    another site from our own link (an open redirect helps phishing)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+@bp.get("/")
+def home() -> str:
+    return render_template("web/home.html")
+
+
+@bp.route("/lang/<code>", methods=["GET", "POST"])
+def set_language(code: str) -> Response:
+    """Switch the site's language and go back where the visitor was.
+
+    The choice is kept in the session, and on the account when someone is logged in so
+    it follows them to another device.
+    """
+    if code not in current_app.config["LANGUAGES"]:
+        abort(404)
+    session["lang"] = code
+    user = _current_user()
+    if user is not None:
+        from app.i18n import set_user_locale
+
+        set_user_locale(user.id, code)
+    target = safe_next(request.values.get("next")) or url_for("web.home")
+    return redirect(target)
 
 
 def init_app(app: Flask) -> None:
-    pass
+    app.register_blueprint(bp)
+    app.add_template_global(has_endpoint, "has_endpoint")
+    app.add_template_global(link_to, "link_to")
+    app.add_template_global(endpoint_methods, "endpoint_methods")
+    app.add_template_global(is_staff, "is_staff")
