@@ -3,8 +3,13 @@
 from flask import Flask
 
 # Modules that define tables (see app.models_registry).
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = ("tracking.s10", "tracking.models")
 
 
 def init_app(app: Flask) -> None:
     """Register this domain's models, blueprints, subscribers and commands."""
+    from tracking import settings
+
+    settings.init_app(app)
+    # Importing these registers their subscribers, periodic jobs and seeders.
+    from tracking import jobs, seed  # noqa: F401

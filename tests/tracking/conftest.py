@@ -1,0 +1,31 @@
+"""Fixtures for tracking: offices and staff."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.auth.models import PostOffice
+from app.database import db
+from tests.tracking.helpers import make_user
+
+
+@pytest.fixture()
+def offices(app_ctx):
+    baghdad = PostOffice(code="BGD01", name_ar="مكتب بريد بغداد المركزي",
+                         name_en="Baghdad Central Post Office", governorate="IQ-BG",
+                         is_exchange_office=True)
+    basra = PostOffice(code="BSR01", name_ar="مكتب بريد البصرة", name_en="Basra Post Office",
+                       governorate="IQ-BA")
+    db.add_all([baghdad, basra])
+    db.commit()
+    return baghdad, basra
+
+
+@pytest.fixture()
+def clerk(offices):
+    return make_user("Zainab Clerk", "clerk", office=offices[0])
+
+
+@pytest.fixture()
+def officer(offices):
+    return make_user("Ali Officer", "customs_officer", office=offices[0])

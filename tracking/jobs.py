@@ -1,0 +1,25 @@
+"""Functions the workers run for tracking. Each reloads its rows and is safe to run twice."""
+
+from __future__ import annotations
+
+from app.events import DomainEvent, subscribe
+
+
+def assess_customs(*, parcel_id: int) -> None:
+    """Job: assess customs for an inbound parcel that arrived at the office of exchange.
+
+    Releases clear cases (EDC) and holds the others (EME with a reason); does nothing if
+    the parcel was already assessed. Commits.
+    """
+    from tracking.services.customs import assess
+
+    assess(parcel_id)
+
+
+@subscribe("payment.succeeded")
+def duty_payment_succeeded(event: DomainEvent) -> None:
+    """Subscriber: a succeeded payment whose reference is a customs case marks its duty
+    paid (once; a repeat changes nothing). Flushes; the job runner commits."""
+    from tracking.services.customs import on_payment_succeeded
+
+    on_payment_succeeded(event)

@@ -1,0 +1,1 @@
+"""Tracking's use cases: acceptance, events, customs, delivery, bulk ingest, lookup."""

@@ -1,0 +1,564 @@
+"""Customs for inbound parcels: tariff, assessment on arrival, the officer's decisions, duty.
+
+Assessment runs as a job when an inbound parcel arrives at the office of exchange (EMD).
+Clear cases are released (EDC) with their duty due; the rest are held (EME) for an
+officer, who may revalue or reclassify articles, release, or refuse. Duty is paid through
+payments (an opaque reference "customs_duty", case id); the parcel is not handed over
+until it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.audit import record_audit
+from app.database import db, utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.money import convert
+from app.notify import notify
+from tracking.models import CustomsCase, CustomsState, Parcel, ParcelArticle, TariffLine
+from tracking.services.events import EventReport, ingest_for_parcel
+from tracking.settings import setting
+
+PROHIBITED_CSV = Path(__file__).resolve().parent.parent / "data" / "prohibited-goods.csv"
+SAMPLE_TARIFF_CSV = PROHIBITED_CSV.with_name("sample-tariff.csv")
+TARIFF_COLUMNS = ("hs_prefix", "rate_percent", "description_en", "description_ar")
+DUTY_REFERENCE_KIND = "customs_duty"
+
+HOLD_REASONS: dict[str, Any] = {
+    "missing_declaration": _l("Contents not declared"),
+    "missing_hs_code": _l("An article has no HS tariff number"),
+    "missing_value": _l("An article has no value"),
+    "unknown_currency": _l("Declared in a currency without an exchange rate"),
+    "no_tariff": _l("No tariff line for an article's HS number"),
+    "prohibited": _l("Prohibited goods"),
+    "restricted": _l("Restricted goods: licence needed"),
+    "high_value": _l("High declared value: officer review"),
+}
+
+
+@dataclass(frozen=True)
+class GoodsRule:
+    hs_prefix: str
+    keyword_en: str
+    keyword_ar: str
+    kind: str  # prohibited, restricted
+    reason_en: str
+    reason_ar: str
+
+
+@lru_cache(maxsize=1)
+def goods_rules() -> tuple[GoodsRule, ...]:
+    with PROHIBITED_CSV.open(encoding="utf-8", newline="") as fh:
+        return tuple(GoodsRule(**{k: (v or "").strip() for k, v in row.items()})
+                     for row in csv.DictReader(fh))
+
+
+def goods_rule_for(article: ParcelArticle) -> GoodsRule | None:
+    """The prohibited/restricted rule an article falls under, by HS prefix or keyword."""
+    text = (article.description or "").lower()
+    for rule in goods_rules():
+        if rule.hs_prefix and (article.hs_code or "").startswith(rule.hs_prefix):
+            return rule
+        if rule.keyword_en and rule.keyword_en in text:
+            return rule
+        if rule.keyword_ar and rule.keyword_ar in text:
+            return rule
+    return None
+
+
+def tariff_line_for(hs_code: str | None, lines: list[TariffLine] | None = None
+                    ) -> TariffLine | None:
+    """The tariff line with the longest prefix of `hs_code`, or None."""
+    if not hs_code:
+        return None
+    prefixes = [hs_code[:n] for n in range(len(hs_code), 0, -1)]
+    if lines is None:
+        lines = list(db.scalars(select(TariffLine).where(TariffLine.hs_prefix.in_(prefixes))))
+    by_prefix = {t.hs_prefix: t for t in lines}
+    return next((by_prefix[p] for p in prefixes if p in by_prefix), None)
+
+
+def to_iqd(amount: int, currency: str) -> int | None:
+    rate = setting("CUSTOMS_EXCHANGE_RATES").get(currency)
+    if rate is None:
+        return None
+    return convert(amount, currency, "IQD", rate)
+
+
+@dataclass
+class Assessment:
+    form: str
+    declared_value_iqd: int
+    duty_iqd: int
+    inspection_fee_iqd: int
+    stamp_fee_iqd: int
+    lines: list[dict[str, Any]]
+    hold_code: str | None = None
+    hold_detail: str = ""
+    sdr_rate: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_due_iqd(self) -> int:
+        return self.duty_iqd + self.inspection_fee_iqd + self.stamp_fee_iqd
+
+
+def compute(parcel: Parcel) -> Assessment:
+    """Assess a parcel's declaration: form, value in IQD, duty, fees and any hold reason.
+
+    Reads the tariff table; changes nothing.
+    """
+    sdr_rate = Decimal(str(setting("CUSTOMS_SDR_RATE_IQD")))
+    lines: list[dict[str, Any]] = []
+    hold: tuple[str, str] | None = None
+
+    def hold_for(code: str, detail: str = "") -> None:
+        nonlocal hold
+        if hold is None:
+            hold = (code, detail)
+
+    if not parcel.articles:
+        hold_for("missing_declaration")
+    total_iqd = 0
+    duty = Decimal(0)
+    for art in parcel.articles:
+        line: dict[str, Any] = {"article_id": art.id, "description": art.description,
+                                "hs_code": art.hs_code, "value_amount": art.value_amount,
+                                "value_currency": art.value_currency, "rate_bp": None,
+                                "value_iqd": None, "duty_iqd": 0}
+        lines.append(line)
+        rule = goods_rule_for(art)
+        if rule is not None:
+            hold_for(rule.kind, f"{art.description}: {rule.reason_en}")
+        if not art.hs_code:
+            hold_for("missing_hs_code", art.description)
+        if art.value_amount <= 0:
+            hold_for("missing_value", art.description)
+            continue
+        value_iqd = to_iqd(art.value_amount, art.value_currency)
+        if value_iqd is None:
+            hold_for("unknown_currency", art.value_currency)
+            continue
+        line["value_iqd"] = value_iqd
+        total_iqd += value_iqd
+        tariff = tariff_line_for(art.hs_code)
+        if tariff is None:
+            if art.hs_code:
+                hold_for("no_tariff", art.hs_code)
+            continue
+        line["rate_bp"] = tariff.rate_bp
+        article_duty = (Decimal(value_iqd) * tariff.rate_bp / 10000).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP)
+        line["duty_iqd"] = int(article_duty)
+        duty += article_duty
+    sdr_value = Decimal(total_iqd) / sdr_rate if sdr_rate else Decimal(0)
+    form = "CN22" if sdr_value <= Decimal(setting("CUSTOMS_CN22_LIMIT_SDR")) else "CN23"
+    if total_iqd > int(setting("CUSTOMS_AUTO_RELEASE_LIMIT_IQD")):
+        hold_for("high_value")
+    a = Assessment(
+        form=form, declared_value_iqd=total_iqd, duty_iqd=int(duty),
+        inspection_fee_iqd=int(setting("CUSTOMS_INSPECTION_FEE_IQD")),
+        stamp_fee_iqd=int(setting("CUSTOMS_STAMP_FEE_IQD")), lines=lines,
+        sdr_rate=str(sdr_rate),
+    )
+    if hold:
+        a.hold_code, a.hold_detail = hold
+    return a
+
+
+def _store(case: CustomsCase, a: Assessment) -> None:
+    case.form = a.form
+    case.sdr_rate = a.sdr_rate
+    case.declared_value_iqd = a.declared_value_iqd
+    case.duty_iqd = a.duty_iqd
+    case.inspection_fee_iqd = a.inspection_fee_iqd
+    case.stamp_fee_iqd = a.stamp_fee_iqd
+    case.total_due_iqd = a.total_due_iqd
+    case.lines = a.lines
+    case.assessed_at = utcnow()
+
+
+def hold_reason_text(code: str | None, detail: str = "") -> str:
+    base = str(HOLD_REASONS.get(code or "", code or ""))
+    return f"{base}: {detail}" if detail else base
+
+
+def _lock_case(case_id: int) -> CustomsCase:
+    case = db.scalar(select(CustomsCase).where(CustomsCase.id == case_id).with_for_update())
+    if case is None:
+        raise NotFound(_l("No such customs case."))
+    return case
+
+
+def _notify_duty(case: CustomsCase) -> None:
+    parcel = case.parcel
+    if not case.duty_outstanding:
+        return
+    from app.money import format_money
+
+    with force_locale("ar"):
+        subject = _("Customs duty for parcel %(number)s", number=parcel.tracking_number)
+        body_ar = _("Your parcel %(number)s has passed customs. Duty and fees due: "
+                    "%(amount)s. Pay online or at the post office to receive it.",
+                    number=parcel.tracking_number,
+                    amount=format_money(case.total_due_iqd, "IQD", "ar"))
+    with force_locale("en"):
+        body_en = _("Your parcel %(number)s has passed customs. Duty and fees due: "
+                    "%(amount)s. Pay online or at the post office to receive it.",
+                    number=parcel.tracking_number,
+                    amount=format_money(case.total_due_iqd, "IQD", "en"))
+    notify(email=parcel.recipient_email, phone=parcel.recipient_phone or None,
+           subject=subject, body=f"{body_ar}\n\n{body_en}")
+
+
+def _release(case: CustomsCase, *, actor_id: int | None, source: str, note: str = "") -> None:
+    case.state = CustomsState.RELEASED
+    case.hold_reason_code = None
+    case.hold_reason = None
+    out = ingest_for_parcel(case.parcel, EventReport(
+        code="EDC", source=source, actor_id=actor_id, note=note,
+        office_id=_exchange_office_of(case.parcel),
+    ))
+    if not out.ok:
+        raise Conflict(out.reason)
+    _notify_duty(case)
+
+
+def _exchange_office_of(parcel: Parcel) -> int | None:
+    from tracking.models import ParcelEvent
+
+    return db.scalar(select(ParcelEvent.office_id).where(
+        ParcelEvent.parcel_id == parcel.id, ParcelEvent.code == "EMD"
+    ).limit(1))
+
+
+def assess(parcel_id: int) -> CustomsCase | None:
+    """Assess the customs case of an inbound parcel; commits.
+
+    Computes form, value, duty and fees; releases a clear case (EDC, recipient told of the
+    duty due) or holds it (EME with a retention reason) for an officer. A case already
+    assessed is left alone, so running this twice changes nothing.
+    """
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel_id)
+                     .with_for_update())
+    if case is None or case.state != CustomsState.ASSESSING:
+        db.rollback()
+        return case
+    db.scalar(select(Parcel).where(Parcel.id == parcel_id).with_for_update())
+    a = compute(case.parcel)
+    _store(case, a)
+    if a.hold_code:
+        case.state = CustomsState.HELD
+        case.hold_reason_code = a.hold_code
+        case.hold_reason = hold_reason_text(a.hold_code, a.hold_detail)[:300]
+        out = ingest_for_parcel(case.parcel, EventReport(
+            code="EME", source="customs", retention_reason=case.hold_reason,
+            office_id=_exchange_office_of(case.parcel),
+        ))
+        if not out.ok:
+            raise Conflict(out.reason)
+    else:
+        _release(case, actor_id=None, source="customs", note="released automatically")
+    record_audit("customs.assessed", object_type="customs_case", object_id=case.id,
+                 details={"state": case.state, "form": case.form,
+                          "total_due_iqd": case.total_due_iqd,
+                          "hold": case.hold_reason_code})
+    db.commit()
+    return case
+
+
+def _open_for_officer(case: CustomsCase) -> None:
+    if case.state != CustomsState.HELD:
+        raise Conflict(_l("This parcel is not waiting for a customs decision."))
+
+
+def _article(case: CustomsCase, article_id: int) -> ParcelArticle:
+    art = next((a for a in case.parcel.articles if a.id == article_id), None)
+    if art is None:
+        raise NotFound(_l("This article is not on the parcel's declaration."))
+    return art
+
+
+def revalue(case_id: int, article_id: int, *, value_amount: int, value_currency: str,
+            officer_id: int, note: str = "") -> CustomsCase:
+    """An officer sets an article's value (e.g. from the invoice) and the duty is recomputed.
+
+    Audited; commits. Raises Conflict unless the case is held, ValidationFailed for a
+    non-positive value or a currency without a rate.
+    """
+    case = _lock_case(case_id)
+    _open_for_officer(case)
+    if not isinstance(value_amount, int) or value_amount <= 0:
+        raise ValidationFailed(_l("Enter a value above zero."),
+                               fields={"value_amount": _l("Enter a value above zero.")})
+    if to_iqd(1, value_currency) is None:
+        raise ValidationFailed(_l("There is no exchange rate for this currency."),
+                               fields={"value_currency": _l("Unknown currency.")})
+    art = _article(case, article_id)
+    before = {"value_amount": art.value_amount, "value_currency": art.value_currency}
+    art.value_amount = value_amount
+    art.value_currency = value_currency
+    db.flush()
+    _store(case, compute(case.parcel))
+    record_audit("customs.revalued", object_type="customs_case", object_id=case.id,
+                 actor_id=officer_id,
+                 details={"article_id": art.id, "before": before,
+                          "after": {"value_amount": value_amount,
+                                    "value_currency": value_currency}, "note": note})
+    db.commit()
+    return case
+
+
+def reclassify(case_id: int, article_id: int, *, hs_code: str, officer_id: int,
+               note: str = "") -> CustomsCase:
+    """An officer sets an article's HS tariff number and the duty is recomputed.
+
+    Audited; commits. Raises Conflict unless the case is held, ValidationFailed for an
+    HS number that is not 6 to 10 digits.
+    """
+    case = _lock_case(case_id)
+    _open_for_officer(case)
+    hs_code = (hs_code or "").strip()
+    if not (hs_code.isdigit() and 6 <= len(hs_code) <= 10):
+        raise ValidationFailed(_l("Enter the 6-digit HS tariff number."),
+                               fields={"hs_code": _l("Enter the 6-digit HS tariff number.")})
+    art = _article(case, article_id)
+    before = art.hs_code
+    art.hs_code = hs_code
+    db.flush()
+    _store(case, compute(case.parcel))
+    record_audit("customs.reclassified", object_type="customs_case", object_id=case.id,
+                 actor_id=officer_id,
+                 details={"article_id": art.id, "before": before, "after": hs_code,
+                          "note": note})
+    db.commit()
+    return case
+
+
+def release(case_id: int, *, officer_id: int, note: str = "") -> CustomsCase:
+    """An officer releases a held parcel (EDC) with the duty as now computed; the recipient
+    is told what is due. Audited; commits. Raises Conflict unless the case is held."""
+    case = _lock_case(case_id)
+    _open_for_officer(case)
+    db.scalar(select(Parcel).where(Parcel.id == case.parcel_id).with_for_update())
+    _store(case, compute(case.parcel))
+    case.decided_by_id = officer_id
+    case.decided_at = utcnow()
+    case.decision_note = note
+    _release(case, actor_id=officer_id, source="customs", note=note)
+    record_audit("customs.released", object_type="customs_case", object_id=case.id,
+                 actor_id=officer_id,
+                 details={"total_due_iqd": case.total_due_iqd, "note": note})
+    db.commit()
+    return case
+
+
+REFUSAL_OUTCOMES = ("return", "destroy")
+
+
+def refuse(case_id: int, *, officer_id: int, outcome: str, note: str = "") -> CustomsCase:
+    """An officer refuses import: the parcel is returned to its sender or destroyed (EDX,
+    final). Audited; commits. Raises Conflict unless held, ValidationFailed without a
+    reason or with an unknown outcome."""
+    if outcome not in REFUSAL_OUTCOMES:
+        raise ValidationFailed(_l("Choose return or destroy."),
+                               fields={"outcome": _l("Choose return or destroy.")})
+    if not (note or "").strip():
+        raise ValidationFailed(_l("Write why the parcel is refused."),
+                               fields={"note": _l("Write why the parcel is refused.")})
+    case = _lock_case(case_id)
+    _open_for_officer(case)
+    db.scalar(select(Parcel).where(Parcel.id == case.parcel_id).with_for_update())
+    case.state = CustomsState.REFUSED
+    case.decided_by_id = officer_id
+    case.decided_at = utcnow()
+    case.decision_note = note
+    # Nothing is owed on a parcel that will not be delivered.
+    case.total_due_iqd = 0
+    out = ingest_for_parcel(case.parcel, EventReport(
+        code="EDX", source="customs", actor_id=officer_id,
+        office_id=_exchange_office_of(case.parcel),
+        note=f"refused by customs ({outcome}): {note}"[:500],
+    ))
+    if not out.ok:
+        raise Conflict(out.reason)
+    record_audit("customs.refused", object_type="customs_case", object_id=case.id,
+                 actor_id=officer_id, details={"outcome": outcome, "note": note})
+    db.commit()
+    return case
+
+
+def case_for_number(number: str) -> CustomsCase:
+    from tracking.services.parcels import get_parcel
+
+    parcel = get_parcel(number)
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    if case is None:
+        raise NotFound(_l("This parcel has no customs case."))
+    return case
+
+
+def mark_duty_paid(case: CustomsCase, payment_id: str) -> bool:
+    """Record that the case's duty is paid (flushes). False if it was already paid."""
+    if case.paid_at is not None:
+        return False
+    case.paid_at = utcnow()
+    case.payment_id = payment_id
+    record_audit("customs.duty_paid", object_type="customs_case", object_id=case.id,
+                 details={"payment_id": payment_id, "amount_iqd": case.total_due_iqd})
+    db.flush()
+    return True
+
+
+def _payable_case(case_id: int) -> CustomsCase:
+    case = _lock_case(case_id)
+    if case.state != CustomsState.RELEASED:
+        raise Conflict(_l("Customs has not released this parcel yet."))
+    if not case.duty_outstanding:
+        raise Conflict(_l("The duty on this parcel is already paid."))
+    return case
+
+
+def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsCase:
+    """The recipient pays the duty in cash at the counter; the clerk's drawer takes it.
+
+    Commits. Raises Conflict (not released / already paid) and payments' errors.
+    """
+    from payments import services as pay
+
+    case = _payable_case(case_id)
+    payment = pay.receive_cash(
+        office_id=office_id, clerk_id=clerk_id, amount=case.total_due_iqd, currency="IQD",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs duty",
+        idempotency_key=f"duty:{case.id}",
+    )
+    mark_duty_paid(case, str(payment.id))
+    db.commit()
+    return case
+
+
+def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
+                            actor_id: int | None) -> CustomsCase:
+    """The recipient pays the duty with a post card (online or at the counter).
+
+    Commits. Raises Conflict (not released / already paid) and payments' errors (wrong
+    PIN, not enough balance, card blocked).
+    """
+    from payments import services as pay
+
+    case = _payable_case(case_id)
+    payment = pay.pay_with_post_card(
+        card_number=card_number, pin=pin, amount=case.total_due_iqd, currency="IQD",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs duty",
+        idempotency_key=f"duty:{case.id}", actor_id=actor_id,
+    )
+    mark_duty_paid(case, str(payment.id))
+    db.commit()
+    return case
+
+
+# ---- tariff administration -------------------------------------------------------------
+
+
+@dataclass
+class TariffImport:
+    created: int = 0
+    updated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_tariff_csv(data: bytes) -> tuple[list[tuple[str, int, str, str]], list[str]]:
+    """Rows (prefix, basis points, English, Arabic) and per-row errors of a tariff CSV."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [_("The file is not UTF-8 text. Save it as \"CSV UTF-8\" and try again.")]
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in TARIFF_COLUMNS[:2] if c not in (reader.fieldnames or [])]
+    if missing:
+        return [], [_("Missing column(s): %(cols)s", cols=", ".join(missing))]
+    rows: list[tuple[str, int, str, str]] = []
+    errors: list[str] = []
+    for n, row in enumerate(reader, start=2):
+        prefix = (row.get("hs_prefix") or "").strip()
+        if not (prefix.isdigit() and 2 <= len(prefix) <= 10):
+            errors.append(_("Line %(n)s: the HS prefix must be 2 to 10 digits.", n=n))
+            continue
+        try:
+            percent = Decimal((row.get("rate_percent") or "").strip())
+        except InvalidOperation:
+            errors.append(_("Line %(n)s: the rate is not a number.", n=n))
+            continue
+        bp = percent * 100
+        if not (0 <= percent <= 100) or bp != bp.to_integral_value():
+            errors.append(_("Line %(n)s: the rate must be 0 to 100 with at most two "
+                            "decimals.", n=n))
+            continue
+        rows.append((prefix, int(bp), (row.get("description_en") or "").strip()[:200],
+                     (row.get("description_ar") or "").strip()[:200]))
+    return rows, errors
+
+
+def import_tariff(data: bytes, *, actor_id: int | None) -> TariffImport:
+    """An administrator loads tariff lines from CSV (hs_prefix, rate_percent,
+    description_en, description_ar); existing prefixes are updated.
+
+    All or nothing: any bad line and nothing is changed (the errors say which). Audited;
+    commits.
+    """
+    rows, errors = parse_tariff_csv(data)
+    result = TariffImport(errors=errors)
+    if errors or not rows:
+        if not rows and not errors:
+            result.errors.append(_("The file has no tariff lines."))
+        return result
+    existing = {t.hs_prefix: t for t in db.scalars(select(TariffLine))}
+    for prefix, bp, en, ar in rows:
+        line = existing.get(prefix)
+        if line is None:
+            line = TariffLine(hs_prefix=prefix, rate_bp=bp, description_en=en,
+                              description_ar=ar)
+            db.add(line)
+            existing[prefix] = line
+            result.created += 1
+        else:
+            line.rate_bp, line.description_en, line.description_ar = bp, en, ar
+            line.updated_at = utcnow()
+            result.updated += 1
+    record_audit("customs.tariff_imported", object_type="customs_tariff", actor_id=actor_id,
+                 details={"created": result.created, "updated": result.updated})
+    db.commit()
+    return result
+
+
+def held_cases() -> list[CustomsCase]:
+    """The officer's queue: held parcels, oldest first."""
+    return list(db.scalars(select(CustomsCase).where(CustomsCase.state == CustomsState.HELD)
+                           .order_by(CustomsCase.created_at)))
+
+
+def on_payment_succeeded(event: Any) -> None:
+    """Subscriber: a payment for a customs duty reference marks that case's duty paid."""
+    payload = event.payload or {}
+    if payload.get("reference_kind") != DUTY_REFERENCE_KIND:
+        return
+    try:
+        case_id = int(payload.get("reference_id"))
+    except (TypeError, ValueError):
+        return
+    case = db.scalar(select(CustomsCase).where(CustomsCase.id == case_id).with_for_update())
+    if case is None:
+        return
+    mark_duty_paid(case, str(payload.get("payment_id") or payload.get("id") or ""))

@@ -1,0 +1,331 @@
+"""Recording UPU events on parcels: the one ingest path every source goes through.
+
+Counter acceptance, scans, partner feeds, customs decisions and delivery all call
+`ingest_for_parcel`, which checks the event, ignores a repeat, stores it, re-derives the
+parcel's status from the whole timeline (tracking.status.derive) and publishes what
+changed. It flushes; the public function that called it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit import record_audit
+from app.database import db, utcnow
+from app.events import enqueue_after_commit, publish
+from tracking import s10
+from tracking.models import CustomsCase, CustomsState, Direction, Parcel, ParcelEvent
+from tracking.settings import setting
+from tracking.status import (
+    CUSTOMS_DECISION_CODES,
+    CUSTOMS_HOLD_CODES,
+    HANDOVER_CODES,
+    derive,
+    refusal,
+)
+from tracking.upu import event_code
+
+# Sources where a person is scanning now and should be told "no" rather than have a late
+# or impossible event quietly flagged.
+INTERACTIVE_SOURCES = frozenset({"counter", "scan"})
+# Sources allowed to record Barid's own import-customs decisions.
+CUSTOMS_SOURCES = frozenset({"customs", "system"})
+
+NON_DELIVERY_REASONS: dict[str, Any] = {
+    "no_one_home": _l("Nobody at the address"),
+    "address_incomplete": _l("Address incomplete or not found"),
+    "refused": _l("Recipient refused the parcel"),
+    "moved": _l("Recipient moved"),
+    "phone_unreachable": _l("Recipient's phone not answering"),
+    "duty_unpaid": _l("Customs duty not paid"),
+    "other": _l("Other reason"),
+}
+DELIVERY_ACTIONS: dict[str, Any] = {
+    "retry": _l("Will try again"),
+    "held_at_office": _l("Kept at the post office for pickup"),
+    "return_to_sender": _l("Returned to sender"),
+}
+
+REASONS: dict[str, Any] = {
+    "unknown_code": _l("There is no such event code."),
+    "unknown_parcel": _l("No parcel has this number."),
+    "naive_time": _l("The event time has no time zone."),
+    "future_time": _l("The event time is in the future."),
+    "missing_reason": _l("A failed delivery needs a reason and an action."),
+    "missing_retention_reason": _l("A customs hold needs a reason."),
+    "missing_receiver": _l("Delivery needs the name of who received the parcel."),
+    "not_for_direction": _l("This event does not apply to this kind of parcel."),
+    "not_accepted_yet": _l("This parcel has not been accepted at a post office yet."),
+    "closed": _l("This parcel's journey is already finished."),
+    "customs_only": _l("Only customs can hold or release an inbound parcel."),
+    "held_by_customs": _l("Customs has not released this parcel yet."),
+    "duty_unpaid": _l("Customs duty must be paid before hand-over."),
+}
+
+
+@dataclass
+class EventReport:
+    """What someone says happened to a parcel."""
+
+    code: str
+    occurred_at: datetime | None = None
+    uid: str | None = None
+    office_id: int | None = None
+    location: str = ""
+    actor_id: int | None = None
+    partner: str | None = None
+    source: str = "scan"
+    reason_code: str | None = None
+    action_code: str | None = None
+    retention_reason: str | None = None
+    receiver_name: str | None = None
+    note: str = ""
+
+
+@dataclass
+class Outcome:
+    outcome: str  # accepted, duplicate, rejected
+    number: str
+    code: str
+    reason_code: str | None = None
+    reason: str | None = None
+    event_id: int | None = None
+    status: str | None = None
+    after_final: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "rejected"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "tracking_number": self.number, "code": self.code,
+                "reason_code": self.reason_code, "reason": self.reason,
+                "status": self.status, "after_final": self.after_final}
+
+
+def _reject(number: str, code: str, reason_code: str, reason: Any = None) -> Outcome:
+    return Outcome("rejected", number, code, reason_code, str(reason or REASONS[reason_code]))
+
+
+def event_uid(number: str, report: EventReport, occurred: datetime) -> str:
+    """A reporter's own id, or a digest of the facts: the same report twice is one event."""
+    if report.uid:
+        return report.uid.strip()[:80]
+    facts = "|".join([number, report.code.upper(), occurred.astimezone(UTC).isoformat(),
+                      str(report.office_id or ""), report.location.strip().lower()])
+    return "d:" + hashlib.sha256(facts.encode()).hexdigest()[:64]
+
+
+def find_parcel(number: str, *, lock: bool = False) -> Parcel | None:
+    stmt = select(Parcel).where(Parcel.tracking_number == number)
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.scalar(stmt)
+
+
+def ingest(number: str, report: EventReport) -> Outcome:
+    """Record `report` on the parcel numbered `number` (as typed). Flushes, never raises
+    for a refused event: the Outcome says why."""
+    validity = s10.validate(number)
+    if not validity:
+        return _reject(validity.number, report.code, "invalid_number", validity.reason)
+    parcel = find_parcel(validity.number, lock=True)
+    if parcel is None:
+        return _reject(validity.number, report.code, "unknown_parcel")
+    return ingest_for_parcel(parcel, report)
+
+
+def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
+    """Check, de-duplicate, store `report` and re-derive the parcel's status. Flushes.
+
+    The caller holds the parcel's row lock (or just created the parcel).
+    """
+    number = parcel.tracking_number
+    code = (report.code or "").strip().upper()
+    report.code = code
+    info = event_code(code)
+    if info is None:
+        return _reject(number, code, "unknown_code")
+    occurred = report.occurred_at or utcnow()
+    if occurred.tzinfo is None:
+        return _reject(number, code, "naive_time")
+    if occurred > utcnow() + timedelta(minutes=15):
+        return _reject(number, code, "future_time")
+    if code == "EMH" and not (report.reason_code and report.action_code):
+        return _reject(number, code, "missing_reason")
+    if code == "EME" and not (report.retention_reason or "").strip():
+        return _reject(number, code, "missing_retention_reason")
+    if code == "EMI" and not (report.receiver_name or "").strip():
+        return _reject(number, code, "missing_receiver")
+
+    uid = event_uid(number, report, occurred)
+    if db.scalar(select(ParcelEvent.id).where(ParcelEvent.uid == uid)) is not None:
+        return Outcome("duplicate", number, code, status=parcel.status)
+
+    existing = list(db.scalars(select(ParcelEvent).where(ParcelEvent.parcel_id == parcel.id)))
+    why = refusal(parcel.direction, existing, code)
+    if why:
+        return _reject(number, code, why)
+    if report.source in INTERACTIVE_SOURCES and parcel.closed:
+        return _reject(number, code, "closed")
+    inbound = parcel.direction == Direction.INBOUND
+    if inbound and code in CUSTOMS_DECISION_CODES and report.source not in CUSTOMS_SOURCES:
+        return _reject(number, code, "customs_only")
+    if code in HANDOVER_CODES and inbound:
+        why = _customs_blocks_handover(parcel, existing)
+        if why:
+            return _reject(number, code, why)
+
+    event = ParcelEvent(
+        uid=uid, parcel_id=parcel.id, code=code, status=info.status, occurred_at=occurred,
+        occurred_utc_offset=int((occurred.utcoffset() or timedelta()).total_seconds() // 60),
+        office_id=report.office_id, location=report.location.strip()[:120],
+        actor_id=report.actor_id, partner=report.partner, source=report.source,
+        reason_code=report.reason_code, action_code=report.action_code,
+        retention_reason=(report.retention_reason or None),
+        receiver_name=(report.receiver_name or None), note=(report.note or "")[:500],
+    )
+    try:
+        with db.begin_nested():
+            db.add(event)
+            db.flush()
+    except IntegrityError:
+        # Another process stored the same event id a moment ago.
+        return Outcome("duplicate", number, code, status=parcel.status)
+    existing.append(event)
+    parcel.delayed_at = None
+    derivation = apply_timeline(parcel, existing, new_event=event)
+    out = Outcome("accepted", number, code, event_id=event.id, status=parcel.status,
+                  after_final=event.after_final)
+    if not event.after_final:
+        _after_event(parcel, event, derivation, report)
+        out.status = parcel.status
+    return out
+
+
+def _customs_blocks_handover(parcel: Parcel, existing: list[ParcelEvent]) -> str | None:
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    if derive(existing).held_by_customs:
+        return "held_by_customs"
+    if case is None or case.state != CustomsState.RELEASED:
+        return "held_by_customs"
+    if case.duty_outstanding:
+        return "duty_unpaid"
+    return None
+
+
+def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
+                   new_event: ParcelEvent | None = None):
+    """Re-derive the parcel's cached status from `events` (all of its events) and publish
+    the change. Flushes nothing by itself; the caller's flush or commit writes it."""
+    d = derive(events, delayed_at=parcel.delayed_at)
+    flagged = set(d.after_final)
+    for i, ev in enumerate(events):
+        if ev.after_final != (i in flagged):
+            ev.after_final = i in flagged
+    old = parcel.status
+    parcel.status = d.status
+    parcel.closed = d.closed
+    parcel.failed_attempts = d.failed_attempts
+    parcel.last_event_at = d.last_event_at
+    parcel.last_activity_at = utcnow()
+    payload = {"parcel_id": parcel.id, "tracking_number": parcel.tracking_number,
+               "order_ref": parcel.order_ref, "status": d.status}
+    if old != d.status:
+        publish("parcel.status_changed", {**payload, "previous_status": old})
+        if d.status == "delivered":
+            publish("parcel.delivered", {**payload, "receiver_name":
+                                         new_event.receiver_name if new_event else None})
+        elif d.status == "return_to_sender":
+            publish("parcel.returned", payload)
+    if new_event is not None and new_event.code in CUSTOMS_HOLD_CODES and d.held_by_customs:
+        publish("parcel.held_by_customs",
+                {**payload, "reason": new_event.retention_reason or ""})
+    return d
+
+
+def _after_event(parcel: Parcel, event: ParcelEvent, derivation, report: EventReport) -> None:
+    """What an accepted event sets in motion: customs on arrival, return after failures."""
+    if event.code == "EMD" and parcel.direction == Direction.INBOUND:
+        from tracking import jobs
+
+        case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+        if case is None:
+            db.add(CustomsCase(parcel_id=parcel.id))
+            db.flush()
+            enqueue_after_commit(jobs.assess_customs, parcel_id=parcel.id)
+    if event.code == "EMH" and not parcel.closed and (
+        event.action_code == "return_to_sender"
+        or derivation.failed_attempts >= int(setting("DELIVERY_MAX_ATTEMPTS"))
+    ):
+        return_to_sender(parcel, occurred_at=event.occurred_at + timedelta(seconds=1),
+                         why=f"{derivation.failed_attempts} failed delivery attempts",
+                         office_id=event.office_id)
+
+
+def return_to_sender(parcel: Parcel, *, occurred_at: datetime, why: str,
+                     office_id: int | None = None, actor_id: int | None = None) -> Outcome:
+    """Close the parcel as returned to its sender (EDX), publishing parcel.returned. Flushes."""
+    return ingest_for_parcel(parcel, EventReport(
+        code="EDX", occurred_at=occurred_at, source="system", office_id=office_id,
+        actor_id=actor_id, note=f"return to sender: {why}"[:500],
+    ))
+
+
+def record_scan(*, number: str, code: str, office_id: int | None, actor_id: int | None,
+                reason_code: str | None = None, action_code: str | None = None,
+                receiver_name: str | None = None, note: str = "",
+                occurred_at: datetime | None = None, source: str = "scan") -> Outcome:
+    """One scan in the back office: record event `code` at `office_id` on parcel `number`.
+
+    Commits when the event is accepted (with an audit record of the custody change);
+    a refused scan changes nothing and its Outcome carries the reason.
+    """
+    if reason_code is not None and reason_code not in NON_DELIVERY_REASONS:
+        return _reject(s10.normalise(number), code, "missing_reason")
+    if action_code is not None and action_code not in DELIVERY_ACTIONS:
+        return _reject(s10.normalise(number), code, "missing_reason")
+    out = ingest(number, EventReport(
+        code=code, occurred_at=occurred_at, office_id=office_id, actor_id=actor_id,
+        source=source, reason_code=reason_code, action_code=action_code,
+        receiver_name=receiver_name, note=note,
+    ))
+    if out.outcome == "accepted":
+        record_audit("parcel.event", object_type="parcel", object_id=out.number,
+                     actor_id=actor_id, details={"code": out.code, "office_id": office_id})
+        db.commit()
+    else:
+        db.rollback()
+    return out
+
+
+def record_partner_event(*, number: str, code: str, occurred_at: datetime,
+                         uid: str | None = None, location: str = "",
+                         partner: str | None = None, office_id: int | None = None,
+                         reason_code: str | None = None, action_code: str | None = None,
+                         retention_reason: str | None = None,
+                         receiver_name: str | None = None) -> Outcome:
+    """One event reported by a partner post or device feed; commits if accepted.
+
+    Late and repeated events are expected here: a repeat is a duplicate, an event after
+    the final one is kept and flagged.
+    """
+    out = ingest(number, EventReport(
+        code=code, occurred_at=occurred_at, uid=uid, location=location, partner=partner,
+        office_id=office_id, source="partner", reason_code=reason_code,
+        action_code=action_code, retention_reason=retention_reason,
+        receiver_name=receiver_name,
+    ))
+    if out.outcome == "accepted":
+        db.commit()
+    else:
+        db.rollback()
+    return out
