@@ -1,0 +1,287 @@
+"""The post card: numbers, PINs, usability checks, and the clerk's card use cases.
+
+Helpers flush; the public use cases at the bottom (issue, freeze, unlock, ...) commit
+once. A failed PIN is recorded in its own short transaction, so the count survives even
+when the caller's transaction is rolled back afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import date, datetime
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.audit import record_audit
+from app.database import db, get_engine, utcnow
+from app.errors import NotFound, ValidationFailed
+from app.i18n import BAGHDAD
+from payments.errors import (
+    CardExpired,
+    CardFrozen,
+    CardLocked,
+    CardNotFound,
+    InvalidCardNumber,
+    InvalidPin,
+    WrongPin,
+)
+from payments.ledger import get_account
+from payments.models import AccountKind, CardStatus, PostCard
+
+CARD_PREFIX = "9647"  # Iraq's calling code and 7: reads as an Iraqi Post card
+MAX_PIN_ATTEMPTS = 5
+CARD_YEARS = 5
+_PIN_RE = re.compile(r"^\d{4,6}$")
+
+
+# --- Numbers ---------------------------------------------------------------------
+
+
+def luhn_check_digit(partial: str) -> str:
+    """The digit that makes `partial` + digit pass the Luhn check."""
+    total = 0
+    for i, ch in enumerate(reversed(partial)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    return number.isdigit() and len(number) > 1 and luhn_check_digit(number[:-1]) == number[-1]
+
+
+def card_number_for(serial: int) -> str:
+    """16 digits: the fixed prefix, an 11-digit serial and the Luhn digit."""
+    body = f"{CARD_PREFIX}{serial:011d}"
+    return body + luhn_check_digit(body)
+
+
+def normalise_number(raw: str) -> str:
+    """Digits only; raises InvalidCardNumber unless 16 digits passing Luhn."""
+    number = re.sub(r"[\s-]", "", raw or "")
+    if len(number) != 16 or not luhn_valid(number) or not number.startswith(CARD_PREFIX):
+        raise InvalidCardNumber()
+    return number
+
+
+# --- PINs ------------------------------------------------------------------------
+
+
+def _hasher() -> PasswordHasher:
+    cfg = current_app.config
+    return PasswordHasher(
+        time_cost=cfg.get("PIN_ARGON2_TIME_COST", 3),
+        memory_cost=cfg.get("PIN_ARGON2_MEMORY_KIB", 65536),
+        parallelism=cfg.get("PIN_ARGON2_PARALLELISM", 4),
+        type=Type.ID,
+    )
+
+
+def _peppered(pin: str) -> str:
+    pepper = current_app.config["PIN_PEPPER"].encode()
+    return hmac.new(pepper, pin.encode(), hashlib.sha256).hexdigest()
+
+
+def hash_pin(pin: str) -> str:
+    if not _PIN_RE.match(pin or ""):
+        raise InvalidPin()
+    return _hasher().hash(_peppered(pin))
+
+
+def _pin_matches(card: PostCard, pin: str) -> bool:
+    if not card.pin_hash or not _PIN_RE.match(pin or ""):
+        return False
+    try:
+        return _hasher().verify(card.pin_hash, _peppered(pin))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _audit_apart(action: str, card_id: int, actor_id: int | None, details: dict) -> None:
+    """Write one audit record in its own committed transaction."""
+    rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
+                       details=details)
+    db.expunge(rec)
+    with Session(get_engine()) as own, own.begin():
+        own.add(rec)
+
+
+def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
+    """Check `pin` for `card`; every attempt is audited in its own transaction.
+
+    Raises CardLocked when the card is locked (or this attempt locks it) and WrongPin
+    with the attempts left otherwise. A right PIN clears the failure count (in the
+    caller's transaction).
+    """
+    if card.locked_at is not None:
+        _audit_apart("post_card.pin_refused", card.id, actor_id, {"why": "locked"})
+        raise CardLocked()
+    if _pin_matches(card, pin):
+        _audit_apart("post_card.pin_ok", card.id, actor_id, {})
+        if card.failed_pin_attempts:
+            card.failed_pin_attempts = 0
+            db.flush()
+        return
+    with Session(get_engine()) as own, own.begin():
+        failed = own.execute(
+            update(PostCard).where(PostCard.id == card.id)
+            .values(failed_pin_attempts=PostCard.failed_pin_attempts + 1)
+            .returning(PostCard.failed_pin_attempts)
+        ).scalar_one()
+        locked = failed >= MAX_PIN_ATTEMPTS
+        if locked:
+            own.execute(update(PostCard).where(PostCard.id == card.id, PostCard.locked_at.is_(None))
+                        .values(locked_at=utcnow()))
+        rec = record_audit("post_card.pin_failed", object_type="post_card", object_id=card.id,
+                           actor_id=actor_id, details={"failed": failed, "locked": locked})
+        db.expunge(rec)
+        own.add(rec)
+    db.expire(card, ["failed_pin_attempts", "locked_at"])
+    if locked:
+        raise CardLocked()
+    raise WrongPin(MAX_PIN_ATTEMPTS - failed)
+
+
+# --- Lookup and checks -----------------------------------------------------------
+
+
+def find_card(number: str) -> PostCard:
+    """The card with this number; raises InvalidCardNumber or CardNotFound."""
+    card = db.scalar(select(PostCard).where(PostCard.number == normalise_number(number)))
+    if card is None:
+        raise CardNotFound()
+    return card
+
+
+def get_card(card_id: int) -> PostCard:
+    card = db.get(PostCard, card_id)
+    if card is None:
+        raise CardNotFound()
+    return card
+
+
+def today_in_baghdad(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(BAGHDAD).date()
+
+
+def check_usable(card: PostCard, *, for_spending: bool = True) -> None:
+    """Raises CardFrozen, CardExpired, or (when spending) CardLocked."""
+    if card.status == CardStatus.FROZEN:
+        raise CardFrozen()
+    if card.expires_on < today_in_baghdad():
+        raise CardExpired()
+    if for_spending and card.locked_at is not None:
+        raise CardLocked()
+
+
+def cards_of(user_id: int) -> list[PostCard]:
+    return list(db.scalars(select(PostCard).where(PostCard.user_id == user_id)
+                           .order_by(PostCard.id)))
+
+
+# --- Use cases (commit) ----------------------------------------------------------
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + years, day=28)
+
+
+def open_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
+              user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
+    """Create a card with its ledger accounts and hashed PIN. Flushes; caller commits.
+
+    Raises ValidationFailed for missing holder details and InvalidPin.
+    """
+    holder_name, national_id, mobile = (holder_name or "").strip(), (national_id or "").strip(), \
+        re.sub(r"\s", "", mobile or "")
+    missing = {k: _l("Required.") for k, v in
+               {"holder_name": holder_name, "national_id": national_id, "mobile": mobile}.items()
+               if not v}
+    if missing:
+        raise ValidationFailed(_l("Fill in the holder's details."), fields=missing)
+    if not re.match(r"^\+?\d{8,15}$", mobile):
+        raise ValidationFailed(_l("The mobile number is not valid."),
+                               fields={"mobile": _l("Digits only, e.g. +9647701234567")})
+    pin_hash = hash_pin(pin)
+    card = PostCard(holder_name=holder_name, national_id=national_id, mobile=mobile,
+                    user_id=user_id, issued_by_id=clerk_id, issued_at_office_id=office_id,
+                    pin_hash=pin_hash,
+                    expires_on=_add_years(today_in_baghdad(), CARD_YEARS))
+    db.add(card)
+    db.flush()
+    # The serial is the row id: database sequences never hand out a value twice.
+    card.number = card_number_for(card.id)
+    card.account_id = get_account(f"card:{card.id}", AccountKind.POST_CARD, card.currency,
+                                  no_overdraft=True).id
+    card.hold_account_id = get_account(f"card_hold:{card.id}", AccountKind.CARD_HOLD,
+                                       card.currency, no_overdraft=True).id
+    record_audit("post_card.issued", object_type="post_card", object_id=card.id,
+                 actor_id=clerk_id, details={"office_id": office_id, "user_id": user_id})
+    db.flush()
+    return card
+
+
+def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
+               user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
+    """A clerk issues a post card at the counter; the holder chose `pin`. Commits.
+
+    Raises ValidationFailed for missing details and InvalidPin for a PIN that is not
+    4-6 digits.
+    """
+    try:
+        card = open_card(holder_name=holder_name, national_id=national_id, mobile=mobile,
+                         pin=pin, user_id=user_id, clerk_id=clerk_id, office_id=office_id)
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return card
+
+
+def _set_status(card_id: int, *, clerk_id: int | None, action: str, **values) -> PostCard:
+    card = db.scalar(select(PostCard).where(PostCard.id == card_id).with_for_update())
+    if card is None:
+        raise NotFound()
+    for k, v in values.items():
+        setattr(card, k, v)
+    record_audit(action, object_type="post_card", object_id=card.id, actor_id=clerk_id)
+    db.commit()
+    return card
+
+
+def freeze_card(card_id: int, *, clerk_id: int | None) -> PostCard:
+    """Stop all spending and top-ups on the card until unfrozen. Commits; audited."""
+    return _set_status(card_id, clerk_id=clerk_id, action="post_card.frozen",
+                       status=CardStatus.FROZEN)
+
+
+def unfreeze_card(card_id: int, *, clerk_id: int | None) -> PostCard:
+    """Let a frozen card be used again. Commits; audited."""
+    return _set_status(card_id, clerk_id=clerk_id, action="post_card.unfrozen",
+                       status=CardStatus.ACTIVE)
+
+
+def unlock_card(card_id: int, *, clerk_id: int | None) -> PostCard:
+    """Clear a PIN lock after the clerk checked the holder's ID. Commits; audited."""
+    return _set_status(card_id, clerk_id=clerk_id, action="post_card.unlocked",
+                       locked_at=None, failed_pin_attempts=0)
+
+
+def change_pin(card_id: int, *, new_pin: str, clerk_id: int | None) -> PostCard:
+    """Set a new PIN chosen by the holder at the counter (also unlocks). Commits."""
+    return _set_status(card_id, clerk_id=clerk_id, action="post_card.pin_changed",
+                       pin_hash=hash_pin(new_pin), locked_at=None, failed_pin_attempts=0)

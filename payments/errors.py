@@ -1,0 +1,121 @@
+"""Why the money side refused something. Each error moves no money."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from app.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+
+
+class InvalidAmount(ValidationFailed):
+    code = "invalid_amount"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The amount must be a whole number above zero."), **kw)
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+    http_status = 402
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The card's balance is not enough for this payment."),
+                         **kw)
+
+
+class TopUpLimitExceeded(ValidationFailed):
+    code = "topup_limit_exceeded"
+
+
+class InvalidCardNumber(ValidationFailed):
+    code = "invalid_card_number"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("This is not a valid post card number."), **kw)
+
+
+class CardNotFound(NotFound):
+    code = "card_not_found"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("No post card has this number."), **kw)
+
+
+class WrongPin(Forbidden):
+    code = "wrong_pin"
+
+    def __init__(self, attempts_left: int, **kw):
+        super().__init__(
+            _l("Wrong PIN. Attempts left before the card is locked: %(n)s", n=attempts_left),
+            **kw,
+        )
+        self.attempts_left = attempts_left
+
+
+class CardLocked(Forbidden):
+    code = "card_locked"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(
+            message or _l("The card is locked after too many wrong PINs. "
+                          "A post office clerk can unlock it."), **kw)
+
+
+class CardFrozen(Forbidden):
+    code = "card_frozen"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The card is frozen."), **kw)
+
+
+class CardExpired(Forbidden):
+    code = "card_expired"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The card has expired."), **kw)
+
+
+class InvalidPin(ValidationFailed):
+    code = "invalid_pin"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("A PIN is 4 to 6 digits."), **kw)
+
+
+class RefundTooLarge(ValidationFailed):
+    code = "refund_too_large"
+
+
+class PaymentStateError(Conflict):
+    code = "payment_state"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("This request was already made with other values."),
+                         **kw)
+
+
+class HoldResolved(Conflict):
+    code = "hold_resolved"
+
+
+class CardPaymentsUnavailable(DomainError):
+    code = "card_payments_unavailable"
+    http_status = 503
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("Paying with a bank card is not available right now."),
+                         **kw)
+
+
+class CardDeclined(DomainError):
+    code = "card_declined"
+    http_status = 402
+
+
+class NoExchangeRate(DomainError):
+    code = "no_exchange_rate"
+    http_status = 503

@@ -1,0 +1,387 @@
+"""The double-entry ledger: accounts, journal entries, holds, and the invariant check.
+
+Every function here flushes; the caller commits. Money moves only through
+`post_entry`, which locks the accounts it touches in ascending id order (SELECT ... FOR
+UPDATE on PostgreSQL), refuses to take an account marked `no_overdraft` below zero, and
+updates the cached balances in the same transaction as the postings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.database import db, utcnow
+from payments.errors import HoldResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount
+from payments.models import (
+    Account,
+    AccountKind,
+    Hold,
+    HoldStatus,
+    JournalEntry,
+    PostCard,
+    Posting,
+)
+
+
+class UnbalancedEntry(ValueError):
+    """A programming error: the postings given do not sum to zero per currency."""
+
+
+def _insert_ignore(model, values: dict) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    db.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+def get_account(code: str, kind: AccountKind, currency: str, *,
+                no_overdraft: bool = False) -> Account:
+    """The account called `code`, created on first use (safe under concurrency)."""
+    acc = db.scalar(select(Account).where(Account.code == code))
+    if acc is None:
+        _insert_ignore(Account, {"code": code, "kind": str(kind), "currency": currency,
+                                 "balance": 0, "no_overdraft": no_overdraft,
+                                 "created_at": utcnow()})
+        acc = db.scalar(select(Account).where(Account.code == code))
+    assert acc is not None
+    if acc.currency != currency or acc.kind != kind:
+        raise ValueError(f"account {code} exists as {acc.kind}/{acc.currency}")
+    return acc
+
+
+def drawer_account(office_id: int, currency: str = "IQD") -> Account:
+    return get_account(f"drawer:{office_id}:{currency}", AccountKind.CASH_DRAWER, currency)
+
+
+def stripe_clearing_account(currency: str) -> Account:
+    return get_account(f"stripe:{currency}", AccountKind.STRIPE_CLEARING, currency)
+
+
+def fx_account(currency: str) -> Account:
+    return get_account(f"fx:{currency}", AccountKind.FX, currency)
+
+
+def purpose_account(purpose: str, currency: str) -> Account:
+    """Where money paid for `purpose` is credited (card top-ups are handled by callers)."""
+    if purpose == "customs_duty":
+        return get_account(f"duty:{currency}", AccountKind.DUTY_COLLECTED, currency)
+    if purpose.startswith("merchant_"):
+        return get_account(f"payable:{purpose}:{currency}", AccountKind.MERCHANT_PAYABLE,
+                           currency)
+    return get_account(f"revenue:{purpose}:{currency}", AccountKind.REVENUE, currency)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One line of an entry: `amount` > 0 debits the account, < 0 credits it."""
+
+    account: Account
+    amount: int
+
+
+def debit(account: Account, amount: int) -> Leg:
+    return Leg(account, amount)
+
+
+def credit(account: Account, amount: int) -> Leg:
+    return Leg(account, -amount)
+
+
+def find_entry(idempotency_key: str) -> JournalEntry | None:
+    return db.scalar(select(JournalEntry).where(JournalEntry.idempotency_key == idempotency_key))
+
+
+def _check_balanced(legs: Sequence[Leg]) -> None:
+    if len(legs) < 2:
+        raise UnbalancedEntry("an entry needs two or more postings")
+    sums: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or leg.amount == 0:
+            raise UnbalancedEntry("posting amounts are non-zero integers")
+        sums[leg.account.currency] += leg.amount
+    bad = {c: s for c, s in sums.items() if s != 0}
+    if bad:
+        raise UnbalancedEntry(f"postings do not sum to zero: {bad}")
+
+
+def lock_accounts(ids: Sequence[int]) -> dict[int, Account]:
+    """Lock account rows in ascending id order and reload their balances."""
+    rows = db.scalars(
+        select(Account)
+        .where(Account.id.in_(sorted(set(ids))))
+        .order_by(Account.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return {a.id: a for a in rows}
+
+
+def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], description: str = "",
+               actor_id: int | None = None, office_id: int | None = None,
+               payment_id: int | None = None) -> tuple[JournalEntry, bool]:
+    """Record one journal entry and update balances; returns (entry, created).
+
+    A key seen before returns the first entry and moves nothing (created=False); the
+    same key with different postings raises IdempotencyConflict. Raises
+    InsufficientFunds when an account marked no_overdraft would go below zero, and
+    UnbalancedEntry for postings that do not sum to zero per currency. Flushes.
+    """
+    _check_balanced(legs)
+    existing = find_entry(idempotency_key)
+    if existing is not None:
+        return _same_entry(existing, legs), False
+    locked = lock_accounts([leg.account.id for leg in legs])
+    # Another transaction with the same key may have committed while we waited.
+    existing = find_entry(idempotency_key)
+    if existing is not None:
+        return _same_entry(existing, legs), False
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.account.id] += leg.amount
+    for acc_id, raw in deltas.items():
+        acc = locked[acc_id]
+        new_balance = acc.balance + acc.normal_sign * raw
+        if acc.no_overdraft and new_balance < 0:
+            raise InsufficientFunds()
+    entry = JournalEntry(idempotency_key=idempotency_key, kind=kind,
+                         description=description[:300], actor_id=actor_id,
+                         office_id=office_id, payment_id=payment_id)
+    try:
+        with db.begin_nested():
+            db.add(entry)
+            db.flush()
+    except IntegrityError:
+        existing = find_entry(idempotency_key)
+        if existing is None:
+            raise
+        return _same_entry(existing, legs), False
+    for leg in legs:
+        db.add(Posting(entry_id=entry.id, account_id=leg.account.id, amount=leg.amount,
+                       currency=leg.account.currency))
+    for acc_id, raw in deltas.items():
+        locked[acc_id].balance += locked[acc_id].normal_sign * raw
+    db.flush()
+    db.refresh(entry, ["postings"])
+    return entry, True
+
+
+def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
+    want = sorted((leg.account.id, leg.amount) for leg in legs)
+    have = sorted((p.account_id, p.amount) for p in entry.postings)
+    if want != have:
+        raise IdempotencyConflict()
+    return entry
+
+
+def positive_amount(amount: int) -> int:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidAmount()
+    return amount
+
+
+# --- Holds -----------------------------------------------------------------------
+
+
+def authorize(card: PostCard, amount: int, *, idempotency_key: str, expires_at: datetime,
+              payment_id: int | None = None, actor_id: int | None = None) -> Hold:
+    """Reserve `amount` of the card's balance. Raises InsufficientFunds. Flushes."""
+    positive_amount(amount)
+    card_acc = db.get(Account, card.account_id)
+    hold_acc = db.get(Account, card.hold_account_id)
+    entry, created = post_entry(
+        idempotency_key=idempotency_key, kind="hold",
+        legs=[debit(card_acc, amount), credit(hold_acc, amount)],
+        description=f"hold on card {card.id}", actor_id=actor_id, payment_id=payment_id,
+    )
+    if not created:
+        hold = db.scalar(select(Hold).where(Hold.authorize_entry_id == entry.id))
+        assert hold is not None
+        return hold
+    hold = Hold(card_id=card.id, payment_id=payment_id, amount=amount, currency=card.currency,
+                expires_at=expires_at, authorize_entry_id=entry.id)
+    db.add(hold)
+    db.flush()
+    return hold
+
+
+def _lock_hold(hold_id: int) -> Hold:
+    hold = db.scalar(select(Hold).where(Hold.id == hold_id).with_for_update()
+                     .execution_options(populate_existing=True))
+    if hold is None:
+        from app.errors import NotFound
+
+        raise NotFound()
+    return hold
+
+
+def capture(hold_id: int, amount: int, destination: Account, *,
+            actor_id: int | None = None) -> Hold:
+    """Take `amount` (<= the hold) to `destination`, releasing the rest to the card.
+
+    A hold resolves once: capturing a captured hold with the same amount is a no-op,
+    anything else raises HoldResolved. Flushes.
+    """
+    positive_amount(amount)
+    hold = _lock_hold(hold_id)
+    if hold.status == HoldStatus.CAPTURED and hold.captured_amount == amount:
+        return hold
+    if hold.status != HoldStatus.AUTHORIZED:
+        raise HoldResolved(f"hold {hold.id} is already {hold.status}")
+    if amount > hold.amount:
+        raise InvalidAmount("cannot capture more than was held")
+    card = db.get(PostCard, hold.card_id)
+    hold_acc = db.get(Account, card.hold_account_id)
+    legs = [debit(hold_acc, hold.amount), credit(destination, amount)]
+    if hold.amount > amount:
+        legs.append(credit(db.get(Account, card.account_id), hold.amount - amount))
+    entry, _ = post_entry(idempotency_key=f"hold:{hold.id}:resolve", kind="capture", legs=legs,
+                          description=f"capture hold {hold.id}", actor_id=actor_id,
+                          payment_id=hold.payment_id)
+    hold.status = HoldStatus.CAPTURED
+    hold.captured_amount = amount
+    hold.resolved_at = utcnow()
+    hold.resolve_entry_id = entry.id
+    db.flush()
+    return hold
+
+
+def void(hold_id: int, *, actor_id: int | None = None) -> Hold:
+    """Give the held money back to the card. Voiding a voided hold is a no-op;
+    voiding a captured one raises HoldResolved. Flushes."""
+    hold = _lock_hold(hold_id)
+    if hold.status == HoldStatus.VOIDED:
+        return hold
+    if hold.status != HoldStatus.AUTHORIZED:
+        raise HoldResolved(f"hold {hold.id} is already {hold.status}")
+    card = db.get(PostCard, hold.card_id)
+    entry, _ = post_entry(
+        idempotency_key=f"hold:{hold.id}:resolve", kind="void",
+        legs=[debit(db.get(Account, card.hold_account_id), hold.amount),
+              credit(db.get(Account, card.account_id), hold.amount)],
+        description=f"void hold {hold.id}", actor_id=actor_id, payment_id=hold.payment_id,
+    )
+    hold.status = HoldStatus.VOIDED
+    hold.resolved_at = utcnow()
+    hold.resolve_entry_id = entry.id
+    db.flush()
+    return hold
+
+
+# --- Invariants ------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    check: str
+    ids: list[int | str]
+
+    def __str__(self) -> str:
+        return f"{self.check}: {', '.join(str(i) for i in self.ids)}"
+
+
+def verify() -> list[Problem]:
+    """Check the ledger's invariants on the whole database; empty list when sound.
+
+    Every entry has two or more postings summing to zero per currency; postings are in
+    their account's currency; no no-overdraft account is negative; each cached balance
+    equals the sum of its postings; each card's hold account equals its open holds, and
+    every hold's state agrees with its entries.
+    """
+    problems: list[Problem] = []
+
+    unbalanced = db.execute(
+        select(Posting.entry_id).group_by(Posting.entry_id, Posting.currency)
+        .having(func.sum(Posting.amount) != 0)
+    ).scalars().all()
+    if unbalanced:
+        problems.append(Problem("entry does not balance", sorted(set(unbalanced))))
+
+    counts = select(Posting.entry_id, func.count().label("n")).group_by(Posting.entry_id)
+    counts_sq = counts.subquery()
+    short = db.execute(
+        select(JournalEntry.id)
+        .outerjoin(counts_sq, counts_sq.c.entry_id == JournalEntry.id)
+        .where(func.coalesce(counts_sq.c.n, 0) < 2)
+    ).scalars().all()
+    if short:
+        problems.append(Problem("entry with fewer than two postings", list(short)))
+
+    wrong_currency = db.execute(
+        select(Posting.id).join(Account, Account.id == Posting.account_id)
+        .where(Account.currency != Posting.currency)
+    ).scalars().all()
+    if wrong_currency:
+        problems.append(Problem("posting in another currency than its account",
+                                list(wrong_currency)))
+
+    sums = dict(db.execute(
+        select(Posting.account_id, func.sum(Posting.amount)).group_by(Posting.account_id)
+    ).all())
+    mismatched, negative = [], []
+    for acc in db.scalars(select(Account).order_by(Account.id)):
+        expected = acc.normal_sign * int(sums.get(acc.id) or 0)
+        if acc.balance != expected:
+            mismatched.append(acc.id)
+        if acc.no_overdraft and min(acc.balance, expected) < 0:
+            negative.append(acc.id)
+    if mismatched:
+        problems.append(Problem("cached balance differs from postings", mismatched))
+    if negative:
+        problems.append(Problem("card account below zero", negative))
+
+    open_by_card = dict(db.execute(
+        select(Hold.card_id, func.sum(Hold.amount))
+        .where(Hold.status == HoldStatus.AUTHORIZED).group_by(Hold.card_id)
+    ).all())
+    bad_holds: list[int | str] = []
+    for card in db.scalars(select(PostCard).where(PostCard.hold_account_id.is_not(None))):
+        hold_acc = db.get(Account, card.hold_account_id)
+        if hold_acc.balance != int(open_by_card.get(card.id) or 0):
+            bad_holds.append(f"card {card.id}")
+    for hold in db.scalars(select(Hold)):
+        resolved = hold.status != HoldStatus.AUTHORIZED
+        if resolved != (hold.resolve_entry_id is not None) or (
+            hold.status == HoldStatus.CAPTURED and not 0 < hold.captured_amount <= hold.amount
+        ):
+            bad_holds.append(f"hold {hold.id}")
+    if bad_holds:
+        problems.append(Problem("holds inconsistent", bad_holds))
+    return problems
+
+
+StatementLine = tuple[JournalEntry, int, int]
+
+
+def statement_lines(account_id: int, *, since: datetime | None = None,
+                    until: datetime | None = None) -> tuple[int, list[StatementLine]]:
+    """(opening balance, [(entry, signed amount on the normal side, running balance)])."""
+    acc = db.get(Account, account_id)
+    sign = acc.normal_sign
+    opening = 0
+    if since is not None:
+        opening = sign * int(db.scalar(
+            select(func.coalesce(func.sum(Posting.amount), 0))
+            .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+            .where(Posting.account_id == account_id, JournalEntry.created_at < since)
+        ) or 0)
+    q = (select(Posting, JournalEntry).join(JournalEntry, JournalEntry.id == Posting.entry_id)
+         .where(Posting.account_id == account_id).order_by(Posting.id))
+    if since is not None:
+        q = q.where(JournalEntry.created_at >= since)
+    if until is not None:
+        q = q.where(JournalEntry.created_at < until)
+    running = opening
+    lines = []
+    for posting, entry in db.execute(q).all():
+        running += sign * posting.amount
+        lines.append((entry, sign * posting.amount, running))
+    return opening, lines
