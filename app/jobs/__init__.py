@@ -1,7 +1,58 @@
-"""TODO: executors, dispatcher, sweeper, worker."""
+"""Background jobs: the outbox dispatcher, two executors, retries, sweeper, periodic jobs.
+
+- After a commit that staged outbox rows (app.events.publish / enqueue_after_commit),
+  `dispatch` hands them to the executor: rq when REDIS_URL is set (`barid worker`),
+  else the inline thread of the web process when it runs (`start_inline_executor`).
+  With neither (tests without Redis) nothing happens until `drain(app)`.
+- `run_outbox_job(job_id)` is the one job body: it claims the row and does the task in
+  one transaction, so a job delivered twice has its effect once.
+- Failures are retried with backoff (JOB_RETRY_INTERVALS); the sweeper re-sends rows
+  that were never handed over or whose worker died.
+- `@periodic(every_seconds=..., queue=...)` registers recurring jobs for any domain.
+"""
+
+from __future__ import annotations
 
 from flask import Flask
 
+from .dispatch import dispatch, dispatch_pending, queue_depths, rq_job_id, sweep
+from .inline import drain, start_inline_executor, stop_inline_executor
+from .periodic import periodic, periodic_jobs, run_periodic
+from .runner import DEFAULT_RETRY_INTERVALS, import_task, run_outbox_job
+from .sweeper import sweep_outbox
+
+__all__ = [
+    "dispatch",
+    "dispatch_pending",
+    "drain",
+    "import_task",
+    "init_app",
+    "periodic",
+    "periodic_jobs",
+    "queue_depths",
+    "rq_job_id",
+    "run_outbox_job",
+    "run_periodic",
+    "start_inline_executor",
+    "stop_inline_executor",
+    "sweep",
+    "sweep_outbox",
+]
+
 
 def init_app(app: Flask) -> None:
-    pass
+    """Install the after-commit dispatcher, job settings and the `barid worker` command."""
+    from .context import process_app, set_process_app
+    from .dispatch import install_session_hooks
+    from .worker import worker_command
+
+    app.config.setdefault("JOB_RETRY_INTERVALS", list(DEFAULT_RETRY_INTERVALS))
+    app.config.setdefault("JOB_TIMEOUT", 180)
+    # A row never handed over is re-sent after this many seconds (the commit that staged
+    # it normally hands it over within milliseconds).
+    app.config.setdefault("OUTBOX_DISPATCH_GRACE", 5)
+    app.config.setdefault("OUTBOX_STALE_AFTER", 300)
+    install_session_hooks()
+    if process_app() is None:
+        set_process_app(app)
+    app.cli.add_command(worker_command)

@@ -1,0 +1,151 @@
+"""Periodic jobs: `@periodic(every_seconds=..., queue=...)` for any domain.
+
+A periodic job is a plain function of no arguments that owns its transaction (commits
+itself), like a public service, and is safe to run twice or late.
+
+Under rq each `barid worker` runs a small beat thread. Every second it tries, for each
+periodic job, `SET barid:periodic:<name> NX EX <every_seconds>` on Redis; the one worker
+that wins enqueues the job, so a job runs once per interval however many workers run.
+(rq's own CronScheduler has no such lock: each worker would enqueue every job.)
+Under the inline executor its thread runs them on their interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask
+
+from app.database import db
+from app.events import task_path
+
+from .context import job_context
+
+log = logging.getLogger("barid.jobs")
+
+F = TypeVar("F", bound=Callable[[], Any])
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    task: str
+    every_seconds: int
+    queue: str
+
+
+_registry: dict[str, PeriodicJob] = {}
+
+
+def periodic(every_seconds: int, *, queue: str = "low", name: str | None = None
+             ) -> Callable[[F], F]:
+    """Register a function of no arguments to run every `every_seconds` seconds."""
+    if every_seconds < 1:
+        raise ValueError("every_seconds must be at least 1")
+
+    def register(func: F) -> F:
+        path = task_path(func)
+        key = name or path
+        _registry[key] = PeriodicJob(key, path, int(every_seconds), queue)
+        return func
+
+    return register
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    return list(_registry.values())
+
+
+def run_periodic(task: str) -> None:
+    """Run periodic task `task` ("module:function") in an app context, once.
+
+    The task commits its own work; anything it left uncommitted is rolled back. An
+    exception is logged and raised (rq records it); the next tick runs it again.
+    """
+    from .runner import import_task
+
+    with job_context():
+        try:
+            import_task(task)()
+        except Exception:
+            db.rollback()
+            log.exception("periodic job %s failed", task)
+            raise
+
+
+class PeriodicClock:
+    """Runs due periodic jobs in the calling thread (inline executor)."""
+
+    def __init__(self) -> None:
+        self.next_run: dict[str, float] = {}
+
+    def run_due(self) -> list[str]:
+        ran = []
+        now = time.monotonic()
+        for job in periodic_jobs():
+            if self.next_run.get(job.name, 0.0) > now:
+                continue
+            self.next_run[job.name] = now + job.every_seconds
+            ran.append(job.name)
+            # A failure is logged by run_periodic; the job runs again next interval.
+            with contextlib.suppress(Exception):
+                run_periodic(job.task)
+        return ran
+
+
+def beat_once(app: Flask, connection: Any, queues: list[str] | None = None) -> list[str]:
+    """Enqueue each periodic job whose interval lock this process wins; returns names.
+
+    Only jobs on `queues` (default: every platform queue) are considered.
+    """
+    from rq import Queue
+
+    queues = queues or list(app.config["RQ_QUEUES"])
+    enqueued = []
+    for job in periodic_jobs():
+        if job.queue not in queues:
+            continue
+        key = f"barid:periodic:{job.name}"
+        if not connection.set(key, str(time.time()), nx=True, ex=job.every_seconds):
+            continue
+        Queue(job.queue, connection=connection).enqueue(
+            run_periodic, job.task,
+            description=f"periodic {job.name}",
+            # A late copy of a periodic job is useless once the next one is due.
+            ttl=max(job.every_seconds * 2, 60),
+            result_ttl=job.every_seconds * 2,
+        )
+        enqueued.append(job.name)
+    return enqueued
+
+
+class Beat(threading.Thread):
+    """The beat thread of `barid worker` (its own Redis client, so it shares no socket
+    or lock with the worker across rq's fork)."""
+
+    def __init__(self, app: Flask, redis_url: str, queues: list[str]) -> None:
+        super().__init__(name="barid-beat", daemon=True)
+        import redis
+
+        self.app = app
+        self.queues = queues
+        self.connection = redis.Redis.from_url(redis_url, socket_timeout=5,
+                                               socket_connect_timeout=2)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                beat_once(self.app, self.connection, self.queues)
+            except Exception:
+                log.exception("periodic beat failed")
+            self.stopping.wait(1.0)
+
+    def stop(self) -> None:
+        self.stopping.set()

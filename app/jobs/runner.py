@@ -1,0 +1,129 @@
+"""The one job body both executors run: `run_outbox_job(job_id)`.
+
+The job claims its outbox row and does its work in one transaction. The claim is a
+conditional UPDATE (pending -> done) rather than a read followed by a write: on
+PostgreSQL it takes the row lock, so a second delivery of the same job waits for the
+first and then finds nothing to claim; on SQLite (the embedded default) it takes the
+database write lock, which a SELECT ... FOR UPDATE would not. Because the claim and the
+task's own database effects commit together, a job delivered twice has its effect once,
+and a job whose worker dies mid-way has none, so it can simply run again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.database import db, utcnow
+from app.events import DomainEvent, JobState, OutboxJob
+from app.logs import reset_request_id, set_request_id
+
+from .context import job_context
+
+log = logging.getLogger("barid.jobs")
+
+DEFAULT_RETRY_INTERVALS = (10, 30, 120, 600, 1800)
+
+
+def retry_intervals() -> list[int]:
+    """Seconds to wait before each retry; a job is tried len(intervals) + 1 times."""
+    return list(current_app.config.get("JOB_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS))
+
+
+def max_attempts() -> int:
+    return len(retry_intervals()) + 1
+
+
+def import_task(path: str) -> Callable[..., Any]:
+    """The function named by a task path "package.module:function"."""
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def run_outbox_job(job_id: int) -> bool:
+    """Run outbox job `job_id` once: its subscriber with the event, or func(**args).
+
+    Marks the row done in the same transaction as the task's effects and commits.
+    Returns False without doing anything when the row is missing, already done, or
+    failed for good. When the task raises, its effects are rolled back, the row's
+    attempts, last_error and next run time are recorded (state becomes "failed" after
+    the last attempt), and the exception is raised again so the executor retries.
+    """
+    with job_context():
+        claimed = db.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id == job_id, OutboxJob.state == JobState.PENDING)
+            .values(
+                state=JobState.DONE,
+                finished_at=utcnow(),
+                attempts=OutboxJob.attempts + 1,
+                last_error=None,
+            )
+        ).rowcount
+        if not claimed:
+            db.rollback()
+            return False
+        job = db.execute(
+            select(OutboxJob).where(OutboxJob.id == job_id).execution_options(
+                populate_existing=True
+            )
+        ).scalar_one()
+        token = set_request_id(job.request_id)
+        try:
+            func = import_task(job.task)
+            log.info("job %s started: %s", job_id, job.task,
+                     extra={"barid_job_id": job_id, "barid_task": job.task})
+            if job.event_id is not None:
+                event = db.get(DomainEvent, job.event_id)
+                if event is None:
+                    raise LookupError(f"domain event {job.event_id} of job {job_id} is missing")
+                func(event)
+            else:
+                func(**(job.args or {}))
+            db.commit()
+            log.info("job %s done", job_id, extra={"barid_job_id": job_id})
+            return True
+        except Exception as exc:
+            db.rollback()
+            _record_failure(job_id, exc)
+            raise
+        finally:
+            reset_request_id(token)
+
+
+def _record_failure(job_id: int, exc: BaseException) -> None:
+    """Count a failed attempt in its own transaction, after the task's was rolled back."""
+    try:
+        job = db.execute(
+            select(OutboxJob).where(OutboxJob.id == job_id).with_for_update()
+        ).scalar_one_or_none()
+        if job is None or job.state != JobState.PENDING:
+            db.rollback()
+            return
+        intervals = retry_intervals()
+        job.attempts += 1
+        job.last_error = "".join(traceback.format_exception(exc))[-4000:]
+        if job.attempts >= len(intervals) + 1:
+            job.state = JobState.FAILED
+            job.finished_at = utcnow()
+            log.error("job %s failed for good after %s attempts: %s", job_id, job.attempts,
+                      exc, extra={"barid_job_id": job_id})
+        else:
+            wait = intervals[min(job.attempts - 1, len(intervals) - 1)]
+            job.run_after = utcnow() + timedelta(seconds=wait)
+            log.warning("job %s attempt %s failed, next try in %ss: %s", job_id,
+                        job.attempts, wait, exc, extra={"barid_job_id": job_id})
+        db.commit()
+    except Exception:
+        db.rollback()
+        log.exception("could not record the failure of job %s", job_id)

@@ -1,0 +1,540 @@
+"""The outbox, both executors, retries, the sweeper and periodic jobs, on real services.
+
+Subscribers here write to a small table of their own (`job_effects`, in a separate
+MetaData so the platform's schema and migrations never see it): one row per effect, so
+"exactly once" is a row count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
+
+from app.database import db, get_engine
+from app.events import DomainEvent, JobState, OutboxJob, enqueue_after_commit, publish, subscribe
+from app.logs import JsonFormatter, current_request_id, reset_request_id, set_request_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+effects_metadata = MetaData()
+job_effects = Table(
+    "job_effects",
+    effects_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("ref", String(64)),
+    Column("request_id", String(64)),
+    Column("pid", Integer),
+)
+
+log = logging.getLogger("barid.jobs.test")
+
+
+def _record(kind: str, ref: str | None) -> None:
+    db.execute(
+        job_effects.insert().values(
+            kind=kind, ref=ref, request_id=current_request_id(), pid=os.getpid()
+        )
+    )
+
+
+@subscribe("test.jobs.parcel_weighed")
+def record_weighing(event: DomainEvent) -> None:
+    log.info("recording weighing of %s", event.payload["parcel"])
+    _record("weighed", event.payload["parcel"])
+
+
+def _tries(key: str) -> int:
+    from app.redisconn import get_redis
+
+    redis = get_redis()
+    if redis is None:  # inline executor: count tries in the database, outside the job
+        with get_engine().begin() as conn:
+            conn.execute(job_effects.insert().values(kind="try", ref=key))
+            return conn.execute(
+                select(func.count()).where(job_effects.c.kind == "try", job_effects.c.ref == key)
+            ).scalar_one()
+    return int(redis.incr(f"test:tries:{key}"))
+
+
+@subscribe("test.jobs.customs_flaky")
+def assess_flaky(event: DomainEvent) -> None:
+    """Fails on its first two tries (a customs service that is briefly down)."""
+    _record("assessed", event.payload["parcel"])  # rolled back on failure
+    if _tries(event.id) <= 2:
+        raise ConnectionError("customs service unavailable")
+
+
+@subscribe("test.jobs.counter_blocked")
+def blocking_handover(event: DomainEvent) -> None:
+    """Announces its pid, then waits for a file before recording its effect."""
+    _record("handover", event.payload["parcel"])
+    Path(event.payload["started"]).write_text(str(os.getpid()))
+    release = Path(event.payload["release"])
+    deadline = time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@subscribe("test.jobs.parcel_arrived")
+def announce_arrival(event: DomainEvent) -> None:
+    """A subscriber that publishes a follow-up event (chained jobs)."""
+    _record("arrived", event.payload["parcel"])
+    publish("test.jobs.parcel_weighed", {"parcel": event.payload["parcel"]})
+
+
+def print_receipt(receipt: str) -> None:
+    _record("receipt", receipt)
+
+
+def run_sweeper_periodic() -> None:
+    _record("periodic", None)
+    db.commit()
+
+
+def count(kind: str) -> int:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            select(func.count()).where(job_effects.c.kind == kind)
+        ).scalar_one()
+
+
+def outbox_rows() -> list[OutboxJob]:
+    db.remove()
+    return list(db.scalars(select(OutboxJob).order_by(OutboxJob.id)))
+
+
+@pytest.fixture(scope="module")
+def effects_table(app):
+    effects_metadata.create_all(get_engine())
+    yield job_effects
+    effects_metadata.drop_all(get_engine())
+
+
+@pytest.fixture()
+def jobs_app(app, effects_table):
+    """The shared app with short retry intervals; config and job_effects restored after."""
+    saved = dict(app.config)
+    app.config.update(JOB_RETRY_INTERVALS=[0, 0, 0])
+    with app.app_context():
+        yield app
+    app.config.clear()
+    app.config.update(saved)
+    with get_engine().begin() as conn:
+        conn.execute(text("TRUNCATE job_effects RESTART IDENTITY"))
+
+
+@pytest.fixture()
+def rq_app(jobs_app, redis_url):
+    """The app with REDIS_URL set (the rq executor); Redis db emptied around the test."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    jobs_app.config["REDIS_URL"] = redis_url
+    yield jobs_app
+    conn.flushdb()
+
+
+def rq_conn():
+    from app.redisconn import get_redis
+
+    return get_redis()
+
+
+def work_burst(with_scheduler: bool = False) -> None:
+    from rq import Queue, SimpleWorker
+
+    conn = rq_conn()
+    queues = [Queue(name, connection=conn) for name in ["default", "webhooks", "low"]]
+    SimpleWorker(queues, connection=conn).work(burst=True, with_scheduler=with_scheduler)
+
+
+# --- rq executor -------------------------------------------------------------------------
+
+
+def test_published_event_runs_its_subscriber_once_through_rq(rq_app):
+    from rq import Queue
+    from rq.job import Job
+
+    from app.jobs import dispatch, rq_job_id, run_outbox_job
+    from app.jobs.dispatch import Staged
+
+    publish("test.jobs.parcel_weighed", {"parcel": "RR123456785IQ"})
+    db.flush()
+    queue = Queue("default", connection=rq_conn())
+    assert queue.count == 0, "nothing may be queued while the transaction is open"
+    db.commit()
+
+    [row] = outbox_rows()
+    assert row.enqueued_at is not None
+    assert queue.job_ids == [rq_job_id(row.id)]
+    assert count("weighed") == 0
+
+    work_burst()
+    assert count("weighed") == 1
+    [row] = outbox_rows()
+    assert (row.state, row.attempts, row.last_error) == (JobState.DONE, 1, None)
+
+    # A second delivery of the same job (the sweeper, a retry after a lost ack) and a
+    # direct call do nothing more.
+    dispatch([Staged(row.id, row.queue)])
+    work_burst()
+    assert run_outbox_job(row.id) is False
+    assert count("weighed") == 1
+    assert Job.fetch(rq_job_id(row.id), connection=rq_conn()).get_status() == "finished"
+
+
+def test_rolled_back_transaction_runs_nothing(rq_app):
+    from rq import Queue
+
+    publish("test.jobs.parcel_weighed", {"parcel": "RR000000000IQ"})
+    enqueue_after_commit(print_receipt, receipt="R-1")
+    db.flush()
+    db.rollback()
+    db.commit()  # a later commit on the same session must not send the forgotten jobs
+
+    assert outbox_rows() == []
+    assert Queue("default", connection=rq_conn()).count == 0
+    assert rq_conn().keys("rq:job:outbox-*") == []
+    work_burst()
+    assert count("weighed") == count("receipt") == 0
+
+
+def test_savepoints_neither_send_early_nor_lose_the_outer_transactions_jobs(rq_app):
+    from rq import Queue
+
+    publish("test.jobs.parcel_weighed", {"parcel": "RR111111111IQ"})
+    nested = db.begin_nested()
+    enqueue_after_commit(print_receipt, receipt="dropped")
+    db.flush()
+    nested.rollback()
+    released = db.begin_nested()
+    enqueue_after_commit(print_receipt, receipt="kept")
+    db.flush()
+    released.commit()
+    assert Queue("default", connection=rq_conn()).count == 0, "a savepoint is not a commit"
+    db.commit()
+    assert Queue("default", connection=rq_conn()).count == 2
+
+    work_burst()
+    assert count("weighed") == count("receipt") == 1
+    with get_engine().connect() as conn:
+        assert conn.execute(select(job_effects.c.ref).where(
+            job_effects.c.kind == "receipt")).scalars().all() == ["kept"]
+    assert [r.state for r in outbox_rows()] == [JobState.DONE, JobState.DONE]
+
+
+def test_subscriber_failing_twice_succeeds_on_third_attempt(rq_app):
+    publish("test.jobs.customs_flaky", {"parcel": "CP123456785IQ"})
+    db.commit()
+
+    # Interval 0: rq puts the job straight back on its queue, so one burst does all tries.
+    work_burst()
+    assert count("assessed") == 1  # the two failed tries left nothing behind
+    [row] = outbox_rows()
+    assert (row.state, row.attempts, row.last_error) == (JobState.DONE, 3, None)
+
+
+def test_retry_with_interval_waits_for_the_scheduler(rq_app):
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    rq_app.config["JOB_RETRY_INTERVALS"] = [1, 1]
+    publish("test.jobs.customs_flaky", {"parcel": "CP000000001IQ"})
+    db.commit()
+
+    work_burst()
+    [row] = outbox_rows()
+    assert (row.state, row.attempts) == (JobState.PENDING, 1)
+    assert "customs service unavailable" in row.last_error
+    registry = ScheduledJobRegistry(queue=Queue("default", connection=rq_conn()))
+    assert registry.get_job_ids() == [f"outbox-{row.id}"]
+
+    # A burst worker moves due scheduled jobs to the queue only when it starts, and
+    # only if it runs the scheduler.
+    for _ in range(2):
+        time.sleep(1.05)
+        work_burst(with_scheduler=True)
+    [row] = outbox_rows()
+    assert (row.state, row.attempts) == (JobState.DONE, 3)
+    assert count("assessed") == 1
+
+
+def test_job_that_keeps_failing_is_marked_failed(rq_app):
+    rq_app.config["JOB_RETRY_INTERVALS"] = [0]
+    publish("test.jobs.customs_flaky", {"parcel": "CP000000002IQ"})
+    db.commit()
+
+    work_burst()
+    [row] = outbox_rows()
+    assert (row.state, row.attempts) == (JobState.FAILED, 2)
+    assert "ConnectionError" in row.last_error
+    assert count("assessed") == 0
+
+
+def test_crash_between_commit_and_enqueue_is_swept(rq_app, redis_url, caplog):
+    from app.jobs import sweep
+
+    # Redis unreachable at commit time: the commit stands, the hand-over fails.
+    rq_app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    publish("test.jobs.parcel_weighed", {"parcel": "RR222222222IQ"})
+    with caplog.at_level(logging.ERROR, logger="barid.jobs"):
+        db.commit()
+    assert "could not hand outbox jobs" in caplog.text
+    rq_app.config["REDIS_URL"] = redis_url
+    [row] = outbox_rows()
+    assert row.enqueued_at is None
+
+    assert sweep() == [], "a row is given a grace period to be handed over by its commit"
+    rq_app.config["OUTBOX_DISPATCH_GRACE"] = 0
+    assert sweep() == [row.id]
+    assert sweep() == [], "a row just sent is not stale"
+    work_burst()
+    assert count("weighed") == 1
+    assert outbox_rows()[0].state == JobState.DONE
+
+
+def test_worker_killed_mid_job_runs_it_again_with_one_effect(rq_app, redis_url, pg_url,
+                                                             tmp_path):
+    from app.jobs import sweep
+
+    started, release = tmp_path / "started", tmp_path / "release"
+    publish("test.jobs.counter_blocked",
+            {"parcel": "EE123456785IQ", "started": str(started), "release": str(release)})
+    db.commit()
+    [row] = outbox_rows()
+
+    env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url,
+           "PYTHONPATH": str(ROOT), "BARID_ENV": "development"}
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "barid"), "worker", "--queues", "default"],
+        cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    horse_pid = None
+    try:
+        deadline = time.monotonic() + 20
+        while not started.exists() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert started.exists(), worker.stderr.read().decode() if worker.poll() else "no start"
+        time.sleep(0.05)
+        horse_pid = int(started.read_text())
+        assert horse_pid != worker.pid, "the job runs in a forked work-horse"
+        # The machine loses the worker: the worker, its scheduler and the horse (which
+        # rq puts in a process group of its own) die without any cleanup.
+        os.killpg(worker.pid, signal.SIGKILL)
+        os.kill(horse_pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        if horse_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(horse_pid, signal.SIGKILL)
+        worker.stderr.close()
+
+    [row] = outbox_rows()
+    assert row.state == JobState.PENDING
+    assert count("handover") == 0, "the killed job's transaction was rolled back"
+
+    release.touch()
+    rq_app.config["OUTBOX_STALE_AFTER"] = 0
+    assert sweep() == [row.id]
+    # Another worker takes it (each job in a fresh fork that must not reuse the parent's
+    # database connections).
+    again = subprocess.run(
+        [str(Path(sys.executable).parent / "barid"), "worker", "--burst", "--queues", "default"],
+        cwd=ROOT, env=env, capture_output=True, timeout=60,
+    )
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert count("handover") == 1
+    with get_engine().connect() as conn:
+        assert conn.execute(select(job_effects.c.pid)).scalar_one() not in (
+            os.getpid(), horse_pid)
+    [row] = outbox_rows()
+    assert row.state == JobState.DONE
+    # Whatever rq itself later does with the abandoned copy, the effect stays single.
+    work_burst()
+    assert count("handover") == 1
+
+
+def test_request_id_of_the_publishing_request_reaches_the_job(rq_app):
+    token = set_request_id("req-7f3a9c")
+    try:
+        publish("test.jobs.parcel_weighed", {"parcel": "RR333333333IQ"})
+        db.commit()
+    finally:
+        reset_request_id(token)
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+    logging.getLogger("barid.jobs").addHandler(handler)
+    try:
+        work_burst()
+    finally:
+        logging.getLogger("barid.jobs").removeHandler(handler)
+
+    with get_engine().connect() as conn:
+        assert conn.execute(select(job_effects.c.request_id)).scalars().all() == ["req-7f3a9c"]
+    job_lines = [line for line in lines if "recording weighing" in line]
+    assert job_lines and all('"request_id": "req-7f3a9c"' in line for line in job_lines)
+    assert current_request_id() is None
+
+
+def test_queue_depths_counts_the_backlog(rq_app):
+    from app.jobs import queue_depths
+
+    publish("test.jobs.parcel_weighed", {"parcel": "RR444444444IQ"})
+    enqueue_after_commit(print_receipt, receipt="R-2")
+    db.commit()
+    assert queue_depths() == {"outbox_pending": 2, "outbox_failed": 0,
+                              "queues": {"default": 2, "webhooks": 0, "low": 0}}
+    work_burst()
+    assert queue_depths()["outbox_pending"] == 0
+    assert queue_depths()["queues"]["default"] == 0
+
+
+def test_future_job_is_scheduled_not_queued(rq_app):
+    from datetime import timedelta
+
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from app.database import utcnow
+
+    enqueue_after_commit(print_receipt, receipt="R-3", run_after=utcnow() + timedelta(hours=1))
+    db.commit()
+    queue = Queue("default", connection=rq_conn())
+    assert queue.count == 0
+    assert len(ScheduledJobRegistry(queue=queue)) == 1
+
+
+def test_periodic_job_is_enqueued_once_per_interval_by_competing_workers(rq_app):
+    from app.jobs import periodic
+    from app.jobs.periodic import _registry, beat_once
+
+    periodic(every_seconds=60, queue="low", name="test-periodic")(run_sweeper_periodic)
+    try:
+        # Two workers' beat threads on the same tick: one wins the lock.
+        first = beat_once(rq_app, rq_conn(), ["low"])
+        second = beat_once(rq_app, rq_conn(), ["low"])
+        assert first == ["test-periodic"] and second == []
+        work_burst()
+        assert count("periodic") == 1
+    finally:
+        _registry.pop("test-periodic", None)
+
+
+def test_worker_refuses_to_start_without_redis(jobs_app):
+    result = jobs_app.test_cli_runner().invoke(args=["worker"])
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.output
+
+
+def test_worker_refuses_unknown_queue(rq_app):
+    result = rq_app.test_cli_runner().invoke(args=["worker", "--queues", "default,parcels"])
+    assert result.exit_code == 2
+    assert "unknown queue(s) parcels" in result.output
+
+
+# --- inline executor and drain -----------------------------------------------------------
+
+
+def test_without_an_executor_commit_runs_nothing_and_drain_runs_it(jobs_app):
+    from app.jobs import drain
+
+    publish("test.jobs.parcel_arrived", {"parcel": "RR555555555IQ"})
+    enqueue_after_commit(print_receipt, receipt="R-4")
+    db.commit()
+    time.sleep(0.1)
+    assert count("arrived") == count("receipt") == 0
+
+    assert drain(jobs_app) == 3  # arrival, receipt, then the weighing it announced
+    assert (count("arrived"), count("receipt"), count("weighed")) == (1, 1, 1)
+    assert drain(jobs_app) == 0
+    assert all(r.state == JobState.DONE for r in outbox_rows())
+
+
+def test_drain_retries_after_backoff(jobs_app):
+    from app.jobs import drain
+
+    jobs_app.config["JOB_RETRY_INTERVALS"] = [60, 60]
+    publish("test.jobs.customs_flaky", {"parcel": "CP000000003IQ"})
+    db.commit()
+    assert drain(jobs_app) == 1
+    [row] = outbox_rows()
+    assert (row.state, row.attempts) == (JobState.PENDING, 1)
+    assert drain(jobs_app) == 0, "not due again before its backoff"
+
+    jobs_app.config["JOB_RETRY_INTERVALS"] = [0, 0]
+    db.execute(text("UPDATE outbox_jobs SET run_after = now()"))
+    db.commit()
+    assert drain(jobs_app) == 2  # fails once more, then succeeds
+    [row] = outbox_rows()
+    assert (row.state, row.attempts) == (JobState.DONE, 3)
+    assert count("assessed") == 1
+
+
+def test_drain_refuses_to_discard_unsaved_changes(jobs_app):
+    from app.jobs import drain
+
+    publish("test.jobs.parcel_weighed", {"parcel": "RR666666666IQ"})
+    with pytest.raises(RuntimeError, match="commit first"):
+        drain(jobs_app)
+    db.rollback()
+
+
+def test_inline_executor_runs_subscriber_after_commit_in_background(jobs_app):
+    import threading
+
+    from app.jobs import start_inline_executor, stop_inline_executor
+
+    assert start_inline_executor(jobs_app) is True
+    try:
+        assert start_inline_executor(jobs_app) is False, "one thread per process"
+        publish("test.jobs.parcel_weighed", {"parcel": "RR777777777IQ"})
+        db.flush()
+        time.sleep(0.3)
+        assert count("weighed") == 0, "never before the commit"
+        db.commit()
+        committed = time.monotonic()
+        while count("weighed") == 0 and time.monotonic() < committed + 5:
+            time.sleep(0.01)
+        assert count("weighed") == 1
+        # Woken by the commit, not by its once-a-second poll.
+        assert time.monotonic() - committed < 0.9
+        with get_engine().connect() as conn:
+            pid = conn.execute(select(job_effects.c.pid)).scalar_one()
+        assert pid == os.getpid()
+        assert "barid-inline-jobs" in [t.name for t in threading.enumerate()]
+    finally:
+        stop_inline_executor()
+    assert outbox_rows()[0].state == JobState.DONE
+
+
+def test_inline_executor_runs_periodic_jobs(jobs_app):
+    from app.jobs import periodic, start_inline_executor, stop_inline_executor
+    from app.jobs.periodic import _registry
+
+    periodic(every_seconds=3600, name="test-inline-periodic")(run_sweeper_periodic)
+    try:
+        start_inline_executor(jobs_app)
+        deadline = time.monotonic() + 5
+        while count("periodic") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.2)
+    finally:
+        stop_inline_executor()
+        _registry.pop("test-inline-periodic", None)
+    assert count("periodic") == 1, "ran at start, not again within its interval"
