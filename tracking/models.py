@@ -145,7 +145,8 @@ class ParcelArticle(Base):
     description: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column(default=1)
     net_weight_grams: Mapped[int] = mapped_column(default=0)
-    value_amount: Mapped[int] = mapped_column(default=0)  # minor units of value_currency
+    # The line's total value (as on CN22/CN23), in minor units of value_currency.
+    value_amount: Mapped[int] = mapped_column(default=0)
     value_currency: Mapped[str] = mapped_column(String(3), default="IQD")
     hs_code: Mapped[str | None] = mapped_column(String(12))
     origin_country: Mapped[str | None] = mapped_column(String(2))
@@ -232,7 +233,7 @@ class CustomsCase(Base):
     payment_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    parcel: Mapped[Parcel] = relationship(lazy="joined")
+    parcel: Mapped[Parcel] = relationship()
 
     @property
     def duty_outstanding(self) -> bool:

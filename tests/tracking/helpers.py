@@ -59,3 +59,14 @@ def inbound_draft(articles=None, **kw):
     )
     values.update(kw)
     return ParcelDraft(**values)
+
+
+
+def run_jobs() -> int:
+    """Run every due outbox job now, as the inline executor would; returns how many."""
+    from flask import current_app
+
+    from app.jobs import drain
+
+    db.commit()
+    return drain(current_app)

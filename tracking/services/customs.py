@@ -254,7 +254,6 @@ def assess(parcel_id: int) -> CustomsCase | None:
     case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel_id)
                      .with_for_update())
     if case is None or case.state != CustomsState.ASSESSING:
-        db.rollback()
         return case
     db.scalar(select(Parcel).where(Parcel.id == parcel_id).with_for_update())
     a = compute(case.parcel)
