@@ -1,10 +1,45 @@
 """Shop: merchants, catalog, cart, checkout, orders, buy-for-me, the merchant API."""
 
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
 from flask import Flask
 
 # Modules that define tables (see app.models_registry).
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = ("shop.models",)
+
+
+def country_name(code: str) -> str:
+    """A country's name in the visitor's language ("TR" -> "تركيا" / "Türkiye")."""
+    from babel import Locale
+
+    from app.i18n import current_locale
+
+    try:
+        return Locale.parse(current_locale()).territories.get(code, code)
+    except (ValueError, TypeError):
+        return code
+
+
+def bps_percent(bps: int) -> str:
+    """Basis points as a percentage for people: 1250 -> "12.5 %"."""
+    value = (Decimal(bps) / 100).normalize()
+    return f"{value:f} %"
 
 
 def init_app(app: Flask) -> None:
     """Register this domain's models, blueprints, subscribers and commands."""
+    from shop import backoffice, seed, views  # noqa: F401  (seed registers its seeder)
+    from shop.pricing import price_in_iqd
+
+    views.init_app(app)
+    backoffice.init_app(app)
+
+    def shop_price(product: Any, rates: dict | None = None) -> Any:
+        return price_in_iqd(product, rates)
+
+    app.add_template_global(shop_price, "shop_price")
+    app.add_template_global(country_name, "country_name")
+    app.add_template_global(bps_percent, "bps_percent")

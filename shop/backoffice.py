@@ -1,0 +1,123 @@
+"""Back-office pages for admins: merchants (approve, suspend, commission, post office)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.auth.decorators import role_required
+from app.auth.models import Role
+from app.backoffice import nav_item
+from app.errors import DomainError
+from shop.forms import CommissionForm, EmptyForm, PostOfficeForm, SuspendForm
+from shop.models import MerchantStatus
+from shop.services import merchants as merchant_services
+
+bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        for error in errors:
+            return str(error)
+    return _("Please check what you entered.")
+
+
+@bp.get("/")
+@role_required(Role.ADMIN)
+def merchants() -> str:
+    status = request.args.get("status") or None
+    if status not in {None, *MerchantStatus}:
+        status = None
+    return render_template("shop/backoffice/merchants.html", status=status,
+                           merchants=merchant_services.list_merchants(status),
+                           statuses=list(MerchantStatus))
+
+
+@bp.get("/<int:merchant_id>")
+@role_required(Role.ADMIN)
+def merchant(merchant_id: int) -> str:
+    m = merchant_services.get_merchant(merchant_id)
+    office_form = PostOfficeForm(post_office_id=m.post_office_id)
+    office_form.post_office_id.choices = merchant_services.post_office_choices()
+    return render_template(
+        "shop/backoffice/merchant.html", merchant=m, approve_form=EmptyForm(),
+        suspend_form=SuspendForm(), commission_form=CommissionForm(
+            commission_bps=m.commission_bps), office_form=office_form,
+    )
+
+
+def _done(merchant_id: int) -> Response:
+    return redirect(url_for("shop_admin.merchant", merchant_id=merchant_id))
+
+
+@bp.post("/<int:merchant_id>/approve")
+@role_required(Role.ADMIN)
+def approve(merchant_id: int) -> Response:
+    if EmptyForm().validate_on_submit():
+        try:
+            merchant_services.approve_merchant(merchant_id, actor_id=current_user.id)
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+        else:
+            flash(_("The shop is active: its products are in the catalog."), "success")
+    return _done(merchant_id)
+
+
+@bp.post("/<int:merchant_id>/suspend")
+@role_required(Role.ADMIN)
+def suspend(merchant_id: int) -> Response:
+    form = SuspendForm()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _done(merchant_id)
+    try:
+        merchant_services.suspend_merchant(merchant_id, reason=form.reason.data,
+                                           actor_id=current_user.id)
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("The shop is suspended: its products are hidden."), "success")
+    return _done(merchant_id)
+
+
+@bp.post("/<int:merchant_id>/commission")
+@role_required(Role.ADMIN)
+def commission(merchant_id: int) -> Response:
+    form = CommissionForm()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _done(merchant_id)
+    try:
+        merchant_services.set_commission(merchant_id, form.commission_bps.data,
+                                         actor_id=current_user.id)
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Commission saved."), "success")
+    return _done(merchant_id)
+
+
+@bp.post("/<int:merchant_id>/post-office")
+@role_required(Role.ADMIN)
+def post_office(merchant_id: int) -> Response:
+    form = PostOfficeForm()
+    form.post_office_id.choices = merchant_services.post_office_choices()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _done(merchant_id)
+    try:
+        merchant_services.set_post_office(merchant_id, form.post_office_id.data,
+                                          actor_id=current_user.id)
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Post office saved."), "success")
+    return _done(merchant_id)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)

@@ -1,0 +1,231 @@
+"""The catalog as shoppers see it (browse, search, one product) and as merchants keep it
+(create and change products, categories).
+
+Shoppers only ever see active products of active merchants: every read goes through
+`_visible()`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import contains_eager
+
+from app.database import db
+from app.errors import NotFound, ValidationFailed
+from shop.models import Category, Merchant, MerchantStatus, Product
+from shop.schemas import ProductSchema
+from shop.search import match_all, query_words, title_rank
+
+PER_PAGE = 24
+MAX_PAGE = 1000
+PRODUCT_NOT_FOUND = _l("This product is not available.")
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    """One page of products and what a pager needs."""
+
+    items: list[Product]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def _visible() -> Select[tuple[Product]]:
+    return (
+        select(Product)
+        .join(Product.merchant)
+        .options(contains_eager(Product.merchant))
+        .where(Product.active.is_(True), Merchant.status == MerchantStatus.ACTIVE)
+    )
+
+
+def _page_number(page: int | None) -> int:
+    return min(max(page or 1, 1), MAX_PAGE)
+
+
+def _paginate(stmt: Select[tuple[Product]], page: int | None, per_page: int,
+              order_by: list[Any]) -> CatalogPage:
+    page = _page_number(page)
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = list(
+        db.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page))
+        .unique()
+    )
+    return CatalogPage(items=items, total=total, page=page, per_page=per_page)
+
+
+def _newest_first() -> list[Any]:
+    return [Product.created_at.desc(), Product.id.desc()]
+
+
+def top_categories() -> list[Category]:
+    """Top-level categories with their children, in shelf order."""
+    return list(
+        db.scalars(
+            select(Category).where(Category.parent_id.is_(None))
+            .order_by(Category.position, Category.id)
+        )
+    )
+
+
+def category_by_slug(slug: str) -> Category:
+    """The category called `slug`; raises NotFound."""
+    category = db.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise NotFound(_l("There is no such category."))
+    return category
+
+
+def active_merchant_by_slug(slug: str) -> Merchant:
+    """An active merchant by slug; raises NotFound for unknown, pending or suspended ones
+    (a suspended shop's page disappears with its products)."""
+    merchant = db.scalar(select(Merchant).where(Merchant.slug == slug))
+    if merchant is None or not merchant.is_active:
+        raise NotFound(_l("This shop is not available."))
+    return merchant
+
+
+def browse(*, category_id: int | None = None, merchant_id: int | None = None,
+           page: int | None = 1, per_page: int = PER_PAGE) -> CatalogPage:
+    """Visible products, newest first, optionally of one category (a top category
+    includes its children's products) or one merchant."""
+    stmt = _visible()
+    if category_id is not None:
+        children = select(Category.id).where(Category.parent_id == category_id)
+        stmt = stmt.where(
+            or_(Product.category_id == category_id, Product.category_id.in_(children))
+        )
+    if merchant_id is not None:
+        stmt = stmt.where(Product.merchant_id == merchant_id)
+    return _paginate(stmt, page, per_page, _newest_first())
+
+
+def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
+           merchant_id: int | None = None) -> CatalogPage:
+    """Visible products whose normalised text holds every word of `query`.
+
+    Arabic spelling variants and harakat are ignored (shop.search.normalise); products
+    whose title holds the words come first, then shorter titles. An empty query finds
+    nothing.
+    """
+    words = query_words(query)
+    if not words:
+        return CatalogPage(items=[], total=0, page=1, per_page=per_page)
+    stmt, order = search_statement(words, merchant_id=merchant_id)
+    return _paginate(stmt, page, per_page, order)
+
+
+def search_statement(words: list[str], *, merchant_id: int | None = None
+                     ) -> tuple[Select[tuple[Product]], list[Any]]:
+    """The SELECT behind `search` and its ORDER BY (kept apart so the plan can be
+    inspected with EXPLAIN)."""
+    stmt = _visible().where(match_all(Product.search_text, words))
+    if merchant_id is not None:
+        stmt = stmt.where(Product.merchant_id == merchant_id)
+    order = [title_rank(Product.search_title, words), func.length(Product.search_title),
+             Product.id]
+    return stmt, order
+
+
+def visible_product(product_id: int) -> Product:
+    """A product a shopper may see and buy; raises NotFound when it is inactive, its
+    merchant is not active, or it does not exist."""
+    product = db.scalar(_visible().where(Product.id == product_id))
+    if product is None:
+        raise NotFound(PRODUCT_NOT_FOUND)
+    return product
+
+
+# -- merchants keep their catalog ------------------------------------------------------
+
+def _load_product_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    try:
+        return ProductSchema(partial=partial).load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            _l("Some product details are not valid."),
+            fields={k: [str(m) for m in (v if isinstance(v, list) else [v])]
+                    for k, v in exc.messages.items()},  # type: ignore[union-attr]
+        ) from exc
+
+
+def _check_category(category_id: int) -> None:
+    if db.get(Category, category_id) is None:
+        raise ValidationFailed(
+            _l("There is no such category."), fields={"category_id": ["unknown"]}
+        )
+
+
+def create_product(merchant_id: int, data: dict[str, Any]) -> Product:
+    """Add a product to a merchant's catalog (validated by ProductSchema) and commit.
+
+    Raises NotFound for an unknown merchant and ValidationFailed for bad fields.
+    """
+    if db.get(Merchant, merchant_id) is None:
+        raise NotFound(_l("This shop is not available."))
+    fields = _load_product_fields(data, partial=False)
+    _check_category(fields["category_id"])
+    product = Product(merchant_id=merchant_id, **fields)
+    product.refresh_search()
+    db.add(product)
+    db.commit()
+    return product
+
+
+def update_product(merchant_id: int, product_id: int, data: dict[str, Any]) -> Product:
+    """Change the given fields of one of the merchant's products and commit; the search
+    text follows the new titles and descriptions.
+
+    Raises NotFound when the product is not the merchant's, ValidationFailed for bad
+    fields.
+    """
+    product = db.get(Product, product_id)
+    if product is None or product.merchant_id != merchant_id:
+        raise NotFound(PRODUCT_NOT_FOUND)
+    fields = _load_product_fields(data, partial=True)
+    if "category_id" in fields:
+        _check_category(fields["category_id"])
+    for name, value in fields.items():
+        setattr(product, name, value)
+    product.refresh_search()
+    db.commit()
+    return product
+
+
+def create_category(slug: str, name_ar: str, name_en: str, *,
+                    parent_id: int | None = None, position: int = 0) -> Category:
+    """Add a category (under `parent_id` if given) and commit.
+
+    Raises ValidationFailed when the parent is itself a child: the tree is two levels.
+    """
+    if parent_id is not None:
+        parent = db.get(Category, parent_id)
+        if parent is None or parent.parent_id is not None:
+            raise ValidationFailed(
+                _l("A category can only sit under a top-level category."),
+                fields={"parent_id": ["not_top_level"]},
+            )
+    category = Category(slug=slug, name_ar=name_ar, name_en=name_en,
+                        parent_id=parent_id, position=position)
+    db.add(category)
+    db.commit()
+    return category

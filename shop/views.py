@@ -1,0 +1,168 @@
+"""The shopper's catalog and cart pages, under /shop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, user_logged_in
+from werkzeug.wrappers import Response
+
+from app.i18n import current_locale
+from app.web import safe_next
+from shop.forms import AddToCartForm, CartLineForm, RemoveLineForm
+from shop.pricing import rates_for
+from shop.services import cart as carts
+from shop.services import catalog
+from shop.services.cart import CartOwner, CartRefused
+
+bp = Blueprint(
+    "shop", __name__, url_prefix="/shop",
+    static_folder="static", static_url_path="/static",
+)
+MAX_QUERY_LENGTH = 200
+
+
+def cart_owner() -> CartOwner:
+    user_id = current_user.id if current_user.is_authenticated else None
+    return CartOwner(user_id=user_id, session=session)
+
+
+def _page_arg() -> int:
+    return request.args.get("page", default=1, type=int) or 1
+
+
+def _listing(template: str, page: catalog.CatalogPage, **context: Any) -> str:
+    rates = rates_for({p.merchant.currency for p in page.items})
+    return render_template(template, page=page, rates=rates,
+                           categories=catalog.top_categories(), **context)
+
+
+@bp.app_context_processor
+def _shop_context() -> dict[str, Any]:
+    def shop_cart_count() -> int:
+        try:
+            return carts.cart_count(cart_owner())
+        except RuntimeError:  # outside a request
+            return 0
+
+    return {"shop_cart_count": shop_cart_count}
+
+
+@bp.get("/")
+def index() -> str:
+    page = catalog.browse(page=_page_arg())
+    return _listing("shop/index.html", page)
+
+
+@bp.get("/c/<slug>")
+def category(slug: str) -> str:
+    cat = catalog.category_by_slug(slug)
+    page = catalog.browse(category_id=cat.id, page=_page_arg())
+    return _listing("shop/listing.html", page, category=cat,
+                    heading=cat.name(current_locale()))
+
+
+@bp.get("/m/<slug>")
+def merchant(slug: str) -> str:
+    shop = catalog.active_merchant_by_slug(slug)
+    page = catalog.browse(merchant_id=shop.id, page=_page_arg())
+    return _listing("shop/listing.html", page, merchant=shop,
+                    heading=shop.name(current_locale()))
+
+
+@bp.get("/search")
+def search() -> str:
+    query = (request.args.get("q") or "")[:MAX_QUERY_LENGTH].strip()
+    page = catalog.search(query, page=_page_arg())
+    return _listing("shop/search.html", page, query=query)
+
+
+@bp.get("/p/<int:product_id>")
+def product(product_id: int) -> str:
+    item = catalog.visible_product(product_id)
+    rates = rates_for({item.merchant.currency})
+    return render_template("shop/product.html", product=item, rates=rates,
+                           form=AddToCartForm(product_id=item.id, quantity=1))
+
+
+def _back_to(default: str) -> str:
+    return safe_next(request.form.get("next")) or default
+
+
+def _form_error(form: Any) -> str:
+    for errors in form.errors.values():
+        for error in errors:
+            return str(error)
+    return _("Please check what you entered.")
+
+
+@bp.post("/cart/add")
+def cart_add() -> Response:
+    form = AddToCartForm()
+    product_page = (url_for("shop.product", product_id=form.product_id.data)
+                    if isinstance(form.product_id.data, int) else url_for("shop.index"))
+    if not form.validate_on_submit():
+        flash(_form_error(form), "error")
+        return redirect(_back_to(product_page))
+    try:
+        carts.add_to_cart(cart_owner(), form.product_id.data, form.quantity.data)
+    except CartRefused as exc:
+        flash(str(exc.message), "error")
+        return redirect(_back_to(product_page))
+    flash(_("Added to your cart."), "success")
+    return redirect(_back_to(product_page))
+
+
+@bp.get("/cart")
+def cart() -> str:
+    summary = carts.cart_summary(cart_owner())
+    return render_template("shop/cart.html", cart=summary, line_form=CartLineForm(),
+                           remove_form=RemoveLineForm())
+
+
+@bp.post("/cart/update")
+def cart_update() -> Response:
+    form = CartLineForm()
+    if not form.validate_on_submit():
+        flash(_form_error(form), "error")
+        return redirect(url_for("shop.cart"))
+    try:
+        carts.change_quantity(cart_owner(), form.product_id.data, form.quantity.data)
+    except CartRefused as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Quantity updated."), "success")
+    return redirect(url_for("shop.cart"))
+
+
+@bp.post("/cart/remove")
+def cart_remove() -> Response:
+    form = RemoveLineForm()
+    if form.validate_on_submit():
+        carts.remove_from_cart(cart_owner(), form.product_id.data)
+        flash(_("Removed from your cart."), "success")
+    else:
+        flash(_form_error(form), "error")
+    return redirect(url_for("shop.cart"))
+
+
+def _merge_cart_on_login(_sender: Flask, user: Any, **_extra: Any) -> None:
+    # The anonymous visitor's cart follows them into their account.
+    if session.get(carts.SESSION_KEY):
+        carts.merge_session_cart(user.id, session)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    user_logged_in.connect(_merge_cart_on_login, app)

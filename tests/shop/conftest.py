@@ -1,0 +1,18 @@
+"""Fixtures for the shop's tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from shop.models import Category, Merchant
+from tests.shop.helpers import make_category, make_merchant
+
+
+@pytest.fixture()
+def category(app_ctx) -> Category:
+    return make_category()
+
+
+@pytest.fixture()
+def local_shop(app_ctx) -> Merchant:
+    return make_merchant()

@@ -1,0 +1,133 @@
+"""Search: Arabic spelling variants and English case are ignored, titles rank first, only
+what may be sold is found, and PostgreSQL answers from the trigram index."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from app.database import db
+from shop.models import MerchantStatus
+from shop.search import normalise, query_words
+from shop.services import catalog
+from tests.shop.helpers import make_merchant, make_product
+
+
+def test_normalise_folds_arabic_letters_marks_and_latin_case():
+    assert normalise("أحمد") == "احمد"
+    assert normalise("إسلام آمنة ٱلكتاب") == "اسلام امنه الكتاب"
+    assert normalise("مكتبة") == "مكتبه"
+    assert normalise("مستشفى") == "مستشفي"
+    assert normalise("كِتَابٌ") == "كتاب"        # harakat
+    assert normalise("جمـــيل") == "جميل"        # tatweel
+    assert normalise("رحمٰن") == "رحمن"          # superscript alef
+    assert normalise("  Samsung   GALAXY\tS24 ") == "samsung galaxy s24"
+    assert normalise("موديل ٢٠٢٤") == "موديل 2024"
+
+
+def test_query_words_are_distinct_normalised_and_capped():
+    assert query_words("أحمد احمد  Phone phone") == ["احمد", "phone"]
+    assert len(query_words(" ".join(f"w{i}" for i in range(20)))) == 8
+    assert query_words("   ") == []
+
+
+def _titles(page):
+    return [p.title_en for p in page.items]
+
+
+def test_arabic_search_ignores_hamza_taa_marbuta_and_diacritics(local_shop, category):
+    make_product(local_shop, category, title_ar="كتاب أحمد شوقي", title_en="Ahmed Shawqi poems")
+    make_product(local_shop, category, title_ar="مكتبة خشبية", title_en="Wooden bookcase")
+    make_product(local_shop, category, title_ar="قَلَمٌ حِبْر", title_en="Fountain pen")
+    make_product(local_shop, category, title_ar="هاتف", title_en="Phone")
+    db.commit()
+
+    assert _titles(catalog.search("احمد")) == ["Ahmed Shawqi poems"]
+    assert _titles(catalog.search("مكتبه")) == ["Wooden bookcase"]
+    assert _titles(catalog.search("قلم")) == ["Fountain pen"]
+    assert _titles(catalog.search("قَلم حبر")) == ["Fountain pen"]
+    assert _titles(catalog.search("إحمد")) == ["Ahmed Shawqi poems"]
+
+
+def test_english_search_is_case_insensitive_and_needs_every_word(local_shop, category):
+    make_product(local_shop, category, title_ar="سماعة", title_en="Wireless HEADPHONES Black")
+    make_product(local_shop, category, title_ar="سماعة", title_en="Wired headphones White")
+    db.commit()
+
+    assert len(catalog.search("headphones").items) == 2
+    assert _titles(catalog.search("HeadPhones black")) == ["Wireless HEADPHONES Black"]
+    assert catalog.search("headphones blue").total == 0
+
+
+def test_like_wildcards_in_the_query_are_taken_literally(local_shop, category):
+    make_product(local_shop, category, title_en="Cable 100% copper")
+    make_product(local_shop, category, title_en="Cable 100 metres")
+    db.commit()
+    assert _titles(catalog.search("100%")) == ["Cable 100% copper"]
+    assert catalog.search("%").total == 1
+    assert catalog.search("_").total == 0
+
+
+def test_title_matches_rank_before_description_matches(local_shop, category):
+    make_product(local_shop, category, title_en="Phone case",
+                 description_en="Fits the Nokia handset")
+    make_product(local_shop, category, title_en="Nokia 3310 handset", description_en="Classic")
+    make_product(local_shop, category, title_en="Charger", description_en="Works with Nokia")
+    db.commit()
+    assert _titles(catalog.search("nokia handset")) == ["Nokia 3310 handset", "Phone case"]
+    assert _titles(catalog.search("nokia"))[0] == "Nokia 3310 handset"
+
+
+def test_search_pages_through_results(local_shop, category):
+    for i in range(30):
+        make_product(local_shop, category, title_en=f"Notebook {i:02d}")
+    db.commit()
+    first = catalog.search("notebook", page=1, per_page=12)
+    last = catalog.search("notebook", page=3, per_page=12)
+    assert (first.total, first.pages, len(first.items), len(last.items)) == (30, 3, 12, 6)
+    assert not last.has_next and last.has_prev
+    everything = {p.id for n in (1, 2, 3) for p in catalog.search("notebook", page=n,
+                                                                   per_page=12).items}
+    assert len(everything) == 30
+
+
+def test_hidden_products_and_shops_are_never_found(local_shop, category):
+    suspended = make_merchant(status=MerchantStatus.SUSPENDED)
+    pending = make_merchant(status=MerchantStatus.PENDING)
+    make_product(local_shop, category, title_en="Lamp visible")
+    make_product(local_shop, category, title_en="Lamp inactive", active=False)
+    make_product(suspended, category, title_en="Lamp of suspended shop")
+    make_product(pending, category, title_en="Lamp of pending shop")
+    db.commit()
+    assert _titles(catalog.search("lamp")) == ["Lamp visible"]
+
+
+def test_search_text_follows_every_product_write(local_shop, category):
+    product = make_product(local_shop, category, title_ar="ساعة", title_en="Watch")
+    db.commit()
+    catalog.update_product(local_shop.id, product.id, {"title_ar": "مِروَحة سقف"})
+    assert _titles(catalog.search("مروحه")) == ["Watch"]
+    assert catalog.search("ساعه").total == 0
+
+
+def test_postgresql_answers_search_from_the_trigram_index(local_shop, category):
+    db.execute(text(
+        "INSERT INTO products (merchant_id, category_id, title_ar, title_en, description_ar, "
+        "description_en, price, stock, weight_g, hs_code, origin_country, active, image_url, "
+        "search_title, search_text, created_at, updated_at) "
+        "SELECT :m, :c, 'منتج ' || g, 'item ' || g, '', '', 1000, 5, 100, '851712', 'IQ', "
+        "true, '', 'منتج ' || g || ' item ' || g, "
+        "'منتج ' || g || ' item ' || md5(g::text), now(), now() "
+        "FROM generate_series(1, 20000) AS g"
+    ), {"m": local_shop.id, "c": category.id})
+    db.commit()
+    db.execute(text("ANALYZE products"))
+    stmt, order = catalog.search_statement(query_words("a1b2c"))
+    compiled = stmt.order_by(*order).limit(24).compile(db.get_bind())
+    plan = "\n".join(
+        row[0] for row in db.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+    )
+    assert "ix_products_search_text_trgm" in plan, plan
+    assert "Seq Scan on products" not in plan, plan
+    # The service finds exactly what a plain scan finds.
+    assert catalog.search("A1B2C").total == db.scalar(text(
+        "SELECT count(*) FROM products WHERE search_text LIKE '%a1b2c%'"))
