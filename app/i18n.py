@@ -107,9 +107,10 @@ def format_number(value: int | Decimal | float | None, digits: int | None = None
     """A count or measure with grouping, Latin digits in both languages (1,250)."""
     if value is None:
         return ""
-    if digits is not None:
-        value = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits))
-    return format_decimal(value, locale=_format_locale())
+    if digits is None:
+        return format_decimal(value, locale=_format_locale())
+    pattern = "#,##0." + "0" * digits if digits > 0 else "#,##0"
+    return format_decimal(Decimal(str(value)), format=pattern, locale=_format_locale())
 
 
 def set_user_locale(user_id: int, locale: str) -> None:

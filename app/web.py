@@ -87,13 +87,14 @@ def set_language(code: str) -> Response:
     """
     if code not in current_app.config["LANGUAGES"]:
         abort(404)
+    # Read the request before changing anything: an oversized or broken body stops here.
+    target = safe_next(request.values.get("next")) or url_for("web.home")
     session["lang"] = code
     user = _current_user()
     if user is not None:
         from app.i18n import set_user_locale
 
         set_user_locale(user.id, code)
-    target = safe_next(request.values.get("next")) or url_for("web.home")
     return redirect(target)
 
 
