@@ -171,3 +171,20 @@ def test_tariff_csv_errors_are_reported_and_nothing_is_loaded(app_ctx):
     assert ok.created == 2 and not ok.errors
     assert customs.tariff_line_for("490199").rate_bp == 50
     assert db.query(OutboxJob).count() == 0
+
+
+def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
+    from payments.models import Payment
+
+    _tariff()
+    register_inbound("LX123456785CN", inbound_draft())
+    parcel, case = _arrive("LX123456785CN", offices, clerk)
+    customs.pay_duty_in_cash(case.id, clerk_id=clerk.id, office_id=offices[0].id)
+    [payment] = db.scalars(select(Payment)).all()
+    assert (payment.amount, payment.purpose, payment.reference_kind) == (
+        20_240, "customs_duty", "customs_duty")
+    run_jobs()  # payments announces the payment; marking it paid again changes nothing
+    assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
+                         actor_id=clerk.id, receiver_name="Omar Hassan")
+    assert out.outcome == "accepted"

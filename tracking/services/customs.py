@@ -440,7 +440,7 @@ def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsC
     case = _payable_case(case_id)
     payment = pay.receive_cash(
         office_id=office_id, clerk_id=clerk_id, amount=case.total_due_iqd, currency="IQD",
-        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs duty",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs_duty",
         idempotency_key=f"duty:{case.id}",
     )
     mark_duty_paid(case, str(payment.id))
@@ -460,7 +460,7 @@ def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
     case = _payable_case(case_id)
     payment = pay.pay_with_post_card(
         card_number=card_number, pin=pin, amount=case.total_due_iqd, currency="IQD",
-        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs duty",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs_duty",
         idempotency_key=f"duty:{case.id}", actor_id=actor_id,
     )
     mark_duty_paid(case, str(payment.id))

@@ -239,16 +239,21 @@ def accept_at_counter(draft: ParcelDraft, *, clerk_id: int, office_id: int,
     parcel.acceptance_key = acceptance_key
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
                                         draft.width_cm, draft.height_cm)
-    db.add(parcel)
-    db.flush()
-    parcel.payment_id = take_postage(parcel, payment, office_id=office.id, clerk_id=clerk_id)
-    parcel.payment_method = payment.method
-    out = ingest_for_parcel(parcel, EventReport(
-        code="EMA", occurred_at=accepted_at, office_id=office.id, actor_id=clerk_id,
-        source="counter",
-    ))
-    if not out.ok:  # cannot happen for a new parcel; refuse loudly rather than half-accept
-        raise ValidationFailed(out.reason)
+    try:
+        db.add(parcel)
+        db.flush()
+        parcel.payment_id = take_postage(parcel, payment, office_id=office.id,
+                                         clerk_id=clerk_id)
+        parcel.payment_method = payment.method
+        out = ingest_for_parcel(parcel, EventReport(
+            code="EMA", occurred_at=accepted_at, office_id=office.id, actor_id=clerk_id,
+            source="counter",
+        ))
+        if not out.ok:  # cannot happen for a new parcel; refuse rather than half-accept
+            raise ValidationFailed(out.reason)
+    except Exception:
+        db.rollback()
+        raise
     record_audit("parcel.accepted", object_type="parcel", object_id=number, actor_id=clerk_id,
                  details={"office_id": office.id, "postage": parcel.postage_amount,
                           "payment_id": parcel.payment_id})
