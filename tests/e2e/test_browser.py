@@ -1,0 +1,128 @@
+"""A real browser (Debian's chromium, driven by Playwright) against a live server.
+
+A shopper registers, logs out, logs in, switches to English and back; the page's
+direction follows each switch. Screenshots of the home page in both languages are
+written to $BARID_SCREENSHOTS (default /tmp/barid-screenshots) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+SHOTS = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
+
+
+@pytest.fixture()
+def live_server(app, monkeypatch) -> Iterator[str]:
+    # The browser gets the real protections: CSRF tokens on every form.
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture()
+def page(live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(15_000)
+        try:
+            yield pg
+        finally:
+            context.close()
+            browser.close()
+
+
+def _direction(page) -> tuple[str, str]:
+    html = page.locator("html")
+    return html.get_attribute("lang"), html.get_attribute("dir")
+
+
+def test_home_page_switches_language_and_direction(page, live_server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(live_server + "/")
+    assert _direction(page) == ("ar", "rtl")
+    assert page.locator("h1").inner_text() == "مكتب البريد، على الإنترنت"
+    # Right to left for real: the brand sits on the right of the header.
+    brand = page.locator(".brand").bounding_box()
+    assert brand["x"] > 600
+    page.screenshot(path=str(SHOTS / "home-ar.png"), full_page=True)
+
+    page.click("text=English")
+    page.wait_for_load_state()
+    assert page.url == live_server + "/"
+    assert _direction(page) == ("en", "ltr")
+    assert page.locator("h1").inner_text() == "The post office, online"
+    assert page.locator(".brand").bounding_box()["x"] < 600
+    page.screenshot(path=str(SHOTS / "home-en.png"), full_page=True)
+
+    # Remembered on the next page too, then back to Arabic.
+    page.goto(live_server + "/no-such-page")
+    assert _direction(page) == ("en", "ltr")
+    page.click("text=العربية")
+    page.wait_for_load_state()
+    assert page.url == live_server + "/no-such-page"
+    assert _direction(page) == ("ar", "rtl")
+    assert page.locator("h1").inner_text() == "الصفحة غير موجودة"
+
+
+def test_shopper_registers_logs_in_and_switches_language(page, live_server):
+    page.goto(live_server + "/")
+    page.click("text=إنشاء حساب")
+    assert _direction(page) == ("ar", "rtl")
+    page.fill("input[name=full_name]", "زينب علي")
+    page.fill("input[name=identifier]", "zainab@example.iq")
+    page.fill("input[name=password]", "a long enough secret 2026")
+    page.fill("input[name=password_confirm]", "a long enough secret 2026")
+    page.click("form [type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".flash-success").count() == 1
+    assert page.locator("text=تسجيل الخروج").count() == 1
+
+    page.click("text=تسجيل الخروج")
+    page.wait_for_load_state()
+    assert page.locator("text=تسجيل الدخول").count() >= 1
+
+    page.click(".site-nav >> text=تسجيل الدخول")
+    page.fill("input[name=identifier]", "zainab@example.iq")
+    page.fill("input[name=password]", "a long enough secret 2026")
+    page.click("form [type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("text=تسجيل الخروج").count() == 1
+    assert _direction(page) == ("ar", "rtl")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "logged-in-ar.png"), full_page=True)
+
+    page.click("text=English")
+    page.wait_for_load_state()
+    assert _direction(page) == ("en", "ltr")
+    assert page.locator("text=Log out").count() == 1
+    page.goto(live_server + "/")
+    assert _direction(page) == ("en", "ltr")
+
+    page.click("text=العربية")
+    page.wait_for_load_state()
+    assert _direction(page) == ("ar", "rtl")
+    assert page.locator("text=تسجيل الخروج").count() == 1
