@@ -6,8 +6,9 @@ import enum
 import secrets
 from datetime import datetime
 
-from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from flask_babel import lazy_gettext as _l
+from flask_login import AnonymousUserMixin, UserMixin
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import Base, utcnow
@@ -26,6 +27,26 @@ class Role(enum.StrEnum):
 BACKOFFICE_ROLES = frozenset(
     {Role.CLERK, Role.CUSTOMS_OFFICER, Role.PROCUREMENT, Role.SUPERVISOR, Role.ADMIN}
 )
+
+# Staff roles are granted by an admin; shopper and merchant accounts come from sign-up
+# or the merchant onboarding, but an admin may grant them too.
+_ROLE_LABELS = {
+    Role.SHOPPER: _l("Shopper"),
+    Role.MERCHANT: _l("Merchant"),
+    Role.CLERK: _l("Postal clerk"),
+    Role.CUSTOMS_OFFICER: _l("Customs officer"),
+    Role.PROCUREMENT: _l("Procurement officer"),
+    Role.SUPERVISOR: _l("Supervisor"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
+def role_label(role: Role | str) -> str:
+    """The role's name for people, in the visitor's language (e.g. "موظف بريد")."""
+    try:
+        return str(_ROLE_LABELS[Role(role)])
+    except ValueError:
+        return str(role)
 
 
 class PostOffice(Base):
@@ -74,6 +95,10 @@ class User(UserMixin, Base):
     def get_id(self) -> str:
         return self.session_token
 
+    def rotate_session_token(self) -> None:
+        """Give the user a new session token: every session holding the old one ends."""
+        self.session_token = secrets.token_urlsafe(32)
+
     @property
     def is_active(self) -> bool:  # flask-login
         return self.active
@@ -89,6 +114,23 @@ class User(UserMixin, Base):
     def login_name(self) -> str:
         return self.email or self.phone or f"user-{self.id}"
 
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & BACKOFFICE_ROLES)
+
+    def role_labels(self) -> list[str]:
+        return [role_label(r) for r in Role if r in self.roles]
+
+
+class AnonymousUser(AnonymousUserMixin):
+    """The visitor who has not logged in: holds no role, so templates can ask safely."""
+
+    roles: frozenset[Role] = frozenset()
+    is_staff = False
+
+    def has_role(self, *roles: Role | str) -> bool:
+        return False
+
 
 class UserRole(Base):
     __tablename__ = "user_roles"
@@ -100,3 +142,18 @@ class UserRole(Base):
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class LoginThrottle(Base):
+    """Failed-login counters when no Redis is configured.
+
+    Kept in the database, not in memory, so every web process counts the same failures.
+    A row's count applies until `expires_at`; the next failure after that starts a new
+    window.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

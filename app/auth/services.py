@@ -1,0 +1,408 @@
+"""Use cases for people, roles and post offices. Each public function commits once.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults); a hash made with older
+parameters is replaced at the next successful login. Every change and every login
+attempt is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit import record_audit
+from app.auth import ratelimit
+from app.auth.identifiers import normalise_email, normalise_phone, parse_identifier
+from app.auth.models import PostOffice, Role, User, UserRole, role_label
+from app.database import db, utcnow
+from app.errors import Conflict, DomainError, NotFound, RateLimited, ValidationFailed
+from app.events import publish
+from app.geo import governorate
+
+MIN_PASSWORD_LENGTH = 8
+# argon2 is fed the whole password; a cap keeps one request from costing seconds.
+MAX_PASSWORD_LENGTH = 256
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+class InvalidCredentials(DomainError):
+    """Wrong password or unknown login name: one message for both, so neither is revealed."""
+
+    code = "invalid_credentials"
+    http_status = 401
+
+
+class DuplicateAccount(Conflict):
+    code = "duplicate_account"
+
+
+class UnknownRole(ValidationFailed):
+    code = "unknown_role"
+
+
+class WeakPassword(ValidationFailed):
+    code = "weak_password"
+
+
+class PostOfficeRequired(ValidationFailed):
+    code = "post_office_required"
+
+
+BAD_LOGIN = _l("The login name or password is not correct.")
+TOO_MANY = _l("Too many failed attempts. Please wait a few minutes and try again.")
+
+
+# -- helpers (flush, never commit) ------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash("barid timing equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_password_strength(password: str, field: str = "password") -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        msg = _l("Use at least %(n)s characters for the password.", n=MIN_PASSWORD_LENGTH)
+        raise WeakPassword(msg, fields={field: msg})
+    if len(password) > MAX_PASSWORD_LENGTH:
+        msg = _l("Use at most %(n)s characters for the password.", n=MAX_PASSWORD_LENGTH)
+        raise WeakPassword(msg, fields={field: msg})
+
+
+def _parse_roles(roles: Iterable[Role | str], field: str = "roles") -> list[Role]:
+    out: list[Role] = []
+    for r in roles:
+        try:
+            role = Role(str(r).strip().lower())
+        except ValueError:
+            msg = _l(
+                "Unknown role “%(role)s”. Choose one of: %(roles)s.",
+                role=str(r), roles=", ".join(x.value for x in Role),
+            )
+            raise UnknownRole(msg, fields={field: msg}) from None
+        if role not in out:
+            out.append(role)
+    if not out:
+        msg = _l("Choose at least one role.")
+        raise UnknownRole(msg, fields={field: msg})
+    return out
+
+
+def _refuse_duplicates(email: str | None, phone: str | None, email_field: str,
+                       phone_field: str) -> None:
+    if email and db.scalar(select(User.id).where(User.email == email)) is not None:
+        msg = _l("An account with this e-mail address already exists.")
+        raise DuplicateAccount(msg, fields={email_field: msg})
+    if phone and db.scalar(select(User.id).where(User.phone == phone)) is not None:
+        msg = _l("An account with this mobile number already exists.")
+        raise DuplicateAccount(msg, fields={phone_field: msg})
+
+
+def _commit_new_account(email_field: str, phone_field: str) -> None:
+    """Commit, turning a lost race on the unique columns into the same clear error."""
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        db.rollback()
+        text = str(exc.orig).lower()
+        field = phone_field if "phone" in text else email_field
+        msg = (_l("An account with this mobile number already exists.") if field == phone_field
+               else _l("An account with this e-mail address already exists."))
+        raise DuplicateAccount(msg, fields={field: msg}) from None
+
+
+def _post_office_by_code(code: str, field: str = "post_office") -> PostOffice:
+    office = db.scalar(select(PostOffice).where(PostOffice.code == code.strip().upper()))
+    if office is None:
+        msg = _l("There is no post office with the code %(code)s.", code=code)
+        raise ValidationFailed(msg, fields={field: msg})
+    return office
+
+
+def _find_by_identifier(identifier: str) -> User | None:
+    try:
+        kind, value = parse_identifier(identifier)
+    except ValidationFailed:
+        return None
+    column = User.email if kind == "email" else User.phone
+    return db.scalar(select(User).where(column == value))
+
+
+def _get_user(user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(_l("No such person."))
+    return user
+
+
+def _add_role(user: User, role: Role) -> None:
+    user.role_rows.append(UserRole(role=role.value))
+
+
+# -- use cases ---------------------------------------------------------------------------
+
+def register_shopper(full_name: str, identifier: str, password: str, *,
+                     locale: str = "ar") -> User:
+    """Open a shopper account named by an e-mail address or an Iraqi mobile number.
+
+    Creates the user with the shopper role, audits `auth.register` and publishes
+    `user.registered`. Raises ValidationFailed (bad name or identifier), WeakPassword,
+    or DuplicateAccount; on any of them nothing is written. Field errors are keyed
+    `full_name`, `identifier`, `password`.
+    """
+    full_name = (full_name or "").strip()
+    if not full_name:
+        msg = _l("Enter your name.")
+        raise ValidationFailed(msg, fields={"full_name": msg})
+    kind, value = parse_identifier(identifier)
+    _check_password_strength(password)
+    email = value if kind == "email" else None
+    phone = value if kind == "phone" else None
+    _refuse_duplicates(email, phone, "identifier", "identifier")
+    user = User(full_name=full_name[:200], email=email, phone=phone,
+                password_hash=hash_password(password),
+                locale=locale if locale in ("ar", "en") else "ar")
+    _add_role(user, Role.SHOPPER)
+    db.add(user)
+    db.flush()
+    record_audit("auth.register", object_type="user", object_id=user.id, actor_id=user.id,
+                 details={"via": kind})
+    publish("user.registered", {"user_id": user.id})
+    _commit_new_account("identifier", "identifier")
+    return user
+
+
+def authenticate(identifier: str, password: str, *, client_address: str | None) -> User:
+    """Check a login name (e-mail or mobile) and password; return the user on success.
+
+    Failed attempts are counted per name and per address (app.auth.ratelimit); once
+    either is at its limit the attempt is refused before the password is looked at.
+    Audits `auth.login` or `auth.login_failed`, records the login time and upgrades an
+    outdated hash. Raises RateLimited (with retry_after) or InvalidCredentials, whose
+    message is the same for an unknown name and a wrong password.
+    """
+    counters = ratelimit.counters_for(identifier or "", client_address)
+    wait = ratelimit.retry_after(counters)
+    if wait is not None:
+        # Not audited: a flood of refused attempts would otherwise flood the log too.
+        db.rollback()
+        raise RateLimited(TOO_MANY, retry_after=wait)
+    user = _find_by_identifier(identifier)
+    if user is None:
+        _verify(_dummy_hash(), password or "")  # same work as a real check: no timing hint
+        ok = False
+    else:
+        ok = _verify(user.password_hash, password or "") and user.active
+    if not ok:
+        ratelimit.note_failure(counters)
+        record_audit("auth.login_failed", object_type="user",
+                     object_id=user.id if user else None,
+                     actor_id=None,
+                     details={"login_name": (identifier or "").strip()[:100]})
+        db.commit()
+        raise InvalidCredentials(BAD_LOGIN)
+    assert user is not None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    ratelimit.clear(counters[0])
+    record_audit("auth.login", object_type="user", object_id=user.id, actor_id=user.id)
+    db.commit()
+    return user
+
+
+def record_logout(user_id: int) -> None:
+    """Audit `auth.logout` for `user_id` (the session itself is ended by the view)."""
+    record_audit("auth.logout", object_type="user", object_id=user_id, actor_id=user_id)
+    db.commit()
+
+
+def change_password(user_id: int, current_password: str, new_password: str) -> User:
+    """Replace a user's password after checking the current one.
+
+    Rotates the session token, which ends every other session of this user (remember-me
+    cookies included); the caller logs the current session in again with the new token.
+    Audits `auth.password_change`. Raises ValidationFailed (field `current_password`)
+    or WeakPassword (field `new_password`); nothing changes then.
+    """
+    user = _get_user(user_id)
+    if not _verify(user.password_hash, current_password or ""):
+        msg = _l("Your current password is not correct.")
+        raise ValidationFailed(msg, fields={"current_password": msg})
+    _check_password_strength(new_password, "new_password")
+    user.password_hash = hash_password(new_password)
+    user.rotate_session_token()
+    record_audit("auth.password_change", object_type="user", object_id=user.id,
+                 actor_id=user.id)
+    db.commit()
+    return user
+
+
+def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
+                email: str | None = None, phone: str | None = None,
+                post_office_code: str | None = None, actor_id: int | None = None) -> User:
+    """Create an account with any roles (staff accounts from the back office or the CLI).
+
+    A clerk must belong to a post office (`post_office_code`). Audits `auth.user_create`.
+    Raises ValidationFailed (name, e-mail, phone, post office), UnknownRole,
+    WeakPassword, PostOfficeRequired or DuplicateAccount; nothing is written then.
+    Field errors are keyed `full_name`, `email`, `phone`, `password`, `roles`,
+    `post_office`.
+    """
+    full_name = (full_name or "").strip()
+    if not full_name:
+        msg = _l("Enter the person's name.")
+        raise ValidationFailed(msg, fields={"full_name": msg})
+    email = normalise_email(email, "email") if email and email.strip() else None
+    phone = normalise_phone(phone, "phone") if phone and phone.strip() else None
+    if not email and not phone:
+        msg = _l("Give an e-mail address or a mobile number to log in with.")
+        raise ValidationFailed(msg, fields={"email": msg})
+    wanted = _parse_roles(roles)
+    _check_password_strength(password)
+    office = _post_office_by_code(post_office_code) if post_office_code else None
+    if Role.CLERK in wanted and office is None:
+        msg = _l("A postal clerk must belong to a post office.")
+        raise PostOfficeRequired(msg, fields={"post_office": msg})
+    _refuse_duplicates(email, phone, "email", "phone")
+    user = User(full_name=full_name[:200], email=email, phone=phone,
+                password_hash=hash_password(password), post_office=office)
+    for role in wanted:
+        _add_role(user, role)
+    db.add(user)
+    db.flush()
+    record_audit("auth.user_create", object_type="user", object_id=user.id, actor_id=actor_id,
+                 details={"roles": [r.value for r in wanted],
+                          "post_office": office.code if office else None})
+    _commit_new_account("email", "phone")
+    return user
+
+
+def grant_role(user_id: int, role: Role | str, *, actor_id: int | None = None,
+               post_office_code: str | None = None) -> User:
+    """Give `role` to a user; `post_office_code` also assigns the branch (needed for a
+    clerk who has none). Audits `auth.role_grant`. Raises NotFound, UnknownRole,
+    PostOfficeRequired, ValidationFailed (unknown office) or Conflict (already held).
+    """
+    user = _get_user(user_id)
+    (wanted,) = _parse_roles([role], "role")
+    if post_office_code:
+        user.post_office = _post_office_by_code(post_office_code)
+    if wanted == Role.CLERK and user.post_office is None:
+        msg = _l("A postal clerk must belong to a post office.")
+        raise PostOfficeRequired(msg, fields={"post_office": msg})
+    if wanted in user.roles:
+        db.rollback()
+        msg = _l("%(name)s already has the role %(role)s.", name=user.full_name,
+                 role=role_label(wanted))
+        raise Conflict(msg, fields={"role": msg})
+    _add_role(user, wanted)
+    record_audit("auth.role_grant", object_type="user", object_id=user.id, actor_id=actor_id,
+                 details={"role": wanted.value,
+                          "post_office": user.post_office.code if user.post_office else None})
+    db.commit()
+    return user
+
+
+def revoke_role(user_id: int, role: Role | str, *, actor_id: int | None = None) -> User:
+    """Take `role` away from a user. Audits `auth.role_revoke`.
+
+    Raises NotFound, UnknownRole, ValidationFailed (role not held) or Conflict (an admin
+    removing their own admin role, which would lock the back office out of admins).
+    """
+    user = _get_user(user_id)
+    (wanted,) = _parse_roles([role], "role")
+    row = next((r for r in user.role_rows if r.role == wanted.value), None)
+    if row is None:
+        msg = _l("%(name)s does not have the role %(role)s.", name=user.full_name,
+                 role=role_label(wanted))
+        raise ValidationFailed(msg, fields={"role": msg})
+    if wanted == Role.ADMIN and actor_id == user.id:
+        msg = _l("You cannot remove your own administrator role.")
+        raise Conflict(msg, fields={"role": msg})
+    user.role_rows.remove(row)
+    record_audit("auth.role_revoke", object_type="user", object_id=user.id, actor_id=actor_id,
+                 details={"role": wanted.value})
+    db.commit()
+    return user
+
+
+def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: str, *,
+                       address: str = "", is_exchange_office: bool = False,
+                       actor_id: int | None = None) -> PostOffice:
+    """Open a post office (branch). Audits `auth.post_office_create`.
+
+    Raises ValidationFailed (empty code or names, unknown governorate) or Conflict
+    (code in use); nothing is written then. Field errors are keyed `code`, `name_ar`,
+    `name_en`, `governorate`.
+    """
+    code = (code or "").strip().upper()
+    errors: dict[str, object] = {}
+    if not code or len(code) > 16:
+        errors["code"] = _l("Enter a code of 1 to 16 letters or digits.")
+    if not (name_ar or "").strip():
+        errors["name_ar"] = _l("Enter the Arabic name.")
+    if not (name_en or "").strip():
+        errors["name_en"] = _l("Enter the English name.")
+    if governorate(governorate_code or "") is None:
+        errors["governorate"] = _l("Choose a governorate.")
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), fields=errors)
+    if db.scalar(select(PostOffice.id).where(PostOffice.code == code)) is not None:
+        msg = _l("A post office with the code %(code)s already exists.", code=code)
+        raise Conflict(msg, fields={"code": msg})
+    office = PostOffice(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(),
+                        governorate=governorate_code, address=(address or "").strip(),
+                        is_exchange_office=is_exchange_office)
+    db.add(office)
+    db.flush()
+    record_audit("auth.post_office_create", object_type="post_office", object_id=office.id,
+                 actor_id=actor_id, details={"code": code, "governorate": governorate_code})
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        msg = _l("A post office with the code %(code)s already exists.", code=code)
+        raise Conflict(msg, fields={"code": msg}) from None
+    return office
+
+
+# -- reads for the back office -------------------------------------------------------------
+
+def find_users(query: str = "", *, limit: int = 100) -> list[User]:
+    """Users whose name, e-mail or phone contains `query` (all when empty), newest first."""
+    stmt = select(User).order_by(User.id.desc()).limit(limit)
+    q = (query or "").strip()
+    if q:
+        like = f"%{q.lower()}%"
+        digits = "".join(ch for ch in q if ch.isdigit())
+        conds = [func.lower(User.full_name).like(like), User.email.like(like)]
+        if digits:
+            # "0770 123" finds +964770123...: compare without the trunk zero.
+            conds.append(User.phone.like(f"%{digits.lstrip('0')}%"))
+        from sqlalchemy import or_
+
+        stmt = stmt.where(or_(*conds))
+    return list(db.scalars(stmt))
+
+
+def post_offices() -> list[PostOffice]:
+    """Every post office, by code."""
+    return list(db.scalars(select(PostOffice).order_by(PostOffice.code)))

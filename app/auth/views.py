@@ -1,0 +1,144 @@
+"""Shopper-facing pages: sign up, log in, log out, the account and the password."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from app.auth import services
+from app.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm, show_errors
+from app.errors import DomainError, RateLimited
+
+bp = Blueprint("auth", __name__, static_folder="static", static_url_path="/auth/static")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: `?next=https://evil.example` must not send people away."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+def _after_login_url(user) -> str:
+    nxt = _safe_next(request.args.get("next"))
+    if nxt:
+        return nxt
+    if user.is_staff:
+        return url_for("backoffice.index")
+    return "/"
+
+
+def rate_limited_response(exc: RateLimited) -> Response:
+    """The 429 page with Retry-After, so browsers and scripts both know when to retry."""
+    minutes = max(1, (exc.retry_after + 59) // 60)
+    resp = make_response(
+        render_template("auth/rate_limited.html", message=str(exc.message), minutes=minutes),
+        429,
+    )
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(_after_login_url(current_user))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.identifier.data, form.password.data,
+                                         client_address=request.remote_addr)
+        except RateLimited as exc:
+            return rate_limited_response(exc)
+        except DomainError as exc:
+            form.form_errors.append(str(exc.message))
+            status = exc.http_status
+        else:
+            login_user(user, remember=bool(form.remember.data))
+            flash(_("Welcome, %(name)s.", name=user.full_name), "success")
+            return redirect(_after_login_url(user))
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/login.html", form=form,
+                           next=_safe_next(request.args.get("next"))), status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.account"))
+    form = RegisterForm()
+    status = 200
+    if form.validate_on_submit():
+        from app.i18n import current_locale
+
+        try:
+            user = services.register_shopper(form.full_name.data, form.identifier.data,
+                                              form.password.data, locale=current_locale())
+        except DomainError as exc:
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            login_user(user)
+            flash(_("Your account is ready. Welcome to Barid, %(name)s.", name=user.full_name),
+                  "success")
+            return redirect(_safe_next(request.args.get("next")) or "/")
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    form = LogoutForm()
+    if current_user.is_authenticated and form.validate_on_submit():
+        services.record_logout(current_user.id)
+        logout_user()
+        flash(_("You are logged out."), "info")
+    return redirect("/")
+
+
+@bp.route("/account")
+@login_required
+def account():
+    return render_template("auth/account.html", logout_form=LogoutForm())
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.change_password(current_user.id, form.current_password.data,
+                                            form.new_password.data)
+        except DomainError as exc:
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            # The token changed, so this session must be re-issued to survive; keep its
+            # remember-me cookie if it had one.
+            cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+            login_user(user, remember=cookie in request.cookies)
+            flash(_("Your password was changed. Every other session has been logged out."),
+                  "success")
+            return redirect(url_for("auth.account"))
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/change_password.html", form=form), status

@@ -1,0 +1,227 @@
+"""CSRF, security headers and login rate limiting (on real Redis and on the database)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from app.auth.models import LoginThrottle, User
+from tests.app.test_auth_support import PASSWORD, count, log_in, make_user
+
+
+@contextmanager
+def config(app, **values):
+    old = {k: app.config.get(k) for k in values}
+    app.config.update(values)
+    try:
+        yield
+    finally:
+        app.config.update(old)
+
+
+# -- CSRF ------------------------------------------------------------------------------
+
+def test_form_without_csrf_token_is_refused_and_changes_nothing(app, client):
+    with config(app, WTF_CSRF_ENABLED=True):
+        resp = client.post("/register", data={
+            "full_name": "Forged", "identifier": "forged@example.iq",
+            "password": PASSWORD, "password_confirm": PASSWORD,
+        })
+    assert resp.status_code == 400
+    assert "انتهت صلاحية النموذج أو أُرسل من مكان آخر. الرجاء المحاولة مرة أخرى." in (
+        resp.get_data(as_text=True))
+    assert count(app, User) == 0
+
+
+def test_form_with_the_csrf_token_from_the_page_goes_through(app, client):
+    import re
+
+    with config(app, WTF_CSRF_ENABLED=True):
+        page = client.get("/register").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        resp = client.post("/register", data={
+            "csrf_token": token, "full_name": "Real", "identifier": "real@example.iq",
+            "password": PASSWORD, "password_confirm": PASSWORD,
+        })
+    assert resp.status_code == 302
+    assert count(app, User) == 1
+
+
+def test_logout_without_csrf_token_keeps_the_session(app, client):
+    make_user(app, email="stay@example.iq")
+    log_in(client, "stay@example.iq")
+    with config(app, WTF_CSRF_ENABLED=True):
+        assert client.post("/logout").status_code == 400
+    assert client.get("/account").status_code == 200
+
+
+def test_csrf_failure_under_api_is_json(app):
+    from flask_wtf.csrf import CSRFError
+
+    from app.security import csrf_failed
+
+    with app.test_request_context("/api/v1/orders", method="POST"):
+        resp, status = csrf_failed(CSRFError("The CSRF token is missing."))
+    assert status == 400
+    body = resp.get_json()
+    assert body["error"] == "csrf_failed" and body["fields"] == {}
+    assert body["message"].startswith("انتهت صلاحية النموذج")
+
+
+# -- headers ---------------------------------------------------------------------------
+
+def test_security_headers_on_every_page(app, client):
+    for path in ("/login", "/register", "/does-not-exist"):
+        h = client.get(path).headers
+        csp = h["Content-Security-Policy"]
+        for directive in ("default-src 'self'", "img-src 'self' data:", "style-src 'self'",
+                          "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'",
+                          "base-uri 'self'"):
+            assert directive in csp, (path, directive)
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert h["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in h
+
+
+def test_csp_takes_origins_other_domains_register(app, client):
+    with config(app, CSP_SCRIPT_SRC=["https://js.stripe.com"],
+                CSP_FRAME_SRC=["https://js.stripe.com", "https://hooks.stripe.com"],
+                CSP_CONNECT_SRC=["https://api.stripe.com"]):
+        csp = client.get("/login").headers["Content-Security-Policy"]
+    assert "script-src 'self' https://js.stripe.com;" in csp
+    assert "frame-src 'self' https://js.stripe.com https://hooks.stripe.com;" in csp
+    assert "connect-src 'self' https://api.stripe.com;" in csp
+
+
+def test_hsts_only_in_production(app, client):
+    with config(app, BARID_ENV="production"):
+        h = client.get("/login").headers
+    assert h["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_session_cookie_is_httponly_and_lax(app, client):
+    make_user(app, email="cookie@example.iq")
+    resp = log_in(client, "cookie@example.iq", remember="y")
+    cookies = resp.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("session="))
+    remember = next(c for c in cookies if c.startswith("remember_token="))
+    for c in (session, remember):
+        assert "HttpOnly" in c and "SameSite=Lax" in c
+
+
+# -- login rate limiting ---------------------------------------------------------------
+
+def _fail(client, who, n):
+    for _ in range(n):
+        assert log_in(client, who, "wrong password").status_code == 401
+
+
+def _assert_limited(resp):
+    assert resp.status_code == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "محاولات فاشلة كثيرة" in resp.get_data(as_text=True)
+
+
+def test_rate_limit_on_the_database_refuses_even_the_right_password(app, client):
+    make_user(app, email="target@example.iq")
+    with config(app, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=120):
+        _fail(client, "target@example.iq", 3)
+        _assert_limited(log_in(client, "target@example.iq"))
+        # Another name from the same address still gets its own tries.
+        make_user(app, email="other@example.iq")
+        assert log_in(app.test_client(), "other@example.iq").status_code == 302
+    with app.app_context():
+        from app.database import db
+
+        row = db.get(LoginThrottle, "id:target@example.iq")
+        assert row.count == 3
+
+
+def test_rate_limit_on_the_database_is_shared_by_every_process(app, client):
+    """Another web process is another database connection: a count it wrote counts here."""
+    from sqlalchemy import create_engine
+
+    from app.database import utcnow
+
+    make_user(app, email="shared@example.iq")
+    other_process = create_engine(app.config["DATABASE_URL"].replace(
+        "postgresql://", "postgresql+psycopg://"))
+    with other_process.begin() as conn:
+        conn.execute(LoginThrottle.__table__.insert().values(
+            key="id:shared@example.iq", count=3, expires_at=utcnow() + timedelta(minutes=2)))
+    other_process.dispose()
+    with config(app, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=120):
+        _assert_limited(log_in(client, "shared@example.iq"))
+
+
+def test_rate_limit_window_ends(app, client):
+    from app.database import db, utcnow
+
+    make_user(app, email="later@example.iq")
+    with config(app, LOGIN_RATE_LIMIT=2, LOGIN_RATE_WINDOW=60):
+        _fail(client, "later@example.iq", 2)
+        _assert_limited(log_in(client, "later@example.iq"))
+        with app.app_context():
+            row = db.get(LoginThrottle, "id:later@example.iq")
+            # Move the window into the past (as if a minute had gone by).
+            db.execute(LoginThrottle.__table__.update().where(
+                LoginThrottle.key == row.key).values(expires_at=utcnow() - timedelta(seconds=1)))
+            db.commit()
+        assert log_in(client, "later@example.iq").status_code == 302
+
+
+def test_rate_limit_per_address_covers_many_names(app, client):
+    with config(app, LOGIN_RATE_LIMIT=10, LOGIN_RATE_LIMIT_PER_ADDRESS=4):
+        for i in range(4):
+            assert log_in(client, f"guess{i}@example.iq", "x").status_code == 401
+        _assert_limited(log_in(client, "guess99@example.iq", "x"))
+
+
+@pytest.fixture()
+def redis_conn(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+def test_rate_limit_on_redis(app, client, redis_url, redis_conn):
+    make_user(app, email="redis@example.iq")
+    with config(app, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=90):
+        _fail(client, "redis@example.iq", 3)
+        _assert_limited(log_in(client, "redis@example.iq"))
+        key = "barid:login-fail:id:redis@example.iq"
+        assert int(redis_conn.get(key)) == 3
+        assert 0 < redis_conn.ttl(key) <= 90
+        assert count(app, LoginThrottle) == 0  # counted in Redis, not in the database
+        # Once the window is over, the right password works again.
+        redis_conn.delete(key)
+        assert log_in(client, "redis@example.iq").status_code == 302
+
+
+def test_rate_limit_on_redis_is_shared_by_every_process(app, client, redis_url, redis_conn):
+    make_user(app, email="fleet@example.iq")
+    # Three failures counted by other web processes (their own Redis connections).
+    for _ in range(3):
+        redis.Redis.from_url(redis_url).pipeline().set(
+            "barid:login-fail:id:fleet@example.iq", 0, ex=60, nx=True).incr(
+            "barid:login-fail:id:fleet@example.iq").execute()
+    with config(app, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=60):
+        _assert_limited(log_in(client, "fleet@example.iq"))
+
+
+def test_successful_login_clears_the_count_for_that_name(app, client, redis_url, redis_conn):
+    make_user(app, email="clear@example.iq")
+    with config(app, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=3):
+        _fail(client, "clear@example.iq", 2)
+        assert log_in(client, "clear@example.iq").status_code == 302
+        assert redis_conn.get("barid:login-fail:id:clear@example.iq") is None
+    with app.app_context():
+        from app.database import db
+
+        assert db.scalar(select(User.last_login_at)) is not None
