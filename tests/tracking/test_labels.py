@@ -1,0 +1,60 @@
+"""Labels and customs declarations: the barcodes printed on them scan back."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.tracking.helpers import domestic_draft, inbound_draft
+from tracking import labels
+from tracking.services.parcels import Article, preadvise, register_inbound
+
+
+def scan(pdf: bytes, tmp_path: Path, page: int = 1, dpi: int = 200) -> set[str]:
+    """Render one page to PNG and return what zbarimg reads on it (type:value)."""
+    src = tmp_path / "doc.pdf"
+    src.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page),
+                    "-singlefile", str(src), str(tmp_path / "page")], check=True)
+    out = subprocess.run(["zbarimg", "--quiet", str(tmp_path / "page.png")],
+                         capture_output=True, text=True)
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("size", ["4x6", "a6"])
+def test_label_barcode_and_qr_scan(app_ctx, tmp_path, size):
+    parcel = preadvise(domestic_draft())
+    found = scan(labels.render_label(parcel, size), tmp_path)
+    url = app_ctx.config["PUBLIC_BASE_URL"] + f"/track/{parcel.tracking_number}"
+    assert f"CODE-128:{parcel.tracking_number}" in found
+    assert f"QR-Code:{url}" in found
+
+
+def test_cn23_barcode_and_qr_scan(app_ctx, tmp_path):
+    parcel = register_inbound("LX123456785CN", inbound_draft(articles=[
+        Article(description="Laptop computer", quantity=1, net_weight_grams=1900,
+                value_amount=65000, value_currency="USD", hs_code="847130",
+                origin_country="CN")]))
+    assert labels.declaration_form(parcel) == "CN23"
+    found = scan(labels.render_declaration(parcel), tmp_path)
+    assert "CODE-128:LX123456785CN" in found
+    assert any(f.startswith("QR-Code:") and f.endswith("/track/LX123456785CN") for f in found)
+
+
+def test_small_declaration_is_a_cn22_with_the_articles(app_ctx, tmp_path):
+    parcel = register_inbound("LX123456785CN", inbound_draft())
+    assert labels.declaration_form(parcel) == "CN22"
+    text = PdfReader(io.BytesIO(labels.render_declaration(parcel))).pages[0].extract_text()
+    assert "CN22" in text and "Bluetooth headphones" in text and "851830" in text
+
+
+def test_batch_printing_puts_each_label_on_its_own_page(app_ctx):
+    parcels = [preadvise(domestic_draft()) for _ in range(5)]
+    reader = PdfReader(io.BytesIO(labels.render_labels(parcels)))
+    assert len(reader.pages) == 5
+    for page, parcel in zip(reader.pages, parcels, strict=True):
+        assert labels.grouped(parcel.tracking_number) in page.extract_text()
