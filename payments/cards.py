@@ -16,8 +16,9 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from app.audit import record_audit
 from app.database import db, get_engine, utcnow
@@ -108,12 +109,28 @@ def _pin_matches(card: PostCard, pin: str) -> bool:
         return False
 
 
+_apart_engines: dict[str, Engine] = {}
+
+
+def _apart_session() -> Session:
+    """A session on its own connection, outside the pool the request's session uses.
+
+    The request's session keeps its pooled connection while this one commits, so
+    drawing from the same pool could wait forever when every connection is busy.
+    """
+    url = get_engine().url
+    key = url.render_as_string(hide_password=False)
+    if key not in _apart_engines:
+        _apart_engines[key] = create_engine(url, poolclass=NullPool)
+    return Session(_apart_engines[key])
+
+
 def _audit_apart(action: str, card_id: int, actor_id: int | None, details: dict) -> None:
     """Write one audit record in its own committed transaction."""
     rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
                        details=details)
     db.expunge(rec)
-    with Session(get_engine()) as own, own.begin():
+    with _apart_session() as own, own.begin():
         own.add(rec)
 
 
@@ -128,12 +145,14 @@ def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
         _audit_apart("post_card.pin_refused", card.id, actor_id, {"why": "locked"})
         raise CardLocked()
     if _pin_matches(card, pin):
-        _audit_apart("post_card.pin_ok", card.id, actor_id, {})
+        # A right PIN is audited with the payment it allowed (same transaction).
+        record_audit("post_card.pin_ok", object_type="post_card", object_id=card.id,
+                     actor_id=actor_id)
         if card.failed_pin_attempts:
             card.failed_pin_attempts = 0
             db.flush()
         return
-    with Session(get_engine()) as own, own.begin():
+    with _apart_session() as own, own.begin():
         failed = own.execute(
             update(PostCard).where(PostCard.id == card.id)
             .values(failed_pin_attempts=PostCard.failed_pin_attempts + 1)
