@@ -67,7 +67,8 @@ class Merchant(Base):
     commission_bps: Mapped[int] = mapped_column(Integer, default=0)
     post_office_id: Mapped[int | None] = mapped_column(ForeignKey("post_offices.id"))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    city: Mapped[str] = mapped_column(String(100), default="")
+    # Where a local shop is (ISO 3166-2, e.g. IQ-BG): delivery zones are counted from it.
+    governorate: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
 
@@ -84,6 +85,12 @@ class Merchant(Base):
 
     def name(self, locale: str) -> str:
         return self.name_ar if locale == "ar" else self.name_en
+
+    def governorate_name(self, locale: str) -> str:
+        from app.geo import governorate
+
+        place = governorate(self.governorate) if self.governorate else None
+        return place.name(locale) if place else ""
 
 
 class Category(Base):

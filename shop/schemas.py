@@ -54,7 +54,8 @@ class MerchantSchema(Schema):
     country = fields.String(load_default="IQ", validate=COUNTRY)
     currency = fields.String(load_default="IQD", validate=validate.OneOf(
         ["IQD", "USD", "EUR", "TRY", "AED", "CNY"]))
-    city = fields.String(load_default="", validate=validate.Length(max=100))
+    governorate = fields.String(load_default=None, allow_none=True,
+                                validate=validate.Regexp(r"^IQ-[A-Z]{2}$"))
     post_office_id = fields.Integer(load_default=None, allow_none=True)
     commission_bps = fields.Integer(load_default=0, strict=True, validate=validate.Range(
         min=0, max=10000, error=_l("The commission is between 0 and 10000 basis points.")))

@@ -9,10 +9,10 @@ from tests.shop.helpers import make_category, make_merchant
 
 
 @pytest.fixture()
-def category(app_ctx) -> Category:
+def category(app) -> Category:
     return make_category()
 
 
 @pytest.fixture()
-def local_shop(app_ctx) -> Merchant:
+def local_shop(app) -> Merchant:
     return make_merchant()

@@ -37,7 +37,8 @@ def make_merchant(*, country: str = "IQ", currency: str = "IQD",
     merchant = Merchant(
         slug=slug or f"shop-{n}", name_ar=f"متجر {n}", name_en=f"Shop {n}", country=country,
         currency=currency, status=status, owner_id=owner.id,
-        post_office_id=make_office().id if country == "IQ" else None, city="Baghdad",
+        post_office_id=make_office().id if country == "IQ" else None,
+        governorate="IQ-BG" if country == "IQ" else None,
     )
     db.add(merchant)
     db.flush()
