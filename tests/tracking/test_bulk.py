@@ -1,0 +1,113 @@
+"""Bulk ingest: every row accepted, duplicate or rejected with a reason; runs under rq."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.database import db
+from app.errors import ValidationFailed
+from tests.tracking.helpers import at, domestic_draft, run_jobs
+from tracking.models import IngestBatch, Parcel, ParcelEvent
+from tracking.services import bulk
+from tracking.services.parcels import preadvise
+
+
+def _csv(rows: list[str], header: str = "tracking_number,code,occurred_at,event_id,"
+         "office_code,reason_code,action_code,receiver_name") -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def _accepted_parcel(offices):
+    parcel = preadvise(domestic_draft())
+    rows = [f"{parcel.tracking_number},EMA,{at(0).isoformat()},e0,BGD01,,,"]
+    batch = bulk.submit_batch(bulk.parse_csv(_csv(rows)), source="csv")
+    run_jobs()
+    assert db.get(IngestBatch, batch.id).accepted == 1
+    return parcel.tracking_number
+
+
+def test_csv_rows_each_get_an_outcome_and_good_rows_survive_bad_ones(offices, clerk):
+    n = _accepted_parcel(offices)
+    rows = [
+        f"{n},EDD,{at(2).isoformat()},e1,BGD01,,,",
+        f"{n},EDD,{at(2).isoformat()},e1,BGD01,,,",            # repeat
+        f"{n},XYZ,{at(3).isoformat()},e2,BGD01,,,",            # unknown code
+        f"EE123456786IQ,EDD,{at(3).isoformat()},e3,BGD01,,,",  # check digit
+        f"EE123456785IQ,EDD,{at(3).isoformat()},e4,BGD01,,,",  # unknown parcel
+        f"{n},EDE,yesterday,e5,BGD01,,,",                      # bad time
+        f"{n},EDE,{at(4).isoformat()},e6,NOPE,,,",             # unknown office
+        f"{n},EMH,{at(5).isoformat()},e7,BSR01,,,",            # no reason/action
+        f"{n},EDG,{at(6).isoformat()},e8,BSR01,,,",
+        f"{n},EMI,{at(7).isoformat()},e9,BSR01,,,Fatima",
+        f",EDG,{at(8).isoformat()},e10,BSR01,,,",              # empty number
+    ]
+    batch = bulk.submit_batch(bulk.parse_csv(_csv(rows)), source="csv",
+                              submitted_by_id=clerk.id, filename="pda.csv")
+    assert batch.state == "queued"
+    run_jobs()
+    batch = db.get(IngestBatch, batch.id)
+    summary = bulk.batch_summary(batch)
+    outcomes = [(r["outcome"], r["reason_code"]) for r in summary["rows"]]
+    assert outcomes == [
+        ("accepted", None), ("duplicate", None), ("rejected", "unknown_code"),
+        ("rejected", "invalid_number"), ("rejected", "unknown_parcel"),
+        ("rejected", "bad_time"), ("rejected", "unknown_office"),
+        ("rejected", "missing_reason"), ("accepted", None), ("accepted", None),
+        ("rejected", "missing_field"),
+    ]
+    assert all(r["reason"] for r in summary["rows"] if r["outcome"] == "rejected")
+    assert (batch.accepted, batch.duplicates, batch.rejected) == (3, 1, 7)
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == n))
+    assert parcel.status == "delivered"
+    # Running the job again changes nothing.
+    bulk.process_batch(batch.id)
+    db.commit()
+    assert db.query(ParcelEvent).count() == 4
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"tracking_number,code\nEE123456785IQ,EMA\n", "missing_columns"),
+    ("tracking_number,code,occurred_at\nأ,EMA,x\n".encode("cp1256"), "bad_encoding"),
+    (b"tracking_number,code,occurred_at\n", "empty"),
+])
+def test_unusable_files_are_refused_whole_with_a_reason(app_ctx, data, code):
+    with pytest.raises(ValidationFailed) as err:
+        bulk.parse_csv(data)
+    assert err.value.code == code and str(err.value.message)
+
+
+def test_fifty_thousand_rows_are_refused_with_a_clear_message(app_ctx):
+    data = _csv([f"EE123456785IQ,EDD,2025-01-01T10:00:00+03:00,e{i},,,," for i in
+                 range(50_000)])
+    with pytest.raises(ValidationFailed) as err:
+        bulk.parse_csv(data)
+    assert err.value.code == "too_many_rows"
+    assert "50000" in str(err.value.message) or "50,000" in str(err.value.message)
+
+
+def test_batch_is_processed_by_an_rq_worker(app, offices, redis_url):
+    import redis
+    from rq import Queue, SimpleWorker
+
+    n = _accepted_parcel(offices)
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    app.config["REDIS_URL"] = redis_url
+    try:
+        batch = bulk.submit_batch([
+            {"tracking_number": n, "code": "EDD", "occurred_at": at(1).isoformat(),
+             "event_id": "r1"},
+            {"tracking_number": n, "code": "EDE", "occurred_at": at(2).isoformat(),
+             "event_id": "r2"},
+        ], source="api", partner="handheld")
+        batch_id = batch.id
+        assert Queue("default", connection=conn).count == 1
+        SimpleWorker([Queue("default", connection=conn)], connection=conn).work(burst=True)
+    finally:
+        app.config["REDIS_URL"] = None
+        conn.flushdb()
+    db.remove()
+    batch = db.get(IngestBatch, batch_id)
+    assert (batch.state, batch.accepted) == ("done", 2)
+    assert db.scalar(select(Parcel.status).where(Parcel.tracking_number == n)) == "in_transit"

@@ -1,0 +1,214 @@
+"""Bulk event ingest from partner posts and handheld devices (JSON API or CSV upload).
+
+A batch is stored first, row by row, and processed by a worker job; every row ends
+accepted, duplicate or rejected with a reason, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app.audit import record_audit
+from app.auth.models import PostOffice
+from app.database import db, utcnow
+from app.errors import NotFound, ValidationFailed
+from app.events import enqueue_after_commit
+from tracking.models import IngestBatch, IngestRow
+from tracking.services.events import REASONS, EventReport, ingest
+from tracking.settings import setting
+
+REQUIRED_COLUMNS = ("tracking_number", "code", "occurred_at")
+OPTIONAL_COLUMNS = ("event_id", "office_code", "location", "reason_code", "action_code",
+                    "retention_reason", "receiver_name")
+ROW_REASONS: dict[str, Any] = {
+    "missing_field": _l("A required value is empty."),
+    "bad_time": _l("The time is not in ISO 8601 form, e.g. 2025-03-01T14:30:00+03:00."),
+    "unknown_office": _l("There is no post office with this code."),
+    "error": _l("This row could not be processed."),
+}
+
+
+def _too_many(n: int) -> ValidationFailed:
+    limit = int(setting("BULK_MAX_ROWS"))
+    return ValidationFailed(
+        _l("The file has %(n)s rows; at most %(limit)s rows are accepted at once. Split it "
+           "into smaller files.", n=n, limit=limit), code="too_many_rows")
+
+
+def parse_csv(data: bytes) -> list[dict[str, str]]:
+    """The rows of an events CSV as dicts. Raises ValidationFailed (with a reason people
+    can act on) for a file that is not UTF-8, lacks a required column or is too long."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            _l("The file is not UTF-8 text. Save it as \"CSV UTF-8\" and upload it again."),
+            code="bad_encoding") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ValidationFailed(_l("Missing column(s): %(cols)s. The first line must name "
+                                  "the columns.", cols=", ".join(missing)),
+                               code="missing_columns")
+    limit = int(setting("BULK_MAX_ROWS"))
+    rows: list[dict[str, str]] = []
+    for row in reader:
+        if len(rows) >= limit:
+            raise _too_many(len(rows) + 1 + sum(1 for _ in reader))
+        rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()
+                     if k is not None})
+    if not rows:
+        raise ValidationFailed(_l("The file has no rows."), code="empty")
+    return rows
+
+
+def submit_batch(rows: list[dict[str, Any]], *, source: str, partner: str | None = None,
+                 submitted_by_id: int | None = None, filename: str = "") -> IngestBatch:
+    """Store a batch of event rows and stage the job that processes them; commits.
+
+    Raises ValidationFailed for an empty batch, one over BULK_MAX_ROWS, or rows that are
+    not objects.
+    """
+    if not isinstance(rows, list) or not rows:
+        raise ValidationFailed(_l("Send a list of events."), code="empty")
+    if len(rows) > int(setting("BULK_MAX_ROWS")):
+        raise _too_many(len(rows))
+    if not all(isinstance(r, dict) for r in rows):
+        raise ValidationFailed(_l("Each event must be an object."), code="bad_rows")
+    batch = IngestBatch(source=source, partner=partner, submitted_by_id=submitted_by_id,
+                        filename=filename[:200], total_rows=len(rows))
+    db.add(batch)
+    db.flush()
+    db.execute(IngestRow.__table__.insert(), [
+        {"batch_id": batch.id, "row_no": i, "data": {k: (None if v is None else str(v))
+                                                     for k, v in row.items()}}
+        for i, row in enumerate(rows, start=1)
+    ])
+    from tracking import jobs
+
+    enqueue_after_commit(jobs.process_ingest_batch, batch_id=batch.id)
+    record_audit("tracking.batch_submitted", object_type="ingest_batch", object_id=batch.id,
+                 actor_id=submitted_by_id, details={"rows": len(rows), "source": source,
+                                                    "partner": partner})
+    db.commit()
+    return batch
+
+
+def _parse_time(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _report(data: dict[str, Any], batch: IngestBatch,
+            offices: dict[str, int | None]) -> tuple[EventReport | None, str | None]:
+    for name in REQUIRED_COLUMNS:
+        if not (data.get(name) or "").strip():
+            return None, "missing_field"
+    occurred = _parse_time(data.get("occurred_at"))
+    if occurred is None:
+        return None, "bad_time"
+    office_id = None
+    code = (data.get("office_code") or "").strip()
+    if code:
+        if code not in offices:
+            offices[code] = db.scalar(select(PostOffice.id).where(PostOffice.code == code))
+        office_id = offices[code]
+        if office_id is None:
+            return None, "unknown_office"
+    return EventReport(
+        code=data["code"], occurred_at=occurred, uid=(data.get("event_id") or None),
+        office_id=office_id, location=(data.get("location") or ""),
+        partner=batch.partner, source="partner" if batch.source == "api" else "csv",
+        actor_id=batch.submitted_by_id, reason_code=data.get("reason_code") or None,
+        action_code=data.get("action_code") or None,
+        retention_reason=data.get("retention_reason") or None,
+        receiver_name=data.get("receiver_name") or None,
+    ), None
+
+
+def process_batch(batch_id: int) -> IngestBatch | None:
+    """Job body: ingest every unprocessed row of a batch and record each row's outcome.
+
+    Rows already processed are skipped, so running it again finishes an interrupted batch
+    and changes nothing in a finished one. Flushes per row; the caller commits.
+    """
+    batch = db.scalar(select(IngestBatch).where(IngestBatch.id == batch_id).with_for_update())
+    if batch is None or batch.state == "done":
+        return batch
+    offices: dict[str, int | None] = {}
+    rows = db.scalars(select(IngestRow).where(IngestRow.batch_id == batch.id,
+                                              IngestRow.outcome.is_(None))
+                      .order_by(IngestRow.row_no))
+    for row in rows:
+        report, problem = _report(row.data, batch, offices)
+        if problem:
+            row.outcome, row.reason_code, row.reason = "rejected", problem, str(
+                ROW_REASONS[problem])
+            continue
+        try:
+            with db.begin_nested():
+                out = ingest(row.data["tracking_number"], report)
+        except Exception:  # one bad row must not sink the batch
+            row.outcome, row.reason_code, row.reason = "rejected", "error", str(
+                ROW_REASONS["error"])
+            continue
+        row.outcome = out.outcome
+        row.reason_code = out.reason_code
+        row.reason = (out.reason or None) and str(out.reason)[:300]
+        row.event_id = out.event_id
+    db.flush()
+    counts = dict(db.execute(select(IngestRow.outcome, func.count()).where(
+        IngestRow.batch_id == batch.id).group_by(IngestRow.outcome)).all())
+    batch.accepted = counts.get("accepted", 0)
+    batch.duplicates = counts.get("duplicate", 0)
+    batch.rejected = counts.get("rejected", 0)
+    batch.state = "done"
+    batch.finished_at = utcnow()
+    return batch
+
+
+def get_batch(batch_id: int) -> IngestBatch:
+    batch = db.get(IngestBatch, batch_id)
+    if batch is None:
+        raise NotFound(_l("No such batch."))
+    return batch
+
+
+def batch_rows(batch_id: int, *, only_rejected: bool = False, limit: int = 1000
+               ) -> list[IngestRow]:
+    stmt = select(IngestRow).where(IngestRow.batch_id == batch_id)
+    if only_rejected:
+        stmt = stmt.where(IngestRow.outcome == "rejected")
+    return list(db.scalars(stmt.order_by(IngestRow.row_no).limit(limit)))
+
+
+def batch_summary(batch: IngestBatch, *, with_rows: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": batch.id, "state": batch.state, "total_rows": batch.total_rows,
+        "accepted": batch.accepted, "duplicates": batch.duplicates,
+        "rejected": batch.rejected,
+    }
+    if with_rows and batch.state == "done":
+        out["rows"] = [{"row": r.row_no, "outcome": r.outcome, "reason_code": r.reason_code,
+                        "reason": r.reason} for r in batch_rows(batch.id)]
+    return out
+
+
+def reason_text(code: str | None) -> str:
+    if code in ROW_REASONS:
+        return str(ROW_REASONS[code])
+    if code in REASONS:
+        return str(REASONS[code])
+    return _("Rejected")
