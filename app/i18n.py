@@ -58,14 +58,14 @@ def select_locale() -> str:
     if not has_request_context():
         return default
     if request.path.startswith("/api/"):
-        return request.accept_languages.best_match(languages) or default
+        return str(request.accept_languages.best_match(languages) or default)
     chosen = session.get("lang")
     if chosen in languages:
-        return chosen
+        return str(chosen)
     account = _user_locale()
     if account in languages:
-        return account  # type: ignore[return-value]
-    return default
+        return str(account)
+    return str(default)
 
 
 def current_locale() -> str:

@@ -61,7 +61,7 @@ def readyz() -> tuple[Response, int]:
     if redis_url:
         checks["redis"] = check_redis(redis_url)
     failed = sorted(name for name, result in checks.items() if result != "ok")
-    body = {"status": "unavailable" if failed else "ready", "checks": checks}
+    body: dict[str, Any] = {"status": "unavailable" if failed else "ready", "checks": checks}
     if failed:
         body["failed"] = failed
     return jsonify(body), 503 if failed else 200

@@ -3,6 +3,7 @@ needs to know (which links exist, whether the visitor works for the post)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -35,7 +36,7 @@ def endpoint_methods(name: str) -> frozenset[str]:
     return frozenset(methods)
 
 
-def link_to(*names: str, **values: object) -> str | None:
+def link_to(*names: str, **values: Any) -> str | None:
     """URL of the first of `names` that exists, or None: for links to other domains'
     pages, so the layout renders whatever has been installed."""
     for name in names:
