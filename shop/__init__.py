@@ -23,6 +23,15 @@ def country_name(code: str) -> str:
         return code
 
 
+def currency_name(code: str) -> str:
+    """A currency's name in the visitor's language ("TRY" -> "ليرة تركية")."""
+    from babel.numbers import get_currency_name
+
+    from app.i18n import current_locale
+
+    return get_currency_name(code, locale=current_locale())
+
+
 def bps_percent(bps: int) -> str:
     """Basis points as a percentage for people: 1250 -> "12.5 %"."""
     value = (Decimal(bps) / 100).normalize()
@@ -43,3 +52,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(shop_price, "shop_price")
     app.add_template_global(country_name, "country_name")
     app.add_template_global(bps_percent, "bps_percent")
+    app.add_template_global(currency_name, "currency_name")

@@ -102,6 +102,7 @@ class CartSummary:
     items: list[CartItem] = field(default_factory=list)
     # Sum of the sellable lines per merchant currency, and all of them in dinars.
     subtotals: dict[str, int] = field(default_factory=dict)
+    subtotals_iqd: dict[str, int] = field(default_factory=dict)
     total_iqd: int = 0
 
     @property
@@ -344,6 +345,8 @@ def cart_summary(owner: CartOwner) -> CartSummary:
         if item.problem in (None, "over_stock"):
             summary.subtotals[price.currency] = (
                 summary.subtotals.get(price.currency, 0) + item.line_total)
+            summary.subtotals_iqd[price.currency] = (
+                summary.subtotals_iqd.get(price.currency, 0) + (item.line_total_iqd or 0))
             summary.total_iqd += item.line_total_iqd or 0
     # Dinars first, then foreign currencies in a stable order.
     summary.subtotals = dict(sorted(summary.subtotals.items(),

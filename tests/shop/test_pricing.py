@@ -48,4 +48,4 @@ def test_product_page_shows_dinars_with_the_original_price(client, category):
     html = client.get(f"/shop/p/{perfume.id}").get_data(as_text=True)
     assert "89,175 IQD" in html
     assert "Original price" in html and "250.00 AED" in html
-    assert "1 AED = 356.7 IQD" in html
+    assert "<bdi dir=\"ltr\">1 AED = 356.7 IQD</bdi>" in html
