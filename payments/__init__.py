@@ -23,3 +23,9 @@ def init_app(app: Flask) -> None:
                           _int_env("PAYMENTS_CARD_MAX_BALANCE", 10_000_000))
     app.config.setdefault("PAYMENTS_HOLD_MINUTES", _int_env("PAYMENTS_HOLD_MINUTES", 30))
     app.cli.add_command(cli.ledger_group)
+
+    from app.extensions import csrf
+    from payments import jobs, webhook_views  # noqa: F401 (jobs registers periodic tasks)
+
+    app.register_blueprint(webhook_views.bp)
+    csrf.exempt(webhook_views.bp)

@@ -464,12 +464,20 @@ def start_card_payment(*, amount: int, currency: str, reference_kind: str, refer
         exchange_rate_id=rate_id))
     if p.stripe_payment_intent:
         return _start_info(p)
+    _create_intent(p, gateway.client())
+    apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="payment intent created")
+    return _start_info(p)
+
+
+def _create_intent(p: Payment, c: stripe.StripeClient) -> None:
+    """One PaymentIntent per attempt; the key makes a retried call return the same one."""
     try:
-        pi = gateway.client().v1.payment_intents.create(
-            params={"amount": p.charged_amount, "currency": CHARGE_CURRENCY.lower(),
+        pi = c.v1.payment_intents.create(
+            params={"amount": p.charged_amount, "currency": p.charged_currency.lower(),
                     "payment_method_types": ["card"],
-                    "metadata": {"barid_payment_id": str(p.id), "reference_kind": reference_kind,
-                                 "reference_id": reference_id}},
+                    "metadata": {"barid_payment_id": str(p.id),
+                                 "reference_kind": p.reference_kind,
+                                 "reference_id": p.reference_id}},
             options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt, "create")},
         )
     except stripe.StripeError as exc:
@@ -477,8 +485,21 @@ def start_card_payment(*, amount: int, currency: str, reference_kind: str, refer
         raise CardPaymentsUnavailable() from exc
     p.stripe_payment_intent = pi.id
     p.stripe_client_secret = pi.client_secret
-    apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="payment intent created")
-    return _start_info(p)
+    db.flush()
+
+
+def _new_attempt(p: Payment, c: stripe.StripeClient, actor_id: int | None) -> None:
+    """After a decline, try again on a fresh PaymentIntent (the old one is cancelled)."""
+    old = p.stripe_payment_intent
+    p.attempt += 1
+    p.failure_message = None
+    _create_intent(p, c)
+    try:
+        c.v1.payment_intents.cancel(old, options={
+            "idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt - 1, "cancel")})
+    except stripe.StripeError:
+        current_app.logger.info("could not cancel declined intent %s", old)
+    apply_transition(p, S.PENDING, actor_id=actor_id, reason="new attempt")
 
 
 def confirm_card_payment(payment_id: int, *, payment_method: str,
@@ -506,12 +527,11 @@ def _confirm(payment_id: int, payment_method: str, payer_user_id: int | None) ->
         raise NotFound()
     if not re.match(r"^(pm|card|tok)_\w+$", payment_method or ""):
         raise ValidationFailed(_l("The card could not be read. Please try again."))
+    c = gateway.client()
     if p.status == S.FAILED:
-        p.attempt += 1
-        apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="new attempt")
+        _new_attempt(p, c, payer_user_id)
     if p.status != S.PENDING:
         raise PaymentStateError(_l("This payment is already %(s)s.", s=p.status))
-    c = gateway.client()
     opts = {"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt, "attach")}
     try:
         c.v1.payment_intents.update(p.stripe_payment_intent,
