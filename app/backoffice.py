@@ -15,7 +15,7 @@ from flask_babel import gettext, lazy_gettext
 from werkzeug.routing import BuildError
 
 from app.auth.decorators import role_required
-from app.auth.models import BACKOFFICE_ROLES, Role
+from app.auth.models import STAFF_ROLES, Role
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,12 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 
 
 @bp.route("/")
-@role_required(*BACKOFFICE_ROLES)
+@role_required(*STAFF_ROLES)
 def index():
     return render_template("backoffice/index.html")
 
 
-nav_item("backoffice.index", "Dashboard", tuple(BACKOFFICE_ROLES), section="home", order=0)
+nav_item("backoffice.index", "Dashboard", STAFF_ROLES, section="home", order=0)
 
 
 def init_app(app: Flask) -> None:

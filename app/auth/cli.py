@@ -16,7 +16,9 @@ from app.errors import DomainError
 @click.option("--email", default=None, help="E-mail address to log in with.")
 @click.option("--phone", default=None, help="Iraqi mobile number, e.g. 07701234567.")
 @click.option("--name", "full_name", required=True, help="The person's full name.")
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters; asked for (not echoed) when left out, which keeps "
+                   "it out of the shell history.")
 @click.option("--post-office", "post_office", default=None,
               help="Code of the post office (required for a clerk).")
 @with_appcontext

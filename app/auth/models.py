@@ -27,6 +27,8 @@ class Role(enum.StrEnum):
 BACKOFFICE_ROLES = frozenset(
     {Role.CLERK, Role.CUSTOMS_OFFICER, Role.PROCUREMENT, Role.SUPERVISOR, Role.ADMIN}
 )
+# The same roles in a fixed order, for role_required(*STAFF_ROLES) and listings.
+STAFF_ROLES = tuple(r for r in Role if r in BACKOFFICE_ROLES)
 
 # Staff roles are granted by an admin; shopper and merchant accounts come from sign-up
 # or the merchant onboarding, but an admin may grant them too.

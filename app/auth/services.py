@@ -168,11 +168,24 @@ def register_shopper(full_name: str, identifier: str, password: str, *,
     `full_name`, `identifier`, `password`.
     """
     full_name = (full_name or "").strip()
+    # Every field's problem at once, so the person fixes the form in one go.
+    errors: dict[str, object] = {}
+    weak: WeakPassword | None = None
     if not full_name:
-        msg = _l("Enter your name.")
-        raise ValidationFailed(msg, fields={"full_name": msg})
-    kind, value = parse_identifier(identifier)
-    _check_password_strength(password)
+        errors["full_name"] = _l("Enter your name.")
+    try:
+        kind, value = parse_identifier(identifier)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    try:
+        _check_password_strength(password)
+    except WeakPassword as exc:
+        weak = exc
+        errors.update(exc.fields)
+    if errors:
+        if weak is not None and len(errors) == 1:
+            raise weak
+        raise ValidationFailed(next(iter(errors.values())), fields=errors)
     email = value if kind == "email" else None
     phone = value if kind == "phone" else None
     _refuse_duplicates(email, phone, "identifier", "identifier")

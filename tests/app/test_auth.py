@@ -208,3 +208,12 @@ def test_anonymous_visitor_is_sent_to_login_with_a_translated_message(app, clien
     assert resp.headers["Location"].startswith("/login?next=")
     page = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert "يرجى تسجيل الدخول لفتح هذه الصفحة." in page
+
+
+def test_every_field_problem_is_shown_at_once(app, client):
+    resp = client.post("/register", data={"full_name": "X", "identifier": "0770 12",
+                                          "password": "short", "password_confirm": "short"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert 'id="identifier-error"' in body and 'id="password-error"' in body
+    assert count(app, User) == 0

@@ -62,3 +62,16 @@ def test_email_or_phone_is_required(app):
                                                 "--password", "long enough pw"])
     assert result.exit_code != 0
     assert "--email or --phone" in result.output
+
+
+def test_password_is_asked_for_when_left_out(app):
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "--role", "admin", "--email", "quiet@barid.iq", "--name", "Q"],
+        input="a quiet secret\na quiet secret\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "a quiet secret" not in result.output
+    from app.auth.services import authenticate
+
+    with app.app_context():
+        assert authenticate("quiet@barid.iq", "a quiet secret", client_address=None)
