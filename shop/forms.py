@@ -66,7 +66,7 @@ class SuspendForm(FlaskForm):
 
 class CommissionForm(FlaskForm):
     commission_bps = IntegerField(
-        _l("Commission (basis points, 100 = 1 %)"),
+        _l("Commission in basis points (100 means 1 %)"),
         validators=[InputRequired(), NumberRange(0, 10000, _l(
             "The commission is between 0 and 10000 basis points."))],
     )
