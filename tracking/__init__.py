@@ -7,9 +7,15 @@ MODEL_MODULES: tuple[str, ...] = ("tracking.s10", "tracking.models")
 
 
 def init_app(app: Flask) -> None:
-    """Register this domain's models, blueprints, subscribers and commands."""
+    """Register this domain's settings, blueprints, back-office navigation, subscribers,
+    periodic jobs and demo data."""
     from tracking import settings
 
     settings.init_app(app)
+    from tracking import backoffice, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(views.api)
+    backoffice.init_app(app)
     # Importing these registers their subscribers, periodic jobs and seeders.
     from tracking import jobs, seed  # noqa: F401

@@ -1,0 +1,103 @@
+"""Public tracking: the page and the JSON, without personal data, rate limited."""
+
+from __future__ import annotations
+
+import pytest
+from flask_babel import refresh
+
+from tests.tracking.helpers import at, domestic_draft
+from tracking.services import events as ev
+from tracking.services.parcels import preadvise
+
+
+@pytest.fixture()
+def journey(offices, clerk):
+    parcel = preadvise(domestic_draft())
+    n = parcel.tracking_number
+    for i, (code, extra) in enumerate([("EMA", {}), ("EDD", {}), ("EDG", {})]):
+        office = offices[0] if i < 2 else offices[1]
+        ev.record_scan(number=n, code=code, office_id=office.id, actor_id=clerk.id,
+                       occurred_at=at(i), **extra)
+    return n
+
+
+def test_json_lookup_shows_status_and_events_without_people(client, journey):
+    res = client.get(f"/api/v1/tracking/{journey}?lang=en")
+    assert res.status_code == 200
+    body = res.get_json()
+    assert body["tracking_number"] == journey and body["status"] == "out_for_delivery"
+    assert [e["code"] for e in body["events"]] == ["EDG", "EDD", "EMA"]
+    assert body["events"][0]["office_city"] == "Basra"
+    assert body["events"][0]["description"] == "Item out for physical delivery"
+    assert body["events"][0]["time"].endswith("+00:00")
+    text = res.get_data(as_text=True)
+    for private in ("فاطمة", "أحمد", "07801234567", "7701234567", "العشار", "حنا"):
+        assert private not in text
+
+
+def test_json_lookup_in_arabic(client, journey):
+    body = client.get(f"/api/v1/tracking/{journey}?lang=ar").get_json()
+    assert body["events"][0]["office_city"] == "البصرة"
+    assert body["events"][-1]["description"] == "قبول الإرسالية"
+
+
+def test_invalid_and_unknown_numbers(client, app_ctx):
+    res = client.get("/api/v1/tracking/EE123456786IQ")
+    assert res.status_code == 400
+    assert res.get_json()["reason"] == "check_digit" and res.get_json()["message"]
+    res = client.get("/api/v1/tracking/" + "A" * 500)
+    assert res.status_code == 400 and res.get_json()["reason"] == "too_long"
+    res = client.get("/api/v1/tracking/EE123456785IQ")
+    assert res.status_code == 404 and res.get_json()["error"] == "not_found"
+
+
+def test_page_accepts_spaces_and_lowercase_and_redirects(client, journey):
+    typed = " " + " ".join([journey[:2].lower(), journey[2:7], journey[7:]]) + " "
+    res = client.get("/track", query_string={"number": typed})
+    assert res.status_code == 303 and res.headers["Location"].endswith(f"/track/{journey}")
+    res = client.get(f"/track/{journey.lower()}")
+    assert res.status_code == 301 and res.headers["Location"].endswith(f"/track/{journey}")
+
+
+def test_page_shows_the_journey_in_arabic_and_english(client, journey):
+    page = client.get(f"/track/{journey}").get_data(as_text=True)
+    assert 'dir="rtl"' in page and "خرجت مع موزع البريد للتسليم" in page and journey in page
+    assert "فاطمة" not in page and "07801234567" not in page
+    client.get("/lang/en")
+    # The fixtures' app context is shared by the client's requests, and Flask-Babel keeps
+    # the first request's locale in it; a browser's requests would each start afresh.
+    refresh()
+    page = client.get(f"/track/{journey}").get_data(as_text=True)
+    assert 'dir="ltr"' in page and "Item out for physical delivery" in page
+    assert "Basra" in page
+
+
+def test_page_errors_are_clear(client, app_ctx):
+    res = client.get("/track/EE123456786IQ")
+    assert res.status_code == 400
+    res = client.get("/track", query_string={"number": "x" * 500})
+    assert res.status_code == 400
+    res = client.get("/track/EE123456785IQ")
+    assert res.status_code == 404
+
+
+def test_lookups_are_rate_limited_per_client(client, journey, app):
+    app.config["TRACKING_LOOKUPS_PER_MINUTE"] = 5
+    try:
+        codes = [client.get(f"/api/v1/tracking/{journey}").status_code for _ in range(7)]
+    finally:
+        app.config["TRACKING_LOOKUPS_PER_MINUTE"] = 60
+    assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+
+
+def test_rate_limit_uses_redis_when_configured(client, journey, app, redis_url):
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    app.config.update(TRACKING_LOOKUPS_PER_MINUTE=3, REDIS_URL=redis_url)
+    try:
+        codes = [client.get(f"/api/v1/tracking/{journey}").status_code for _ in range(4)]
+        keys = redis.Redis.from_url(redis_url).keys("barid:track:*")
+    finally:
+        app.config.update(TRACKING_LOOKUPS_PER_MINUTE=60, REDIS_URL=None)
+    assert codes == [200, 200, 200, 429] and len(keys) == 1

@@ -1,0 +1,91 @@
+"""Public tracking: the page anyone opens from the QR code, and its JSON twin."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from app.database import db
+from app.i18n import current_locale
+from tracking import s10
+from tracking.models import Parcel
+from tracking.ratelimit import check_lookup
+from tracking.services.lookup import public_view
+
+bp = Blueprint("tracking", __name__, static_folder="static",
+               static_url_path="/static/tracking")
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _find(number: str) -> Parcel | None:
+    return db.scalar(select(Parcel).where(Parcel.tracking_number == number))
+
+
+@bp.get("/track")
+def track() -> Response | tuple[str, int] | str:
+    """The form's target: tidy what was typed and go to the parcel's own page."""
+    raw = request.args.get("number", "")
+    if not raw.strip():
+        return render_template("tracking/track.html", record=None, error=None, typed="")
+    validity = s10.validate(raw)
+    if not validity:
+        return render_template("tracking/track.html", record=None, error=validity.reason,
+                               typed=raw[:40]), 400
+    return redirect(url_for("tracking.track_number", number=validity.number), code=303)
+
+
+@bp.get("/track/<path:number>")
+def track_number(number: str) -> Response | tuple[str, int] | str:
+    validity = s10.validate(number)
+    if not validity:
+        return render_template("tracking/track.html", record=None, error=validity.reason,
+                               typed=number[:40]), 400
+    if validity.number != number:
+        return redirect(url_for("tracking.track_number", number=validity.number), code=301)
+    check_lookup(_client())
+    parcel = _find(validity.number)
+    if parcel is None:
+        return render_template(
+            "tracking/track.html", record=None, typed=validity.number,
+            error=_l("We have no parcel with this number yet. If it was sent recently, "
+                     "try again later."), not_found=True), 404
+    record = public_view(parcel, current_locale())
+    return render_template("tracking/track.html", record=record, error=None,
+                           typed=validity.number)
+
+
+api = Blueprint("tracking_api", __name__, url_prefix="/api/v1/tracking")
+
+
+@api.get("/<path:number>")
+def api_lookup(number: str) -> Response | tuple[Response, int]:
+    """JSON: tracking number, normalized status, events (code, status, description, office
+    city, time). 400 with the reason for an invalid number, 404 for an unknown one."""
+    lang = request.args.get("lang")
+    locale = lang if lang in ("ar", "en") else current_locale()
+    with force_locale(locale):
+        validity = s10.validate(number)
+        if not validity:
+            return jsonify({"error": "invalid_tracking_number",
+                            "reason": validity.reason_code,
+                            "message": str(validity.reason), "fields": {}}), 400
+        check_lookup(_client())
+        parcel = _find(validity.number)
+        if parcel is None:
+            return jsonify({"error": "not_found", "tracking_number": validity.number,
+                            "message": str(_l("No parcel has this number.")),
+                            "fields": {}}), 404
+        return jsonify(public_view(parcel, locale))
+
+
+@bp.app_context_processor
+def _tracking_context() -> dict:
+    from tracking.services.lookup import status_text
+
+    return {"status_text": status_text}
