@@ -29,3 +29,25 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(webhook_views.bp)
     csrf.exempt(webhook_views.bp)
+
+    from payments import backoffice, reconcile, views  # noqa: F401 (reconcile: periodic job)
+
+    views.register(app)
+    backoffice.register(app)
+    _widen_csp(app)
+
+
+def _widen_csp(app: Flask) -> None:
+    """Let pages load Stripe.js (or localstripe's copy) and talk to it."""
+    base = app.config.get("STRIPE_API_BASE")
+    origins = ["https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"]
+    if base:
+        from urllib.parse import urlparse
+
+        u = urlparse(base)
+        origins.append(f"{u.scheme}://{u.netloc}")
+    for key in ("CSP_SCRIPT_SRC", "CSP_FRAME_SRC", "CSP_CONNECT_SRC"):
+        listed = app.config.setdefault(key, [])
+        for origin in origins:
+            if origin not in listed:
+                listed.append(origin)
