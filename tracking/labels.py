@@ -15,6 +15,7 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode import code128
 from reportlab.graphics.barcode.qr import QrCodeWidget
@@ -32,6 +33,20 @@ from tracking.models import CustomsCase, Parcel
 
 SIZES = {"4x6": (4 * inch, 6 * inch), "a6": A6}
 SERVICE_LETTERS = {"ems": "EMS", "parcel": "P", "registered": "R", "ecommerce": "E"}
+SERVICE_NAMES = {"ems": "EMS", "parcel": "Parcel", "registered": "Registered",
+                 "ecommerce": "E-commerce parcel"}
+# Words drawn through bi() from the tables below; listed so the catalog extractor finds
+# them (bi translates at drawing time, in both languages).
+_DOCUMENT_WORDS = (
+    _l("Parcel"), _l("Registered"), _l("E-commerce parcel"), _l("Description"), _l("Qty"),
+    _l("Net weight (kg)"), _l("Value"), _l("HS tariff number"), _l("Origin"), _l("kg"),
+    _l("HS"), _l("Importer's reference"), _l("Invoice"), _l("Licence"), _l("Certificate"),
+    _l("Gift"), _l("Documents"), _l("Commercial sample"), _l("Returned goods"),
+    _l("Sale of goods"), _l("Other"), _l("Duty"), _l("Inspection fee"), _l("Stamp fee"),
+    _l("Total paid"),
+    _l("I certify that the particulars given in this declaration are correct and that this "
+       "item does not contain any dangerous article prohibited by postal regulations."),
+)
 
 
 def bi(text: str, **kw: object) -> tuple[str, str]:
@@ -161,8 +176,7 @@ def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
     accepted = parcel.created_at
     details = [
         (bi("Weight"), f"{parcel.weight_grams / 1000:.2f} kg"),
-        (bi("Service"), bi({"ems": "EMS", "parcel": "Parcel", "registered": "Registered",
-                            "ecommerce": "E-commerce parcel"}.get(parcel.service, "Parcel"))[0]),
+        (bi("Service"), bi(SERVICE_NAMES.get(parcel.service, "Parcel"))[0]),
         (bi("Office"), office.name_ar if office else ""),
         (bi("Date"), _local(accepted)),
     ]

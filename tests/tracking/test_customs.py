@@ -160,7 +160,7 @@ def test_tariff_csv_errors_are_reported_and_nothing_is_loaded(app_ctx):
     bad = [
         (b"hs_prefix,description_en\n61,x\n", "rate_percent"),
         ("hs_prefix,rate_percent\n61,20\n".encode("utf-16"), "UTF-8"),
-        (b"hs_prefix,rate_percent\n61,20\n6x,5\n62,abc\n63,150\n", "Line 3"),
+        (b"hs_prefix,rate_percent\n61,20\n6x,5\n62,abc\n63,150\n", "السطر 3"),
     ]
     for data, expected in bad:
         result = customs.import_tariff(data, actor_id=None)
