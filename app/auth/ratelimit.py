@@ -35,9 +35,18 @@ def counters_for(identifier: str, address: str | None) -> list[Counter]:
     The per-address limit is higher than the per-name one because many Iraqi mobile
     subscribers share one carrier-grade NAT address.
     """
+    from app.auth.identifiers import parse_identifier
+    from app.errors import ValidationFailed
+
     limit = int(current_app.config["LOGIN_RATE_LIMIT"])
     per_address = int(current_app.config.get("LOGIN_RATE_LIMIT_PER_ADDRESS") or limit * 5)
-    out = [Counter("id:" + identifier.strip().lower()[:250], limit)]
+    # Count the account, not the spelling: "0770 123 4567" and "+9647701234567" share one
+    # counter, so writing a number differently buys no extra guesses.
+    try:
+        name = parse_identifier(identifier)[1]
+    except ValidationFailed:
+        name = identifier.strip().lower()
+    out = [Counter("id:" + name[:250], limit)]
     if address:
         out.append(Counter("addr:" + address[:60], per_address))
     return out

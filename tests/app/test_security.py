@@ -225,3 +225,11 @@ def test_successful_login_clears_the_count_for_that_name(app, client, redis_url,
         from app.database import db
 
         assert db.scalar(select(User.last_login_at)) is not None
+
+
+def test_writing_the_number_differently_gives_no_extra_tries(app, client):
+    make_user(app, phone="0770 555 6677")
+    with config(app, LOGIN_RATE_LIMIT=3):
+        for spelling in ("0770 555 6677", "+964 770 555 6677", "9647705556677"):
+            assert log_in(client, spelling, "wrong password").status_code == 401
+        _assert_limited(log_in(client, "07705556677"))
