@@ -33,6 +33,7 @@ def test_home_page_is_arabic_and_right_to_left_by_default(client):
     # The tracking form asks /track for ?number=...
     assert 'action="/track"' in html and 'name="number"' in html
     assert 'href="/shop' in html
+    assert 'href="/payments/cards"' in html  # top up the post card
     assert "<bdi>EE123456785IQ</bdi>" in html
     assert 'hreflang="en"' in html and ">English</a>" in html
 
