@@ -30,11 +30,14 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook_views.bp)
     csrf.exempt(webhook_views.bp)
 
-    from payments import backoffice, reconcile, views  # noqa: F401 (reconcile: periodic job)
+    from payments import backoffice, reconcile, seed, views  # noqa: F401 (periodic, seeders)
 
     views.register(app)
     backoffice.register(app)
     _widen_csp(app)
+    hooks = app.extensions.setdefault("barid.run_hooks", [])
+    if seed.start_localstripe_for_run not in hooks:
+        hooks.append(seed.start_localstripe_for_run)
 
 
 def _widen_csp(app: Flask) -> None:

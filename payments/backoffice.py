@@ -14,6 +14,7 @@ from app.auth.models import PostOffice, Role, User
 from app.backoffice import nav_item
 from app.database import db
 from app.errors import DomainError, NotFound
+from app.i18n import current_locale
 from payments import cards, counter, rates, receipts, reconcile
 from payments.forms import (
     FindCardForm,
@@ -36,9 +37,14 @@ def _pdf(data: bytes, name: str) -> Response:
         "Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"})
 
 
-def _office_name(office_id: int | None) -> str:
+def _office_name(office_id: int | None, locale: str | None = None) -> str:
+    """The office's name in `locale`, or both languages (for bilingual paper)."""
     office = db.get(PostOffice, office_id) if office_id else None
-    return f"{office.name_ar} / {office.name_en} ({office.code})" if office else "-"
+    if office is None:
+        return "-"
+    if locale:
+        return f"{office.name(locale)} ({office.code})"
+    return f"{office.name_ar} - {office.name_en} ({office.code})"
 
 
 @bp.route("/cards", methods=["GET"])
@@ -129,7 +135,7 @@ def payment(payment_id: int):
     if p is None:
         raise NotFound()
     return render_template("payments/bo_payment.html", p=p, form=RefundForm(),
-                           office_name=_office_name(p.office_id))
+                           office_name=_office_name(p.office_id, current_locale()))
 
 
 @bp.get("/payments/<int:payment_id>/receipt.pdf")
@@ -177,7 +183,7 @@ def drawer():
     office_id = counter.require_staff_office(current_user)
     report = counter.drawer_report(office_id, _day())
     return render_template("payments/bo_drawer.html", report=report,
-                           office_name=_office_name(office_id))
+                           office_name=_office_name(office_id, current_locale()))
 
 
 @bp.get("/drawer.pdf")

@@ -144,10 +144,10 @@ def payment_receipt(payment, *, office_name: str | None = None,
     doc = Doc("إيصال دفع", "Payment receipt")
     doc.row("رقم الإيصال", "Receipt no.", f"P-{payment.id:08d}", bold=True)
     doc.row("التاريخ", "Date", _when(payment.created_at))
-    doc.row("الغرض", "For", f"{en} / {ar}" if ar != en else en)
+    doc.row("الغرض", "For", f"{ar} / {en}" if ar != en else en)
     doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
     mar, men = METHODS.get(payment.method, (payment.method, payment.method))
-    doc.row("طريقة الدفع", "Paid by", f"{men} / {mar}")
+    doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
     if payment.card is not None:
         doc.row("البطاقة", "Card", payment.card.masked.replace("•", "*"))
     doc.row("المبلغ", "Amount", format_money(payment.amount, payment.currency, "en"), bold=True)
@@ -157,7 +157,7 @@ def payment_receipt(payment, *, office_name: str | None = None,
         doc.row("سعر الصرف", "Exchange rate",
                 f"1 {payment.charged_currency} = {payment.exchange_rate:,.2f} {payment.currency}")
     sar, sen = STATUSES.get(payment.status, (payment.status, payment.status))
-    doc.row("الحالة", "Status", f"{sen} / {sar}")
+    doc.row("الحالة", "Status", f"{sar} / {sen}")
     if office_name:
         doc.row("مكتب البريد", "Post office", office_name)
     if clerk_name:
@@ -182,6 +182,7 @@ def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
     doc.row("البطاقة", "Card", card.grouped)
     doc.row("الرصيد الافتتاحي", "Opening balance", format_money(opening, card.currency, "en"))
     kinds = {"cash_in": ("شحن نقدي", "Cash top-up"), "card_payment": ("دفع", "Payment"),
+             "bank_topup": ("شحن ببطاقة مصرفية", "Bank card top-up"),
              "refund": ("استرداد", "Refund"), "hold": ("حجز", "Hold"),
              "capture": ("تحصيل", "Capture"), "void": ("إلغاء حجز", "Hold released")}
     rows = []
@@ -199,6 +200,11 @@ def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
     return doc.bytes()
 
 
+def _kind_label(labels: dict, kind: str) -> str:
+    ar, _en = labels.get(kind) or PURPOSES.get(kind, (kind, kind))
+    return ar
+
+
 def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
     """The end-of-day cash drawer report to print and sign."""
     doc = Doc("تقرير الصندوق اليومي", "End-of-day cash drawer report")
@@ -214,7 +220,7 @@ def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
             bold=True)
     doc.heading("الحركات", "Movements")
     doc.table([("الوقت", "Time"), ("العملية", "What"), ("الموظف", "Clerk"), ("المبلغ", "Amount")],
-              [[_when(li["entry"].created_at)[11:], li["kind"], li["clerk"],
+              [[_when(li["entry"].created_at)[11:], _kind_label(labels, li["kind"]), li["clerk"],
                 format_money(li["amount"], "IQD", "en")] for li in report.lines],
               [25 * mm, 45 * mm, 55 * mm, W - 2 * M - 125 * mm])
     doc.row("طبع بواسطة", "Printed by", printed_by)

@@ -575,7 +575,8 @@ def book_card_success(p: Payment, pi: Any) -> bool:
                 credit(ledger.fx_account(p.charged_currency), p.charged_amount),
                 debit(ledger.fx_account(p.currency), p.amount), credit(dest, p.amount)]
     entry, _ = ledger.post_entry(idempotency_key=f"stripe:{pi.id}:succeeded",
-                                 kind="card_payment", legs=legs,
+                                 kind="bank_topup" if p.purpose == TOPUP else "bank_card",
+                                 legs=legs,
                                  description=f"stripe {p.purpose} {p.reference_kind}:"
                                              f"{p.reference_id}", payment_id=p.id)
     p.entry_id = entry.id
