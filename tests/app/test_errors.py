@@ -169,3 +169,13 @@ def test_500_page_shows_the_request_id_and_the_log_has_it(app, client, monkeypat
     errors = [line for line in capture.lines if "boom in a view" in line.get("exc", "")]
     assert len(errors) == 1
     assert errors[0]["request_id"] == "req-500-check"
+
+
+def test_form_without_csrf_token_gets_a_plain_400_and_changes_nothing(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    r = client.post("/lang/en", data={"next": "/"})
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in html
+    assert "الرجاء إرسال النموذج مرة أخرى" in html and 'href="/"' in html
+    assert '<html lang="ar"' in client.get("/").get_data(as_text=True)
