@@ -149,3 +149,10 @@ class DecisionForm(FlaskForm):
         ("return", _l("Return to sender")), ("destroy", _l("Destroy"))])
     release = SubmitField(_l("Release"))
     refuse = SubmitField(_l("Refuse"))
+
+
+class OnlineDutyForm(FlaskForm):
+    card_number = StringField(_l("Post card number"), validators=[InputRequired(REQUIRED),
+                                                                  Length(max=30)])
+    card_pin = PasswordField(_l("PIN"), validators=[InputRequired(REQUIRED), Length(max=6)])
+    submit = SubmitField(_l("Pay the duty"))

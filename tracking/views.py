@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -40,7 +40,7 @@ def track() -> Response | tuple[str, int] | str:
     return redirect(url_for("tracking.track_number", number=validity.number), code=303)
 
 
-@bp.get("/track/<path:number>")
+@bp.get("/track/<number>")
 def track_number(number: str) -> Response | tuple[str, int] | str:
     validity = s10.validate(number)
     if not validity:
@@ -60,10 +60,32 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
                            typed=validity.number)
 
 
+@bp.route("/track/<number>/duty", methods=["GET", "POST"])
+def pay_duty(number: str) -> Response | str | tuple[str, int]:
+    """Anyone holding the number may pay its customs duty with a post card (paying
+    someone else's duty harms no one; the card's PIN protects the card)."""
+    from flask_login import current_user
+
+    from tracking.forms import OnlineDutyForm
+    from tracking.services import customs
+
+    check_lookup(_client())
+    case = customs.case_for_number(number)
+    form = OnlineDutyForm()
+    if form.validate_on_submit():
+        actor = current_user.id if current_user.is_authenticated else None
+        customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data,
+                                        pin=form.card_pin.data, actor_id=actor)
+        flash(_l("Duty paid. The parcel can now be handed over."), "success")
+        return redirect(url_for("tracking.track_number", number=case.parcel.tracking_number))
+    return render_template("tracking/pay_duty.html", case=case, form=form,
+                           number=case.parcel.tracking_number)
+
+
 api = Blueprint("tracking_api", __name__, url_prefix="/api/v1/tracking")
 
 
-@api.get("/<path:number>")
+@api.get("/<number>")
 def api_lookup(number: str) -> Response | tuple[Response, int]:
     """JSON: tracking number, normalized status, events (code, status, description, office
     city, time). 400 with the reason for an invalid number, 404 for an unknown one."""

@@ -29,3 +29,14 @@ def clerk(offices):
 @pytest.fixture()
 def officer(offices):
     return make_user("Ali Officer", "customs_officer", office=offices[0])
+
+
+@pytest.fixture()
+def fast_pins(app):
+    """argon2id with small costs for post-card PINs: same logic, faster tests."""
+    old = {k: app.config.get(k) for k in ("PIN_ARGON2_TIME_COST", "PIN_ARGON2_MEMORY_KIB",
+                                          "PIN_ARGON2_PARALLELISM")}
+    app.config.update(PIN_ARGON2_TIME_COST=1, PIN_ARGON2_MEMORY_KIB=1024,
+                      PIN_ARGON2_PARALLELISM=1)
+    yield
+    app.config.update(old)

@@ -13,16 +13,6 @@ from tracking.models import Parcel, ParcelEvent
 from tracking.services.parcels import PaymentChoice, accept_at_counter, postage_for
 
 
-@pytest.fixture()
-def fast_pins(app):
-    old = {k: app.config.get(k) for k in ("PIN_ARGON2_TIME_COST", "PIN_ARGON2_MEMORY_KIB",
-                                          "PIN_ARGON2_PARALLELISM")}
-    app.config.update(PIN_ARGON2_TIME_COST=1, PIN_ARGON2_MEMORY_KIB=1024,
-                      PIN_ARGON2_PARALLELISM=1)
-    yield
-    app.config.update(old)
-
-
 def _payments():
     from payments.models import Payment
 

@@ -188,3 +188,32 @@ def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
                          actor_id=clerk.id, receiver_name="Omar Hassan")
     assert out.outcome == "accepted"
+
+
+def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fast_pins):
+    from payments import cards
+    from payments.services import receive_cash
+
+    _tariff()
+    register_inbound("LX123456785CN", inbound_draft())
+    parcel, case = _arrive("LX123456785CN", offices, clerk)
+    card = cards.issue_card(holder_name="Omar Hassan", national_id="199011112222",
+                            mobile="+9647711112222", pin="1357", user_id=None,
+                            clerk_id=clerk.id, office_id=offices[0].id)
+    receive_cash(office_id=offices[0].id, clerk_id=clerk.id, amount=30_000, currency="IQD",
+                 reference_kind="post_card", reference_id=str(card.id),
+                 purpose="card_topup", idempotency_key="topup-omar")
+    db.commit()
+    page = client.get("/track/LX123456785CN/duty").get_data(as_text=True)
+    assert "20,240 IQD" in page
+    wrong = client.post("/track/LX123456785CN/duty",
+                        data={"card_number": card.number, "card_pin": "0000"})
+    assert wrong.status_code >= 400
+    assert db.get(CustomsCase, case.id).paid_at is None
+    ok = client.post("/track/LX123456785CN/duty",
+                     data={"card_number": card.number, "card_pin": "1357"})
+    assert ok.status_code == 302
+    db.expire_all()
+    assert db.get(CustomsCase, case.id).paid_at is not None
+    body = client.get("/api/v1/tracking/LX123456785CN").get_json()
+    assert body["customs"]["paid"] is True
