@@ -39,4 +39,8 @@ def fast_pins(app):
     app.config.update(PIN_ARGON2_TIME_COST=1, PIN_ARGON2_MEMORY_KIB=1024,
                       PIN_ARGON2_PARALLELISM=1)
     yield
-    app.config.update(old)
+    for key, value in old.items():
+        if value is None:
+            app.config.pop(key, None)
+        else:
+            app.config[key] = value
