@@ -10,6 +10,7 @@ import pytest
 from app.database import db
 
 _seq = itertools.count(1)
+SECRET = "whsec_test_barid"
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +80,24 @@ def usd_rate(app_ctx):
     from payments.rates import add_rate
 
     return add_rate("USD", Decimal("1310"))
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    from payments.localstripe_server import start
+
+    ls = start()
+    yield ls
+    ls.stop()
+
+
+@pytest.fixture()
+def stripe_app(app, localstripe):
+    keys = ("STRIPE_API_BASE", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
+            "STRIPE_WEBHOOK_SECRET")
+    old = {k: app.config.get(k) for k in keys}
+    app.config.update(STRIPE_API_BASE=localstripe.url, STRIPE_SECRET_KEY="sk_test_barid",
+                      STRIPE_PUBLISHABLE_KEY="pk_test_barid", STRIPE_WEBHOOK_SECRET=SECRET)
+    with app.app_context():
+        yield app
+    app.config.update(old)

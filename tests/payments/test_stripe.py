@@ -20,31 +20,11 @@ from app.jobs import drain
 from payments import gateway, services
 from payments.errors import CardPaymentsUnavailable
 from payments.localstripe_server import free_port
-from payments.localstripe_server import start as start_localstripe
 from payments.models import Account, Dispute, JournalEntry, Payment, Refund, StripeEvent
+from tests.payments.conftest import SECRET
 from tests.payments.helpers import ledger_problems
 
-SECRET = "whsec_test_barid"
 OK_CARD, DECLINED_CARD, THREE_DS_CARD = "4242424242424242", "4000000000000341", "4000002760003184"
-
-
-@pytest.fixture(scope="module")
-def localstripe():
-    ls = start_localstripe()
-    yield ls
-    ls.stop()
-
-
-@pytest.fixture()
-def stripe_app(app, localstripe):
-    keys = ("STRIPE_API_BASE", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
-            "STRIPE_WEBHOOK_SECRET")
-    old = {k: app.config.get(k) for k in keys}
-    app.config.update(STRIPE_API_BASE=localstripe.url, STRIPE_SECRET_KEY="sk_test_barid",
-                      STRIPE_PUBLISHABLE_KEY="pk_test_barid", STRIPE_WEBHOOK_SECRET=SECRET)
-    with app.app_context():
-        yield app
-    app.config.update(old)
 
 
 @pytest.fixture()
