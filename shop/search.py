@@ -5,7 +5,9 @@ Shoppers type Arabic the way they write it by hand: hamza or not on the alef, ه
 through `normalise`, so "احمد" finds "أحمد" and "مكتبه" finds "مكتبة".
 
 On PostgreSQL the normalised column carries a pg_trgm GIN index, which serves
-`ILIKE '%word%'` for every word of the query; SQLite falls back to a plain scan with LIKE.
+`LIKE '%word%'` for every word of the query; SQLite falls back to a plain scan with LIKE.
+Both sides are already lower-cased by `normalise`, so plain LIKE matches exactly what
+ILIKE would, without folding case again on every row the index hands back.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def _like_pattern(word: str) -> str:
 
 
 def match_all(column: ColumnElement[str], words: Iterable[str]) -> ColumnElement[bool]:
-    """Every word appears somewhere in `column` (ILIKE per word, the index serves each)."""
-    return and_(*(column.ilike(_like_pattern(w), escape="\\") for w in words))
+    """Every word appears somewhere in `column` (LIKE per word, the index serves each)."""
+    return and_(*(column.like(_like_pattern(w), escape="\\") for w in words))
 
 
 def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElement[int]:
@@ -70,6 +72,6 @@ def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElem
         return literal(0)
     return case(
         (match_all(title_column, words), 0),
-        (title_column.ilike(_like_pattern(words[0]), escape="\\"), 1),
+        (title_column.like(_like_pattern(words[0]), escape="\\"), 1),
         else_=2,
     )

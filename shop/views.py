@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import (
@@ -18,6 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, user_logged_in
 from werkzeug.wrappers import Response
 
+from app.database import db
 from app.i18n import current_locale
 from app.web import safe_next
 from shop.forms import AddToCartForm, CartLineForm, RemoveLineForm
@@ -26,6 +28,7 @@ from shop.services import cart as carts
 from shop.services import catalog
 from shop.services.cart import CartOwner, CartRefused
 
+log = logging.getLogger(__name__)
 bp = Blueprint(
     "shop", __name__, url_prefix="/shop",
     static_folder="static", static_url_path="/static",
@@ -158,9 +161,17 @@ def cart_remove() -> Response:
 
 
 def _merge_cart_on_login(_sender: Flask, user: Any, **_extra: Any) -> None:
-    # The anonymous visitor's cart follows them into their account.
-    if session.get(carts.SESSION_KEY):
+    # The anonymous visitor's cart follows them into their account. A failure here must
+    # not stop the login: the session cart is then simply kept for the next try.
+    if not session.get(carts.SESSION_KEY):
+        return
+    kept = list(session[carts.SESSION_KEY])
+    try:
         carts.merge_session_cart(user.id, session)
+    except Exception:
+        log.exception("could not merge the session cart into user %s's cart", user.id)
+        db.rollback()
+        session[carts.SESSION_KEY] = kept
 
 
 def init_app(app: Flask) -> None:

@@ -24,6 +24,9 @@ from shop.search import match_all, query_words, title_rank
 
 PER_PAGE = 24
 MAX_PAGE = 1000
+# Counting stops here: "more than 1,000" helps a shopper as much as "6,552", and a
+# common word then costs one short scan instead of a count of every match.
+MAX_COUNTED = 1000
 PRODUCT_NOT_FOUND = _l("This product is not available.")
 
 
@@ -35,6 +38,8 @@ class CatalogPage:
     total: int
     page: int
     per_page: int
+    # True when there are more than `total` (= MAX_COUNTED) matches.
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -65,12 +70,16 @@ def _page_number(page: int | None) -> int:
 def _paginate(stmt: Select[tuple[Product]], page: int | None, per_page: int,
               order_by: list[Any]) -> CatalogPage:
     page = _page_number(page)
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    counted = db.scalar(
+        select(func.count()).select_from(
+            stmt.order_by(None).limit(MAX_COUNTED + 1).subquery())
+    ) or 0
     items = list(
         db.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page))
         .unique()
     )
-    return CatalogPage(items=items, total=total, page=page, per_page=per_page)
+    return CatalogPage(items=items, total=min(counted, MAX_COUNTED), page=page,
+                       per_page=per_page, more=counted > MAX_COUNTED)
 
 
 def _newest_first() -> list[Any]:

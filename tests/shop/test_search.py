@@ -131,3 +131,7 @@ def test_postgresql_answers_search_from_the_trigram_index(local_shop, category):
     # The service finds exactly what a plain scan finds.
     assert catalog.search("A1B2C").total == db.scalar(text(
         "SELECT count(*) FROM products WHERE search_text LIKE '%a1b2c%'"))
+    # A common word: counting stops at MAX_COUNTED, the pages still work.
+    common = catalog.search("item", page=2)
+    assert (common.total, common.more, common.pages, len(common.items)) == (
+        catalog.MAX_COUNTED, True, 42, 24)
