@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .beat import periodic, periodic_jobs, run_periodic
 from .dispatch import dispatch, dispatch_pending, queue_depths, rq_job_id, sweep
 from .inline import drain, start_inline_executor, stop_inline_executor
-from .periodic import periodic, periodic_jobs, run_periodic
 from .runner import DEFAULT_RETRY_INTERVALS, import_task, run_outbox_job
 from .sweeper import sweep_outbox
 

@@ -139,6 +139,7 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
     from .runner import run_outbox_job
 
     conn = get_redis(app.config["REDIS_URL"])
+    assert conn is not None
     intervals = list(app.config.get("JOB_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS))
     timeout = app.config.get("JOB_TIMEOUT", 180)
     soon = utcnow() + timedelta(seconds=1)
@@ -230,6 +231,7 @@ def queue_depths(app: Flask | None = None) -> dict[str, Any]:
         from app.redisconn import get_redis
 
         conn_r = get_redis(app.config["REDIS_URL"])
+        assert conn_r is not None
         for name in app.config["RQ_QUEUES"]:
             queues[name] = Queue(name, connection=conn_r).count
     return {

@@ -41,7 +41,7 @@ def due_job_ids(limit: int = 100) -> list[int]:
             conn.execute(
                 select(OutboxJob.id)
                 .where(OutboxJob.state == JobState.PENDING, OutboxJob.run_after <= utcnow())
-                .order_by(OutboxJob.run_after, OutboxJob.id)
+                .order_by(OutboxJob.id)
                 .limit(limit)
             ).scalars()
         )
@@ -92,20 +92,22 @@ def drain(app: Flask, max_rounds: int = 10) -> int:
 
 
 def _loop(app: Flask) -> None:
-    from .periodic import PeriodicClock
+    from .beat import PeriodicClock
 
     clock = PeriodicClock()
     while not _stop.is_set():
         _wake.clear()
+        busy = False
         try:
             with app.app_context():
                 ran = 1
                 while ran and not _stop.is_set():
                     ran, _failed = _run_due_once()
-                clock.run_due()
+                busy = clock.run_next() is not None
         except Exception:
             log.exception("inline executor pass failed")
-        _wake.wait(1.0)
+        if not busy:
+            _wake.wait(1.0)
 
 
 def start_inline_executor(app: Flask) -> bool:

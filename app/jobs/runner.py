@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from app.database import db, utcnow
 from app.events import DomainEvent, JobState, OutboxJob
@@ -60,7 +60,7 @@ def run_outbox_job(job_id: int) -> bool:
     the last attempt), and the exception is raised again so the executor retries.
     """
     with job_context():
-        claimed = db.execute(
+        claim: CursorResult[Any] = db.execute(  # type: ignore[assignment]
             update(OutboxJob)
             .where(OutboxJob.id == job_id, OutboxJob.state == JobState.PENDING)
             .values(
@@ -69,8 +69,8 @@ def run_outbox_job(job_id: int) -> bool:
                 attempts=OutboxJob.attempts + 1,
                 last_error=None,
             )
-        ).rowcount
-        if not claimed:
+        )
+        if not claim.rowcount:
             db.rollback()
             return False
         job = db.execute(

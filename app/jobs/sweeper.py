@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .beat import periodic
 from .dispatch import sweep
-from .periodic import periodic
 
 
 @periodic(every_seconds=30, queue="default", name="outbox-sweeper")

@@ -21,8 +21,8 @@ def worker_command(queues_opt: str, burst: bool, name: str | None) -> None:
 
     from app.redisconn import get_redis
 
+    from .beat import Beat
     from .context import set_process_app
-    from .periodic import Beat
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     url = app.config.get("REDIS_URL")
@@ -42,6 +42,7 @@ def worker_command(queues_opt: str, burst: bool, name: str | None) -> None:
         sys.exit(2)
     set_process_app(app)
     connection = get_redis(url)
+    assert connection is not None
     try:
         connection.ping()
     except Exception as exc:

@@ -145,6 +145,14 @@ def rq_app(jobs_app, redis_url):
     conn.flushdb()
 
 
+@pytest.fixture()
+def only_test_periodics(monkeypatch):
+    """Hide the domains' periodic jobs so only the test's own run."""
+    import app.jobs.beat as periodic_module
+
+    monkeypatch.setattr(periodic_module, "_registry", {})
+
+
 def rq_conn():
     from app.redisconn import get_redis
 
@@ -420,20 +428,18 @@ def test_future_job_is_scheduled_not_queued(rq_app):
     assert len(ScheduledJobRegistry(queue=queue)) == 1
 
 
-def test_periodic_job_is_enqueued_once_per_interval_by_competing_workers(rq_app):
+def test_periodic_job_is_enqueued_once_per_interval_by_competing_workers(
+        rq_app, only_test_periodics):
     from app.jobs import periodic
-    from app.jobs.periodic import _registry, beat_once
+    from app.jobs.beat import beat_once
 
     periodic(every_seconds=60, queue="low", name="test-periodic")(run_sweeper_periodic)
-    try:
-        # Two workers' beat threads on the same tick: one wins the lock.
-        first = beat_once(rq_app, rq_conn(), ["low"])
-        second = beat_once(rq_app, rq_conn(), ["low"])
-        assert first == ["test-periodic"] and second == []
-        work_burst()
-        assert count("periodic") == 1
-    finally:
-        _registry.pop("test-periodic", None)
+    # Two workers' beat threads on the same tick: one wins the lock.
+    first = beat_once(rq_app, rq_conn(), ["low"])
+    second = beat_once(rq_app, rq_conn(), ["low"])
+    assert first == ["test-periodic"] and second == []
+    work_burst()
+    assert count("periodic") == 1
 
 
 def test_worker_refuses_to_start_without_redis(jobs_app):
@@ -495,7 +501,8 @@ def test_drain_refuses_to_discard_unsaved_changes(jobs_app):
     db.rollback()
 
 
-def test_inline_executor_runs_subscriber_after_commit_in_background(jobs_app):
+def test_inline_executor_runs_subscriber_after_commit_in_background(jobs_app,
+                                                                  only_test_periodics):
     import threading
 
     from app.jobs import start_inline_executor, stop_inline_executor
@@ -523,9 +530,8 @@ def test_inline_executor_runs_subscriber_after_commit_in_background(jobs_app):
     assert outbox_rows()[0].state == JobState.DONE
 
 
-def test_inline_executor_runs_periodic_jobs(jobs_app):
+def test_inline_executor_runs_periodic_jobs(jobs_app, only_test_periodics):
     from app.jobs import periodic, start_inline_executor, stop_inline_executor
-    from app.jobs.periodic import _registry
 
     periodic(every_seconds=3600, name="test-inline-periodic")(run_sweeper_periodic)
     try:
@@ -536,5 +542,4 @@ def test_inline_executor_runs_periodic_jobs(jobs_app):
         time.sleep(1.2)
     finally:
         stop_inline_executor()
-        _registry.pop("test-inline-periodic", None)
     assert count("periodic") == 1, "ran at start, not again within its interval"

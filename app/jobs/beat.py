@@ -80,23 +80,24 @@ def run_periodic(task: str) -> None:
 
 
 class PeriodicClock:
-    """Runs due periodic jobs in the calling thread (inline executor)."""
+    """Runs due periodic jobs in the calling thread (inline executor), one per call, so
+    the outbox is looked at between them."""
 
     def __init__(self) -> None:
         self.next_run: dict[str, float] = {}
 
-    def run_due(self) -> list[str]:
-        ran = []
+    def run_next(self) -> str | None:
+        """Run the most overdue periodic job, if one is due; returns its name."""
         now = time.monotonic()
-        for job in periodic_jobs():
-            if self.next_run.get(job.name, 0.0) > now:
-                continue
-            self.next_run[job.name] = now + job.every_seconds
-            ran.append(job.name)
-            # A failure is logged by run_periodic; the job runs again next interval.
-            with contextlib.suppress(Exception):
-                run_periodic(job.task)
-        return ran
+        due = [j for j in periodic_jobs() if self.next_run.get(j.name, 0.0) <= now]
+        if not due:
+            return None
+        job = min(due, key=lambda j: self.next_run.get(j.name, 0.0))
+        self.next_run[job.name] = now + job.every_seconds
+        # A failure is logged by run_periodic; the job runs again next interval.
+        with contextlib.suppress(Exception):
+            run_periodic(job.task)
+        return job.name
 
 
 def beat_once(app: Flask, connection: Any, queues: list[str] | None = None) -> list[str]:
