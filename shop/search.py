@@ -60,9 +60,19 @@ def _like_pattern(word: str) -> str:
     return f"%{escaped}%"
 
 
+# A word shorter than a trigram gives the index nothing to look up: pg_trgm would read
+# the whole index. Such words are checked on the rows the other words found instead.
+MIN_INDEXED_LENGTH = 3
+
+
 def match_all(column: ColumnElement[str], words: Iterable[str]) -> ColumnElement[bool]:
-    """Every word appears somewhere in `column` (LIKE per word, the index serves each)."""
-    return and_(*(column.like(_like_pattern(w), escape="\\") for w in words))
+    """Every word appears somewhere in `column` (LIKE per word, the index serves each
+    word of three letters or more)."""
+    return and_(*(
+        (column if len(w) >= MIN_INDEXED_LENGTH else column.concat(""))
+        .like(_like_pattern(w), escape="\\")
+        for w in words
+    ))
 
 
 def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElement[int]:

@@ -83,6 +83,7 @@ def test_search_page_pages_through_results_in_arabic(client, local_shop, categor
     first = _html(client.get("/shop/search?q=دفتر"))
     assert "عدد المنتجات: 30" in first and "الصفحة 1 من 2" in first
     assert first.count('class="product-card') == 24
+    assert 'rel="next" href="/shop/search?page=2&amp;q=%D8%AF%D9%81%D8%AA%D8%B1"' in first
     second = _html(client.get("/shop/search?q=دفتر&page=2"))
     assert second.count('class="product-card') == 6 and "الصفحة 2 من 2" in second
     # A page past the end is empty, not an error.

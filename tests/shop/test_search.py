@@ -135,3 +135,14 @@ def test_postgresql_answers_search_from_the_trigram_index(local_shop, category):
     common = catalog.search("item", page=2)
     assert (common.total, common.more, common.pages, len(common.items)) == (
         catalog.MAX_COUNTED, True, 42, 24)
+
+
+def test_short_words_match_without_the_index(local_shop, category):
+    make_product(local_shop, category, title_ar="تلفاز ذكي", title_en="LG TV 43 inch")
+    make_product(local_shop, category, title_ar="يد خشبية", title_en="Wooden hand")
+    db.commit()
+    assert _titles(catalog.search("tv")) == ["LG TV 43 inch"]
+    assert _titles(catalog.search("TV 43 تلفاز")) == ["LG TV 43 inch"]
+    assert _titles(catalog.search("يد")) == ["Wooden hand"]
+    stmt, _ = catalog.search_statement(query_words("tv"))
+    assert "search_text || " in str(stmt.compile(db.get_bind()))
