@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from app.database import db, utcnow
 from payments.errors import HoldResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount
@@ -133,45 +132,47 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     A key seen before returns the first entry and moves nothing (created=False); the
     same key with different postings raises IdempotencyConflict. Raises
     InsufficientFunds when an account marked no_overdraft would go below zero, and
-    UnbalancedEntry for postings that do not sum to zero per currency. Flushes.
+    UnbalancedEntry for postings that do not sum to zero per currency. Flushes; on an
+    error the caller rolls back.
     """
     _check_balanced(legs)
-    existing = find_entry(idempotency_key)
-    if existing is not None:
-        return _same_entry(existing, legs), False
     locked = lock_accounts([leg.account.id for leg in legs])
-    # Another transaction with the same key may have committed while we waited.
-    existing = find_entry(idempotency_key)
-    if existing is not None:
+    # The key's unique index decides, also between concurrent requests with the same
+    # key: the loser's insert waits for the winner's commit and then inserts nothing.
+    entry = _insert_entry(idempotency_key=idempotency_key, kind=kind,
+                          description=description[:300], actor_id=actor_id,
+                          office_id=office_id, payment_id=payment_id, created_at=utcnow())
+    if entry is None:
+        existing = find_entry(idempotency_key)
+        assert existing is not None
         return _same_entry(existing, legs), False
+    entry_id = entry.id
     deltas: dict[int, int] = defaultdict(int)
     for leg in legs:
         deltas[leg.account.id] += leg.amount
     for acc_id, raw in deltas.items():
         acc = locked[acc_id]
-        new_balance = acc.balance + acc.normal_sign * raw
-        if acc.no_overdraft and new_balance < 0:
+        if acc.no_overdraft and acc.balance + acc.normal_sign * raw < 0:
             raise InsufficientFunds()
-    entry = JournalEntry(idempotency_key=idempotency_key, kind=kind,
-                         description=description[:300], actor_id=actor_id,
-                         office_id=office_id, payment_id=payment_id)
-    try:
-        with db.begin_nested():
-            db.add(entry)
-            db.flush()
-    except IntegrityError:
-        existing = find_entry(idempotency_key)
-        if existing is None:
-            raise
-        return _same_entry(existing, legs), False
-    for leg in legs:
-        db.add(Posting(entry_id=entry.id, account_id=leg.account.id, amount=leg.amount,
-                       currency=leg.account.currency))
+    db.add_all([Posting(entry_id=entry_id, account_id=leg.account.id, amount=leg.amount,
+                        currency=leg.account.currency) for leg in legs])
     for acc_id, raw in deltas.items():
         locked[acc_id].balance += locked[acc_id].normal_sign * raw
     db.flush()
-    db.refresh(entry, ["postings"])
     return entry, True
+
+
+def _insert_entry(**values) -> JournalEntry | None:
+    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING the new row."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (insert(JournalEntry).values(**values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(JournalEntry))
+    return db.scalars(stmt).one_or_none()
 
 
 def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:

@@ -78,7 +78,7 @@ class JournalEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     postings: Mapped[list[Posting]] = relationship(
-        back_populates="entry", lazy="selectin", order_by="Posting.id"
+        back_populates="entry", order_by="Posting.id"
     )
 
 

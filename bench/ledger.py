@@ -1,0 +1,201 @@
+"""Ledger transfers per second: 16 concurrent clients on PostgreSQL, beside a baseline.
+
+Each client is a process (as gunicorn workers are) with its own connection.
+
+The ledger path is `payments.ledger.post_entry` (idempotency-key lookup, row locks in id
+order with SELECT ... FOR UPDATE, overdraft check, savepoint insert of the entry, two
+postings, two cached-balance updates, one commit). The baseline sends the same inserts
+and updates as plain SQL with none of those checks. Each transfer moves 1..500 IQD from
+one of CARDS post cards to one revenue account, so both paths contend on that row.
+
+    .venv/bin/python bench/ledger.py [--clients 16] [--seconds 10] [--cards 64]
+
+Needs the local PostgreSQL (BARID_BENCH_PG, default postgres@127.0.0.1:5432); creates a
+scratch database and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ADMIN = os.environ.get("BARID_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def run_clients(clients: int, seconds: float, setup, body) -> tuple[int, int]:
+    """Run body(state, rnd) in a loop in `clients` processes for `seconds`.
+
+    Processes, not threads, like gunicorn workers: each client has its own interpreter
+    and connection. setup() runs once per process and returns its state.
+    Returns (transfers done, refused).
+    """
+    ctx = mp.get_context("fork")
+    done, refused = ctx.Value("q", 0), ctx.Value("q", 0)
+    ready = ctx.Barrier(clients + 1)
+    start_at = ctx.Value("d", 0.0)
+
+    def loop(n: int) -> None:
+        state = setup()
+        rnd = random.Random(n)
+        ready.wait()
+        mine = bad = 0
+        while time.time() < start_at.value + seconds:
+            if body(state, rnd):
+                mine += 1
+            else:
+                bad += 1
+        with done.get_lock():
+            done.value += mine
+        with refused.get_lock():
+            refused.value += bad
+
+    procs = [ctx.Process(target=loop, args=(n,)) for n in range(clients)]
+    for p in procs:
+        p.start()
+    start_at.value = time.time() + 0.5
+    ready.wait()
+    for p in procs:
+        p.join()
+    return done.value, refused.value
+
+
+def bench_ledger(url: str, clients: int, seconds: float, cards: int) -> tuple[float, int, str]:
+    from app import create_app
+    from app.database import Base, db, get_engine
+    from app.models_registry import load_all
+    from payments import cards as card_svc
+    from payments import ledger, services
+    from payments.errors import InsufficientFunds
+    from payments.models import Account
+
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "REDIS_URL": None,
+                      "PIN_ARGON2_TIME_COST": 1, "PIN_ARGON2_MEMORY_KIB": 1024,
+                      "PIN_ARGON2_PARALLELISM": 1, "PAYMENTS_CARD_MAX_BALANCE": 10**12,
+                      "PAYMENTS_TOPUP_MAX": 10**12})
+    load_all()
+    get_engine().dispose()
+    from app.database import init_engine
+
+    init_engine(url, pool_pre_ping=False)
+    with app.app_context():
+        Base.metadata.create_all(get_engine())
+        ids = []
+        for i in range(cards):
+            c = card_svc.open_card(holder_name="Bench", national_id=str(i), mobile="+9647700000000",
+                                   pin="1234", user_id=None, clerk_id=None, office_id=None)
+            services.receive_cash(office_id=None, clerk_id=None, amount=10**9, currency="IQD",
+                                  reference_kind="post_card", reference_id=str(c.id),
+                                  purpose="card_topup", idempotency_key=f"bench-{c.id}")
+            ids.append(c.account_id)
+        ledger.purpose_account("postage", "IQD")
+        db.commit()
+        db.remove()
+
+    get_engine().dispose()
+
+    def setup():
+        init_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+        return None
+
+    def transfer(_state, rnd: random.Random) -> bool:
+        with app.app_context():
+            try:
+                card_acc = db.get(Account, rnd.choice(ids))
+                revenue = ledger.purpose_account("postage", "IQD")
+                amount = rnd.randint(1, 500)
+                ledger.post_entry(idempotency_key=f"bench:{uuid.uuid4().hex}", kind="bench",
+                                  legs=[ledger.debit(card_acc, amount),
+                                        ledger.credit(revenue, amount)])
+                db.commit()
+                return True
+            except InsufficientFunds:
+                db.rollback()
+                return False
+            finally:
+                db.remove()
+
+    done, refused = run_clients(clients, seconds, setup, transfer)
+    init_engine(url, pool_pre_ping=False)
+    with app.app_context():
+        problems = ledger.verify()
+        db.remove()
+    get_engine().dispose()
+    verdict = "ledger verify: ok" if not problems else f"ledger verify: {problems}"
+    return done / seconds, refused, verdict
+
+
+def bench_baseline(url: str, clients: int, seconds: float, cards: int) -> float:
+    dsn = url
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("""
+            CREATE TABLE b_accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+            CREATE TABLE b_entries (id bigserial PRIMARY KEY, key text, kind text,
+                                    created_at timestamptz DEFAULT now());
+            CREATE TABLE b_postings (id bigserial PRIMARY KEY, entry_id bigint,
+                                     account_id bigint, amount bigint, currency text);
+        """)
+        conn.execute("INSERT INTO b_accounts (balance) SELECT 1000000000 FROM "
+                     "generate_series(1, %s)", (cards + 1,))
+    def setup():
+        return psycopg.connect(dsn)
+
+    def transfer(conn, rnd: random.Random) -> bool:
+        card, revenue = rnd.randint(2, cards + 1), 1
+        amount = rnd.randint(1, 500)
+        with conn.transaction():
+            entry = conn.execute("INSERT INTO b_entries (key, kind) VALUES (%s, 'bench') "
+                                 "RETURNING id", (uuid.uuid4().hex,)).fetchone()[0]
+            conn.execute("INSERT INTO b_postings (entry_id, account_id, amount, currency) "
+                         "VALUES (%s, %s, %s, 'IQD'), (%s, %s, %s, 'IQD')",
+                         (entry, card, amount, entry, revenue, -amount))
+            conn.execute("UPDATE b_accounts SET balance = balance - %s WHERE id = %s",
+                         (amount, card))
+            conn.execute("UPDATE b_accounts SET balance = balance + %s WHERE id = %s",
+                         (amount, revenue))
+        return True
+
+    done, _ = run_clients(clients, seconds, setup, transfer)
+    return done / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--cards", type=int, default=64)
+    args = parser.parse_args()
+    names = [f"barid_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN.rsplit("/", 1)[0]
+    try:
+        ledger_tps, refused, verdict = bench_ledger(f"{base}/{names[0]}", args.clients,
+                                                    args.seconds, args.cards)
+        baseline_tps = bench_baseline(f"{base}/{names[1]}", args.clients, args.seconds,
+                                      args.cards)
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(f"PostgreSQL {version}, {args.clients} concurrent clients, {args.seconds:.0f} s each, "
+          f"{args.cards} cards -> 1 revenue account, {os.cpu_count()} CPUs")
+    print(f"ledger (post_entry, locks + checks + idempotency): {ledger_tps:8.0f} transfers/s "
+          f"({refused} refused for balance; {verdict})")
+    print(f"baseline (same inserts/updates, plain SQL):        {baseline_tps:8.0f} transfers/s")
+    print(f"ratio ledger/baseline: {ledger_tps / baseline_tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
