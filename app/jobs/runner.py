@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 
 from app.database import db, utcnow
 from app.events import DomainEvent, JobState, OutboxJob
@@ -60,7 +60,7 @@ def run_outbox_job(job_id: int) -> bool:
     the last attempt), and the exception is raised again so the executor retries.
     """
     with job_context():
-        claim: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+        job = db.execute(
             update(OutboxJob)
             .where(OutboxJob.id == job_id, OutboxJob.state == JobState.PENDING)
             .values(
@@ -69,15 +69,12 @@ def run_outbox_job(job_id: int) -> bool:
                 attempts=OutboxJob.attempts + 1,
                 last_error=None,
             )
-        )
-        if not claim.rowcount:
+            .returning(OutboxJob.task, OutboxJob.args, OutboxJob.event_id,
+                       OutboxJob.request_id)
+        ).one_or_none()
+        if job is None:
             db.rollback()
             return False
-        job = db.execute(
-            select(OutboxJob).where(OutboxJob.id == job_id).execution_options(
-                populate_existing=True
-            )
-        ).scalar_one()
         token = set_request_id(job.request_id)
         try:
             func = import_task(job.task)
