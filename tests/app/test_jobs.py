@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 
 from app.database import db, get_engine
 from app.events import DomainEvent, JobState, OutboxJob, enqueue_after_commit, publish, subscribe
-from app.logs import JsonFormatter, current_request_id, reset_request_id, set_request_id
+from app.logs import JsonFormatter, current_request_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -377,12 +377,14 @@ def test_worker_killed_mid_job_runs_it_again_with_one_effect(rq_app, redis_url, 
 
 
 def test_request_id_of_the_publishing_request_reaches_the_job(rq_app):
-    token = set_request_id("req-7f3a9c")
-    try:
+    # The request's own before/teardown hooks take the id from X-Request-ID.
+    with rq_app.test_request_context("/", headers={"X-Request-ID": "req-7f3a9c"}):
+        rq_app.preprocess_request()
+        assert current_request_id() == "req-7f3a9c"
         publish("test.jobs.parcel_weighed", {"parcel": "RR333333333IQ"})
         db.commit()
-    finally:
-        reset_request_id(token)
+        rq_app.do_teardown_request()
+    assert current_request_id() is None
 
     lines: list[str] = []
     handler = logging.Handler()
