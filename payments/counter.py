@@ -8,21 +8,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, select
 
-from app.audit import record_audit
 from app.database import db
 from app.errors import Forbidden, NotFound
 from app.i18n import BAGHDAD
 from payments import cards, ledger, payables, services, webhooks
 from payments.models import (
     Account,
-    JournalEntry,
     Payment,
     PaymentMethod,
     PaymentStatus,
     PostCard,
-    Posting,
     Refund,
 )
 
@@ -185,13 +181,6 @@ def drawer_report(office_id: int, day: date, currency: str = "IQD") -> DrawerRep
     return report
 
 
-def refunds_paid_in_cash(office_id: int, since: datetime, until: datetime) -> int:
-    acc = ledger.drawer_account(office_id)
-    return -sum(db.scalars(select(Posting.amount).join(JournalEntry).where(
-        and_(Posting.account_id == acc.id, JournalEntry.kind == "refund",
-             JournalEntry.created_at >= since, JournalEntry.created_at < until))))
-
-
 def set_card_status(card_id: int, action: str, *, clerk_id: int) -> PostCard:
     """freeze | unfreeze | unlock a card (audited). Commits."""
     fn = {"freeze": cards.freeze_card, "unfreeze": cards.unfreeze_card,
@@ -203,8 +192,3 @@ def set_card_status(card_id: int, action: str, *, clerk_id: int) -> PostCard:
 
 def account_balance(account_id: int) -> int:
     return db.get(Account, account_id).balance
-
-
-def audit_view(action: str, obj: str, obj_id: int) -> None:
-    record_audit(action, object_type=obj, object_id=obj_id)
-    db.commit()

@@ -266,3 +266,51 @@ def test_without_a_secret_key_card_payments_are_clearly_unavailable(app_ctx, usd
         app_ctx.config["STRIPE_SECRET_KEY"] = old
     db.rollback()
     assert db.query(Payment).count() == 0
+
+
+def test_reconciliation_reports_a_refund_only_stripe_knows_until_its_webhook(
+        stripe_app, usd_rate, localstripe):
+    from payments.models import ReconciliationRun
+    from payments.reconcile import run_reconciliation
+
+    urllib.request.urlopen(urllib.request.Request(f"{localstripe.url}/_config/data",
+                                                  method="DELETE"))
+    client = stripe_app.test_client()
+    pid, pi = _paid_by_card(stripe_app, key="duty-recon")
+    post_event(client, event("payment_intent.succeeded", pi.to_dict()))
+    drain(stripe_app)
+    clean = run_reconciliation()
+    assert (clean.checked, clean.differences) == (1, [])
+    gateway.client().v1.refunds.create(params={"payment_intent": pi.id, "amount": 300})
+    found = run_reconciliation()
+    assert [(d["problem"], d["stripe"], d["barid"]) for d in found.differences] == [
+        ("refunds differ", 300, 0)]
+    charge = gateway.client().v1.charges.retrieve(pi.latest_charge.id)
+    post_event(client, event("charge.refunded", charge.to_dict()))
+    drain(stripe_app)
+    assert run_reconciliation().differences == []
+    db.rollback()
+    assert db.query(ReconciliationRun).count() == 3
+
+
+def test_webhook_job_runs_on_rq_with_real_redis(stripe_app, usd_rate, redis_url, monkeypatch):
+    """The production executor: the job goes through Redis and an rq worker."""
+    import redis
+    from rq import Queue, SimpleWorker
+
+    redis.Redis.from_url(redis_url).flushdb()
+    pid, pi = _paid_by_card(stripe_app, key="duty-rq")
+    monkeypatch.setitem(stripe_app.config, "REDIS_URL", redis_url)
+    client = stripe_app.test_client()
+    for _ in range(3):
+        assert post_event(client, event("payment_intent.succeeded", pi.to_dict()),
+                          ).status_code == 200
+    from app.redisconn import get_redis
+
+    conn = get_redis(redis_url)
+    queues = [Queue(name, connection=conn) for name in ("default", "webhooks", "low")]
+    SimpleWorker(queues, connection=conn).work(burst=True)
+    db.rollback()
+    assert db.get(Payment, pid).status == "succeeded"
+    assert db.query(JournalEntry).filter_by(payment_id=pid).count() == 1
+    conn.flushdb()
