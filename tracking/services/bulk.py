@@ -13,7 +13,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.audit import record_audit
 from app.auth.models import PostOffice
@@ -148,27 +148,31 @@ def process_batch(batch_id: int) -> IngestBatch | None:
     if batch is None or batch.state == "done":
         return batch
     offices: dict[str, int | None] = {}
-    rows = db.scalars(select(IngestRow).where(IngestRow.batch_id == batch.id,
-                                              IngestRow.outcome.is_(None))
-                      .order_by(IngestRow.row_no))
-    for row in rows:
-        report, problem = _report(row.data, batch, offices)
+    # Plain tuples, not ORM rows: outcomes are written in one executemany at the end
+    # instead of an autoflushed UPDATE before every row's queries.
+    rows = db.execute(select(IngestRow.id, IngestRow.data).where(
+        IngestRow.batch_id == batch.id, IngestRow.outcome.is_(None))
+        .order_by(IngestRow.row_no)).all()
+    outcomes: list[dict[str, Any]] = []
+    for row_id, data in rows:
+        report, problem = _report(data, batch, offices)
         if problem:
-            row.outcome, row.reason_code, row.reason = "rejected", problem, str(
-                ROW_REASONS[problem])
+            outcomes.append({"id": row_id, "outcome": "rejected", "reason_code": problem,
+                             "reason": str(ROW_REASONS[problem]), "event_id": None})
             continue
         try:
             with db.begin_nested():
-                out = ingest(row.data["tracking_number"], report)
+                out = ingest(data["tracking_number"], report)
         except Exception:  # one bad row must not sink the batch
-            row.outcome, row.reason_code, row.reason = "rejected", "error", str(
-                ROW_REASONS["error"])
+            outcomes.append({"id": row_id, "outcome": "rejected", "reason_code": "error",
+                             "reason": str(ROW_REASONS["error"]), "event_id": None})
             continue
-        row.outcome = out.outcome
-        row.reason_code = out.reason_code
-        row.reason = (out.reason or None) and str(out.reason)[:300]
-        row.event_id = out.event_id
+        outcomes.append({"id": row_id, "outcome": out.outcome, "reason_code": out.reason_code,
+                         "reason": (out.reason or None) and str(out.reason)[:300],
+                         "event_id": out.event_id})
     db.flush()
+    if outcomes:
+        db.execute(update(IngestRow), outcomes)
     counts = dict(db.execute(select(IngestRow.outcome, func.count()).where(
         IngestRow.batch_id == batch.id).group_by(IngestRow.outcome)).all())
     batch.accepted = counts.get("accepted", 0)
