@@ -6,6 +6,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import noload
 from werkzeug.wrappers import Response
 
 from app.database import db
@@ -24,7 +25,9 @@ def _client() -> str:
 
 
 def _find(number: str) -> Parcel | None:
-    return db.scalar(select(Parcel).where(Parcel.tracking_number == number))
+    # The public record needs none of the declaration: skip loading the articles.
+    return db.scalar(select(Parcel).options(noload(Parcel.articles))
+                     .where(Parcel.tracking_number == number))
 
 
 @bp.get("/track")

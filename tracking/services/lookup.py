@@ -37,31 +37,32 @@ def status_text(status: str) -> str:
     return str(STATUS_TEXT.get(status, STATUS_TEXT["unknown"]))
 
 
-def _city(event: ParcelEvent, offices: dict[int, PostOffice], locale: str) -> str:
-    if event.office_id and event.office_id in offices:
-        gov = governorate(offices[event.office_id].governorate)
+def _city(event: ParcelEvent, office_governorate: str | None, locale: str) -> str:
+    if office_governorate:
+        gov = governorate(office_governorate)
         if gov:
             return gov.name(locale)
     return event.location or ""
 
 
 def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
-    """The public tracking record of `parcel`, events newest first, in `locale`."""
-    events = list(db.scalars(
-        select(ParcelEvent).where(ParcelEvent.parcel_id == parcel.id,
-                                  ParcelEvent.after_final.is_(False))
-        .order_by(ParcelEvent.occurred_at.desc(), ParcelEvent.id.desc())))
-    office_ids = {e.office_id for e in events if e.office_id}
-    offices = {o.id: o for o in db.scalars(select(PostOffice).where(
-        PostOffice.id.in_(office_ids)))} if office_ids else {}
+    """The public tracking record of `parcel`, events newest first, in `locale`.
+
+    Two queries: the events with their office's governorate, and the customs state.
+    """
+    rows = db.execute(
+        select(ParcelEvent, PostOffice.governorate)
+        .outerjoin(PostOffice, PostOffice.id == ParcelEvent.office_id)
+        .where(ParcelEvent.parcel_id == parcel.id, ParcelEvent.after_final.is_(False))
+        .order_by(ParcelEvent.occurred_at.desc(), ParcelEvent.id.desc())).all()
     out_events = []
-    for e in events:
+    for e, office_governorate in rows:
         info = event_code(e.code)
         out_events.append({
             "code": e.code,
             "status": e.status,
             "description": info.meaning(locale) if info else e.code,
-            "office_city": _city(e, offices, locale),
+            "office_city": _city(e, office_governorate, locale),
             "time": e.occurred_at.isoformat(),
             "local_time": e.occurred_at.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"),
         })
@@ -73,11 +74,15 @@ def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
         "international": parcel.international,
         "events": out_events,
     }
-    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
-    if case is not None:
-        record["customs"] = {
-            "state": case.state,
-            "duty_due_iqd": case.total_due_iqd if case.state == CustomsState.RELEASED else None,
-            "paid": case.paid_at is not None,
-        }
+    if parcel.international:
+        case = db.execute(select(CustomsCase.state, CustomsCase.total_due_iqd,
+                                 CustomsCase.paid_at)
+                          .where(CustomsCase.parcel_id == parcel.id)).first()
+        if case is not None:
+            record["customs"] = {
+                "state": case.state,
+                "duty_due_iqd": case.total_due_iqd
+                if case.state == CustomsState.RELEASED else None,
+                "paid": case.paid_at is not None,
+            }
     return record
