@@ -40,11 +40,15 @@ def bps_percent(bps: int) -> str:
 
 def init_app(app: Flask) -> None:
     """Register this domain's models, blueprints, subscribers and commands."""
-    from shop import backoffice, seed, views  # noqa: F401  (seed registers its seeder)
+    # seed registers its seeder; jobs its subscribers and periodic jobs.
+    from shop import backoffice, jobs, seed, views  # noqa: F401
     from shop.pricing import price_in_iqd
 
     views.init_app(app)
     backoffice.init_app(app)
+    from shop import api as merchant_api  # the merchant API, portal and webhooks
+
+    merchant_api.init_app(app)
 
     def shop_price(product: Any, rates: dict | None = None) -> Any:
         return price_in_iqd(product, rates)

@@ -1,0 +1,115 @@
+"""The shopper's address book: governorate, district, nearest landmark, phone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.auth.identifiers import normalise_phone
+from app.auth.models import PostOffice
+from app.database import db
+from app.errors import NotFound, ValidationFailed
+from app.geo import governorate
+from shop.models import Address
+
+MAX_ADDRESSES = 20
+_POSTAL = re.compile(r"^\d{5}$")
+_ARABIC_DIGITS = {0x0660 + d: str(d) for d in range(10)}
+
+
+@dataclass(frozen=True)
+class AddressInput:
+    recipient_name: str
+    phone: str
+    governorate: str
+    district: str
+    landmark: str
+    postal_code: str = ""
+
+
+def _clean(value: str | None, limit: int) -> str:
+    return " ".join((value or "").split())[:limit]
+
+
+def validate_address(data: AddressInput) -> dict[str, str | None]:
+    """Checked and normalised address fields; raises ValidationFailed naming every
+    field that is wrong (missing governorate, malformed phone, ...)."""
+    errors: dict[str, object] = {}
+    name = _clean(data.recipient_name, 200)
+    if not name:
+        errors["recipient_name"] = _l("Write the name of the person who receives it.")
+    phone = ""
+    try:
+        phone = normalise_phone((data.phone or "").translate(_ARABIC_DIGITS), "phone")
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    code = (data.governorate or "").strip()
+    if not code or governorate(code) is None:
+        errors["governorate"] = _l("Choose a governorate.")
+    district = _clean(data.district, 120)
+    if not district:
+        errors["district"] = _l("Write the district or area.")
+    landmark = _clean(data.landmark, 200)
+    if not landmark:
+        errors["landmark"] = _l("Write the nearest landmark, for example a mosque, a school "
+                                "or a well-known shop.")
+    postal = (data.postal_code or "").strip().translate(_ARABIC_DIGITS)
+    if postal and not _POSTAL.match(postal):
+        errors["postal_code"] = _l("A postal code has five digits. Leave it empty if you "
+                                   "do not know it.")
+    if errors:
+        first = next(iter(errors.values()))
+        raise ValidationFailed(first, fields=errors)
+    return {"recipient_name": name, "phone": phone, "governorate": code,
+            "district": district, "landmark": landmark, "postal_code": postal or None}
+
+
+def add_address(user_id: int, data: AddressInput) -> Address:
+    """Add an address to the shopper's book and commit. Raises ValidationFailed for a
+    missing or malformed field, or when the book is full."""
+    values = validate_address(data)
+    count = len(addresses_of(user_id))
+    if count >= MAX_ADDRESSES:
+        raise ValidationFailed(_l("Your address book is full. Remove an address first."))
+    address = Address(user_id=user_id, **values)
+    db.add(address)
+    db.commit()
+    return address
+
+
+def addresses_of(user_id: int) -> list[Address]:
+    """The shopper's current addresses, newest first."""
+    return list(db.scalars(select(Address).where(
+        Address.user_id == user_id, Address.archived.is_(False)).order_by(Address.id.desc())))
+
+
+def owned_address(address_id: int, user_id: int) -> Address:
+    """The shopper's own address; NotFound for anyone else's (or a removed one)."""
+    address = db.get(Address, address_id)
+    if address is None or address.user_id != user_id or address.archived:
+        raise NotFound()
+    return address
+
+
+def remove_address(address_id: int, user_id: int) -> None:
+    """Take an address out of the book (orders keep their own copy). Commits. Raises
+    NotFound for someone else's address."""
+    owned_address(address_id, user_id).archived = True
+    db.commit()
+
+
+def pickup_offices() -> list[PostOffice]:
+    """Post offices where a shopper may collect a parcel, by governorate and name."""
+    return list(db.scalars(select(PostOffice).order_by(PostOffice.governorate,
+                                                       PostOffice.name_en)))
+
+
+def pickup_office(office_id: int) -> PostOffice:
+    office = db.get(PostOffice, office_id)
+    if office is None:
+        raise ValidationFailed(_l("Choose a post office to collect from."),
+                               fields={"office": _l("Choose a post office to collect from.")})
+    return office

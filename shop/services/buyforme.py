@@ -1,0 +1,421 @@
+"""Buy for me: the post buys an article from any foreign web shop for a shopper.
+
+The shopper pastes the link with what to buy; Barid shows an estimated landed cost in
+dinars (the item at the stored exchange rate, international shipping by weight,
+estimated duty by customs category, the service fee, each its own line). Procurement
+approves with a final quote (price, weight or shipping adjusted) or rejects with a
+reason. The shopper accepts the quote, which places an order awaiting payment (the same
+payment options as checkout), or lets it expire. After payment procurement records the
+purchase abroad.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from app.audit import record_audit
+from app.auth.models import User
+from app.database import db, utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.events import publish
+from app.money import convert, to_minor
+from shop.models import (
+    BuyRequest,
+    BuyRequestStatus,
+    Consignment,
+    Order,
+    OrderKind,
+    OrderLine,
+)
+from shop.schemas import BuyRequestSchema, QuoteSchema
+from shop.services import delivery_fees as fees
+from shop.services.checkout import (
+    Destination,
+    PaymentChoice,
+    PriceChanged,
+    destination_for,
+    new_number,
+    take_post_card_payment,
+)
+
+B = BuyRequestStatus
+IQD = "IQD"
+
+
+class BuyRequestStateError(Conflict):
+    code = "buy_request_state"
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A landed cost in dinars, line by line."""
+
+    rate: str
+    rate_id: int | None
+    unit_price_iqd: int
+    items_iqd: int
+    shipping_fee: int
+    duty_rate_bps: int
+    duty_estimate: int
+    service_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.items_iqd + self.shipping_fee + self.duty_estimate + self.service_fee
+
+
+def _rate(currency: str) -> tuple[Decimal, int]:
+    from payments.errors import NoExchangeRate
+    from payments.rates import rate_at
+
+    try:
+        row = rate_at(currency, IQD)
+    except NoExchangeRate:
+        raise ValidationFailed(
+            _l("We cannot price this currency right now. Choose another or try later."),
+            fields={"currency": _l("No exchange rate is set for it.")}) from None
+    return Decimal(row.rate), row.id
+
+
+def landed_cost(*, unit_price: int, currency: str, quantity: int, weight_g: int,
+                category: str, shipping_fee: int | None = None) -> Landed:
+    """The landed cost of `quantity` items at `unit_price` (minor units of `currency`)
+    weighing `weight_g` each, at today's stored rate. Changes nothing. Raises
+    ValidationFailed for an unknown category or a currency without a rate."""
+    cat = fees.customs_category(category)
+    if cat is None:
+        raise ValidationFailed(_l("Choose a customs category."),
+                               fields={"customs_category": _l("Choose one.")})
+    rate, rate_id = _rate(currency)
+    unit_iqd = convert(unit_price, currency, IQD, rate)
+    items = unit_iqd * quantity
+    duty_bps = fees.category_duty_bps(cat)
+    return Landed(
+        rate=f"{rate.normalize():f}", rate_id=rate_id, unit_price_iqd=unit_iqd,
+        items_iqd=items,
+        shipping_fee=fees.international_shipping(weight_g * quantity)
+        if shipping_fee is None else shipping_fee,
+        duty_rate_bps=duty_bps, duty_estimate=fees.bps_of(items, duty_bps),
+        service_fee=fees.service_fee(items))
+
+
+def _load(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        values = BuyRequestSchema().load(data)
+    except ValidationError as exc:
+        fields = {k: v if isinstance(v, list) else [v] for k, v in exc.messages.items()}
+        first = next(iter(fields.values()))[0]
+        raise ValidationFailed(first, fields=fields) from None
+    values["unit_price"] = to_minor(values.pop("price"), values["currency"])
+    if values["unit_price"] <= 0:
+        raise ValidationFailed(_l("Write the price, above zero."),
+                               fields={"price": [_l("Write the price, above zero.")]})
+    values["options"] = " ".join(values["options"].split())
+    values["title"] = " ".join(values["title"].split())
+    return values
+
+
+def estimate(data: dict[str, Any]) -> tuple[dict[str, Any], Landed]:
+    """Check a request's fields and estimate its landed cost. Changes nothing. Raises
+    ValidationFailed (a link that is not http(s), a price that is not a number, ...)."""
+    values = _load(data)
+    return values, landed_cost(unit_price=values["unit_price"], currency=values["currency"],
+                               quantity=values["quantity"], weight_g=values["weight_g"],
+                               category=values["customs_category"])
+
+
+def _apply(req: BuyRequest, cost: Landed) -> None:
+    req.rate, req.rate_id = cost.rate, cost.rate_id
+    req.items_iqd, req.shipping_fee = cost.items_iqd, cost.shipping_fee
+    req.duty_estimate, req.service_fee = cost.duty_estimate, cost.service_fee
+    req.total = cost.total
+
+
+def submit_request(user_id: int, data: dict[str, Any]) -> BuyRequest:
+    """A shopper asks the post to buy an article abroad: the request is stored with its
+    estimate for procurement to review, buy_request.submitted is published, and the
+    change commits. Raises ValidationFailed."""
+    values, cost = estimate(data)
+    req = BuyRequest(number=new_number("BF"), user_id=user_id, **values)
+    _apply(req, cost)
+    req.estimate_total = cost.total
+    db.add(req)
+    db.flush()
+    publish("buy_request.submitted", {"request_id": req.id, "number": req.number})
+    db.commit()
+    return req
+
+
+def requests_of(user_id: int) -> list[BuyRequest]:
+    return list(db.scalars(select(BuyRequest).where(BuyRequest.user_id == user_id)
+                           .order_by(BuyRequest.id.desc())))
+
+
+def owned_request(request_id: int, user_id: int) -> BuyRequest:
+    """The shopper's own request; NotFound (404) for anyone else's."""
+    req = db.get(BuyRequest, request_id)
+    if req is None or req.user_id != user_id:
+        raise NotFound()
+    return req
+
+
+def _lock(request_id: int) -> BuyRequest:
+    req = db.scalar(select(BuyRequest).where(BuyRequest.id == request_id)
+                    .with_for_update(of=BuyRequest).execution_options(populate_existing=True))
+    if req is None:
+        raise NotFound()
+    return req
+
+
+def _move(req: BuyRequest, to: BuyRequestStatus, allowed: set[BuyRequestStatus]) -> None:
+    if req.status not in allowed:
+        raise BuyRequestStateError(_l("This request is %(status)s: it cannot be changed "
+                                      "that way now.", status=req.status))
+    req.status = to
+    req.status_changed_at = utcnow()
+
+
+# -- procurement ---------------------------------------------------------------------------
+
+def requests_for_review(status: str | None = None, *, limit: int = 200) -> list[BuyRequest]:
+    """Requests for the procurement queue, oldest waiting first."""
+    stmt = select(BuyRequest).order_by(BuyRequest.created_at, BuyRequest.id).limit(limit)
+    if status:
+        stmt = stmt.where(BuyRequest.status == status)
+    return list(db.scalars(stmt))
+
+
+def get_request(request_id: int) -> BuyRequest:
+    req = db.get(BuyRequest, request_id)
+    if req is None:
+        raise NotFound()
+    return req
+
+
+def approve_request(request_id: int, *, reviewer_id: int, data: dict[str, Any]) -> BuyRequest:
+    """Procurement approves a submitted request with a final quote: the price, the
+    weight and the international shipping may be adjusted; the landed cost is
+    recomputed at today's stored rate and stays open for SHOP_QUOTE_VALID_HOURS.
+    Audited; publishes buy_request.quoted; commits. Raises NotFound, ValidationFailed,
+    BuyRequestStateError (not waiting for review)."""
+    try:
+        values = QuoteSchema().load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(_l("Check the quote."), fields=exc.messages) from None
+    try:
+        req = _lock(request_id)
+        _move(req, B.QUOTED, {B.SUBMITTED})
+        before = {"unit_price": req.unit_price, "weight_g": req.weight_g, "total": req.total}
+        if values["price"] is not None:
+            req.unit_price = to_minor(values["price"], req.currency)
+        if values["weight_g"] is not None:
+            req.weight_g = values["weight_g"]
+        _apply(req, landed_cost(unit_price=req.unit_price, currency=req.currency,
+                                quantity=req.quantity, weight_g=req.weight_g,
+                                category=req.customs_category,
+                                shipping_fee=values["shipping_fee"]))
+        req.quote_note = values["note"]
+        req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
+        hours = int(fees.setting("SHOP_QUOTE_VALID_HOURS"))
+        req.quote_expires_at = utcnow() + timedelta(hours=hours)
+        record_audit("buy_request.quoted", object_type="buy_request", object_id=req.id,
+                     actor_id=reviewer_id, details={"before": before, "total": req.total,
+                                                    "note": req.quote_note})
+        publish("buy_request.quoted", {"request_id": req.id, "total": req.total})
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return req
+
+
+def reject_request(request_id: int, *, reviewer_id: int, reason: str) -> BuyRequest:
+    """Procurement rejects a submitted request, saying why (the shopper sees it).
+    Audited; publishes buy_request.rejected; commits. Raises NotFound, ValidationFailed
+    (no reason), BuyRequestStateError."""
+    reason = " ".join((reason or "").split())[:500]
+    if not reason:
+        raise ValidationFailed(_l("Say why the request is rejected."),
+                               fields={"reason": [_l("Write a reason.")]})
+    try:
+        req = _lock(request_id)
+        _move(req, B.REJECTED, {B.SUBMITTED})
+        req.reject_reason = reason
+        req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
+        record_audit("buy_request.rejected", object_type="buy_request", object_id=req.id,
+                     actor_id=reviewer_id, details={"reason": reason})
+        publish("buy_request.rejected", {"request_id": req.id})
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return req
+
+
+def record_purchase(request_id: int, *, clerk_id: int, foreign_order_number: str,
+                    foreign_tracking_number: str = "") -> BuyRequest:
+    """Procurement bought the article abroad: the foreign shop's order number (and
+    carrier tracking number, if any) are kept. Audited; commits. Raises NotFound,
+    ValidationFailed, BuyRequestStateError (not paid)."""
+    number = " ".join((foreign_order_number or "").split())[:80]
+    if not number:
+        raise ValidationFailed(_l("Write the foreign shop's order number."),
+                               fields={"foreign_order_number": [_l("Required.")]})
+    try:
+        req = _lock(request_id)
+        _move(req, B.PURCHASED, {B.PAID})
+        req.foreign_order_number = number
+        req.foreign_tracking_number = " ".join((foreign_tracking_number or "").split())[:80]
+        record_audit("buy_request.purchased", object_type="buy_request", object_id=req.id,
+                     actor_id=clerk_id, details={"foreign_order_number": number})
+        publish("buy_request.purchased", {"request_id": req.id, "order_id": req.order_id})
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return req
+
+
+# -- the shopper accepts -------------------------------------------------------------------
+
+@dataclass
+class AcceptQuote:
+    """The quote as the shopper accepts it: the quoted landed cost plus delivery in Iraq."""
+
+    request: BuyRequest
+    destination: Destination
+    zone: str
+    delivery_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.request.total + self.delivery_fee
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        raw = f"{self.request.id}|{self.request.total}|{self.destination.key()}|" \
+              f"{self.zone}|{self.delivery_fee}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _check_open(req: BuyRequest) -> None:
+    if req.status != B.QUOTED:
+        raise BuyRequestStateError(_l("This quote is not open for acceptance."))
+    if req.quote_expires_at is None or req.quote_expires_at <= utcnow():
+        raise BuyRequestStateError(_l("This quote has expired. Send a new request."))
+
+
+def quote_for(req: BuyRequest, dest: Destination) -> AcceptQuote:
+    """What accepting `req` for delivery to `dest` costs. Changes nothing."""
+    zone = fees.zone_for(None, dest.governorate)
+    weight = req.weight_g * req.quantity
+    return AcceptQuote(req, dest, zone, fees.delivery_fee(zone, weight, door=dest.door))
+
+
+def accept_quote(request_id: int, user_id: int, dest_args: dict[str, Any], *,
+                 payment: PaymentChoice, seen_digest: str, checkout_key: str) -> Order:
+    """The shopper accepts procurement's quote: an order awaiting payment is placed for
+    the quoted amounts plus delivery in Iraq, with the post card held when paying with
+    one (as at checkout). The request becomes accepted. Publishes order.placed; commits.
+
+    Raises NotFound (not theirs), BuyRequestStateError (not quoted, or expired),
+    PriceChanged (the delivery choice priced differently from what they saw),
+    ValidationFailed, and the post card's errors.
+    """
+    from shop.services.orders import record_placed
+
+    try:
+        owned_request(request_id, user_id)
+        user = db.get(User, user_id)
+        req = _lock(request_id)
+        if req.order_id is not None and req.status != B.QUOTED:
+            order = db.get(Order, req.order_id)
+            if order is not None and order.checkout_key == checkout_key:
+                db.rollback()
+                return order
+        _check_open(req)
+        dest = destination_for(user, **dest_args)
+        q = quote_for(req, dest)
+        if q.digest != seen_digest:
+            raise PriceChanged(q)  # type: ignore[arg-type]
+        minutes = int(fees.setting("SHOP_ORDER_PAYMENT_MINUTES"))
+        order = Order(
+            number=new_number("BR"), user_id=user_id, kind=OrderKind.BUY_FOR_ME,
+            checkout_key=(checkout_key or "")[:80] or None, delivery_method=dest.method,
+            pickup_office_id=dest.office.id if dest.office else None,
+            recipient_name=dest.recipient_name, phone=dest.phone,
+            governorate=dest.governorate, district=dest.district, landmark=dest.landmark,
+            postal_code=dest.postal_code, items_total=req.items_iqd,
+            delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
+            duty_estimate=req.duty_estimate, service_fee=req.service_fee, total=q.total,
+            rates={req.currency: {"rate": req.rate, "id": req.rate_id}},
+            payment_method=payment.method,
+            expires_at=utcnow() + timedelta(minutes=minutes))
+        db.add(order)
+        db.flush()
+        c = Consignment(order_id=order.id, merchant_id=None, zone=q.zone, international=True,
+                        weight_g=req.weight_g * req.quantity, items_total=req.items_iqd,
+                        delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
+                        duty_estimate=req.duty_estimate, service_fee=req.service_fee,
+                        total=q.total)
+        db.add(c)
+        db.flush()
+        cat = fees.customs_category(req.customs_category)
+        db.add(OrderLine(
+            order_id=order.id, consignment_id=c.id, product_id=None, title_ar=req.title,
+            title_en=req.title, options=req.options, quantity=req.quantity,
+            unit_price=req.unit_price, currency=req.currency, rate=req.rate,
+            rate_id=req.rate_id, unit_price_iqd=req.items_iqd // req.quantity,
+            line_total_iqd=req.items_iqd, weight_g=req.weight_g,
+            hs_code=(cat.hs.ljust(6, "0") if cat and cat.hs else None),
+            duty_rate_bps=fees.category_duty_bps(cat) if cat else 0,
+            duty_estimate=req.duty_estimate))
+        db.flush()
+        record_placed(order, actor_id=user_id)
+        if payment.method == "post_card":
+            take_post_card_payment(order, payment, user)
+        elif payment.method != "stripe":
+            raise ValidationFailed(_l("Choose how to pay."))
+        _move(req, B.ACCEPTED, {B.QUOTED})
+        req.order_id = order.id
+        record_audit("buy_request.accepted", object_type="buy_request", object_id=req.id,
+                     actor_id=user_id, details={"order_id": order.id, "total": order.total})
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return order
+
+
+def order_paid(order: Order) -> None:
+    """The order of an accepted quote was paid: the request is paid, for procurement to
+    buy. Flushes."""
+    req = db.scalar(select(BuyRequest).where(BuyRequest.order_id == order.id))
+    if req is not None and req.status == B.ACCEPTED:
+        _move(req, B.PAID, {B.ACCEPTED})
+        db.flush()
+
+
+def expire_quotes(*, now: Any = None) -> list[int]:
+    """Quotes the shopper let run out become expired. Commits. Returns the ids."""
+    now = now or utcnow()
+    try:
+        rows = list(db.scalars(select(BuyRequest).where(
+            BuyRequest.status == B.QUOTED, BuyRequest.quote_expires_at < now)
+            .with_for_update(skip_locked=True)))
+        for req in rows:
+            _move(req, B.EXPIRED, {B.QUOTED})
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return [r.id for r in rows]
