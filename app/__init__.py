@@ -46,6 +46,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     backoffice.init_app(app)
     jobs.init_app(app)
+    importlib.import_module("app.api").init_app(app)
+    importlib.import_module("app.webhooks").init_app(app)
     for name in DOMAINS:
         importlib.import_module(name).init_app(app)
     return app

@@ -6,7 +6,8 @@ listed here; a domain lists its modules in `MODEL_MODULES` in its package `__ini
 
 from importlib import import_module
 
-CORE_MODEL_MODULES = ("app.audit", "app.auth.models", "app.events", "app.seed")
+CORE_MODEL_MODULES = ("app.audit", "app.auth.models", "app.events", "app.seed",
+                      "app.api.models", "app.webhooks.models")
 
 
 def load_all() -> None:

@@ -1,0 +1,290 @@
+"""The OpenAPI 3.0 document of the merchant API, built from the declared operations.
+
+Every operation declared with `ApiBlueprint.operation` brings its marshmallow schemas;
+`field_schema` turns each field into JSON Schema (types, required, lengths, ranges,
+patterns, enums, nesting) and `build_document` assembles paths, parameters, request
+bodies, responses (the error shape included) and the bearer-key security scheme.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_babel import gettext as _
+from marshmallow import Schema, fields, validate
+
+from app.api.platform import API_VERSION, BODY_METHODS, Operation, operations
+
+ERROR_TEXT = {
+    400: "Malformed request: the body is not JSON, or not an object.",
+    401: "No API key, or a key that is not valid, revoked or expired.",
+    403: "The key lacks the scope, or the account is not active.",
+    404: "No such object among yours.",
+    409: "Conflict with the current state, or the same Idempotency-Key still running.",
+    413: "The body is too large.",
+    415: "The body is not application/json.",
+    422: "Invalid or unknown fields; an Idempotency-Key reused for another request.",
+    429: "Too many requests; see Retry-After.",
+}
+
+
+def _component_name(schema: Schema | type[Schema]) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__
+    return name[:-6] if name.endswith("Schema") and len(name) > 6 else name
+
+
+class Builder:
+    """Collects component schemas while converting."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def ref(self, schema: Schema | type[Schema], *, for_input: bool) -> dict[str, Any]:
+        inst = schema() if isinstance(schema, type) else schema
+        name = _component_name(inst) + ("Input" if for_input else "")
+        if name not in self.components:
+            self.components[name] = {}  # placeholder against recursion
+            self.components[name] = self.schema_object(inst, for_input=for_input)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def schema_object(self, schema: Schema, *, for_input: bool) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for name, f in schema.fields.items():
+            if for_input and f.dump_only:
+                continue
+            if not for_input and f.load_only:
+                continue
+            key = f.data_key or name
+            props[key] = self.field_schema(f, for_input=for_input)
+            if f.required and not (for_input and schema.partial is True):
+                required.append(key)
+        out: dict[str, Any] = {"type": "object", "properties": props}
+        if required:
+            out["required"] = required
+        if for_input:
+            out["additionalProperties"] = False
+        doc = (type(schema).__doc__ or "").strip()
+        if doc:
+            out["description"] = doc.split("\n\n")[0]
+        return out
+
+    def field_schema(self, f: fields.Field, *, for_input: bool) -> dict[str, Any]:
+        out = self._type_of(f, for_input=for_input)
+        for v in _validators(f):
+            _apply_validator(out, v)
+        meta = f.metadata or {}
+        if meta.get("description"):
+            out["description"] = meta["description"]
+        if "example" in meta:
+            out["example"] = meta["example"]
+        if f.allow_none:
+            if "$ref" in out:
+                out = {"allOf": [out], "nullable": True}
+            else:
+                out["nullable"] = True
+        if f.dump_only:
+            out["readOnly"] = True
+        return out
+
+    def _type_of(self, f: fields.Field, *, for_input: bool) -> dict[str, Any]:
+        meta = f.metadata or {}
+        if "openapi" in meta:
+            return dict(meta["openapi"])
+        if isinstance(f, fields.Nested):
+            nested = f.nested() if callable(f.nested) and not isinstance(f.nested, type) \
+                else f.nested
+            ref = self.ref(nested, for_input=for_input)  # type: ignore[arg-type]
+            return {"type": "array", "items": ref} if f.many else ref
+        if isinstance(f, fields.List):
+            return {"type": "array", "items": self.field_schema(f.inner, for_input=for_input)}
+        if isinstance(f, fields.Dict):
+            return {"type": "object"}
+        if isinstance(f, fields.Boolean):
+            return {"type": "boolean"}
+        if isinstance(f, fields.Integer):
+            return {"type": "integer"}
+        if isinstance(f, fields.Float | fields.Decimal | fields.Number):
+            return {"type": "number"}
+        if isinstance(f, fields.AwareDateTime | fields.DateTime):
+            return {"type": "string", "format": "date-time"}
+        if isinstance(f, fields.Date):
+            return {"type": "string", "format": "date"}
+        if isinstance(f, fields.Email):
+            return {"type": "string", "format": "email"}
+        if isinstance(f, fields.Url):
+            return {"type": "string", "format": "uri"}
+        if isinstance(f, fields.UUID):
+            return {"type": "string", "format": "uuid"}
+        if isinstance(f, fields.Enum):
+            return {"type": "string", "enum": [m.value for m in f.enum]}
+        if isinstance(f, fields.String):
+            return {"type": "string"}
+        return {}
+
+
+def _validators(f: fields.Field) -> list[Any]:
+    return list(getattr(f, "validators", []) or [])
+
+
+def _apply_validator(out: dict[str, Any], v: Any) -> None:
+    kind = out.get("type")
+    if isinstance(v, validate.Length):
+        lo, hi = ("minItems", "maxItems") if kind == "array" else ("minLength", "maxLength")
+        if v.equal is not None:
+            out[lo] = out[hi] = v.equal
+        if v.min is not None:
+            out[lo] = v.min
+        if v.max is not None:
+            out[hi] = v.max
+    elif isinstance(v, validate.Range):
+        if v.min is not None:
+            out["minimum"] = v.min
+            if not v.min_inclusive:
+                out["exclusiveMinimum"] = True
+        if v.max is not None:
+            out["maximum"] = v.max
+            if not v.max_inclusive:
+                out["exclusiveMaximum"] = True
+    elif isinstance(v, validate.Regexp):
+        out["pattern"] = v.regex.pattern
+    elif isinstance(v, validate.OneOf):
+        target = out["items"] if kind == "array" and "items" in out else out
+        target["enum"] = list(v.choices)
+
+
+_RULE_PARAM = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
+
+
+def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    params = []
+    for m in _RULE_PARAM.finditer(rule):
+        kind = {"int": {"type": "integer", "minimum": 0}}.get(m.group("conv") or "",
+                                                               {"type": "string"})
+        params.append({"name": m.group("name"), "in": "path", "required": True,
+                       "schema": kind})
+    return _RULE_PARAM.sub(lambda m: "{" + m.group("name") + "}", rule), params
+
+
+def _error_statuses(op: Operation, has_path_params: bool) -> list[int]:
+    codes = set(op.errors)
+    if op.scope is not None:
+        codes |= {401, 403, 429}
+    codes.add(422)  # unknown query parameters
+    if op.method in BODY_METHODS:
+        codes |= {400, 413, 415, 422}
+    if op.method == "POST":
+        codes.add(409)
+    if has_path_params:
+        codes.add(404)
+    return sorted(codes)
+
+
+def _operation_object(b: Builder, op: Operation) -> tuple[str, dict[str, Any]]:
+    path, params = _path_and_params(op.path)
+    if op.query is not None:
+        for name, f in op.query.fields.items():
+            params.append({"name": f.data_key or name, "in": "query",
+                           "required": bool(f.required),
+                           "schema": b.field_schema(f, for_input=True)})
+    if op.method == "POST":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "description": "Repeat the request safely: the first answer is "
+                                      "returned again for 24 hours."})
+    obj: dict[str, Any] = {
+        "operationId": op.endpoint.replace(".", "_"),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": params,
+        "responses": {},
+    }
+    if op.description:
+        obj["description"] = op.description
+    if op.scope is not None:
+        obj["security"] = [{"apiKey": []}]
+        obj["x-barid-scope"] = op.scope
+    else:
+        obj["security"] = []
+    if op.method in BODY_METHODS:
+        body_ref = b.ref(op.body, for_input=True) if op.body is not None else {
+            "type": "object", "additionalProperties": False, "properties": {}}
+        required = op.body is not None and any(f.required for f in op.body.fields.values())
+        obj["requestBody"] = {"required": required,
+                              "content": {"application/json": {"schema": body_ref}}}
+    ok: dict[str, Any] = {"description": "OK" if op.status < 300 else str(op.status)}
+    if op.status != 204 and op.produces != "application/json":
+        ok["content"] = {op.produces: {"schema": {"type": "string", "format": "binary"}}}
+    elif op.status != 204:
+        if op.response is not None:
+            schema = b.ref(op.response, for_input=False)
+            if getattr(op.response, "many", False):
+                schema = {"type": "array", "items": schema}
+            ok["content"] = {"application/json": {"schema": schema}}
+        else:
+            ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    obj["responses"][str(op.status)] = ok
+    for code in _error_statuses(op, bool(_RULE_PARAM.search(op.path))):
+        obj["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    return path, obj
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message", "fields"],
+    "properties": {
+        "error": {"type": "string", "description": "stable machine-readable code"},
+        "message": {"type": "string", "description": "for people, in Accept-Language"},
+        "fields": {"type": "object", "description": "per-field problems"},
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def build_document(server_url: str | None = None) -> dict[str, Any]:
+    """The whole OpenAPI 3.0.3 document for the operations declared so far."""
+    b = Builder()
+    paths: dict[str, dict[str, Any]] = {}
+    tags: list[str] = []
+    for op in sorted(operations(), key=lambda o: (o.path, o.method)):
+        path, obj = _operation_object(b, op)
+        paths.setdefault(path, {})[op.method.lower()] = obj
+        if op.tag not in tags:
+            tags.append(op.tag)
+    responses = {
+        f"E{code}": {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code, text in ERROR_TEXT.items()
+    }
+    for code in (401,):
+        responses[f"E{code}"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    responses["E429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Barid merchant API",
+            "version": API_VERSION,
+            "description": _(
+                "Sync your catalog and stock, receive orders, hand parcels to Iraqi Post "
+                "and follow their delivery. Authenticate with an API key from the "
+                "merchant portal: Authorization: Bearer <key>."),
+        },
+        "servers": [{"url": server_url or "/"}],
+        "tags": [{"name": t} for t in tags],
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA, **b.components},
+            "responses": responses,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer",
+                           "description": "An API key such as bk_live_…"},
+            },
+        },
+    }
+
+
+__all__ = ["build_document"]

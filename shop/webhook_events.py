@@ -1,0 +1,193 @@
+"""Domain events, told to the merchants they concern as signed webhooks.
+
+One `*` subscriber looks at every domain event; those a merchant would want become a
+small, versioned message (`{"id", "type", "api_version", "timestamp", "data"}`) for
+each merchant concerned, delivered to its endpoints by app.webhooks. Orders and
+refunds name their merchants through the order's consignments; parcels through the
+consignment (or order) they were made for. Events that concern no merchant, and
+merchants without endpoints, cost one lookup and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.database import db
+from app.events import DomainEvent, subscribe
+from app.webhooks.services import register_event_types, stage_message
+
+EVENT_TYPES: dict[str, Any] = {
+    "order.created": _l("A shopper placed an order with items of yours (not paid yet)."),
+    "order.paid": _l("An order with items of yours is paid: prepare your consignment."),
+    "order.cancelled": _l("An order with items of yours was cancelled."),
+    "consignment.ready": _l("Your consignment has a parcel and label: hand it to the post."),
+    "consignment.shipped": _l("The post has your consignment's parcel."),
+    "consignment.delivered": _l("Your consignment's parcel was delivered."),
+    "consignment.cancelled": _l("Your consignment was cancelled."),
+    "parcel.status_changed": _l("One of your parcels changed status."),
+    "parcel.delivered": _l("One of your parcels was delivered."),
+    "parcel.returned": _l("One of your parcels is going back to the sender."),
+    "customs.held": _l("Customs is holding one of your parcels."),
+    "customs.released": _l("Customs released one of your parcels."),
+    "refund.succeeded": _l("A refund of an order with items of yours was paid."),
+}
+register_event_types(EVENT_TYPES)
+
+ORDER_EVENTS = {"order.placed": "order.created", "order.paid": "order.paid",
+                "order.cancelled": "order.cancelled"}
+CONSIGNMENT_EVENTS = {f"consignment.{s}": f"consignment.{s}"
+                      for s in ("ready", "shipped", "delivered", "cancelled")}
+PARCEL_EVENTS = {"parcel.status_changed": "parcel.status_changed",
+                 "parcel.delivered": "parcel.delivered", "parcel.returned": "parcel.returned",
+                 "parcel.held_by_customs": "customs.held",
+                 "parcel.released_by_customs": "customs.released",
+                 "customs.released": "customs.released"}
+
+Message = tuple[str, int, dict[str, Any]]  # (type, merchant id, data)
+
+
+def _shop_models() -> Any:
+    import shop.models as models
+
+    return models
+
+
+def _own_consignments(order_id: int, merchant_id: int) -> list[int]:
+    consignment = getattr(_shop_models(), "Consignment", None)
+    if consignment is None:
+        return []
+    return list(db.scalars(select(consignment.id).where(
+        consignment.order_id == order_id, consignment.merchant_id == merchant_id)
+        .order_by(consignment.id)))
+
+
+def _order_messages(event: DomainEvent) -> list[Message]:
+    data = event.payload
+    kind = ORDER_EVENTS[event.name]
+    out = []
+    for merchant_id in data.get("merchant_ids") or []:
+        out.append((kind, int(merchant_id), {
+            "order_id": data.get("order_id"), "order_number": data.get("number"),
+            "status": data.get("status"), "previous_status": data.get("previous_status"),
+            "consignment_ids": _own_consignments(int(data["order_id"]), int(merchant_id)),
+        }))
+    return out
+
+
+def _consignment_messages(event: DomainEvent) -> list[Message]:
+    data = event.payload
+    if data.get("merchant_id") is None:
+        return []
+    return [(CONSIGNMENT_EVENTS[event.name], int(data["merchant_id"]), {
+        "consignment_id": data.get("consignment_id"), "order_id": data.get("order_id"),
+        "status": data.get("status"), "previous_status": data.get("previous_status"),
+        "tracking_number": data.get("tracking_number"),
+    })]
+
+
+def _parcel_merchants(data: dict[str, Any]) -> dict[int, list[int]]:
+    """merchant id -> its consignment ids, for the parcel in `data`."""
+    consignment = getattr(_shop_models(), "Consignment", None)
+    if consignment is None:
+        return {}
+    conditions = []
+    if data.get("parcel_id") is not None:
+        conditions.append(consignment.parcel_id == data["parcel_id"])
+    kind, _, raw = str(data.get("order_ref") or "").partition(":")
+    if raw.isdigit() and kind == "consignment":
+        conditions.append(consignment.id == int(raw))
+    elif raw.isdigit() and kind == "order":
+        conditions.append(consignment.order_id == int(raw))
+    if not conditions:
+        return {}
+    from sqlalchemy import or_
+
+    out: dict[int, list[int]] = {}
+    for cid, mid in db.execute(select(consignment.id, consignment.merchant_id)
+                               .where(or_(*conditions)).order_by(consignment.id)):
+        if mid is not None:
+            out.setdefault(int(mid), []).append(int(cid))
+    return out
+
+
+def _customs_released(data: dict[str, Any]) -> bool:
+    """A status change that ended a customs hold (tracking announces holds, not
+    releases, so the release is read from the customs case)."""
+    if data.get("previous_status") != "on_hold" or data.get("parcel_id") is None:
+        return False
+    from tracking.models import CustomsCase, CustomsState
+
+    state = db.scalar(select(CustomsCase.state).where(
+        CustomsCase.parcel_id == data["parcel_id"]))
+    return state == CustomsState.RELEASED
+
+
+def _parcel_messages(event: DomainEvent) -> list[Message]:
+    data = event.payload
+    merchants = _parcel_merchants(data)
+    if not merchants:
+        return []
+    kinds = [PARCEL_EVENTS[event.name]]
+    if event.name == "parcel.status_changed" and _customs_released(data):
+        kinds.append("customs.released")
+    out = []
+    for merchant_id, consignment_ids in merchants.items():
+        body = {"tracking_number": data.get("tracking_number"), "status": data.get("status"),
+                "consignment_ids": consignment_ids}
+        if "previous_status" in data:
+            body["previous_status"] = data["previous_status"]
+        if event.name == "parcel.held_by_customs":
+            body["reason"] = data.get("reason") or ""
+        out += [(kind, merchant_id, body) for kind in kinds]
+    return out
+
+
+def _refund_messages(event: DomainEvent) -> list[Message]:
+    data = event.payload
+    try:
+        from shop.services.checkout import ORDER_KIND
+    except ImportError:
+        return []
+    if data.get("reference_kind") != ORDER_KIND or not str(data.get("reference_id")).isdigit():
+        return []
+    order_id = int(data["reference_id"])
+    consignment = getattr(_shop_models(), "Consignment", None)
+    if consignment is None:
+        return []
+    merchant_ids = sorted({m for m in db.scalars(select(consignment.merchant_id).where(
+        consignment.order_id == order_id)) if m is not None})
+    return [("refund.succeeded", mid, {
+        "refund_id": data.get("refund_id"), "order_id": order_id,
+        "amount": data.get("refund_amount"), "currency": data.get("currency"),
+        "order_refunded_amount": data.get("refunded_amount"),
+    }) for mid in merchant_ids]
+
+
+ROUTES: dict[str, Callable[[DomainEvent], list[Message]]] = {
+    **dict.fromkeys(ORDER_EVENTS, _order_messages),
+    **dict.fromkeys(CONSIGNMENT_EVENTS, _consignment_messages),
+    **dict.fromkeys(PARCEL_EVENTS, _parcel_messages),
+    "refund.succeeded": _refund_messages,
+}
+
+
+def messages_for(event: DomainEvent) -> list[Message]:
+    """(type, merchant id, data) of every webhook message `event` becomes."""
+    route = ROUTES.get(event.name)
+    return route(event) if route else []
+
+
+@subscribe("*")
+def tell_merchants(event: DomainEvent) -> None:
+    """Job: turn a domain event into webhook messages for the merchants it concerns.
+
+    Stages the messages and their first delivery attempts in the job's transaction
+    (committed by the runner). A merchant gets one message per event and type, however
+    often this runs. Raises nothing of its own.
+    """
+    for kind, merchant_id, data in messages_for(event):
+        stage_message(merchant_id, kind, data, source_event_id=f"{event.id}|{kind}")
