@@ -222,6 +222,43 @@ def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
             payments.void_payment(p.id, actor_id=actor_id, reason=reason)
 
 
+def _release_other_holds(order: Order, paid_by: int) -> None:
+    """Paid another way (a bank card after a post-card hold): the hold goes back now
+    rather than when it runs out."""
+    from payments import services as payments
+    from payments.models import PaymentMethod, PaymentStatus
+
+    for p in payments.payments_for(ORDER_KIND, str(order.id)):
+        if p.id != paid_by and p.method == PaymentMethod.POST_CARD \
+                and p.status == PaymentStatus.PENDING:
+            payments.void_payment(p.id, reason="order paid by another payment")
+
+
+def start_card_payment(order_id: int, user_id: int) -> Any:
+    """Start paying an order awaiting payment with a bank card (Stripe, charged in USD at
+    the stored rate). Returns payments' CardPaymentStart for its card page; the order
+    becomes paid only when payment.succeeded arrives. Commits. Raises NotFound (not
+    theirs), OrderStateError (not awaiting payment), CardPaymentsUnavailable,
+    NoExchangeRate."""
+    from payments import services as payments
+
+    try:
+        order = owned_order(order_id, user_id)
+        order = lock_order(order.id)
+        if order.status != O.PENDING_PAYMENT or order.expires_at is None \
+                or order.expires_at <= utcnow():
+            raise OrderStateError(_l("This order is not waiting for payment."))
+        start = payments.start_card_payment(
+            amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
+            reference_id=str(order.id), purpose=ORDER_KIND, payer_user_id=user_id,
+            idempotency_key=f"order:{order.id}:card")
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return start
+
+
 def on_payment_succeeded(event: DomainEvent) -> None:
     """A payment for an order succeeded: the order becomes paid (once).
 
@@ -239,6 +276,7 @@ def on_payment_succeeded(event: DomainEvent) -> None:
     if order.status == O.PENDING_PAYMENT:
         order.payment_id = pid
         apply_transition(order, O.PAID, reason=f"payment {pid} succeeded")
+        _release_other_holds(order, pid)
         for c in order.consignments:
             apply_consignment_transition(c, C.OPEN, reason="paid")
         if order.kind == OrderKind.BUY_FOR_ME:

@@ -45,10 +45,12 @@ def make_address(user: User, governorate: str = "IQ-BG", **kw) -> Address:
     return a
 
 
-def put_in_cart(user: User, product: Product, quantity: int = 1) -> None:
+def put_in_cart(user: User, product: Product | int, quantity: int = 1) -> None:
     """What add_to_cart stores, written directly: the price seen is today's."""
     from shop.pricing import price_in_iqd
 
+    if isinstance(product, int):
+        product = db.get(Product, product)
     cart = db.query(Cart).filter_by(user_id=user.id).one_or_none()
     if cart is None:
         cart = Cart(user_id=user.id)
