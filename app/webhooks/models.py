@@ -92,7 +92,7 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    message: Mapped[WebhookMessage] = relationship(lazy="joined")
+    message: Mapped[WebhookMessage] = relationship()
     endpoint: Mapped[WebhookEndpoint] = relationship()
 
 
