@@ -11,8 +11,17 @@ from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
 from app.errors import DomainError
-from shop.forms import CommissionForm, EmptyForm, PostOfficeForm, SuspendForm
-from shop.models import MerchantStatus
+from shop.forms import (
+    CommissionForm,
+    EmptyForm,
+    PostOfficeForm,
+    PurchaseForm,
+    QuoteForm,
+    RejectForm,
+    SuspendForm,
+)
+from shop.models import BuyRequestStatus, MerchantStatus
+from shop.services import buyforme
 from shop.services import merchants as merchant_services
 
 bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
@@ -118,6 +127,93 @@ def post_office(merchant_id: int) -> Response:
     return _done(merchant_id)
 
 
+# -- procurement: "buy for me" requests ---------------------------------------------------
+
+procurement = Blueprint("shop_procurement", __name__, url_prefix="/backoffice/procurement")
+PROCUREMENT_ROLES = (Role.PROCUREMENT, Role.ADMIN)
+
+
+@procurement.get("/")
+@role_required(*PROCUREMENT_ROLES)
+def requests() -> str:
+    status = request.args.get("status", BuyRequestStatus.SUBMITTED)
+    if status not in {"", *BuyRequestStatus}:
+        status = BuyRequestStatus.SUBMITTED
+    return render_template("shop/backoffice/procurement.html", status=status,
+                           statuses=list(BuyRequestStatus),
+                           requests=buyforme.requests_for_review(status or None))
+
+
+@procurement.get("/<int:request_id>")
+@role_required(*PROCUREMENT_ROLES)
+def buy_request(request_id: int) -> str:
+    from shop.services.delivery_fees import customs_category
+
+    req = buyforme.get_request(request_id)
+    return render_template(
+        "shop/backoffice/procurement_request.html", req=req,
+        category=customs_category(req.customs_category), quote_form=QuoteForm(),
+        reject_form=RejectForm(), purchase_form=PurchaseForm())
+
+
+def _to_request(request_id: int) -> Response:
+    return redirect(url_for("shop_procurement.buy_request", request_id=request_id))
+
+
+@procurement.post("/<int:request_id>/approve", endpoint="approve")
+@role_required(*PROCUREMENT_ROLES)
+def approve_request(request_id: int) -> Response:
+    form = QuoteForm()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _to_request(request_id)
+    try:
+        buyforme.approve_request(request_id, reviewer_id=current_user.id, data=form.values())
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Quote sent to the shopper."), "success")
+    return _to_request(request_id)
+
+
+@procurement.post("/<int:request_id>/reject", endpoint="reject")
+@role_required(*PROCUREMENT_ROLES)
+def reject_request(request_id: int) -> Response:
+    form = RejectForm()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _to_request(request_id)
+    try:
+        buyforme.reject_request(request_id, reviewer_id=current_user.id,
+                                reason=form.reason.data or "")
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Request rejected; the shopper sees your reason."), "success")
+    return _to_request(request_id)
+
+
+@procurement.post("/<int:request_id>/purchased")
+@role_required(*PROCUREMENT_ROLES)
+def purchased(request_id: int) -> Response:
+    form = PurchaseForm()
+    if not form.validate_on_submit():
+        flash(_first_error(form), "error")
+        return _to_request(request_id)
+    try:
+        buyforme.record_purchase(request_id, clerk_id=current_user.id,
+                                 foreign_order_number=form.foreign_order_number.data or "",
+                                 foreign_tracking_number=form.foreign_tracking_number.data or "")
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Purchase recorded."), "success")
+    return _to_request(request_id)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(procurement)
+    nav_item("shop_procurement.requests", "Buy-for-me requests", PROCUREMENT_ROLES,
+             section="procurement", order=10)
     nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)

@@ -6,8 +6,16 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms import (
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from shop.services.cart import MAX_QUANTITY
 
@@ -79,3 +87,100 @@ class EmptyForm(FlaskForm):
 class PostOfficeForm(FlaskForm):
     post_office_id = SelectField(_l("Post office for handing over parcels"), coerce=int,
                                  validators=[InputRequired()])
+
+
+# -- addresses, checkout, orders, buy for me ---------------------------------------------
+
+class AddressForm(FlaskForm):
+    recipient_name = StringField(_l("Who receives it"), validators=[Optional()])
+    phone = StringField(_l("Mobile number"), validators=[Optional()])
+    governorate = SelectField(_l("Governorate"), validators=[Optional()])
+    district = StringField(_l("District or area"), validators=[Optional()])
+    landmark = StringField(_l("Nearest landmark"), validators=[Optional()])
+    postal_code = StringField(_l("Postal code (if you know it)"), validators=[Optional()])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from app.geo import governorates
+        from app.i18n import current_locale
+
+        super().__init__(*args, **kwargs)
+        locale = current_locale()
+        self.governorate.choices = [("", _l("Choose a governorate"))] + [
+            (g.code, g.name(locale)) for g in governorates()]
+
+
+class CheckoutForm(FlaskForm):
+    """What the checkout page sends. The amounts are never among them: the server prices
+    the order itself; `digest` only says which quote the shopper saw."""
+
+    method = HiddenField()
+    address_id = HiddenField()
+    office_id = HiddenField()
+    recipient_name = HiddenField()
+    phone = HiddenField()
+    digest = HiddenField()
+    key = HiddenField()
+    payment = RadioField(_l("How to pay"), choices=[
+        ("post_card", _l("Post card")), ("stripe", _l("Bank card"))], default="post_card",
+        validators=[Optional()])
+    card_id = SelectField(_l("Your post card"), validators=[Optional()], validate_choice=False)
+    card_number = StringField(_l("Post card number"), validators=[Optional()])
+    pin = PasswordField(_l("PIN"), validators=[Optional()])
+
+
+class BuyForMeForm(FlaskForm):
+    url = StringField(_l("Link to the product"), validators=[Optional()])
+    title = StringField(_l("What is it called"), validators=[Optional()])
+    price = StringField(_l("Price of one item"), validators=[Optional()])
+    currency = SelectField(_l("Currency"), validators=[Optional()])
+    quantity = StringField(_l("Quantity"), default="1", validators=[Optional()])
+    options = StringField(_l("Size, colour or other choices"), validators=[Optional()])
+    weight_g = StringField(_l("Estimated weight of one item, in grams"),
+                           validators=[Optional()])
+    customs_category = SelectField(_l("What kind of goods (for customs)"),
+                                   validators=[Optional()])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from app.i18n import current_locale
+        from shop.schemas import BUY_CURRENCIES
+        from shop.services.delivery_fees import customs_categories
+
+        super().__init__(*args, **kwargs)
+        self.currency.choices = [(c, c) for c in BUY_CURRENCIES]
+        locale = current_locale()
+        self.customs_category.choices = [("", _l("Choose one"))] + [
+            (c.key, c.name(locale)) for c in customs_categories()]
+
+    def values(self) -> dict[str, Any]:
+        return {name: (getattr(self, name).data or "").strip() for name in (
+            "url", "title", "price", "currency", "quantity", "options", "weight_g",
+            "customs_category")}
+
+
+class QuoteForm(FlaskForm):
+    price = StringField(_l("Final price of one item (in the shop's currency)"),
+                        validators=[Optional()])
+    weight_g = StringField(_l("Weight of one item, in grams"), validators=[Optional()])
+    shipping_fee = StringField(_l("International shipping, in dinars"),
+                               validators=[Optional()])
+    note = TextAreaField(_l("Note for the shopper"), validators=[Optional(), Length(max=500)])
+
+    def values(self) -> dict[str, Any]:
+        def blank(v: Any) -> Any:
+            v = (v or "").strip().translate({0x0660 + d: str(d) for d in range(10)})
+            return v or None
+
+        return {"price": blank(self.price.data), "weight_g": blank(self.weight_g.data),
+                "shipping_fee": blank(self.shipping_fee.data), "note": self.note.data or ""}
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(_l("Why it is rejected (the shopper sees this)"),
+                           validators=[Optional(), Length(max=500)])
+
+
+class PurchaseForm(FlaskForm):
+    foreign_order_number = StringField(_l("The foreign shop's order number"),
+                                       validators=[Optional()])
+    foreign_tracking_number = StringField(_l("Carrier tracking number (if any)"),
+                                          validators=[Optional()])

@@ -175,5 +175,7 @@ def _merge_cart_on_login(_sender: Flask, user: Any, **_extra: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from shop import order_views  # noqa: F401  (checkout, orders, buy for me on this blueprint)
+
     app.register_blueprint(bp)
     user_logged_in.connect(_merge_cart_on_login, app)

@@ -1,0 +1,339 @@
+"""The shopper's address book, checkout, orders, receipts and "buy for me" pages.
+
+Routes hang on the shop blueprint (shop.views.bp), under /shop. Every page needs a
+logged-in shopper and shows only their own things: another shopper's order, address or
+request id answers 404.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app.errors import DomainError, NotFound
+from app.geo import governorates
+from app.i18n import current_locale
+from app.web import safe_next
+from shop.forms import AddressForm, BuyForMeForm, CheckoutForm, EmptyForm
+from shop.models import DeliveryMethod
+from shop.services import addresses, buyforme, checkout, orders
+from shop.services import delivery_fees as fees
+from shop.services.addresses import AddressInput
+from shop.services.checkout import EmptyCart, PaymentChoice, PriceChanged, SoldOut
+from shop.views import bp
+
+
+def _messages(fields: dict[str, Any]) -> dict[str, str]:
+    """A service's field errors as one plain sentence per field, for the templates."""
+    return {k: " ".join(str(x) for x in v) if isinstance(v, list | tuple) else str(v)
+            for k, v in fields.items()}
+
+
+def _first_error(exc: DomainError) -> str:
+    return str(exc.message)
+
+
+# -- address book --------------------------------------------------------------------------
+
+@bp.route("/addresses", methods=["GET", "POST"])
+@login_required
+def address_book() -> Any:
+    form = AddressForm()
+    errors: dict[str, Any] = {}
+    back = safe_next(request.values.get("next"))
+    if form.validate_on_submit():
+        try:
+            addresses.add_address(current_user.id, AddressInput(
+                recipient_name=form.recipient_name.data or "", phone=form.phone.data or "",
+                governorate=form.governorate.data or "", district=form.district.data or "",
+                landmark=form.landmark.data or "", postal_code=form.postal_code.data or ""))
+        except DomainError as exc:
+            errors = _messages(exc.fields)
+            flash(_first_error(exc), "error")
+        else:
+            flash(_("Address saved."), "success")
+            return redirect(back or url_for("shop.address_book"))
+    elif request.method == "POST":
+        flash(_("The form has expired. Please try again."), "error")
+    status = 422 if errors else 200
+    return render_template("shop/orders_addresses.html", form=form, errors=errors, back=back,
+                           addresses=addresses.addresses_of(current_user.id),
+                           remove_form=EmptyForm()), status
+
+
+@bp.post("/addresses/<int:address_id>/remove")
+@login_required
+def remove_address(address_id: int) -> Response:
+    if EmptyForm().validate_on_submit():
+        addresses.remove_address(address_id, current_user.id)
+        flash(_("Address removed."), "success")
+    return redirect(url_for("shop.address_book"))
+
+
+# -- checkout ------------------------------------------------------------------------------
+
+def _dest_args(source: Any) -> dict[str, Any]:
+    def as_int(name: str) -> int | None:
+        raw = (source.get(name) or "").strip()
+        return int(raw) if raw.isdigit() else None
+
+    method = source.get("method") or ""
+    args: dict[str, Any] = {"method": method}
+    if method == DeliveryMethod.DOOR:
+        args["address_id"] = as_int("address_id")
+    elif method == DeliveryMethod.PICKUP:
+        args.update(office_id=as_int("office_id"),
+                    recipient_name=(source.get("recipient_name") or "").strip(),
+                    phone=(source.get("phone") or "").strip())
+    return args
+
+
+def _payment_choice(form: CheckoutForm) -> PaymentChoice:
+    raw_card = (form.card_id.data or "").strip()
+    return PaymentChoice(
+        method=form.payment.data or "",
+        card_id=int(raw_card) if raw_card.isdigit() else None,
+        card_number=(form.card_number.data or "").strip(),
+        pin=(form.pin.data or "").strip())
+
+
+def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
+                   quote: checkout.Quote | None = None, status: int = 200,
+                   changed: bool = False) -> Any:
+    from payments import gateway
+    from payments.cards import cards_of
+
+    problem = None
+    dest_errors: dict[str, Any] = {}
+    if quote is None and dest_args.get("method"):
+        try:
+            dest = checkout.destination_for(current_user, **dest_args)
+            quote = checkout.quote_cart(current_user, dest, locale=current_locale())
+        except (SoldOut, EmptyCart) as exc:
+            problem = str(exc.message)
+        except DomainError as exc:
+            dest_errors = _messages(exc.fields)
+            problem = str(exc.message)
+    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
+    own_cards = cards_of(current_user.id)
+    form.card_id.choices = [("", _("Type a card number"))] + [
+        (str(c.id), c.grouped) for c in own_cards]
+    if quote is not None:
+        form.digest.data = quote.digest
+        for name, value in dest_args.items():
+            getattr(form, name).data = "" if value is None else str(value)
+    return render_template(
+        "shop/checkout.html", quote=quote, form=form, dest_args=dest_args, problem=problem,
+        dest_errors=dest_errors, changed=changed,
+        addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
+        governorates=governorates(), zone_labels=fees.ZONE_LABELS, own_cards=own_cards,
+        card_payments=gateway.card_payments_enabled(),
+        default_phone=current_user.phone or ""), status
+
+
+@bp.get("/checkout")
+@login_required
+def checkout_page() -> Any:
+    return _checkout_page(_dest_args(request.args))
+
+
+@bp.post("/checkout")
+@login_required
+def place_order() -> Any:
+    form = CheckoutForm()
+    dest_args = _dest_args(request.form)
+    if not form.validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("shop.checkout_page", **{k: v for k, v in dest_args.items()
+                                                         if v}))
+    try:
+        order = checkout.place_order(
+            current_user.id, dest_args, payment=_payment_choice(form),
+            seen_digest=form.digest.data or "", checkout_key=form.key.data or "",
+            locale=current_locale())
+    except PriceChanged as exc:
+        flash(str(exc.message), "warning")
+        form.pin.data = ""
+        return _checkout_page(dest_args, form=form, quote=exc.quote, status=409, changed=True)
+    except (SoldOut, EmptyCart) as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for("shop.cart"))
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return _checkout_page(dest_args, form=form, status=exc.http_status)
+    if order.payment_method == "stripe" and order.status == "pending_payment":
+        return redirect(url_for("shop.order_pay", order_id=order.id))
+    flash(_("Thank you: your order is placed."), "success")
+    return redirect(url_for("shop.order_detail", order_id=order.id))
+
+
+# -- orders --------------------------------------------------------------------------------
+
+@bp.get("/orders")
+@login_required
+def order_list() -> str:
+    return render_template("shop/orders_list.html", orders=orders.orders_of(current_user.id))
+
+
+def _tracking_link(number: str | None) -> str | None:
+    return url_for("tracking.track_number", number=number) if number else None
+
+
+@bp.get("/orders/<int:order_id>")
+@login_required
+def order_detail(order_id: int) -> str:
+    from payments.services import payments_for
+
+    order = orders.owned_order(order_id, current_user.id)
+    payments = payments_for(checkout.ORDER_KIND, str(order.id))
+    return render_template("shop/orders_detail.html", order=order, payments=payments,
+                           can_cancel=orders.can_cancel(order), cancel_form=EmptyForm(),
+                           pay_form=EmptyForm(), tracking_link=_tracking_link,
+                           zone_labels=fees.ZONE_LABELS)
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@login_required
+def order_cancel(order_id: int) -> Response:
+    if not EmptyForm().validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("shop.order_detail", order_id=order_id))
+    try:
+        orders.cancel_order(order_id, current_user.id)
+    except orders.NotCancellable as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("Your order is cancelled. Anything you paid is on its way back to you."),
+              "success")
+    return redirect(url_for("shop.order_detail", order_id=order_id))
+
+
+@bp.route("/orders/<int:order_id>/pay", methods=["GET", "POST"])
+@login_required
+def order_pay(order_id: int) -> Any:
+    """Paying an order by bank card: a button that starts the Stripe payment, then the
+    payments domain's card page."""
+    from payments import gateway
+
+    order = orders.owned_order(order_id, current_user.id)
+    form = EmptyForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            start = orders.start_card_payment(order.id, current_user.id)
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+        else:
+            return redirect(url_for("payments.pay", payment_id=start.payment.id))
+    if order.status != "pending_payment":
+        return redirect(url_for("shop.order_detail", order_id=order.id))
+    return render_template("shop/orders_pay.html", order=order, form=form,
+                           card_payments=gateway.card_payments_enabled(),
+                           test_mode=gateway.card_payments_enabled() and gateway.test_mode())
+
+
+@bp.get("/orders/<int:order_id>/receipt.pdf")
+@login_required
+def order_receipt(order_id: int) -> Response:
+    from shop.receipts import order_receipt as render
+
+    order = orders.owned_order(order_id, current_user.id)
+    link = url_for("shop.order_detail", order_id=order.id, _external=True)
+    return Response(render(order, link), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="order-{order.number}.pdf"',
+        "Cache-Control": "no-store"})
+
+
+# -- buy for me ----------------------------------------------------------------------------
+
+@bp.route("/buy-for-me", methods=["GET", "POST"])
+@login_required
+def buy_for_me() -> Any:
+    form = BuyForMeForm()
+    estimate = None
+    errors: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            flash(_("The form has expired. Please try again."), "error")
+        else:
+            try:
+                if request.form.get("action") == "send":
+                    req = buyforme.submit_request(current_user.id, form.values())
+                    flash(_("Request sent. We will answer with a final price."), "success")
+                    return redirect(url_for("shop.buy_request", request_id=req.id))
+                _values, estimate = buyforme.estimate(form.values())
+            except DomainError as exc:
+                errors = _messages(exc.fields)
+                status = exc.http_status
+                flash(str(exc.message), "error")
+    return render_template("shop/buyforme.html", form=form, estimate=estimate,
+                           errors=errors, requests=buyforme.requests_of(current_user.id)), status
+
+
+def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
+                 status: int = 200, changed: bool = False) -> Any:
+    from payments import gateway
+    from payments.cards import cards_of
+
+    quote = None
+    problem = None
+    if req.status == "quoted" and dest_args.get("method"):
+        try:
+            quote = buyforme.quote_for(req, checkout.destination_for(current_user, **dest_args))
+        except DomainError as exc:
+            problem = str(exc.message)
+    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
+    own_cards = cards_of(current_user.id)
+    form.card_id.choices = [("", _("Type a card number"))] + [
+        (str(c.id), c.grouped) for c in own_cards]
+    if quote is not None:
+        form.digest.data = quote.digest
+        for name, value in dest_args.items():
+            getattr(form, name).data = "" if value is None else str(value)
+    category = fees.customs_category(req.customs_category)
+    return render_template(
+        "shop/buyforme_request.html", req=req, quote=quote, form=form, problem=problem,
+        dest_args=dest_args, changed=changed, category=category,
+        addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
+        own_cards=own_cards, card_payments=gateway.card_payments_enabled(),
+        default_phone=current_user.phone or "", zone_labels=fees.ZONE_LABELS), status
+
+
+@bp.get("/buy-for-me/<int:request_id>")
+@login_required
+def buy_request(request_id: int) -> Any:
+    req = buyforme.owned_request(request_id, current_user.id)
+    return _accept_page(req, _dest_args(request.args))
+
+
+@bp.post("/buy-for-me/<int:request_id>/accept")
+@login_required
+def buy_request_accept(request_id: int) -> Any:
+    req = buyforme.owned_request(request_id, current_user.id)
+    form = CheckoutForm()
+    dest_args = _dest_args(request.form)
+    if not form.validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("shop.buy_request", request_id=req.id))
+    try:
+        order = buyforme.accept_quote(req.id, current_user.id, dest_args,
+                                      payment=_payment_choice(form),
+                                      seen_digest=form.digest.data or "",
+                                      checkout_key=form.key.data or "")
+    except PriceChanged as exc:
+        flash(str(exc.message), "warning")
+        return _accept_page(req, dest_args, status=409, changed=True)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return _accept_page(buyforme.owned_request(request_id, current_user.id), dest_args,
+                            form=form, status=exc.http_status)
+    if order.payment_method == "stripe":
+        return redirect(url_for("shop.order_pay", order_id=order.id))
+    flash(_("Thank you: the quote is accepted and your order placed."), "success")
+    return redirect(url_for("shop.order_detail", order_id=order.id))

@@ -1,0 +1,92 @@
+"""The order receipt as a PDF, in Arabic and English on one page, with a QR code to the
+order. Returns bytes (ReportLab; Arabic shaped by app.pdf)."""
+
+from __future__ import annotations
+
+from reportlab.lib.units import mm
+
+from app.i18n import BAGHDAD
+from app.money import format_money
+from app.pdf import draw_text
+from payments.receipts import METHODS, Doc, M, W
+from shop.models import Order
+from tracking.labels import draw_qr
+
+STATUSES = {
+    "pending_payment": ("بانتظار الدفع", "Awaiting payment"),
+    "paid": ("مدفوع", "Paid"),
+    "processing": ("قيد التجهيز", "Being prepared"),
+    "shipped": ("مع البريد", "With the post"),
+    "delivered": ("تم التسليم", "Delivered"),
+    "cancelled": ("ملغى", "Cancelled"),
+    "expired": ("انتهت مهلة الدفع", "Expired unpaid"),
+    "refunded": ("مسترد", "Refunded"),
+    "partially_refunded": ("مسترد جزئياً", "Partly refunded"),
+}
+AMOUNTS = (
+    ("items_total", "ثمن المنتجات", "Items"),
+    ("delivery_fee", "التوصيل داخل العراق", "Delivery in Iraq"),
+    ("shipping_fee", "الشحن الدولي", "International shipping"),
+    ("duty_estimate", "الرسوم الكمركية التقديرية", "Estimated customs duty"),
+    ("handling_fee", "أجور التخليص", "Customs handling"),
+    ("service_fee", "أجور خدمة اشترِ لي", "Buy-for-me service"),
+)
+
+
+def _iqd(amount: int) -> str:
+    return format_money(amount, "IQD", "en")
+
+
+def order_receipt(order: Order, link: str) -> bytes:
+    """The receipt of one order: number, date, status, delivery, payment, each line, each
+    fee and the total, and a QR code of `link` (the order's page)."""
+    doc = Doc("إيصال طلب", "Order receipt")
+    doc.row("رقم الطلب", "Order no.", order.number, bold=True)
+    doc.row("التاريخ", "Date", order.placed_at.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"))
+    sar, sen = STATUSES.get(order.status, (order.status, order.status))
+    doc.row("الحالة", "Status", f"{sar} / {sen}")
+    if order.delivery_method == "pickup" and order.pickup_office is not None:
+        office = order.pickup_office
+        doc.row("الاستلام من", "Collect at", f"{office.name_ar} / {office.code}")
+    else:
+        place = order.governorate_name("ar")
+        doc.row("التوصيل إلى", "Deliver to",
+                f"{place} - {order.district} - {order.landmark}")
+    doc.row("المستلم", "Recipient", f"{order.recipient_name}  {order.phone}")
+    mar, men = METHODS.get(order.payment_method, (order.payment_method, order.payment_method))
+    doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
+
+    doc.heading("المنتجات", "Items")
+    rows = []
+    for line in order.lines:
+        title = line.title_ar if line.title_ar == line.title_en else \
+            f"{line.title_ar} / {line.title_en}"
+        if line.options:
+            title = f"{title} ({line.options})"
+        price = _iqd(line.unit_price_iqd)
+        if line.currency != "IQD":
+            price = f"{price}  ({format_money(line.unit_price, line.currency, 'en')})"
+        rows.append([title[:60], str(line.quantity), price, _iqd(line.line_total_iqd)])
+    doc.table([("المنتج", "Item"), ("العدد", "Qty"), ("السعر", "Unit price"),
+               ("المجموع", "Total")], rows, [82 * mm, 16 * mm, 48 * mm, 28 * mm])
+
+    doc.heading("المبالغ", "Amounts")
+    for field, ar, en in AMOUNTS:
+        amount = getattr(order, field)
+        if amount or field in ("items_total", "delivery_fee"):
+            doc.row(ar, en, _iqd(amount))
+    doc.row("المجموع الكلي", "Total", _iqd(order.total), bold=True)
+    if order.refunded_amount:
+        doc.row("المبلغ المسترد", "Refunded", _iqd(order.refunded_amount))
+    for currency, rate in sorted((order.rates or {}).items()):
+        doc.row("سعر الصرف", "Exchange rate", f"1 {currency} = {rate['rate']} IQD")
+
+    size = 32 * mm
+    if doc.y - size < 22 * mm:
+        doc.new_page()
+    draw_qr(doc.c, link, M, doc.y - size - 2 * mm, size)
+    draw_text(doc.c, W - M, doc.y - 8 * mm, "امسح الرمز لمتابعة طلبك", size=10)
+    draw_text(doc.c, W - M, doc.y - 14 * mm, "Scan the code to follow your order", size=9,
+              align="right")
+    doc.footer("Barid - Iraqi Post · " + link)
+    return doc.bytes()

@@ -1,0 +1,189 @@
+"""The shopper's checkout, order and address pages through the test client: what a
+client sends as an amount is ignored, another shopper's order is 404, bad addresses get
+their messages, and the back office's procurement pages need the role."""
+
+from __future__ import annotations
+
+# ruff: noqa: F811  (pytest fixtures imported from the helper modules)
+import re
+
+from sqlalchemy import select
+
+from app.database import db
+from app.jobs import drain
+from shop.models import Address, Order, Product
+from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
+    baghdad_shop,
+    login,
+    make_address,
+    make_shopper,
+    product,
+    put_in_cart,
+    shelf,
+    shopper,
+)
+
+
+def _html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def _digest(html: str) -> str:
+    return re.search(r'name="digest"[^>]*value="([0-9a-f]+)"', html).group(1)
+
+
+def _key(html: str) -> str:
+    return re.search(r'name="key"[^>]*value="([^"]+)"', html).group(1)
+
+
+def test_checkout_page_shows_server_totals_and_ignores_a_sent_amount(
+        app, client, shopper, baghdad_shop, shelf, make_card):
+    lamp = product(baghdad_shop, shelf, price=15_000, weight_g=500, stock=4)
+    lamp_id = lamp.id
+    put_in_cart(shopper, lamp, 2)
+    address = make_address(shopper, "IQ-BA")
+    card = make_card(balance=100_000)
+    number = card.number
+    login(client, shopper)
+
+    page = client.get(f"/shop/checkout?method=door&address_id={address.id}",
+                      headers={"Accept-Language": "en"})
+    html = _html(page)
+    assert page.status_code == 200
+    # 2 x 15,000 + 6,000 to another governorate + 2,000 to the door.
+    assert "38,000 IQD" in html
+
+    res = client.post("/shop/checkout", data={
+        "method": "door", "address_id": address.id, "digest": _digest(html),
+        "key": _key(html), "payment": "post_card", "card_number": number, "pin": "1234",
+        # A tampered amount and price: the server has its own.
+        "total": "1", "price": "1", "amount": "1"})
+    assert res.status_code == 302, _html(res)
+    order = db.scalar(select(Order))
+    assert order.total == 38_000 and res.headers["Location"].endswith(f"/orders/{order.id}")
+    drain(app)
+    shown = _html(client.get(f"/shop/orders/{order.id}"))
+    assert 'data-status="paid"' in shown and "38,000 IQD" in shown
+    assert db.get(Product, lamp_id).stock == 2
+
+
+def test_changed_price_shows_the_new_total_and_places_nothing(client, shopper, baghdad_shop,
+                                                              shelf):
+    lamp = product(baghdad_shop, shelf, price=15_000)
+    put_in_cart(shopper, lamp)
+    address = make_address(shopper)
+    login(client, shopper)
+    html = _html(client.get(f"/shop/checkout?method=door&address_id={address.id}"))
+    lamp.price = 17_000
+    db.commit()
+    res = client.post("/shop/checkout", data={
+        "method": "door", "address_id": address.id, "digest": _digest(html),
+        "key": _key(html), "payment": "stripe"})
+    again = _html(res)
+    assert res.status_code == 409
+    assert "22,000 IQD" in again  # 17,000 + 5,000: the new total, to confirm again
+    assert db.scalar(select(Order)) is None
+    assert _digest(again) != _digest(html)
+
+
+def test_another_shoppers_order_and_receipt_are_404(client, shopper, baghdad_shop, shelf):
+    from tests.shop.checkout_helpers import door, place
+
+    put_in_cart(shopper, product(baghdad_shop, shelf))
+    order = place(shopper, door(make_address(shopper)))
+    stranger = make_shopper("Stranger")
+    login(client, stranger)
+    for path in (f"/shop/orders/{order.id}", f"/shop/orders/{order.id}/receipt.pdf",
+                 f"/shop/orders/{order.id}/pay"):
+        assert client.get(path).status_code == 404
+    assert client.post(f"/shop/orders/{order.id}/cancel").status_code == 404
+    assert order.number not in _html(client.get("/shop/orders"))
+    db.expire_all()
+    assert db.get(Order, order.id).status == "pending_payment"
+
+
+def test_order_pages_need_a_login(client):
+    for path in ("/shop/checkout", "/shop/orders", "/shop/orders/1", "/shop/addresses",
+                 "/shop/buy-for-me"):
+        res = client.get(path)
+        assert res.status_code == 302 and "/login" in res.headers["Location"]
+
+
+def test_address_book_refuses_a_bad_phone_and_a_missing_governorate(client, shopper):
+    login(client, shopper)
+    res = client.post("/shop/addresses", data={
+        "recipient_name": "زينب", "phone": "12345", "governorate": "", "district": "الكرادة",
+        "landmark": "قرب جامع", "postal_code": "123"})
+    html = _html(res)
+    assert res.status_code == 422
+    assert "اختر المحافظة" in html or "Choose a governorate" in html
+    assert db.scalar(select(Address)) is None
+    res = client.post("/shop/addresses", data={
+        "recipient_name": "زينب علي", "phone": "0770 123 4567", "governorate": "IQ-NA",
+        "district": "حي الأمير", "landmark": "قرب مرقد", "postal_code": "٥٤٠٠١"})
+    assert res.status_code == 302
+    saved = db.scalar(select(Address))
+    assert (saved.phone, saved.governorate, saved.postal_code) == (
+        "+9647701234567", "IQ-NA", "54001")
+
+
+def test_cancel_button_cancels_and_refunds(app, client, shopper, baghdad_shop, shelf,
+                                           make_card):
+    from shop.services.checkout import PaymentChoice
+    from tests.shop.checkout_helpers import door, place
+
+    lamp = product(baghdad_shop, shelf, stock=2)
+    lamp_id = lamp.id
+    put_in_cart(shopper, lamp)
+    card = make_card(balance=50_000)
+    order = place(shopper, door(make_address(shopper)), payment=PaymentChoice(
+        "post_card", card_number=card.number, pin="1234"))
+    order_id = order.id
+    drain(app)
+    login(client, shopper)
+    assert f'action="/shop/orders/{order_id}/cancel"' in _html(
+        client.get(f"/shop/orders/{order_id}"))
+    res = client.post(f"/shop/orders/{order_id}/cancel")
+    assert res.status_code == 302
+    drain(app)
+    db.rollback()
+    assert db.get(Order, order_id).status == "cancelled"
+    assert db.get(Product, lamp_id).stock == 2
+
+
+def test_receipt_pdf_has_the_order_number_and_a_qr_code_to_the_order(
+        client, shopper, baghdad_shop, shelf, tmp_path):
+    import subprocess
+
+    from pypdf import PdfReader
+
+    from tests.shop.checkout_helpers import door, place
+
+    put_in_cart(shopper, product(baghdad_shop, shelf, title_ar="مصباح مكتب",
+                                 title_en="Desk lamp"))
+    order = place(shopper, door(make_address(shopper)))
+    login(client, shopper)
+    res = client.get(f"/shop/orders/{order.id}/receipt.pdf")
+    assert res.status_code == 200 and res.mimetype == "application/pdf"
+    pdf = tmp_path / "receipt.pdf"
+    pdf.write_bytes(res.data)
+    text = "".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
+    assert order.number in text and "Order receipt" in text
+    subprocess.run(["pdftoppm", "-png", "-r", "150", str(pdf), str(tmp_path / "r")],
+                   check=True)
+    png = next(tmp_path.glob("r*.png"))
+    out = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out.endswith(f"/shop/orders/{order.id}")
+
+
+def test_procurement_pages_need_the_procurement_role(client, shopper):
+    from app.auth.models import Role
+
+    login(client, shopper)
+    assert client.get("/backoffice/procurement/").status_code == 403
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    client.post("/logout")
+    login(client, buyer)
+    assert client.get("/backoffice/procurement/").status_code == 200
