@@ -197,7 +197,181 @@ def parcel_label(call: Call, number: str) -> Response:
         "Content-Disposition": f'inline; filename="{parcel.tracking_number}.pdf"'})
 
 
-BLUEPRINTS = (catalog_api, parcels_api)
+# -- orders and consignments ------------------------------------------------------------
+
+orders_api = ApiBlueprint("shop_orders_api", __name__, tag="Orders")
+ORD = Scope.ORDERS.value
+
+
+class OrderLineSchema(Schema):
+    product_id = fields.Integer(allow_none=True, required=True)
+    merchant_sku = fields.String(allow_none=True, required=True)
+    title_ar = fields.String(required=True)
+    title_en = fields.String(required=True)
+    options = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_price = fields.Integer(required=True, metadata={"description": "minor units"})
+    currency = fields.String(required=True)
+    line_total_iqd = fields.Integer(required=True)
+
+
+class DeliverySchema(Schema):
+    method = fields.String(required=True, metadata={"description": "door or pickup"})
+    recipient_name = fields.String(required=True)
+    phone = fields.String(required=True)
+    governorate = fields.String(required=True)
+    district = fields.String(required=True)
+    landmark = fields.String(required=True)
+    postal_code = fields.String(allow_none=True, required=True)
+    pickup_office_id = fields.Integer(allow_none=True, required=True)
+
+
+class ConsignmentSchema(Schema):
+    """Your part of an order: what to pack, where it goes, and its parcel."""
+
+    id = fields.Integer(required=True)
+    order_id = fields.Integer(required=True)
+    order_number = fields.String(required=True)
+    status = fields.String(required=True)
+    placed_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(allow_none=True, required=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True, required=True)
+    ready_at = fields.AwareDateTime(allow_none=True, required=True)
+    shipped_at = fields.AwareDateTime(allow_none=True, required=True)
+    delivered_at = fields.AwareDateTime(allow_none=True, required=True)
+    items_total = fields.Integer(required=True)
+    delivery_fee = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    weight_g = fields.Integer(required=True)
+    tracking_number = fields.String(allow_none=True, required=True)
+    label_url = fields.String(allow_none=True, required=True)
+    delivery = fields.Nested(DeliverySchema, required=True)
+    lines = fields.List(fields.Nested(OrderLineSchema), required=True)
+
+
+class OrderSchema(Schema):
+    """An order with items of yours (only your consignments are shown)."""
+
+    id = fields.Integer(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+    placed_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(allow_none=True, required=True)
+    consignments = fields.List(fields.Nested(ConsignmentSchema), required=True)
+
+
+class ConsignmentQuerySchema(PageQuery):
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        ["awaiting_payment", "open", "ready", "shipped", "delivered", "cancelled",
+         "expired"]))
+    order_id = fields.Integer(load_default=None, allow_none=True)
+    since = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "placed at or after this time"})
+
+
+class OrderQuerySchema(PageQuery):
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        ["pending_payment", "paid", "processing", "shipped", "delivered", "cancelled",
+         "expired", "refunded", "partially_refunded"]))
+    since = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class HandoverSchema(Schema):
+    """The packed parcel's weight and size (the consignment's weight if left out)."""
+
+    weight_g = fields.Integer(strict=True, validate=validate.Range(min=1, max=30_000))
+    length_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+    width_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+    height_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+
+
+class CancelSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=250))
+
+
+def _view(c: Any) -> dict[str, Any]:
+    label = (url_for("shop_parcels_api.parcel_label", number=c.tracking_number,
+                     _external=True) if c.tracking_number else None)
+    return svc.consignment_view(c, label)
+
+
+def _order_view(order: Any, merchant_id: int) -> dict[str, Any]:
+    return {"id": order.id, "number": order.number, "status": order.status,
+            "placed_at": order.placed_at, "paid_at": order.paid_at,
+            "consignments": [_view(c) for c in order.consignments
+                             if c.merchant_id == merchant_id]}
+
+
+@orders_api.operation("GET", "/orders", scope=ORD, summary="List orders with your items",
+                      query=OrderQuerySchema, response=page_schema(OrderSchema, "OrderPage"))
+def list_orders(call: Call) -> dict[str, Any]:
+    """Orders holding your consignments, newest first; filter by status or time."""
+    from shop.models import Order
+
+    page = paginate(svc.orders_query(call.owner_id, status=call.query.get("status"),
+                                     since=call.query.get("since")), Order.id, call.query)
+    page["data"] = [_order_view(o, call.owner_id) for o in page["data"]]
+    return page
+
+
+@orders_api.operation("GET", "/orders/<int:order_id>", scope=ORD, summary="Get an order",
+                      response=OrderSchema)
+def get_order(call: Call, order_id: int) -> dict[str, Any]:
+    """One order with your consignments in it."""
+    return _order_view(svc.owned_order(call.owner_id, order_id), call.owner_id)
+
+
+@orders_api.operation("GET", "/consignments", scope=ORD, summary="List your consignments",
+                      query=ConsignmentQuerySchema,
+                      response=page_schema(ConsignmentSchema, "ConsignmentPage"))
+def list_consignments(call: Call) -> dict[str, Any]:
+    """Your consignments, newest first. status=open lists what is paid and waits for you."""
+    from shop.models import Consignment
+
+    q = call.query
+    page = paginate(svc.consignments_query(call.owner_id, status=q.get("status"),
+                                           order_id=q.get("order_id"), since=q.get("since")),
+                    Consignment.id, q)
+    page["data"] = [_view(c) for c in page["data"]]
+    return page
+
+
+@orders_api.operation("GET", "/consignments/<int:consignment_id>", scope=ORD,
+                      summary="Get a consignment", response=ConsignmentSchema)
+def get_consignment(call: Call, consignment_id: int) -> dict[str, Any]:
+    """One of your consignments."""
+    return _view(svc.owned_consignment(call.owner_id, consignment_id))
+
+
+@orders_api.operation("POST", "/consignments/<int:consignment_id>/acknowledge", scope=ORD,
+                      summary="Acknowledge a consignment", response=ConsignmentSchema)
+def acknowledge(call: Call, consignment_id: int) -> dict[str, Any]:
+    """Say you have seen a paid consignment and are preparing it."""
+    return _view(svc.acknowledge(call.owner_id, consignment_id))
+
+
+@orders_api.operation("POST", "/consignments/<int:consignment_id>/ready", scope=ORD,
+                      summary="Ready for handover: make the parcel", body=HandoverSchema,
+                      response=ConsignmentSchema)
+def ready(call: Call, consignment_id: int) -> dict[str, Any]:
+    """Create the parcel for a paid consignment. The answer holds its S10
+    tracking_number and label_url (a PDF to print and stick on the parcel); bring it to
+    your post office. Asking again returns the same parcel."""
+    return _view(svc.ready_for_handover(call.owner_id, consignment_id, call.body))
+
+
+@orders_api.operation("POST", "/consignments/<int:consignment_id>/cancel", scope=ORD,
+                      summary="Cancel and refund a consignment", body=CancelSchema,
+                      response=ConsignmentSchema)
+def cancel(call: Call, consignment_id: int) -> dict[str, Any]:
+    """You cannot deliver it: the consignment is cancelled before handover, its stock
+    comes back and the shopper is refunded your share (refund.succeeded follows)."""
+    return _view(svc.cancel_consignment(call.owner_id, consignment_id,
+                                        call.body["reason"]))
+
+
+BLUEPRINTS = (catalog_api, parcels_api, orders_api)
 
 
 def init_app(app: Any) -> None:

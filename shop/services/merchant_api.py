@@ -176,3 +176,186 @@ def owned_parcel(merchant_id: int, number: str) -> Any:
         if not linked:
             raise NotFound(PARCEL_NOT_FOUND)
     return parcel
+
+
+# -- orders and consignments --------------------------------------------------------------
+
+CONSIGNMENT_NOT_FOUND = _l("There is no such consignment among yours.")
+ORDER_NOT_FOUND = _l("There is no such order among yours.")
+
+
+def consignments_query(merchant_id: int, *, status: str | None = None,
+                       order_id: int | None = None, since: Any = None) -> Select[Any]:
+    """The merchant's consignments (never another merchant's), optionally filtered by
+    status, order, or placed at or after `since`."""
+    from shop.models import Consignment, Order
+
+    stmt = select(Consignment).join(Order, Order.id == Consignment.order_id).where(
+        Consignment.merchant_id == merchant_id)
+    if status:
+        stmt = stmt.where(Consignment.status == status)
+    if order_id is not None:
+        stmt = stmt.where(Consignment.order_id == order_id)
+    if since is not None:
+        stmt = stmt.where(Order.placed_at >= since)
+    return stmt
+
+
+def owned_consignment(merchant_id: int, consignment_id: int) -> Any:
+    """One of the merchant's consignments; NotFound for anyone else's."""
+    from shop.models import Consignment
+
+    c = db.get(Consignment, consignment_id)
+    if c is None or c.merchant_id != merchant_id:
+        raise NotFound(CONSIGNMENT_NOT_FOUND)
+    return c
+
+
+def orders_query(merchant_id: int, *, status: str | None = None, since: Any = None
+                 ) -> Select[Any]:
+    """Orders holding at least one consignment of the merchant."""
+    from shop.models import Consignment, Order
+
+    mine = select(Consignment.order_id).where(Consignment.merchant_id == merchant_id)
+    stmt = select(Order).where(Order.id.in_(mine))
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if since is not None:
+        stmt = stmt.where(Order.placed_at >= since)
+    return stmt
+
+
+def owned_order(merchant_id: int, order_id: int) -> Any:
+    """An order holding one of the merchant's consignments; NotFound otherwise."""
+    from shop.models import Order
+
+    order = db.scalar(orders_query(merchant_id).where(Order.id == order_id))
+    if order is None:
+        raise NotFound(ORDER_NOT_FOUND)
+    return order
+
+
+def acknowledge(merchant_id: int, consignment_id: int) -> Any:
+    """The merchant has seen a paid consignment (the order moves to processing).
+    Commits. Raises NotFound, and OrderStateError (409) before payment or when closed.
+    """
+    from shop.services import orders
+
+    owned_consignment(merchant_id, consignment_id)
+    try:
+        c = orders.acknowledge_consignment(consignment_id, actor_id=None)
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return c
+
+
+def cancel_consignment(merchant_id: int, consignment_id: int, reason: str) -> Any:
+    """The merchant cannot fulfil a consignment: it is cancelled, its stock comes back
+    and, if paid, the shopper is refunded its share (refund.succeeded follows). Commits.
+    Raises NotFound, and NotCancellable (409) once it is handed over.
+    """
+    from shop.services import orders
+
+    owned_consignment(merchant_id, consignment_id)
+    try:
+        orders.cancel_consignment(consignment_id, actor_id=None,
+                                  reason=f"merchant: {reason}"[:300])
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return owned_consignment(merchant_id, consignment_id)
+
+
+def _parcel_draft(c: Any, dims: dict[str, int]) -> Any:
+    from tracking.models import Service
+    from tracking.services.parcels import Address, ParcelDraft
+
+    merchant = c.merchant
+    order = c.order
+    owner = merchant.owner
+    sender = Address(name=merchant.name_ar, phone=owner.phone or "", email=owner.email,
+                     governorate=merchant.governorate, country=merchant.country)
+    recipient = Address(name=order.recipient_name, phone=order.phone,
+                        governorate=order.governorate, district=order.district or "",
+                        landmark=order.landmark or "")
+    return ParcelDraft(
+        sender=sender, recipient=recipient, service=Service.ECOMMERCE,
+        weight_grams=int(dims.get("weight_g") or c.weight_g or 0),
+        length_cm=int(dims.get("length_cm") or 0), width_cm=int(dims.get("width_cm") or 0),
+        height_cm=int(dims.get("height_cm") or 0),
+        pickup_office_id=order.pickup_office_id, order_ref=f"consignment:{c.id}",
+        invoice_number=order.number,
+    )
+
+
+def ready_for_handover(merchant_id: int, consignment_id: int, dims: dict[str, int]) -> Any:
+    """Make the parcel for a paid consignment: an S10 number and a label, the parcel
+    pre-advised to the post (status pending until the counter accepts it), and the
+    consignment moved to ready (consignment.ready follows). Asking again returns the
+    same parcel.
+
+    The parcel is created by tracking's `preadvise`, which commits; the link is then
+    recorded and committed. A retry after a failure in between finds the parcel by its
+    order_ref and links it, so a consignment never gets two parcels. Raises NotFound,
+    Conflict for a consignment that is not paid, is cancelled, or belongs to a shop
+    abroad (those ship through their own post), ValidationFailed for a bad weight.
+    """
+    from app.errors import Conflict
+    from shop.models import ConsignmentStatus
+    from shop.services import orders
+    from tracking.models import Parcel
+    from tracking.services import parcels
+
+    c = owned_consignment(merchant_id, consignment_id)
+    if c.parcel_id is not None:
+        return c
+    if c.status != ConsignmentStatus.OPEN:
+        raise Conflict(_l("Only a paid, open consignment can be handed over."),
+                       code="consignment_state")
+    if not c.merchant.is_local:
+        raise Conflict(_l("Shops abroad send parcels through their own post."),
+                       code="foreign_shop")
+    parcel = db.scalar(select(Parcel).where(Parcel.order_ref == f"consignment:{c.id}"))
+    if parcel is None:
+        parcel = parcels.preadvise(_parcel_draft(c, dims))
+    try:
+        c = orders.record_handover(consignment_id, parcel_id=parcel.id,
+                                   tracking_number=parcel.tracking_number, actor_id=None)
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return c
+
+
+def line_view(line: Any) -> dict[str, Any]:
+    product = line.product
+    return {"product_id": line.product_id,
+            "merchant_sku": product.merchant_sku if product is not None else None,
+            "title_ar": line.title_ar, "title_en": line.title_en, "options": line.options,
+            "quantity": line.quantity, "unit_price": line.unit_price,
+            "currency": line.currency, "line_total_iqd": line.line_total_iqd}
+
+
+def consignment_view(c: Any, label_url: str | None) -> dict[str, Any]:
+    """What a merchant sees of its consignment: the order's number and delivery
+    details, its lines, amounts in dinars, and its parcel."""
+    order = c.order
+    return {
+        "id": c.id, "order_id": order.id, "order_number": order.number,
+        "status": c.status, "placed_at": order.placed_at, "paid_at": order.paid_at,
+        "acknowledged_at": c.acknowledged_at, "ready_at": c.ready_at,
+        "shipped_at": c.shipped_at, "delivered_at": c.delivered_at,
+        "items_total": c.items_total, "delivery_fee": c.delivery_fee, "total": c.total,
+        "currency": order.currency, "weight_g": c.weight_g,
+        "tracking_number": c.tracking_number, "label_url": label_url,
+        "delivery": {"method": order.delivery_method, "recipient_name": order.recipient_name,
+                     "phone": order.phone, "governorate": order.governorate,
+                     "district": order.district, "landmark": order.landmark,
+                     "postal_code": order.postal_code,
+                     "pickup_office_id": order.pickup_office_id},
+        "lines": [line_view(line) for line in c.lines],
+    }
