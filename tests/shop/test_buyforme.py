@@ -1,0 +1,206 @@
+"""Buy for me: the estimate line by line, procurement's quote or rejection (audited), the
+shopper accepting and paying, and quotes or unpaid orders expiring."""
+
+from __future__ import annotations
+
+# ruff: noqa: F811  (pytest fixtures imported from the helper modules)
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.audit import AuditRecord
+from app.auth.models import Role
+from app.database import db, utcnow
+from app.errors import NotFound, ValidationFailed
+from app.jobs import drain
+from shop.models import BuyRequest, Order
+from shop.services import buyforme
+from shop.services.buyforme import BuyRequestStateError
+from shop.services.checkout import PaymentChoice, destination_for
+from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
+    login,
+    make_shopper,
+    pickup,
+    rates,
+    shopper,
+)
+
+REQUEST = {"url": "https://www.example.com/shop/jacket?id=42", "title": "Winter jacket",
+           "price": "49.99", "currency": "USD", "quantity": "2", "options": "size M, navy",
+           "weight_g": "400", "customs_category": "clothing"}
+
+
+def _request(user, **changes) -> int:
+    return buyforme.submit_request(user.id, {**REQUEST, **changes}).id
+
+
+def test_estimate_shows_each_line_in_dinars(shopper, rates):
+    _values, cost = buyforme.estimate(REQUEST)
+    # 49.99 USD at 1,310 = 65,487 IQD each (half up), two of them.
+    assert (cost.unit_price_iqd, cost.items_iqd) == (65_487, 130_974)
+    assert cost.shipping_fee == 10_000 + 12_000          # 800 g: one started kilogram
+    assert cost.duty_rate_bps == 2_000                    # clothing, no tariff line: 20 %
+    assert cost.duty_estimate == 26_195
+    assert cost.service_fee == 6_549                      # 5 % of the items
+    assert cost.total == 130_974 + 22_000 + 26_195 + 6_549
+    assert cost.rate == "1310" and cost.rate_id == rates["USD"].id
+
+
+def test_duty_follows_tracking_tariff_when_it_has_a_line(shopper, rates):
+    from tracking.models import TariffLine
+
+    db.add(TariffLine(hs_prefix="62", rate_bp=1_500, description_en="Clothing",
+                      description_ar="ملابس"))
+    db.commit()
+    _values, cost = buyforme.estimate(REQUEST)
+    assert cost.duty_rate_bps == 1_500 and cost.duty_estimate == 19_646
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("url", "ftp://example.com/item"),
+    ("url", "javascript:alert(1)"),
+    ("url", "not a link"),
+    ("price", "abc"),
+    ("price", "0"),
+    ("quantity", "0"),
+    ("weight_g", "-5"),
+    ("customs_category", "weapons"),
+    ("currency", "XYZ"),
+])
+def test_bad_requests_are_refused_and_nothing_is_stored(shopper, rates, field, value):
+    with pytest.raises(ValidationFailed):
+        buyforme.submit_request(shopper.id, {**REQUEST, field: value})
+    assert db.scalar(select(BuyRequest)) is None
+
+
+def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopper, rates,
+                                                                      make_card, office):
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    rid = _request(shopper)
+    quoted = buyforme.approve_request(rid, reviewer_id=buyer.id, data={
+        "price": "45.00", "shipping_fee": "18000", "note": "Price dropped on the site"})
+    # 45.00 USD x 1,310 x 2 = 117,900; duty 20 %; service 5 %; shipping as given.
+    assert (quoted.status, quoted.items_iqd, quoted.shipping_fee) == ("quoted", 117_900, 18_000)
+    assert quoted.total == 117_900 + 18_000 + 23_580 + 5_895
+    assert quoted.estimate_total == 185_718 and quoted.quote_expires_at > utcnow()
+    audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "buy_request.quoted"))
+    assert audit.actor_id == buyer.id and audit.details["before"]["unit_price"] == 4_999
+    with pytest.raises(BuyRequestStateError):
+        buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+
+    card = make_card(balance=500_000)
+    dest = pickup(office)  # a Baghdad office: same zone as the office of exchange
+    q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
+    assert q.delivery_fee == 3_000 and q.total == quoted.total + 3_000
+    order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
+        "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+        checkout_key="accept-1")
+    order_id, total = order.id, order.total
+    assert (order.kind, order.total, order.service_fee) == ("buy_for_me", q.total, 5_895)
+    assert [ln.options for ln in order.lines] == ["size M, navy"]
+    assert db.get(BuyRequest, rid).status == "accepted"
+
+    buyer_id = buyer.id
+    drain(app)
+    db.rollback()
+    assert db.get(Order, order_id).status == "paid"
+    assert db.get(BuyRequest, rid).status == "paid"
+    done = buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="AMZ-1001",
+                                    foreign_tracking_number="1Z999")
+    assert done.status == "purchased" and done.foreign_order_number == "AMZ-1001"
+    assert total == 168_375
+
+
+def test_reject_needs_a_reason_and_is_audited(shopper, rates):
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    rid = _request(shopper)
+    with pytest.raises(ValidationFailed):
+        buyforme.reject_request(rid, reviewer_id=buyer.id, reason="  ")
+    req = buyforme.reject_request(rid, reviewer_id=buyer.id,
+                                  reason="The shop does not ship to us")
+    assert req.status == "rejected" and req.reject_reason == "The shop does not ship to us"
+    assert db.scalar(select(AuditRecord).where(
+        AuditRecord.action == "buy_request.rejected")).actor_id == buyer.id
+    with pytest.raises(BuyRequestStateError):
+        buyforme.accept_quote(rid, shopper.id, {"method": "pickup"},
+                              payment=PaymentChoice("stripe"), seen_digest="", checkout_key="k")
+
+
+def test_quote_expires_and_can_no_longer_be_accepted(shopper, rates, office):
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    rid = _request(shopper)
+    buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+    assert buyforme.expire_quotes() == []
+    assert buyforme.expire_quotes(now=utcnow() + timedelta(hours=73)) == [rid]
+    assert db.get(BuyRequest, rid).status == "expired"
+    with pytest.raises(BuyRequestStateError):
+        buyforme.accept_quote(rid, shopper.id, pickup(office), payment=PaymentChoice("stripe"),
+                              seen_digest="", checkout_key="late")
+    assert db.scalar(select(Order)) is None
+
+
+def test_accepted_but_unpaid_order_expires_with_its_request(shopper, rates, office):
+    from shop.services.orders import expire_unpaid_orders
+
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    rid = _request(shopper)
+    req = buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+    dest = pickup(office)
+    q = buyforme.quote_for(req, destination_for(shopper, **dest))
+    order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice("stripe"),
+                                  seen_digest=q.digest, checkout_key="k1")
+    order.expires_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    assert expire_unpaid_orders() == [order.id]
+    assert db.get(BuyRequest, rid).status == "expired"
+
+
+def test_one_shopper_cannot_open_anothers_request(client, shopper, rates):
+    rid = _request(shopper)
+    stranger = make_shopper("Stranger")
+    with pytest.raises(NotFound):
+        buyforme.owned_request(rid, stranger.id)
+    login(client, stranger)
+    assert client.get(f"/shop/buy-for-me/{rid}").status_code == 404
+    assert client.post(f"/shop/buy-for-me/{rid}/accept").status_code == 404
+
+
+def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
+    login(client, shopper)
+    res = client.post("/shop/buy-for-me", data={**REQUEST, "action": "estimate"})
+    html = res.get_data(as_text=True)
+    assert res.status_code == 200 and "185,718 IQD" in html and "26,195 IQD" in html
+    assert db.scalar(select(BuyRequest)) is None  # an estimate stores nothing
+    res = client.post("/shop/buy-for-me", data={**REQUEST, "url": "ftp://x.example.com/a",
+                                                "action": "send"})
+    assert res.status_code == 422 and db.scalar(select(BuyRequest)) is None
+    res = client.post("/shop/buy-for-me", data={**REQUEST, "action": "send"})
+    assert res.status_code == 302
+    req = db.scalar(select(BuyRequest))
+
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    client.post("/logout")
+    login(client, buyer)
+    assert req.number in client.get("/backoffice/procurement/").get_data(as_text=True)
+    res = client.post(f"/backoffice/procurement/{req.id}/approve",
+                      data={"price": "", "weight_g": "", "shipping_fee": "20000", "note": ""})
+    assert res.status_code == 302
+    db.expire_all()
+    assert db.get(BuyRequest, req.id).status == "quoted"
+
+    client.post("/logout")
+    login(client, shopper)
+    page = client.get(f"/shop/buy-for-me/{req.id}?method=pickup&office_id={office.id}"
+                      "&recipient_name=Zainab&phone=07701234567").get_data(as_text=True)
+    import re
+
+    digest = re.search(r'name="digest"[^>]*value="([0-9a-f]+)"', page).group(1)
+    key = re.search(r'name="key"[^>]*value="([^"]+)"', page).group(1)
+    res = client.post(f"/shop/buy-for-me/{req.id}/accept", data={
+        "method": "pickup", "office_id": office.id, "recipient_name": "Zainab",
+        "phone": "07701234567", "digest": digest, "key": key, "payment": "stripe"})
+    assert res.status_code == 302 and "/pay" in res.headers["Location"]
+    db.expire_all()
+    assert db.get(BuyRequest, req.id).status == "accepted"
