@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -241,7 +241,10 @@ def order_receipt(order_id: int) -> Response:
     from shop.receipts import order_receipt as render
 
     order = orders.owned_order(order_id, current_user.id)
-    link = url_for("shop.order_detail", order_id=order.id, _external=True)
+    # The printed link must work from any phone: the site's public address, not the one
+    # this request happened to come in on.
+    link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for(
+        "shop.order_detail", order_id=order.id)
     return Response(render(order, link), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="order-{order.number}.pdf"',
         "Cache-Control": "no-store"})

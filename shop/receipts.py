@@ -52,7 +52,9 @@ def order_receipt(order: Order, link: str) -> bytes:
         place = order.governorate_name("ar")
         doc.row("التوصيل إلى", "Deliver to",
                 f"{place} - {order.district} - {order.landmark}")
-    doc.row("المستلم", "Recipient", f"{order.recipient_name}  {order.phone}")
+    doc.row("المستلم", "Recipient", order.recipient_name)
+    # A phone number on its own line keeps its "+" where it belongs.
+    doc.row("الهاتف", "Phone", order.phone)
     mar, men = METHODS.get(order.payment_method, (order.payment_method, order.payment_method))
     doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
 

@@ -213,3 +213,42 @@ def seed_shops() -> None:
                 "hs_code": hs, "origin_country": origin, "description_ar": desc_ar,
                 "description_en": desc_en,
             })
+
+
+# The demo shopper's address book and "buy for me" requests: one waiting for
+# procurement, one already priced for the shopper to accept.
+DEMO_ADDRESS = {"recipient_name": "مريم المتسوقة", "phone": "07701234567",
+                "governorate": "IQ-BG", "district": "الكرادة داخل",
+                "landmark": "قرب جامع الرحمن، مقابل مدرسة المنصور", "postal_code": ""}
+DEMO_BUY_REQUESTS = [
+    {"url": "https://www.example.com/p/winter-jacket-42", "title": "Winter jacket",
+     "price": "49.99", "currency": "USD", "quantity": "1", "options": "M, navy",
+     "weight_g": "900", "customs_category": "clothing"},
+    {"url": "https://shop.example.de/kopfhoerer/123", "title": "Wireless headphones",
+     "price": "89.00", "currency": "EUR", "quantity": "1", "options": "black",
+     "weight_g": "350", "customs_category": "audio"},
+]
+
+
+@seeder(320)
+def seed_orders() -> None:
+    """An address and two buy-for-me requests (one priced) for shopper@barid.iq
+    (idempotent; skipped in production)."""
+    from shop.models import Address, BuyRequest
+    from shop.services import addresses, buyforme
+
+    if current_app.config.get("BARID_ENV") == "production":
+        return
+    shopper = db.scalar(select(User).where(User.email == "shopper@barid.iq"))
+    if shopper is None:
+        return
+    if db.scalar(select(Address.id).where(Address.user_id == shopper.id)) is None:
+        addresses.add_address(shopper.id, addresses.AddressInput(**DEMO_ADDRESS))
+    if db.scalar(select(BuyRequest.id).where(BuyRequest.user_id == shopper.id)) is not None:
+        return
+    buyer = db.scalar(select(User).where(User.email == "procurement@barid.iq"))
+    for i, data in enumerate(DEMO_BUY_REQUESTS):
+        req = buyforme.submit_request(shopper.id, data)
+        if i == 1 and buyer is not None:
+            buyforme.approve_request(req.id, reviewer_id=buyer.id, data={
+                "note": "السعر مؤكد من المتجر، والشحن خلال أسبوعين تقريباً."})

@@ -221,7 +221,7 @@ def test_two_shoppers_racing_for_the_last_unit(app, baghdad_shop, shelf):
                     "stripe"), seen_digest=digest, checkout_key=f"race-{user_id}")
                 results.append(order.id)
             except SoldOut as exc:
-                results.append(str(exc.message))
+                results.append(f"{exc.code}: {exc.message}")
             finally:
                 db.remove()
 
@@ -233,7 +233,8 @@ def test_two_shoppers_racing_for_the_last_unit(app, baghdad_shop, shelf):
     winners = [r for r in results if isinstance(r, int)]
     losers = [r for r in results if isinstance(r, str)]
     assert len(winners) == 1 and len(losers) == 7
-    assert all("Sold out" in m for m in losers)
+    # Each loser hears that it is sold out, naming the product.
+    assert all(m.startswith("sold_out: ") and "Product" in m for m in losers)
     db.expire_all()
     assert db.get(Product, last.id).stock == 0
     assert db.scalar(select(Consignment.order_id)) == winners[0]

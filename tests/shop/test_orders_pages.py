@@ -5,7 +5,10 @@ their messages, and the back office's procurement pages need the role."""
 from __future__ import annotations
 
 # ruff: noqa: F811  (pytest fixtures imported from the helper modules)
+import os
 import re
+import shutil
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -176,6 +179,9 @@ def test_receipt_pdf_has_the_order_number_and_a_qr_code_to_the_order(
     out = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out.endswith(f"/shop/orders/{order.id}")
+    shots = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    shutil.copy(png, shots / "receipt.png")  # for people to look at
 
 
 def test_procurement_pages_need_the_procurement_role(client, shopper):
