@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.api.models import IdempotencyRecord, IdempotencyState
@@ -75,7 +75,7 @@ def claim(api_key_id: int, key: str, digest: str) -> int | Stored:
             try:
                 with conn.begin_nested():
                     return int(conn.execute(
-                        table.insert().values(
+                        insert(IdempotencyRecord).values(
                             api_key_id=api_key_id, key=key, request_hash=digest,
                             state=IdempotencyState.STARTED, created_at=now,
                             expires_at=now + _ttl(), response_headers={},
@@ -92,7 +92,7 @@ def claim(api_key_id: int, key: str, digest: str) -> int | Stored:
             if row.expires_at <= now or (row.state == IdempotencyState.STARTED
                                          and row.created_at <= now - _lock_timeout()):
                 # An expired record, or a claim whose process died: start over.
-                conn.execute(delete(table).where(table.c.id == row.id))
+                conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
                 continue
             if row.request_hash != digest:
                 raise ValidationFailed(

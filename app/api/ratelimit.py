@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from app.api.models import ApiRateCounter
@@ -62,7 +62,7 @@ def _count_db(name: str, window_end: float) -> int:
                 return int(row)
             try:
                 with conn.begin_nested():
-                    conn.execute(ApiRateCounter.__table__.insert().values(
+                    conn.execute(insert(ApiRateCounter).values(
                         key=name, count=1, expires_at=expires))
                 return 1
             except IntegrityError:

@@ -66,7 +66,7 @@ def _check_types(event_types: Iterable[str] | None) -> list[str]:
     return chosen
 
 
-def _live(owner_id: int) -> Select[tuple[WebhookEndpoint]]:
+def _live(owner_id: int) -> Select[Any]:
     return select(WebhookEndpoint).where(WebhookEndpoint.owner_id == owner_id,
                                          WebhookEndpoint.deleted_at.is_(None))
 
@@ -84,7 +84,7 @@ def list_endpoints(owner_id: int) -> list[WebhookEndpoint]:
     return list(db.scalars(_live(owner_id).order_by(WebhookEndpoint.id)))
 
 
-def endpoints_query(owner_id: int) -> Select[tuple[WebhookEndpoint]]:
+def endpoints_query(owner_id: int) -> Select[Any]:
     return _live(owner_id)
 
 
@@ -308,8 +308,8 @@ def replay_message(owner_id: int, message_id: str, *, endpoint_id: int | None = 
         restarted = []
         for delivery in db.scalars(select(WebhookDelivery).where(
                 WebhookDelivery.message_id == message.id).with_for_update()):
-            endpoint = db.get(WebhookEndpoint, delivery.endpoint_id)
-            if endpoint is not None and endpoint.enabled and endpoint.deleted_at is None:
+            target = db.get(WebhookEndpoint, delivery.endpoint_id)
+            if target is not None and target.enabled and target.deleted_at is None:
                 _restart(delivery)
                 restarted.append(delivery)
     record_audit("webhook_message.replayed", object_type="webhook_message",
@@ -348,7 +348,7 @@ def replay_failed_since(owner_id: int, endpoint_id: int, since: datetime, *,
     return len(failed)
 
 
-def attempts_query(owner_id: int, endpoint_id: int) -> Select[tuple[WebhookAttempt]]:
+def attempts_query(owner_id: int, endpoint_id: int) -> Select[Any]:
     """The endpoint's attempts (for a paginated log); raises NotFound."""
     endpoint = get_endpoint(owner_id, endpoint_id)
     return select(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id)
@@ -369,7 +369,7 @@ def deliveries_of(owner_id: int, endpoint_id: int, limit: int = 50) -> list[Webh
 
 
 def messages_query(owner_id: int, event_type: str | None = None
-                   ) -> Select[tuple[WebhookMessage]]:
+                   ) -> Select[Any]:
     stmt = select(WebhookMessage).where(WebhookMessage.owner_id == owner_id)
     if event_type:
         stmt = stmt.where(WebhookMessage.event_type == event_type)
