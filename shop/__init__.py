@@ -49,9 +49,6 @@ def init_app(app: Flask) -> None:
     from shop import api as merchant_api  # the merchant API, portal and webhooks
 
     merchant_api.init_app(app)
-    from shop import api as merchant_api  # the merchant API, portal and webhooks
-
-    merchant_api.init_app(app)
 
     def shop_price(product: Any, rates: dict | None = None) -> Any:
         return price_in_iqd(product, rates)
