@@ -137,3 +137,11 @@ def append_only(table: Any) -> None:
     # DDL() treats % as a format character.
     ddl = DDL(append_only_sql(table.name).replace("%", "%%"))
     event.listen(table, "after_create", ddl.execute_if(dialect="postgresql"))
+
+
+def applies_to_dialect(obj: Any, dialect: str) -> bool:
+    """Whether a schema object exists on `dialect` (False for e.g. a PostgreSQL-only
+    index declared with `.ddl_if(dialect="postgresql")`). Used when comparing the models
+    with a migrated database."""
+    only = getattr(obj, "_ddl_if", None)
+    return only is None or only.dialect is None or only.dialect == dialect

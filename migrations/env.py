@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from app.database import Base
+from app.database import Base, applies_to_dialect
 
 config = context.config
 
@@ -50,6 +50,7 @@ def _run(connection) -> None:
         target_metadata=_metadata(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=lambda obj, *_: applies_to_dialect(obj, connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
