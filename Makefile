@@ -38,7 +38,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
 	touch $@
 
 translations: install
-	@for d in $(TRANSLATION_DIRS); do $(BIN)/pybabel compile -q -f -d $$d || exit 1; done
+	@for d in $(TRANSLATION_DIRS); do $(BIN)/pybabel compile -f -d $$d || exit 1; done
 
 debs-run:
 	@./scripts/ensure-debs $(RUN_DEBS)

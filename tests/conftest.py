@@ -12,6 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -110,3 +111,69 @@ def app_ctx(app) -> Iterator:
 @pytest.fixture()
 def client(app):
     return app.test_client()
+
+
+# --- Browser tests ----------------------------------------------------------------------
+
+# Debian's chromium, with the flags reference/README.md gives for this closed network.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture()
+def browser() -> Iterator:
+    """A headless chromium driven by Playwright, closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture()
+def serve(monkeypatch) -> Iterator:
+    """`serve(flask_app, jobs=False) -> base URL`: the app on a free 127.0.0.1 port,
+    with CSRF enforced as in production, until the test ends. `jobs=True` also runs
+    the inline executor, as `barid run` does."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    running: list[tuple] = []
+
+    def start(flask_app, *, jobs: bool = False) -> str:
+        monkeypatch.setitem(flask_app.config, "WTF_CSRF_ENABLED", True)
+        server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+        url = f"http://127.0.0.1:{server.port}"
+        monkeypatch.setitem(flask_app.config, "PUBLIC_BASE_URL", url)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        if jobs:
+            from app.jobs import start_inline_executor
+
+            start_inline_executor(flask_app)
+        running.append((server, thread, jobs))
+        return url
+
+    yield start
+    for server, thread, jobs in running:
+        if jobs:
+            from app.jobs import stop_inline_executor
+
+            stop_inline_executor()
+        server.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture()
+def screenshots() -> Path:
+    """Where browser tests leave screenshots for people to look at ($BARID_SCREENSHOTS)."""
+    folder = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

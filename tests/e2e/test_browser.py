@@ -7,52 +7,24 @@ written to $BARID_SCREENSHOTS (default /tmp/barid-screenshots) for people to loo
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-]
-SHOTS = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
 
 
 @pytest.fixture()
-def live_server(app, monkeypatch) -> Iterator[str]:
-    # The browser gets the real protections: CSRF tokens on every form.
-    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+def live_server(app, serve) -> str:
+    return serve(app)
 
 
 @pytest.fixture()
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(15_000)
-        try:
-            yield pg
-        finally:
-            context.close()
-            browser.close()
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
 
 
 def _direction(page) -> tuple[str, str]:
@@ -60,15 +32,14 @@ def _direction(page) -> tuple[str, str]:
     return html.get_attribute("lang"), html.get_attribute("dir")
 
 
-def test_home_page_switches_language_and_direction(page, live_server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def test_home_page_switches_language_and_direction(page, live_server, screenshots):
     page.goto(live_server + "/")
     assert _direction(page) == ("ar", "rtl")
     assert page.locator("h1").inner_text() == "مكتب البريد، على الإنترنت"
     # Right to left for real: the brand sits on the right of the header.
     brand = page.locator(".brand").bounding_box()
     assert brand["x"] > 600
-    page.screenshot(path=str(SHOTS / "home-ar.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "home-ar.png"), full_page=True)
 
     page.click("text=English")
     page.wait_for_load_state()
@@ -76,7 +47,7 @@ def test_home_page_switches_language_and_direction(page, live_server):
     assert _direction(page) == ("en", "ltr")
     assert page.locator("h1").inner_text() == "The post office, online"
     assert page.locator(".brand").bounding_box()["x"] < 600
-    page.screenshot(path=str(SHOTS / "home-en.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "home-en.png"), full_page=True)
 
     # Remembered on the next page too, then back to Arabic.
     page.goto(live_server + "/no-such-page")
@@ -88,7 +59,7 @@ def test_home_page_switches_language_and_direction(page, live_server):
     assert page.locator("h1").inner_text() == "الصفحة غير موجودة"
 
 
-def test_shopper_registers_logs_in_and_switches_language(page, live_server):
+def test_shopper_registers_logs_in_and_switches_language(page, live_server, screenshots):
     page.goto(live_server + "/")
     page.click("text=إنشاء حساب")
     assert _direction(page) == ("ar", "rtl")
@@ -112,8 +83,7 @@ def test_shopper_registers_logs_in_and_switches_language(page, live_server):
     page.wait_for_load_state()
     assert page.locator("text=تسجيل الخروج").count() == 1
     assert _direction(page) == ("ar", "rtl")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "logged-in-ar.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "logged-in-ar.png"), full_page=True)
 
     page.click("text=English")
     page.wait_for_load_state()

@@ -9,14 +9,8 @@ $BARID_SCREENSHOTS (default /tmp/barid-screenshots) for people to look at.
 from __future__ import annotations
 
 # ruff: noqa: F811  (pytest fixtures imported from the helper modules)
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.database import db
 from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
@@ -30,51 +24,26 @@ from tests.shop.helpers import make_category, make_merchant
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-]
-SHOTS = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
 
 
 @pytest.fixture()
-def live_server(app, monkeypatch) -> Iterator[str]:
-    from app.jobs import start_inline_executor, stop_inline_executor
-
-    # The browser gets the real protections, and the outbox runs as under `barid run`.
-    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    start_inline_executor(app)
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        stop_inline_executor()
-        server.shutdown()
-        thread.join(10)
+def live_server(app, serve) -> str:
+    # The outbox runs as under `barid run`.
+    return serve(app, jobs=True)
 
 
 @pytest.fixture()
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(15_000)
-        try:
-            yield pg
-        finally:
-            context.close()
-            browser.close()
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
 
 
-def _shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+@pytest.fixture()
+def shoot(screenshots):
+    return lambda page, name: page.screenshot(path=str(screenshots / name), full_page=True)
 
 
 def _switch(page, label: str) -> None:
@@ -83,7 +52,7 @@ def _switch(page, label: str) -> None:
 
 
 def test_shopper_checks_out_with_the_post_card_and_sees_the_order_paid(
-        page, live_server, app_ctx, make_card):
+        page, live_server, app_ctx, make_card, shoot):
     from payments.rates import add_rate
     from shop.models import Order, Product
 
@@ -119,10 +88,10 @@ def test_shopper_checks_out_with_the_post_card_and_sees_the_order_paid(
     # 35,000 + Basra from Baghdad: 6,000 for 1 kg + 1,000 for the second + 2,000 door.
     total = page.locator(".quote .grand .total-row td").inner_text()
     assert total.strip() == "44,000 IQD"
-    _shoot(page, "checkout-ar.png")
+    shoot(page, "checkout-ar.png")
     _switch(page, "English")
     assert page.locator("h1").inner_text() == "Checkout"
-    _shoot(page, "checkout-en.png")
+    shoot(page, "checkout-en.png")
     _switch(page, "العربية")
 
     page.fill("#card_number", number)
@@ -138,10 +107,10 @@ def test_shopper_checks_out_with_the_post_card_and_sees_the_order_paid(
         page.reload()
     assert page.locator('#order-status[data-status="paid"]').count() == 1
     assert page.locator("#order-status").inner_text() == "مدفوع"
-    _shoot(page, "order-ar.png")
+    shoot(page, "order-ar.png")
     _switch(page, "English")
     assert page.locator("#order-status").inner_text() == "Paid"
-    _shoot(page, "order-en.png")
+    shoot(page, "order-en.png")
     _switch(page, "العربية")
 
     db.rollback()
@@ -150,7 +119,7 @@ def test_shopper_checks_out_with_the_post_card_and_sees_the_order_paid(
     assert db.get(Product, lamp_id, populate_existing=True).stock == 1
 
 
-def test_shopper_asks_for_an_estimate_to_buy_abroad(page, live_server, app_ctx):
+def test_shopper_asks_for_an_estimate_to_buy_abroad(page, live_server, app_ctx, shoot):
     from payments.rates import add_rate
 
     add_rate("USD", "1310")
@@ -178,13 +147,13 @@ def test_shopper_asks_for_an_estimate_to_buy_abroad(page, live_server, app_ctx):
 
     page.goto(live_server + "/shop/buy-for-me")
     assert estimate() == "185,718 IQD"
-    _shoot(page, "buyforme-ar.png")
+    shoot(page, "buyforme-ar.png")
     _switch(page, "English")
     assert estimate() == "185,718 IQD"
-    _shoot(page, "buyforme-en.png")
+    shoot(page, "buyforme-en.png")
     page.click("button[value=send]")
     page.wait_for_load_state()
     assert page.locator('#request-status[data-status="submitted"]').count() == 1
-    _shoot(page, "buyforme-request-en.png")
+    shoot(page, "buyforme-request-en.png")
     _switch(page, "العربية")
-    _shoot(page, "buyforme-request-ar.png")
+    shoot(page, "buyforme-request-ar.png")

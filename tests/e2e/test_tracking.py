@@ -7,48 +7,15 @@ the scanning page and the tracking page are written to $BARID_SCREENSHOTS (defau
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-]
-SHOTS = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
 
 
 @pytest.fixture()
-def live_server(app, monkeypatch) -> Iterator[str]:
-    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", f"http://127.0.0.1:{server.port}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-
-
-@pytest.fixture()
-def browser(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def live_server(app, serve) -> str:
+    return serve(app)
 
 
 @pytest.fixture()
@@ -70,10 +37,10 @@ def clerk(app):
         return user.email
 
 
-def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(browser, live_server, clerk):
+def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
+        browser, live_server, clerk, screenshots):
     from tests.tracking.helpers import PASSWORD
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1200, "height": 1000})
     page = ctx.new_page()
     page.set_default_timeout(15_000)
@@ -95,7 +62,7 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(browser, live_server
     page.fill("#recipient_district", "العشار")
     page.fill("#recipient_landmark", "مقابل سوق حنا الشيخ")
     page.fill("#weight_grams", "1500")
-    page.screenshot(path=str(SHOTS / "tracking-accept-ar.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "tracking-accept-ar.png"), full_page=True)
     page.click("#submit")
     page.wait_for_load_state()
     number = page.locator("h1 .num").inner_text().strip()
@@ -125,7 +92,7 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(browser, live_server
     assert scan("EDD", "EE123456786IQ") == "bad"  # a mistyped number is refused visibly
     assert scan("EMG", number) == "ok"
     assert scan("EDG", number) == "ok"
-    page.screenshot(path=str(SHOTS / "tracking-scan-ar.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "tracking-scan-ar.png"), full_page=True)
     assert scan("EMI", number, receiver_name="فاطمة الموسوي") == "ok"
     ctx.close()
 
@@ -141,9 +108,9 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(browser, live_server
     assert vpage.locator("#status-heading").inner_text() == "تم التسليم"
     assert vpage.locator(".timeline li").count() == 5
     assert "فاطمة" not in vpage.content() and "07801234567" not in vpage.content()
-    vpage.screenshot(path=str(SHOTS / "tracking-page-ar.png"), full_page=True)
+    vpage.screenshot(path=str(screenshots / "tracking-page-ar.png"), full_page=True)
     vpage.click("text=English")
     vpage.wait_for_load_state()
     assert vpage.locator("#status-heading").inner_text() == "Delivered"
-    vpage.screenshot(path=str(SHOTS / "tracking-page-en.png"), full_page=True)
+    vpage.screenshot(path=str(screenshots / "tracking-page-en.png"), full_page=True)
     visitor.close()
