@@ -6,7 +6,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
 from app.database import db
@@ -25,8 +25,8 @@ def _client() -> str:
 
 
 def _find(number: str) -> Parcel | None:
-    # The public record needs none of the declaration: skip loading the articles.
-    return db.scalar(select(Parcel).options(noload(Parcel.articles))
+    # The public record needs none of the declaration: never load the articles.
+    return db.scalar(select(Parcel).options(raiseload(Parcel.articles))
                      .where(Parcel.tracking_number == number))
 
 
