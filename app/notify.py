@@ -43,14 +43,15 @@ def notify(*, email: str | None = None, phone: str | None = None, subject: str,
 def deliver_message(*, email: str | None, phone: str | None, subject: str, body: str) -> None:
     """Job: hand one message to the configured backend. Raises NotificationError."""
     backend = current_app.config.get("MAIL_BACKEND", "folder")
-    message = {"id": str(uuid.uuid4()), "at": utcnow().isoformat(), "email": email,
-               "phone": phone, "subject": subject, "body": body}
+    message_id, at = str(uuid.uuid4()), utcnow().isoformat()
+    message = {"id": message_id, "at": at, "email": email, "phone": phone,
+               "subject": subject, "body": body}
     if backend == "memory":
         sent_messages.append(message)
     elif backend == "folder":
         folder = Path(current_app.config["MAIL_FOLDER"])
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{message['at'][:19].replace(':', '')}-{message['id']}.json").write_text(
+        (folder / f"{at[:19].replace(':', '')}-{message_id}.json").write_text(
             json.dumps(message, ensure_ascii=False, indent=2), encoding="utf-8"
         )
     elif backend == "smtp":
