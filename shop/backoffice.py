@@ -11,6 +11,7 @@ from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
 from app.errors import DomainError
+from app.i18n import current_locale
 from shop.forms import (
     CommissionForm,
     EmptyForm,
@@ -153,7 +154,9 @@ def buy_request(request_id: int) -> str:
     return render_template(
         "shop/backoffice/procurement_request.html", req=req,
         category=customs_category(req.customs_category), quote_form=QuoteForm(),
-        reject_form=RejectForm(), purchase_form=PurchaseForm())
+        reject_form=RejectForm(),
+        purchase_form=PurchaseForm(origin=buyforme.likely_origin(req)),
+        parcel=buyforme.request_parcel(req, current_locale()))
 
 
 def _to_request(request_id: int) -> Response:
@@ -203,7 +206,9 @@ def purchased(request_id: int) -> Response:
     try:
         buyforme.record_purchase(request_id, clerk_id=current_user.id,
                                  foreign_order_number=form.foreign_order_number.data or "",
-                                 foreign_tracking_number=form.foreign_tracking_number.data or "")
+                                 foreign_tracking_number=form.foreign_tracking_number.data or "",
+                                 ships_from=form.ships_from.data or "",
+                                 hs_code=form.hs_code.data or "")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:

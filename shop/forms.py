@@ -184,3 +184,20 @@ class PurchaseForm(FlaskForm):
                                        validators=[Optional()])
     foreign_tracking_number = StringField(_l("Carrier tracking number (if any)"),
                                           validators=[Optional()])
+    ships_from = SelectField(_l("Country it ships from"), validators=[Optional()])
+    hs_code = StringField(_l("HS tariff number (leave empty to use the category's)"),
+                          validators=[Optional(), Length(max=12)])
+
+    def __init__(self, *args: Any, origin: str | None = None, **kwargs: Any) -> None:
+        from babel import Locale
+
+        from app.i18n import current_locale
+
+        super().__init__(*args, **kwargs)
+        names = Locale.parse(current_locale()).territories
+        self.ships_from.choices = [("", _l("Choose a country"))] + sorted(
+            ((code, name) for code, name in names.items()
+             if len(code) == 2 and code.isalpha() and code != "IQ"),
+            key=lambda pair: pair[1])
+        if origin and not self.ships_from.data:
+            self.ships_from.data = origin

@@ -301,6 +301,7 @@ def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | No
     return render_template(
         "shop/buyforme_request.html", req=req, quote=quote, form=form, problem=problem,
         dest_args=dest_args, changed=changed, category=category,
+        parcel=buyforme.request_parcel(req, current_locale()),
         addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
         own_cards=own_cards, card_payments=gateway.card_payments_enabled(),
         default_phone=current_user.phone or "", zone_labels=fees.ZONE_LABELS), status

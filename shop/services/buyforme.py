@@ -259,11 +259,117 @@ def reject_request(request_id: int, *, reviewer_id: int, reason: str) -> BuyRequ
     return req
 
 
+# Where a web shop most likely ships from when the clerk does not say: its country
+# domain first (shop.com.tr), else its currency. The euro names no one country.
+_ORIGIN_BY_CURRENCY = {"USD": "US", "TRY": "TR", "AED": "AE", "CNY": "CN", "GBP": "GB",
+                       "JPY": "JP", "SAR": "SA", "JOD": "JO", "KWD": "KW", "IRR": "IR"}
+_NOT_COUNTRY_DOMAINS = {"com", "net", "org", "shop", "store", "io", "co", "info", "biz"}
+
+
+def likely_origin(req: BuyRequest) -> str | None:
+    """The country a request's web shop probably ships from (ISO code), or None."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(req.url).hostname or "").lower()
+    tld = host.rsplit(".", 1)[-1] if "." in host else ""
+    if len(tld) == 2 and tld.isalpha() and tld not in _NOT_COUNTRY_DOMAINS:
+        code = "GB" if tld == "uk" else tld.upper()
+        if code != "IQ":
+            return code
+    return _ORIGIN_BY_CURRENCY.get(req.currency)
+
+
+def _shop_host(req: BuyRequest) -> str:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(req.url).hostname or "").lower()
+    return host.removeprefix("www.") or req.url[:200]
+
+
+def _inbound_number(foreign_tracking_number: str, order_ref: str) -> str:
+    """The S10 number the parcel is followed under: the carrier's own when it is an S10
+    of a post abroad (that post's events then arrive under it), else a new Iraqi one."""
+    from tracking import s10
+    from tracking.models import SERVICE_INDICATORS, Parcel, Service
+
+    validity = s10.validate(foreign_tracking_number) if foreign_tracking_number else None
+    if validity and not validity.number.endswith(s10.COUNTRY):
+        taken = db.scalar(select(Parcel.order_ref)
+                          .where(Parcel.tracking_number == validity.number))
+        if taken is not None and taken != order_ref:
+            raise ValidationFailed(
+                _l("Another parcel already has this tracking number. Check it."),
+                fields={"foreign_tracking_number": [_l("Already used.")]})
+        return validity.number
+    return s10.next_identifier(SERVICE_INDICATORS[Service.PARCEL])
+
+
+def _inbound_draft(req: BuyRequest, order: Order, ships_from: str, hs_code: str) -> Any:
+    """The parcel tracking expects from abroad: the web shop sends, the shopper's
+    delivery choice receives, the article declared as bought (value in the shop's
+    currency, for customs)."""
+    from tracking.models import ContentsCategory, Service
+    from tracking.services.parcels import Address, Article, ParcelDraft
+
+    description = req.title if not req.options else f"{req.title} ({req.options})"
+    weight = req.weight_g * req.quantity
+    return ParcelDraft(
+        sender=Address(name=_shop_host(req), country=ships_from, address=req.url[:300]),
+        recipient=Address(name=order.recipient_name, phone=order.phone,
+                          governorate=order.governorate, district=order.district or "",
+                          landmark=order.landmark or ""),
+        weight_grams=weight, service=Service.PARCEL,
+        articles=[Article(description=description[:300], quantity=req.quantity,
+                          net_weight_grams=weight, value_amount=req.unit_price * req.quantity,
+                          value_currency=req.currency, hs_code=hs_code,
+                          origin_country=ships_from)],
+        customs_category=ContentsCategory.SALE_OF_GOODS,
+        pickup_office_id=order.pickup_office_id,
+        invoice_number=req.foreign_order_number[:64], importer_reference=req.number)
+
+
+def _hs_code(req: BuyRequest, given: str) -> str:
+    code = "".join((given or "").split()).replace(".", "")
+    if not code:
+        cat = fees.customs_category(req.customs_category)
+        code = cat.hs.ljust(6, "0") if cat and cat.hs else ""
+    if not (code.isdigit() and 6 <= len(code) <= 10):
+        raise ValidationFailed(_l("Write the 6-digit HS tariff number of the article."),
+                               fields={"hs_code": [_l("6 to 10 digits.")]})
+    return code
+
+
 def record_purchase(request_id: int, *, clerk_id: int, foreign_order_number: str,
-                    foreign_tracking_number: str = "") -> BuyRequest:
+                    foreign_tracking_number: str = "", ships_from: str = "",
+                    hs_code: str = "") -> BuyRequest:
     """Procurement bought the article abroad: the foreign shop's order number (and
-    carrier tracking number, if any) are kept. Audited; commits. Raises NotFound,
-    ValidationFailed, BuyRequestStateError (not paid)."""
+    carrier tracking number, if any) are kept, the order is being processed, and an
+    inbound international parcel is registered in tracking for the shopper to follow.
+
+    The parcel carries order_ref "consignment:<id>" (the request's one consignment), so
+    its events move the consignment and order like any shop parcel (arrival in Iraq:
+    shipped; delivery: delivered). Tracking's `register_inbound` needs an S10 number:
+    a carrier number that is an S10 of a post abroad is used as it is (the partner
+    post's events arrive under it); any other (a courier's, or none) gets a new Iraqi
+    S10 now, which the office of exchange puts on the parcel when it arrives and which
+    the shopper can follow from today; the carrier's number stays on the request. The
+    declaration: the web shop in `ships_from` (ISO code; guessed from the link or the
+    currency when empty) sends the article as bought (title and options, quantity,
+    price times quantity in the shop's currency, weight, `hs_code` or the category's)
+    to the shopper's delivery choice; invoice = the foreign order number.
+
+    register_inbound commits the request, audit, event and parcel together; the
+    consignment's link to the parcel follows in a second commit (if that is lost, the
+    parcel's first event links it). Publishes buy_request.purchased. Raises NotFound,
+    ValidationFailed (no order number, unknown origin, no HS code, a carrier S10 that
+    belongs to another parcel, a declaration tracking refuses), BuyRequestStateError
+    (not paid).
+    """
+    from babel import Locale
+
+    from shop.services.orders import acknowledge_consignment
+    from tracking.services.parcels import register_inbound
+
     number = " ".join((foreign_order_number or "").split())[:80]
     if not number:
         raise ValidationFailed(_l("Write the foreign shop's order number."),
@@ -273,14 +379,49 @@ def record_purchase(request_id: int, *, clerk_id: int, foreign_order_number: str
         _move(req, B.PURCHASED, {B.PAID})
         req.foreign_order_number = number
         req.foreign_tracking_number = " ".join((foreign_tracking_number or "").split())[:80]
+        origin = (ships_from or "").strip().upper() or likely_origin(req) or ""
+        if len(origin) != 2 or not origin.isalpha() or origin == "IQ" \
+                or origin not in Locale("en").territories:
+            raise ValidationFailed(_l("Choose the country the parcel ships from."),
+                                   fields={"ships_from": [_l("Choose a country.")]})
+        order = db.get(Order, req.order_id) if req.order_id else None
+        if order is None or not order.consignments:
+            raise BuyRequestStateError(_l("This request has no paid order."))
+        c = order.consignments[0]
+        order_ref = f"consignment:{c.id}"
+        acknowledge_consignment(c.id, actor_id=clerk_id)
+        draft = _inbound_draft(req, order, origin, _hs_code(req, hs_code))
+        parcel_number = _inbound_number(req.foreign_tracking_number, order_ref)
         record_audit("buy_request.purchased", object_type="buy_request", object_id=req.id,
-                     actor_id=clerk_id, details={"foreign_order_number": number})
-        publish("buy_request.purchased", {"request_id": req.id, "order_id": req.order_id})
+                     actor_id=clerk_id, details={"foreign_order_number": number,
+                                                 "tracking_number": parcel_number})
+        publish("buy_request.purchased", {"request_id": req.id, "order_id": req.order_id,
+                                          "tracking_number": parcel_number})
+        parcel = register_inbound(parcel_number, draft, order_ref=order_ref)
+        c = db.get(Consignment, c.id)
+        if c is not None and c.parcel_id is None:
+            c.parcel_id, c.tracking_number = parcel.id, parcel.tracking_number
         db.commit()
     except Exception:
         db.rollback()
         raise
     return req
+
+
+def request_parcel(req: BuyRequest, locale: str) -> dict[str, Any] | None:
+    """What the shopper may see of the parcel bought for `req` (tracking's public view:
+    number, status, events newest first), or None before it is registered."""
+    from tracking.models import Parcel
+    from tracking.services.lookup import public_view
+
+    if req.order_id is None:
+        return None
+    number = db.scalar(select(Consignment.tracking_number)
+                       .where(Consignment.order_id == req.order_id,
+                              Consignment.tracking_number.is_not(None)))
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == number)) \
+        if number else None
+    return public_view(parcel, locale) if parcel is not None else None
 
 
 # -- the shopper accepts -------------------------------------------------------------------

@@ -113,6 +113,106 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
     assert total == 168_375
 
 
+def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]:
+    """A request procurement quoted, the shopper accepted for pickup at `office` and
+    paid with the post card; returns (request id, procurement clerk id)."""
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    buyer_id = buyer.id
+    rid = _request(shopper, **changes)
+    buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
+    card = make_card(balance=500_000)
+    dest = pickup(office)
+    q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
+    buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
+        "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+        checkout_key=f"accept-{rid}")
+    drain(app)
+    db.rollback()
+    assert db.get(BuyRequest, rid).status == "paid"
+    return rid, buyer_id
+
+
+def test_recorded_purchase_becomes_a_parcel_the_shopper_follows(app, client, shopper, rates,
+                                                                make_card, office):
+    from app.auth.models import User
+    from tracking import s10
+    from tracking.models import Parcel
+    from tracking.services.events import record_partner_event
+
+    rid, buyer_id = _paid_request(app, shopper, office, make_card)
+    office_id = office.id
+    login(client, db.get(User, buyer_id))
+    form = client.get(f"/backoffice/procurement/{rid}").get_data(as_text=True)
+    assert '<option selected value="US">' in form  # guessed from the dollar price
+    res = client.post(f"/backoffice/procurement/{rid}/purchased", data={
+        "foreign_order_number": "AMZ-1001", "foreign_tracking_number": "1Z999AA10123456784",
+        "ships_from": "US", "hs_code": ""})
+    assert res.status_code == 302
+    client.post("/logout")
+    db.rollback()
+    req = db.get(BuyRequest, rid)
+    assert req.status == "purchased"
+    order_id = req.order_id
+
+    # A courier's number is no S10: the post gives the parcel an Iraqi one now.
+    parcel = db.scalar(select(Parcel))
+    number = parcel.tracking_number
+    assert s10.validate(number) and number.startswith("CP") and number.endswith("IQ")
+    order = db.get(Order, order_id)
+    c = order.consignments[0]
+    assert parcel.order_ref == f"consignment:{c.id}"
+    assert (c.parcel_id, c.tracking_number, order.status) == (parcel.id, number, "processing")
+    assert (parcel.direction, parcel.status, parcel.pickup_office_id) == (
+        "inbound", "pending", office_id)
+    assert (parcel.sender_country, parcel.sender_name) == ("US", "example.com")
+    assert parcel.recipient_name == "Zainab Ali" and parcel.recipient_governorate == "IQ-BG"
+    assert (parcel.invoice_number, parcel.importer_reference) == ("AMZ-1001", req.number)
+    [article] = parcel.articles
+    assert (article.description, article.quantity, article.value_amount,
+            article.value_currency, article.net_weight_grams, article.hs_code,
+            article.origin_country) == ("Winter jacket (size M, navy)", 2, 9_998, "USD",
+                                        800, "620000", "US")
+
+    login(client, shopper)
+    page = client.get(f"/shop/buy-for-me/{rid}").get_data(as_text=True)
+    assert f'href="/track/{number}"' in page
+    assert "وصول إلى مكتب التبادل الوارد" not in page
+
+    out = record_partner_event(number=number, code="EMD", occurred_at=utcnow(),
+                               location="Baghdad International Airport")
+    assert out.outcome == "accepted"
+    drain(app)
+    db.rollback()
+    assert db.get(Order, order_id).status == "shipped"
+    page = client.get(f"/shop/buy-for-me/{rid}").get_data(as_text=True)
+    assert "وصول إلى مكتب التبادل الوارد" in page  # arrival at the inward office of exchange
+    assert f'href="/track/{number}"' in page
+
+
+def test_a_foreign_posts_s10_is_kept_and_a_bad_declaration_records_nothing(
+        app, shopper, rates, make_card, office):
+    from tracking import s10
+    from tracking.models import Parcel
+
+    rid, buyer_id = _paid_request(app, shopper, office, make_card,
+                                  customs_category="other", currency="TRY",
+                                  url="https://www.shop.example.com.tr/p/1")
+    with pytest.raises(ValidationFailed) as no_hs:
+        buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="TR-77")
+    assert "hs_code" in no_hs.value.fields
+    assert db.get(BuyRequest, rid).status == "paid" and db.scalar(select(Parcel)) is None
+
+    china_post = s10.compose("LX", 12_345_678, "CN")
+    buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="TR-77",
+                             foreign_tracking_number=china_post.lower(), ships_from="",
+                             hs_code="9503.00")
+    db.rollback()
+    parcel = db.scalar(select(Parcel))
+    assert parcel.tracking_number == china_post
+    assert parcel.sender_country == "TR" and parcel.articles[0].hs_code == "950300"
+    assert db.get(BuyRequest, rid).status == "purchased"
+
+
 def test_reject_needs_a_reason_and_is_audited(shopper, rates):
     buyer = make_shopper("Buyer", Role.PROCUREMENT)
     rid = _request(shopper)
