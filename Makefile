@@ -11,12 +11,14 @@ TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/tran
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
 TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server
 
-.PHONY: run test install install-dev translations debs-run debs-test services lint clean
+.PHONY: run test install install-embedded install-dev translations debs-run debs-test services lint clean
 
-run: install translations debs-run
+run: install-embedded translations debs-run
 	$(BIN)/barid run
 
 test: install-dev translations debs-test services
+	$(BIN)/ruff check .
+	$(BIN)/mypy app/
 	$(BIN)/pytest
 
 lint: install-dev
@@ -30,6 +32,12 @@ $(BIN)/python:
 install: $(VENV)/.installed
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
+	touch $@
+
+# What `make run` adds to the production install: localstripe, for TEST MODE card payments.
+install-embedded: $(VENV)/.installed-embedded
+$(VENV)/.installed-embedded: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PIP) -e '.[embedded]'
 	touch $@
 
 install-dev: $(VENV)/.installed-dev
