@@ -17,5 +17,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.api)
     backoffice.init_app(app)
+    from payments.payables import register_payable
+    from tracking.services.customs import DUTY_REFERENCE_KIND, duty_payable
+
+    # The generic payments page then takes the duty by post card or bank card.
+    register_payable(DUTY_REFERENCE_KIND, duty_payable)
     # Importing these registers their subscribers, periodic jobs and seeders.
     from tracking import jobs, seed  # noqa: F401

@@ -65,10 +65,12 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
 
 @bp.route("/track/<number>/duty", methods=["GET", "POST"])
 def pay_duty(number: str) -> Response | str | tuple[str, int]:
-    """Anyone holding the number may pay its customs duty with a post card (paying
-    someone else's duty harms no one; the card's PIN protects the card)."""
+    """Anyone holding the number may pay its customs duty with a post card here (paying
+    someone else's duty harms no one; the card's PIN protects the card), or with a bank
+    card on payments' page for the case, after signing in."""
     from flask_login import current_user
 
+    from payments.gateway import card_payments_enabled
     from tracking.forms import OnlineDutyForm
     from tracking.services import customs
 
@@ -82,7 +84,11 @@ def pay_duty(number: str) -> Response | str | tuple[str, int]:
         flash(_l("Duty paid. The parcel can now be handed over."), "success")
         return redirect(url_for("tracking.track_number", number=case.parcel.tracking_number))
     return render_template("tracking/pay_duty.html", case=case, form=form,
-                           number=case.parcel.tracking_number)
+                           number=case.parcel.tracking_number,
+                           card_payments=card_payments_enabled(),
+                           bank_card_url=url_for("payments.pay_for",
+                                                 kind=customs.DUTY_REFERENCE_KIND,
+                                                 reference_id=str(case.id)))
 
 
 api = Blueprint("tracking_api", __name__, url_prefix="/api/v1/tracking")

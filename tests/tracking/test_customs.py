@@ -38,8 +38,8 @@ def _codes(parcel):
 
 def _pay_by_event(case):
     publish("payment.succeeded", {"payment_id": "pay-1", "reference_kind": "customs_duty",
-                                  "reference_id": str(case.id), "amount": case.total_due_iqd,
-                                  "currency": "IQD"})
+                                  "reference_id": str(case.id), "purpose": "customs_duty",
+                                  "amount": case.total_due_iqd, "currency": "IQD"})
     db.commit()
     run_jobs()
 

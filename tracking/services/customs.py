@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -31,10 +31,14 @@ from tracking.models import CustomsCase, CustomsState, Parcel, ParcelArticle, Ta
 from tracking.services.events import EventReport, ingest_for_parcel
 from tracking.settings import setting
 
+if TYPE_CHECKING:
+    from payments.payables import Payable
+
 PROHIBITED_CSV = Path(__file__).resolve().parent.parent / "data" / "prohibited-goods.csv"
 SAMPLE_TARIFF_CSV = PROHIBITED_CSV.with_name("sample-tariff.csv")
 TARIFF_COLUMNS = ("hs_prefix", "rate_percent", "description_en", "description_ar")
 DUTY_REFERENCE_KIND = "customs_duty"
+DUTY_PURPOSE = "customs_duty"
 
 HOLD_REASONS: dict[str, Any] = {
     "missing_declaration": _l("Contents not declared"),
@@ -440,7 +444,7 @@ def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsC
     case = _payable_case(case_id)
     payment = pay.receive_cash(
         office_id=office_id, clerk_id=clerk_id, amount=case.total_due_iqd, currency="IQD",
-        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs_duty",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose=DUTY_PURPOSE,
         idempotency_key=f"duty:{case.id}",
     )
     mark_duty_paid(case, str(payment.id))
@@ -460,7 +464,7 @@ def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
     case = _payable_case(case_id)
     payment = pay.pay_with_post_card(
         card_number=card_number, pin=pin, amount=case.total_due_iqd, currency="IQD",
-        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose="customs_duty",
+        reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose=DUTY_PURPOSE,
         idempotency_key=f"duty:{case.id}", actor_id=actor_id,
     )
     mark_duty_paid(case, str(payment.id))
@@ -548,16 +552,73 @@ def held_cases() -> list[CustomsCase]:
                            .order_by(CustomsCase.created_at)))
 
 
+def duty_payable(reference_id: str, user: Any) -> Payable | None:
+    """Payments' resolver for the "pay for a reference" page: the duty due on a released
+    case (IQD, computed here), or None when customs has not released it, nothing is due or
+    it is already paid, so the page refuses. Anyone may pay a parcel's duty, as on the
+    public duty page, so the visitor is not checked. Reads only."""
+    from payments.payables import Payable
+
+    # Only the id as payments writes it ("12", not "012" or Arabic digits), so every
+    # payment for a case carries the same reference the subscriber reads back.
+    if not (reference_id.isascii() and reference_id.isdigit()) \
+            or str(int(reference_id)) != reference_id:
+        return None
+    case = db.get(CustomsCase, int(reference_id))
+    if case is None or case.state != CustomsState.RELEASED or not case.duty_outstanding:
+        return None
+    return Payable(amount=case.total_due_iqd, currency="IQD", purpose=DUTY_PURPOSE,
+                   description=_("Customs duty for parcel %(number)s",
+                                 number=case.parcel.tracking_number))
+
+
 def on_payment_succeeded(event: Any) -> None:
-    """Subscriber: a payment for a customs duty reference marks that case's duty paid."""
+    """Subscriber: a payment of a case's duty marks it paid (once; the same news twice
+    changes nothing).
+
+    A bank-card payment started on one page can still succeed after the duty was paid
+    another way (an old tab, a late 3-D Secure), and its key differs from the post card's
+    and the counter's, so nothing stops it: a payment that is not the one that settled the
+    duty, or that does not match what is due, is refunded in full. Flushes; the job
+    commits. Raises payments' refund errors (the job is retried).
+    """
     payload = event.payload or {}
     if payload.get("reference_kind") != DUTY_REFERENCE_KIND:
         return
     try:
-        case_id = int(payload.get("reference_id"))
+        case_id = int(payload.get("reference_id") or "")
     except (TypeError, ValueError):
         return
     case = db.scalar(select(CustomsCase).where(CustomsCase.id == case_id).with_for_update())
     if case is None:
         return
-    mark_duty_paid(case, str(payload.get("payment_id") or payload.get("id") or ""))
+    payment_id = str(payload.get("payment_id") or payload.get("id") or "")
+    if case.payment_id == payment_id:
+        return
+    settles = (payload.get("purpose") == DUTY_PURPOSE and payload.get("currency") == "IQD"
+               and payload.get("amount") == case.total_due_iqd)
+    if case.state == CustomsState.RELEASED and case.duty_outstanding and settles:
+        mark_duty_paid(case, payment_id)
+        return
+    _refund_unneeded_payment(case, payment_id)
+
+
+def _refund_unneeded_payment(case: CustomsCase, payment_id: str) -> None:
+    from payments import services as pay
+    from payments.models import PaymentStatus
+
+    try:
+        p = pay.get_payment(int(payment_id))
+    except (ValueError, NotFound):
+        return
+    if p.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED) \
+            or not p.refundable:
+        return
+    amount = p.refundable
+    # The key names the payment, so a repeat of the event refunds nothing more.
+    pay.refund(p.id, amount, "customs duty already paid or not due", None,
+               f"duty:{case.id}:unneeded:{p.id}")
+    record_audit("customs.duty_payment_refunded", object_type="customs_case",
+                 object_id=case.id, details={"payment_id": p.id, "amount": amount,
+                                             "currency": p.currency,
+                                             "paid_by": case.payment_id})
