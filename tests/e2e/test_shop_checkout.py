@@ -157,3 +157,94 @@ def test_shopper_asks_for_an_estimate_to_buy_abroad(page, live_server, app_ctx, 
     shoot(page, "buyforme-request-en.png")
     _switch(page, "العربية")
     shoot(page, "buyforme-request-ar.png")
+
+
+def _both_languages(page, shoot, name: str) -> None:
+    """A screenshot of the page in Arabic and in English, then back to Arabic."""
+    shoot(page, f"{name}-ar.png")
+    _switch(page, "English")
+    shoot(page, f"{name}-en.png")
+    _switch(page, "العربية")
+
+
+def test_visitor_goes_from_the_home_page_to_an_order_awaiting_payment_for_pickup(
+        page, live_server, app_ctx, shoot):
+    from app.auth.models import PostOffice
+    from shop.models import Order
+
+    shop = make_merchant()
+    shop.name_ar, shop.name_en = "دار الورّاق", "Dar Al-Warraq"
+    bag = product(shop, make_category(), title_ar="حقيبة جلدية للكتب",
+                  title_en="Leather book bag", price=25_000, weight_g=800, stock=3,
+                  hs_code="420221")
+    basra = PostOffice(code="BSR01", name_ar="مكتب بريد البصرة المركزي",
+                       name_en="Basra Central Post Office", governorate="IQ-BA")
+    db.add(basra)
+    shopper = make_shopper("Zainab Ali")
+    email, office_id, bag_id = shopper.email, basra.id, bag.id
+    db.commit()
+
+    # A visitor, not logged in yet, from the home page to the shops and a search in
+    # Arabic written without the ta marbuta ("حقيبه" finds "حقيبة").
+    page.goto(live_server + "/")
+    page.click(".card-link >> text=اذهب إلى المتاجر")
+    page.wait_for_load_state()
+    page.fill("#shop-q", "حقيبه")
+    page.press("#shop-q", "Enter")
+    page.wait_for_load_state()
+    assert "/shop/search" in page.url
+    _both_languages(page, shoot, "catalog-search")
+    page.click("text=حقيبة جلدية للكتب")
+    page.wait_for_load_state()
+    _both_languages(page, shoot, "catalog-product")
+    page.click(".add-to-cart button")
+    page.wait_for_load_state()
+    assert page.locator(".cart-count").inner_text().strip() == "1"
+    page.click(".cart-link")
+    page.wait_for_load_state()
+    _both_languages(page, shoot, "cart")
+
+    # Checkout asks them to log in; the cart comes with them.
+    page.click("text=إتمام الشراء")
+    page.wait_for_load_state()
+    assert "/login" in page.url
+    page.fill("input[name=identifier]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form [type=submit]")
+    page.wait_for_load_state()
+    assert "/shop/checkout" in page.url
+    assert page.locator(".cart-count").inner_text().strip() == "1"
+
+    page.check("input[name=method][value=pickup]")
+    page.select_option("#office_id", str(office_id))
+    page.fill("#recipient_name", "زينب علي")
+    page.fill("#phone", "0770 123 4567")
+    page.click("text=اعرض المجموع")
+    page.wait_for_load_state()
+    # 25,000 + Basra from a Baghdad shop: 6,000 for the first kilogram, no door fee.
+    assert page.locator(".quote .grand .total-row td").inner_text().strip() == "31,000 IQD"
+    shoot(page, "checkout-pickup-ar.png")
+
+    page.check("input[name=payment][value=stripe]")
+    page.click(".pay-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "/pay" in page.url  # bank card: the shopper pays from the order later
+    page.click("text=العودة إلى الطلب")
+    page.wait_for_load_state()
+
+    assert page.locator('#order-status[data-status="pending_payment"]').count() == 1
+    assert page.locator("#order-status").inner_text().strip() == "بانتظار الدفع"
+    facts = page.locator("dl.facts").inner_text()
+    assert "مكتب بريد البصرة المركزي" in facts and "زينب علي" in facts
+    _switch(page, "English")
+    assert page.locator("#order-status").inner_text().strip() == "Awaiting payment"
+    assert "Basra Central Post Office" in page.locator("dl.facts").inner_text()
+    shoot(page, "order-pickup-en.png")
+    _switch(page, "العربية")
+    shoot(page, "order-pickup-ar.png")
+
+    db.rollback()
+    order = db.scalar(select(Order))
+    assert (order.status, order.delivery_method, order.pickup_office_id, order.total) == (
+        "pending_payment", "pickup", office_id, 31_000)
+    assert [ln.product_id for ln in order.lines] == [bag_id]
