@@ -37,7 +37,22 @@ def _first_error(exc: DomainError) -> str:
     return str(exc.message)
 
 
+def _pay_form(form: CheckoutForm | None, quote: Any, dest_args: dict[str, Any],
+              own_cards: list) -> CheckoutForm:
+    """The pay form under a quote: the shopper's own cards to choose from, and the
+    quote's digest and destination carried along, so placing re-checks that quote."""
+    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
+    form.card_id.choices = [("", _("Type a card number"))] + [
+        (str(c.id), c.grouped) for c in own_cards]
+    if quote is not None:
+        form.digest.data = quote.digest
+        for name, value in dest_args.items():
+            getattr(form, name).data = "" if value is None else str(value)
+    return form
+
+
 # -- address book --------------------------------------------------------------------------
+
 
 @bp.route("/addresses", methods=["GET", "POST"])
 @login_required
@@ -118,14 +133,8 @@ def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = Non
         except DomainError as exc:
             dest_errors = _messages(exc.fields)
             problem = str(exc.message)
-    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
     own_cards = cards_of(current_user.id)
-    form.card_id.choices = [("", _("Type a card number"))] + [
-        (str(c.id), c.grouped) for c in own_cards]
-    if quote is not None:
-        form.digest.data = quote.digest
-        for name, value in dest_args.items():
-            getattr(form, name).data = "" if value is None else str(value)
+    form = _pay_form(form, quote, dest_args, own_cards)
     return render_template(
         "shop/checkout.html", quote=quote, form=form, dest_args=dest_args, problem=problem,
         dest_errors=dest_errors, changed=changed,
@@ -289,14 +298,8 @@ def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | No
             quote = buyforme.quote_for(req, checkout.destination_for(current_user, **dest_args))
         except DomainError as exc:
             problem = str(exc.message)
-    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
     own_cards = cards_of(current_user.id)
-    form.card_id.choices = [("", _("Type a card number"))] + [
-        (str(c.id), c.grouped) for c in own_cards]
-    if quote is not None:
-        form.digest.data = quote.digest
-        for name, value in dest_args.items():
-            getattr(form, name).data = "" if value is None else str(value)
+    form = _pay_form(form, quote, dest_args, own_cards)
     category = fees.customs_category(req.customs_category)
     return render_template(
         "shop/buyforme_request.html", req=req, quote=quote, form=form, problem=problem,
