@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from app.config import INSTANCE_DIR, ROOT, load_config
+from app.config import INSTANCE_DIR, ROOT, load_app_settings
 from app.database import db, init_engine
 
 # Domains plug in through their package's `init_app(app)`, lowest layer first.
@@ -24,7 +24,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app import auth_setup, backoffice, errors, i18n, jobs, logs, ops, security, web
     from app.extensions import csrf
 
-    cfg = load_config(overrides)
     app = Flask(
         "app",
         root_path=str(ROOT / "app"),
@@ -32,7 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "app" / "static"),
         instance_path=str(INSTANCE_DIR),
     )
-    app.config.update(cfg)
+    load_app_settings(app, overrides)
     logs.configure_logging()
     init_engine(app.config["DATABASE_URL"])
     app.teardown_appcontext(lambda _exc: db.remove())

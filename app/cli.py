@@ -17,7 +17,7 @@ from app.config import ROOT
 
 def _create_app(*_args, **_kwargs):
     from app import create_app
-    from app.config import ConfigError
+    from app.settings import ConfigError
 
     try:
         return create_app()
@@ -90,3 +90,23 @@ def run_cmd(ctx: click.Context, host: str, port: int) -> None:
         sys.exit(1)
     app = ctx.ensure_object(ScriptInfo).load_app()
     run_embedded(app, sock, host, port)
+
+
+@main.group("config")
+def config_group() -> None:
+    """The settings Barid runs with."""
+
+
+@config_group.command("show")
+@with_appcontext
+def config_show() -> None:
+    """Every declared setting: its value (secrets masked) and where it came from."""
+    from app.settings import declared, mask
+
+    loaded = declared(current_app)
+    width = max(len(name) for name in loaded)
+    for name in sorted(loaded, key=lambda n: (loaded[n].owner, n)):
+        item = loaded[name]
+        value = current_app.config.get(name)
+        shown = mask(value) if item.setting.secret else repr(value)
+        click.echo(f"{item.owner:<9} {name:<{width}}  {item.source:<11}  {shown}")

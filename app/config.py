@@ -1,84 +1,114 @@
-"""Configuration from environment variables, with safe development defaults."""
+"""The platform's own settings, declared once, with safe development defaults.
+
+Each domain declares its settings the same way (see app.settings) and loads them from
+its `init_app`; `barid config show` lists them all.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.settings import (
+    ConfigError,
+    Setting,
+    load_settings,
+    parse_bool,
+    parse_optional,
+)
+
+__all__ = ["INSTANCE_DIR", "ROOT", "SETTINGS", "ConfigError", "load_app_settings",
+           "production_problems"]
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
 
 
-class ConfigError(RuntimeError):
-    """The environment asks for something the platform cannot start with."""
+def _production(cfg: dict[str, Any]) -> bool:
+    return cfg.get("BARID_ENV") == "production"
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+SETTINGS: tuple[Setting, ...] = (
+    Setting("BARID_ENV", default="development",
+            doc="production, or development (the embedded default)"),
+    Setting("SECRET_KEY", default="dev-only-not-secret", secret=True,
+            doc="signs sessions and signed references; required in production"),
+    Setting("DATABASE_URL", default=f"sqlite:///{INSTANCE_DIR / 'barid.sqlite3'}",
+            secret=True, doc="SQLAlchemy URL; PostgreSQL in production"),
+    # No Redis configured means jobs run on the inline executor inside the web process.
+    Setting("REDIS_URL", parse=parse_optional, default=None, secret=True),
+    Setting("PUBLIC_BASE_URL", default="http://127.0.0.1:5000"),
+    Setting("MAIL_BACKEND", computed=lambda c: "smtp" if _production(c) else "folder",
+            doc="smtp, folder or memory"),
+    Setting("MAIL_SERVER", default="localhost"),
+    Setting("MAIL_PORT", parse=int, default=25),
+    Setting("MAIL_USERNAME", default=None),
+    Setting("MAIL_PASSWORD", default=None, secret=True),
+    Setting("MAIL_FROM", default="Barid <no-reply@barid.iq>"),
+    Setting("MAIL_FOLDER", default=str(INSTANCE_DIR / "mail")),
+    Setting("MAX_CONTENT_LENGTH", parse=int, default=2 * 1024 * 1024,
+            doc="largest request body in bytes"),
+    Setting("SESSION_COOKIE_SECURE", parse=parse_bool, computed=_production),
+    Setting("REMEMBER_COOKIE_SECURE", parse=parse_bool, computed=_production,
+            env="SESSION_COOKIE_SECURE"),
+    Setting("LOGIN_RATE_LIMIT", parse=int, default=10,
+            doc="failed logins allowed per identifier and address in the window"),
+    Setting("LOGIN_RATE_WINDOW", parse=int, default=300, doc="seconds"),
+    # Seconds after which a pending outbox job that no executor finished is sent again.
+    Setting("OUTBOX_STALE_AFTER", parse=int, default=300),
+)
+
+# Fixed values that are not settings an operator changes.
+FIXED: dict[str, Any] = {
+    "RQ_QUEUES": ["default", "webhooks", "low"],
+    "SESSION_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_ENABLED": True,
+    "WTF_CSRF_TIME_LIMIT": None,
+    "BABEL_DEFAULT_LOCALE": "ar",
+    "BABEL_DEFAULT_TIMEZONE": "Asia/Baghdad",
+    "LANGUAGES": ["ar", "en"],
+    "TESTING": False,
+}
 
 
-def load_config(overrides: dict | None = None) -> dict:
-    """Read the platform's settings from the environment.
+def production_problems(config: dict[str, Any]) -> list[str]:
+    """What makes `config` unfit for BARID_ENV=production (empty when it is fit)."""
+    problems = []
+    if _production(config) and "SECRET_KEY" not in os.environ and not config.get(
+            "_SECRET_KEY_GIVEN"):
+        problems.append(
+            "SECRET_KEY must be set when BARID_ENV=production "
+            "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    return problems
+
+
+def load_app_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
+    """Load the platform's settings into `app.config`, then the fixed values and the
+    overrides given to `create_app`.
 
     Raises ConfigError when BARID_ENV=production and SECRET_KEY is missing, so a
     production process never starts signing sessions with a development key.
     """
-    env = os.environ.get("BARID_ENV", "development")
-    production = env == "production"
-    secret = os.environ.get("SECRET_KEY")
-    if production and not secret:
-        raise ConfigError(
-            "SECRET_KEY must be set when BARID_ENV=production "
-            "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')."
-        )
+    overrides = dict(overrides or {})
+    app.extensions["barid.overrides"] = overrides
+    app.config.update(FIXED)
+    load_settings(app, "app", SETTINGS, overrides)
+    app.config.update(overrides)
+    if "SECRET_KEY" in overrides:
+        app.config["_SECRET_KEY_GIVEN"] = True
+    problems = production_problems(app.config)
+    if problems:
+        raise ConfigError(" ".join(problems))
     INSTANCE_DIR.mkdir(exist_ok=True)
-    cfg: dict = {
-        "BARID_ENV": env,
-        "SECRET_KEY": secret or "dev-only-not-secret",
-        "DATABASE_URL": os.environ.get(
-            "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'barid.sqlite3'}"
-        ),
-        # No Redis configured means jobs run on the inline executor inside the web process.
-        "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "RQ_QUEUES": ["default", "webhooks", "low"],
-        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
-        # Server-side pepper for post-card PINs; kept apart from SECRET_KEY so rotating
-        # one does not invalidate the other.
-        "PIN_PEPPER": os.environ.get("PIN_PEPPER", "dev-only-pepper"),
-        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_barid_local"),
-        "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_barid_local"),
-        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_barid_local"),
-        # Unset in production (real Stripe); points at localstripe in development and tests.
-        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE")
-        or (None if production else "http://127.0.0.1:8420"),
-        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND", "smtp" if production else "folder"),
-        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "localhost"),
-        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
-        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME"),
-        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD"),
-        "MAIL_FROM": os.environ.get("MAIL_FROM", "Barid <no-reply@barid.iq>"),
-        "MAIL_FOLDER": os.environ.get("MAIL_FOLDER", str(INSTANCE_DIR / "mail")),
-        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", str(2 * 1024 * 1024))),
-        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", production),
-        "REMEMBER_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", production),
-        "SESSION_COOKIE_HTTPONLY": True,
-        "REMEMBER_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "WTF_CSRF_ENABLED": True,
-        "WTF_CSRF_TIME_LIMIT": None,
-        "BABEL_DEFAULT_LOCALE": "ar",
-        "BABEL_DEFAULT_TIMEZONE": "Asia/Baghdad",
-        "LANGUAGES": ["ar", "en"],
-        "LOGIN_RATE_LIMIT": int(os.environ.get("LOGIN_RATE_LIMIT", "10")),
-        "LOGIN_RATE_WINDOW": int(os.environ.get("LOGIN_RATE_WINDOW", "300")),
-        # Seconds after which a pending outbox job that no executor finished is sent again.
-        "OUTBOX_STALE_AFTER": int(os.environ.get("OUTBOX_STALE_AFTER", "300")),
-        "TESTING": False,
-    }
-    if overrides:
-        cfg.update(overrides)
-    return cfg
+
+
+def database_url() -> str:
+    """The database URL from the environment alone (for Alembic run outside the app)."""
+    return os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'barid.sqlite3'}")

@@ -1,14 +1,19 @@
 """The database: one typed declarative base, one scoped session, UTC timestamps.
 
 Every model in every domain derives from `Base`. Code talks to the database through
-`db`, a thread-scoped session: services add, flush and commit once per use case; models
-never commit.
+`db`, a thread-scoped session. One unit of work owns each transaction: whatever starts a
+use case (a view, an API handler, the job runner, a CLI command) opens
+`unit_of_work()`; services and models only add and flush. An inner unit of work joins
+the outer one, and a step that may fail on its own takes a `savepoint()`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -20,7 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -95,6 +100,60 @@ def init_engine(url: str, **kwargs: Any) -> Engine:
     db.configure(bind=engine)
     _engine = engine
     return engine
+
+
+_DEPTH = "barid_unit_of_work_depth"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """The transaction of one use case: commit when the block ends, roll back if it raises.
+
+    Opened by whatever starts the use case. Inside an open unit of work it joins the
+    outer one and neither commits nor rolls back: the outermost owner decides for all
+    of it. Catch a domain error outside the block, so what was flushed before it is
+    rolled back with it.
+    """
+    session = db()
+    depth = session.info.get(_DEPTH, 0)
+    session.info[_DEPTH] = depth + 1
+    try:
+        yield session
+        if depth == 0:
+            session.commit()
+    except BaseException:
+        if depth == 0:
+            session.rollback()
+        raise
+    finally:
+        session.info[_DEPTH] = depth
+
+
+def in_unit_of_work() -> bool:
+    """Whether the calling code runs inside an open unit of work."""
+    return bool(db.registry.has() and db().info.get(_DEPTH, 0))
+
+
+def transactional(func: Callable[P, R]) -> Callable[P, R]:
+    """Run `func` as one unit of work (for views, API handlers, jobs and commands)."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with unit_of_work():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def savepoint() -> Iterator[Session]:
+    """A step that may fail on its own: if the block raises, only its changes are undone
+    and the enclosing transaction goes on (the exception still propagates)."""
+    session = db()
+    with session.begin_nested():
+        yield session
 
 
 def get_engine() -> Engine:

@@ -11,9 +11,9 @@ config = context.config
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from app.config import load_config
+        from app.config import database_url
 
-        url = load_config()["DATABASE_URL"]
+        url = database_url()
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return url

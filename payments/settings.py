@@ -1,0 +1,30 @@
+"""Payments' settings: the post card's limits and pepper, and Stripe's keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.settings import Setting
+
+
+def _stripe_base(cfg: dict[str, Any]) -> str | None:
+    # Unset in production (real Stripe); localstripe in development and tests.
+    return None if cfg.get("BARID_ENV") == "production" else "http://127.0.0.1:8420"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Server-side pepper for post-card PINs; kept apart from SECRET_KEY so rotating one
+    # does not invalidate the other.
+    Setting("PIN_PEPPER", default="dev-only-pepper", secret=True),
+    Setting("STRIPE_SECRET_KEY", default="sk_test_barid_local", secret=True),
+    Setting("STRIPE_PUBLISHABLE_KEY", default="pk_test_barid_local"),
+    Setting("STRIPE_WEBHOOK_SECRET", default="whsec_barid_local", secret=True),
+    Setting("STRIPE_API_BASE", parse=lambda raw: raw or None, computed=_stripe_base,
+            doc="Stripe's API address; unset for real Stripe"),
+    Setting("STRIPE_WEBHOOK_TOLERANCE", parse=int, default=300,
+            doc="seconds a Stripe webhook signature stays valid"),
+    Setting("PAYMENTS_TOPUP_MAX", parse=int, default=5_000_000, doc="IQD per top-up"),
+    Setting("PAYMENTS_CARD_MAX_BALANCE", parse=int, default=10_000_000, doc="IQD"),
+    Setting("PAYMENTS_HOLD_MINUTES", parse=int, default=30,
+            doc="minutes a post-card hold lasts before it is released"),
+)
