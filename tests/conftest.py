@@ -1,9 +1,17 @@
 """Shared fixtures: a PostgreSQL database of the suite's own, a Redis database, the app.
 
 The suite creates `barid_test_<pid>_<random>` on the local PostgreSQL, builds the
-schema from the models, empties every table after each test, and drops the database
-at the end. Redis tests use one database index (BARID_TEST_REDIS_DB, default 15),
-emptied before and after use; other indexes are left alone.
+schema from the models and drops the database at the end. Redis tests use one database
+index (BARID_TEST_REDIS_DB, default 15), emptied before and after use; other indexes
+are left alone.
+
+Each test that uses the app runs inside one database transaction that is rolled back
+at its end: the session joins it with a savepoint, so the code's own units of work
+commit to a savepoint and the test sees what a later request would see. A test that
+needs real commits (other threads or processes, other connections, after-commit
+dispatch, a live server or browser) says so with `@pytest.mark.commits`; tests that use
+the live-server, browser or Redis fixtures are marked so automatically. Their tables
+are emptied afterwards.
 """
 
 from __future__ import annotations
@@ -84,22 +92,63 @@ def app(pg_url):
     flask_app = create_app({**TEST_CONFIG, "DATABASE_URL": pg_url})
     load_all()
     Base.metadata.create_all(get_engine())
+    # A test that waits on a row its own rolled-back transaction holds (through another
+    # connection) fails after a while instead of hanging the suite.
+    dbname = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{dbname}\" SET lock_timeout = '20s'")
+    get_engine().dispose()
     return flask_app
 
 
+# Fixtures that mean the test runs code in other threads, processes or connections, so
+# it needs real commits.
+COMMITTING_FIXTURES = frozenset({"serve", "browser", "redis_url", "rq_app", "live_url"})
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "commits: the test needs real commits (other threads, processes or "
+        "connections see its data); its tables are emptied afterwards")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if COMMITTING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.commits)
+
+
 @pytest.fixture(autouse=True)
-def _empty_tables(request) -> Iterator[None]:
-    """After a test that used the database, empty every table (sequences restart)."""
-    yield
+def _database_isolation(request) -> Iterator[None]:
+    """Run the test in a transaction rolled back at its end, or, for a test marked
+    `commits`, let it commit and empty every table afterwards (sequences restart)."""
     if "app" not in request.fixturenames:
+        yield
         return
+    request.getfixturevalue("app")
     from app.database import Base, db, get_engine
 
+    engine = get_engine()
+    if request.node.get_closest_marker("commits"):
+        yield
+        db.remove()
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        if names:
+            with engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        return
     db.remove()
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    if names:
-        with get_engine().begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    conn = engine.connect()
+    outer = conn.begin()
+    db.configure(bind=conn, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        db.remove()
+        outer.rollback()
+        conn.close()
+        db.configure(bind=engine)
+        db.session_factory.kw.pop("join_transaction_mode", None)
 
 
 @pytest.fixture()

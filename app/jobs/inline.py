@@ -15,7 +15,7 @@ import time
 from flask import Flask, has_app_context
 from sqlalchemy import select
 
-from app.database import db, get_engine, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.events import JobState, OutboxJob
 
 log = logging.getLogger("barid.jobs")
@@ -36,9 +36,15 @@ def wake() -> None:
 
 
 def due_job_ids(limit: int = 100) -> list[int]:
-    with get_engine().connect() as conn:
+    """Ids of pending jobs whose time has come, oldest first.
+
+    Read through the session, in a unit of work of its own (ending the read transaction
+    without expiring what the session holds), rather than a connection of its own, so a
+    test whose session is bound to one rolled-back transaction sees the jobs it staged.
+    """
+    with unit_of_work():
         return list(
-            conn.execute(
+            db.execute(
                 select(OutboxJob.id)
                 .where(OutboxJob.state == JobState.PENDING, OutboxJob.run_after <= utcnow())
                 .order_by(OutboxJob.id)

@@ -41,6 +41,7 @@ def test_orm_refuses_to_delete_an_audit_record(app_ctx):
     "UPDATE audit_log SET action = 'test.rewritten'",
     "DELETE FROM audit_log",
 ])
+@pytest.mark.commits  # raw SQL on another connection must see the rows
 def test_postgresql_trigger_refuses_raw_sql_changes(app_ctx, statement):
     rid = _one_record(app_ctx)
     with pytest.raises(DBAPIError, match="append-only"), get_engine().begin() as conn:

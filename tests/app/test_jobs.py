@@ -23,6 +23,10 @@ from app.database import db, get_engine
 from app.events import DomainEvent, JobState, OutboxJob, enqueue_after_commit, publish, subscribe
 from app.logs import JsonFormatter, current_request_id
 
+# Outbox jobs are handed over after a real commit, to rq workers and the inline thread,
+# which read them through connections of their own.
+pytestmark = pytest.mark.commits
+
 ROOT = Path(__file__).resolve().parents[2]
 
 effects_metadata = MetaData()

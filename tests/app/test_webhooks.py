@@ -28,6 +28,10 @@ from app.notify import sent_messages
 from app.webhooks import services
 from app.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
+# Outbox jobs are handed over after a real commit, to rq workers and the inline thread,
+# which read them through connections of their own.
+pytestmark = pytest.mark.commits
+
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = 7  # an owner id; the platform does not need a merchant row
 

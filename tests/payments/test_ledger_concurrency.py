@@ -6,6 +6,7 @@ import hashlib
 import random
 import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from app.database import db
@@ -19,6 +20,7 @@ SPENDS_PER_THREAD = 25
 START = 60_000
 
 
+@pytest.mark.commits  # sixteen threads, each with its own session
 def test_sixteen_threads_spending_keep_every_invariant(app, make_card):
     cards = [make_card(balance=START) for _ in range(3)]
     numbers = [c.number for c in cards]

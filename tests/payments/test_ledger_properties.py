@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -193,6 +194,7 @@ class LedgerMachine(RuleBasedStateMachine):
         db.rollback()
 
 
+@pytest.mark.commits  # empties the ledger between examples itself
 def test_random_operations_keep_the_ledger_sound(app_ctx):
     old = {k: app_ctx.config[k] for k in ("PAYMENTS_CARD_MAX_BALANCE", "PAYMENTS_TOPUP_MAX")}
     try:

@@ -158,6 +158,7 @@ def test_admin_sets_an_exchange_rate_and_old_payments_keep_theirs(client, app_ct
     assert "1,320.0000" in page
 
 
+@pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_pay_for_a_reference_with_the_post_card(client, app_ctx, make_card):
     payables.register_payable("test_fee", lambda ref, user: payables.Payable(
         2500, "IQD", "postage", f"Fee {ref}") if ref == "F1" else None)

@@ -77,6 +77,7 @@ def test_same_idempotency_key_moves_money_once(make_card):
     assert balance(card) == 7000
 
 
+@pytest.mark.commits  # the attempt is kept on a connection of its own
 def test_wrong_pin_five_times_locks_even_when_caller_rolls_back(make_card, clerk):
     card = make_card(balance=10_000)
     before = money_snapshot()
@@ -223,6 +224,7 @@ def test_expired_holds_are_voided_by_the_job(make_card):
     assert balance(card) == 10_000 and db.get(Payment, held.id).status == "cancelled"
 
 
+@pytest.mark.commits  # raw SQL on another connection must see the rows
 def test_postings_and_entries_refuse_update_and_delete(make_card):
     make_card(balance=500)
     for sql in ("UPDATE ledger_postings SET amount = amount + 1",
@@ -231,6 +233,7 @@ def test_postings_and_entries_refuse_update_and_delete(make_card):
             conn.execute(text(sql))
 
 
+@pytest.mark.commits  # tampers through another connection
 def test_verify_command_reports_a_tampered_balance(make_card, app):
     card = make_card(balance=500)
     runner = app.test_cli_runner()

@@ -199,6 +199,7 @@ def test_inactive_product_cannot_be_checked_out(shopper, baghdad_shop, shelf):
         place(shopper, dest)
 
 
+@pytest.mark.commits  # threads race on their own sessions
 def test_two_shoppers_racing_for_the_last_unit(app, baghdad_shop, shelf):
     """Eight shoppers, one unit: exactly one order, the others told it is sold out."""
     last = product(baghdad_shop, shelf, stock=1)

@@ -88,6 +88,7 @@ def test_suspended_merchants_keys_stop_working(client, shop):
     assert r.status_code == 403 and r.json["error"] == "account_inactive"
 
 
+@pytest.mark.commits  # key use is recorded on a connection of its own
 def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
     from datetime import timedelta
 
@@ -119,6 +120,7 @@ def test_another_merchants_key_cannot_be_revoked(shop):
 
 # -- products, idempotency and bad input ----------------------------------------------------
 
+@pytest.mark.commits  # idempotency keys are stored on a connection of their own
 def test_same_idempotency_key_twice_makes_one_product(client, shop):
     merchant, category = shop
     secret = new_key(merchant.id)
@@ -138,6 +140,7 @@ def test_same_idempotency_key_twice_makes_one_product(client, shop):
     assert db.scalar(select(Product.price)) == 250_000
 
 
+@pytest.mark.commits  # idempotency keys are stored on a connection of their own
 def test_idempotent_error_answers_are_replayed_too(client, shop):
     merchant, category = shop
     secret = new_key(merchant.id)

@@ -93,6 +93,7 @@ def test_lists_only_own_consignments_with_filters(client, shops):
                       headers=shops["auth"]).status_code == 404
 
 
+@pytest.mark.commits  # idempotency keys are stored on a connection of their own
 def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops):
     from shop.models import Merchant
 

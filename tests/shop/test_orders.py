@@ -140,6 +140,7 @@ def test_someone_elses_card_by_id_is_not_found(shopper, lamp, make_card):
     (100_000, "9999", WrongPin),
     (10_000, "1234", InsufficientFunds),
 ])
+@pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_refused_card_leaves_no_order_and_no_reservation(shopper, lamp, make_card, funds,
                                                          pin, error):
     card = make_card(balance=funds)

@@ -79,6 +79,7 @@ def test_recipient_needs_phone_and_governorate(offices, clerk):
     assert {"recipient_phone", "recipient_governorate"} <= set(err.value.fields)
 
 
+@pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_post_card_pays_postage_and_a_wrong_pin_accepts_nothing(offices, clerk, fast_pins):
     from payments import cards
     from payments.services import receive_cash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.audit import AuditRecord
@@ -190,6 +191,7 @@ def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
     assert out.outcome == "accepted"
 
 
+@pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fast_pins):
     from payments import cards
     from payments.services import receive_cash

@@ -75,6 +75,7 @@ def test_generated_numbers_are_valid_and_never_repeat(app_ctx):
     assert all(s10.validate(n).ok and n.endswith("IQ") and n.startswith("EE") for n in numbers)
 
 
+@pytest.mark.commits  # threads take serials on their own sessions
 def test_concurrent_processes_get_distinct_serials(app):
     from app.database import db
 
