@@ -54,7 +54,7 @@ class CatalogPage:
         return self.page < self.pages
 
 
-def _visible() -> Select[tuple[Product]]:
+def _visible() -> Select[Product]:
     return (
         select(Product)
         .join(Product.merchant)
@@ -67,7 +67,7 @@ def _page_number(page: int | None) -> int:
     return min(max(page or 1, 1), MAX_PAGE)
 
 
-def _paginate(stmt: Select[tuple[Product]], page: int | None, per_page: int,
+def _paginate(stmt: Select[Product], page: int | None, per_page: int,
               order_by: list[Any]) -> CatalogPage:
     page = _page_number(page)
     counted = db.scalar(
@@ -144,7 +144,7 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
 
 
 def search_statement(words: list[str], *, merchant_id: int | None = None
-                     ) -> tuple[Select[tuple[Product]], list[Any]]:
+                     ) -> tuple[Select[Product], list[Any]]:
     """The SELECT behind `search` and its ORDER BY (kept apart so the plan can be
     inspected with EXPLAIN)."""
     stmt = _visible().where(match_all(Product.search_text, words))

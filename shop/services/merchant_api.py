@@ -60,7 +60,7 @@ def merchant_of_user(user_id: int) -> Merchant | None:
 # -- catalog -----------------------------------------------------------------------------
 
 def products_query(merchant_id: int, *, active: bool | None = None,
-                   merchant_sku: str | None = None) -> Select[tuple[Product]]:
+                   merchant_sku: str | None = None) -> Select[Product]:
     """The merchant's products (every state), optionally filtered."""
     stmt = select(Product).where(Product.merchant_id == merchant_id)
     if active is not None:
@@ -185,7 +185,7 @@ ORDER_NOT_FOUND = _l("There is no such order among yours.")
 
 def consignments_query(merchant_id: int, *, status: str | None = None,
                        order_id: int | None = None, since: datetime | None = None
-                       ) -> Select[tuple[Consignment]]:
+                       ) -> Select[Consignment]:
     """The merchant's consignments (never another merchant's), optionally filtered by
     status, order, or placed at or after `since`."""
     stmt = select(Consignment).join(Order, Order.id == Consignment.order_id).where(
@@ -208,7 +208,7 @@ def owned_consignment(merchant_id: int, consignment_id: int) -> Consignment:
 
 
 def orders_query(merchant_id: int, *, status: str | None = None,
-                 since: datetime | None = None) -> Select[tuple[Order]]:
+                 since: datetime | None = None) -> Select[Order]:
     """Orders holding at least one consignment of the merchant."""
     mine = select(Consignment.order_id).where(Consignment.merchant_id == merchant_id)
     stmt = select(Order).where(Order.id.in_(mine))
