@@ -4,13 +4,17 @@ idempotent POSTs, rate limits, cursor pages, and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
 from app.api import keys
 from app.api.models import ApiKey
 from app.database import db, unit_of_work
+from app.errors import NotFound
 from shop.models import Product
 from shop.services.merchants import suspend_merchant
 from tests.shop.helpers import make_category, make_merchant, make_product
@@ -93,8 +97,6 @@ def test_suspended_merchants_keys_stop_working(client, shop):
 
 
 def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
-    from datetime import timedelta
-
     merchant, _ = shop
     with unit_of_work():
         old, old_secret = keys.create_key(merchant.id, "ERP", ["catalog"])
@@ -111,8 +113,6 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
 
 
 def test_another_merchants_key_cannot_be_revoked(shop):
-    from app.errors import NotFound
-
     merchant, _ = shop
     other = make_merchant()
     db.commit()
@@ -299,7 +299,6 @@ def test_openapi_document_is_complete(client):
         if method in ("post", "patch"):
             assert "422" in op["responses"] and "415" in op["responses"]
     # Every reference points at something the document defines.
-    import re
 
     for ref in set(re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', text)):
         assert ref[1] in doc["components"][ref[0]], ref
@@ -311,8 +310,6 @@ def test_openapi_document_is_complete(client):
 
 
 def test_openapi_document_validates_against_the_spec_schema(client):
-    from openapi_spec_validator import validate
-
     validate(client.get("/api/v1/openapi.json").json)
 
 
