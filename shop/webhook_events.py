@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
@@ -25,7 +26,7 @@ from shop.models import Consignment
 from shop.services.checkout import ORDER_KIND
 from tracking.models import CustomsCase, CustomsState
 
-EVENT_TYPES: dict[str, Any] = {
+EVENT_TYPES: dict[str, LazyString] = {
     "order.created": _l("A shopper placed an order with items of yours (not paid yet)."),
     "order.paid": _l("An order with items of yours is paid: prepare your consignment."),
     "order.cancelled": _l("An order with items of yours was cancelled."),
