@@ -167,8 +167,8 @@ def tell_merchants(event: DomainEvent) -> None:
     """Job: turn a domain event into webhook messages for the merchants it concerns.
 
     Stages (flushes) the messages and their first delivery attempts in the job's unit of
-    work, which the job runner commits. A merchant gets one message per event and type, however
-    often this runs. Raises nothing of its own.
+    work, which the job runner commits. A merchant gets one message per event and type,
+    however often this runs. Raises nothing of its own.
     """
     for kind, merchant_id, data in messages_for(event):
         stage_message(merchant_id, kind, data, source_event_id=f"{event.id}|{kind}")
