@@ -1,15 +1,23 @@
-"""Back-office pages for admins: merchants (approve, suspend, commission, post office)."""
+"""Back-office pages: merchants for admins (approve, suspend, commission, post office),
+and "buy for me" requests for procurement.
+
+Each POST runs its one service in a unit of work and catches a DomainError outside it,
+so what the service flushed before failing is rolled back; the error is flashed. GET
+pages only read.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
+from app.database import unit_of_work
 from app.errors import DomainError
 from app.i18n import current_locale
 from shop.forms import (
@@ -24,11 +32,12 @@ from shop.forms import (
 from shop.models import BuyRequestStatus, MerchantStatus
 from shop.services import buyforme
 from shop.services import merchants as merchant_services
+from shop.services.delivery_fees import customs_category
 
 bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
 
 
-def _first_error(form) -> str:
+def _first_error(form: FlaskForm) -> str:
     for errors in form.errors.values():
         for error in errors:
             return str(error)
@@ -68,7 +77,8 @@ def _done(merchant_id: int) -> Response:
 def approve(merchant_id: int) -> Response:
     if EmptyForm().validate_on_submit():
         try:
-            merchant_services.approve_merchant(merchant_id, actor_id=current_user.id)
+            with unit_of_work():
+                merchant_services.approve_merchant(merchant_id, actor_id=current_user.id)
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
@@ -84,8 +94,9 @@ def suspend(merchant_id: int) -> Response:
         flash(_first_error(form), "error")
         return _done(merchant_id)
     try:
-        merchant_services.suspend_merchant(merchant_id, reason=form.reason.data,
-                                           actor_id=current_user.id)
+        with unit_of_work():
+            merchant_services.suspend_merchant(merchant_id, reason=form.reason.data,
+                                               actor_id=current_user.id)
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -101,8 +112,9 @@ def commission(merchant_id: int) -> Response:
         flash(_first_error(form), "error")
         return _done(merchant_id)
     try:
-        merchant_services.set_commission(merchant_id, form.commission_bps.data,
-                                         actor_id=current_user.id)
+        with unit_of_work():
+            merchant_services.set_commission(merchant_id, form.commission_bps.data,
+                                             actor_id=current_user.id)
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -119,8 +131,9 @@ def post_office(merchant_id: int) -> Response:
         flash(_first_error(form), "error")
         return _done(merchant_id)
     try:
-        merchant_services.set_post_office(merchant_id, form.post_office_id.data,
-                                          actor_id=current_user.id)
+        with unit_of_work():
+            merchant_services.set_post_office(merchant_id, form.post_office_id.data,
+                                              actor_id=current_user.id)
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -148,8 +161,6 @@ def requests() -> str:
 @procurement.get("/<int:request_id>")
 @role_required(*PROCUREMENT_ROLES)
 def buy_request(request_id: int) -> str:
-    from shop.services.delivery_fees import customs_category
-
     req = buyforme.get_request(request_id)
     return render_template(
         "shop/backoffice/procurement_request.html", req=req,
@@ -171,7 +182,8 @@ def approve_request(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.approve_request(request_id, reviewer_id=current_user.id, data=form.values())
+        with unit_of_work():
+            buyforme.approve_request(request_id, reviewer_id=current_user.id, data=form.values())
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -187,8 +199,9 @@ def reject_request(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.reject_request(request_id, reviewer_id=current_user.id,
-                                reason=form.reason.data or "")
+        with unit_of_work():
+            buyforme.reject_request(request_id, reviewer_id=current_user.id,
+                                    reason=form.reason.data or "")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -204,11 +217,12 @@ def purchased(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.record_purchase(request_id, clerk_id=current_user.id,
-                                 foreign_order_number=form.foreign_order_number.data or "",
-                                 foreign_tracking_number=form.foreign_tracking_number.data or "",
-                                 ships_from=form.ships_from.data or "",
-                                 hs_code=form.hs_code.data or "")
+        with unit_of_work():
+            buyforme.record_purchase(
+                request_id, clerk_id=current_user.id,
+                foreign_order_number=form.foreign_order_number.data or "",
+                foreign_tracking_number=form.foreign_tracking_number.data or "",
+                ships_from=form.ships_from.data or "", hs_code=form.hs_code.data or "")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:

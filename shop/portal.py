@@ -4,14 +4,18 @@ Pages for a logged-in merchant about their own shop only. Each view parses a for
 calls one service (app.api.keys, app.webhooks.services) with the shop's id as owner,
 and renders or redirects. A new key is shown once, on the answer to the POST that made
 it, and never stored in a session or a flash message.
+
+A POST that changes something runs its service in one unit of work, and a DomainError
+is caught outside it, so whatever the service flushed before failing is rolled back.
+GET pages only read.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -25,14 +29,17 @@ from app.api import keys
 from app.api.models import ALL_SCOPES
 from app.auth.decorators import role_required
 from app.auth.models import Role
+from app.database import unit_of_work
 from app.errors import DomainError
 from app.i18n import BAGHDAD
 from app.webhooks import services as hooks
+from app.webhooks.models import WebhookAttempt
+from shop.models import Merchant
 from shop.services.merchant_api import merchant_of_user
 
 bp = Blueprint("merchant_portal", __name__, url_prefix="/merchant")
 
-SCOPE_LABELS: dict[str, Any] = {
+SCOPE_LABELS: dict[str, LazyString] = {
     "catalog": _l("Catalog and stock"),
     "orders": _l("Orders and consignments"),
     "parcels": _l("Parcels and labels"),
@@ -52,7 +59,7 @@ class KeyForm(FlaskForm):
     scopes = _Checkboxes(_l("Permissions"), choices=[])
     submit = SubmitField(_l("Create key"))
 
-    def validate_scopes(self, field: Any) -> None:
+    def validate_scopes(self, field: SelectMultipleField) -> None:
         if not field.data:
             raise ValidationError(_l("Choose at least one permission."))
 
@@ -77,7 +84,7 @@ class ActionForm(FlaskForm):
     """Only a CSRF token: for the buttons that change something."""
 
 
-def _merchant() -> Any:
+def _merchant() -> Merchant:
     merchant = merchant_of_user(current_user.id)
     if merchant is None:
         abort(404, _("You do not run a shop on Barid yet."))
@@ -113,13 +120,14 @@ def index() -> str:
 
 @bp.route("/keys", methods=["GET", "POST"])
 @role_required(Role.MERCHANT)
-def api_keys() -> Any:
+def api_keys() -> str | Response:
     merchant = _merchant()
     form = _key_form()
     if form.validate_on_submit():
         try:
-            key, secret = keys.create_key(merchant.id, form.name.data, form.scopes.data,
-                                          actor_id=current_user.id)
+            with unit_of_work():
+                key, secret = keys.create_key(merchant.id, form.name.data, form.scopes.data,
+                                              actor_id=current_user.id)
         except DomainError as exc:
             form.name.errors = [*form.name.errors, str(exc.message)]
         else:
@@ -136,18 +144,20 @@ def api_keys() -> Any:
 def revoke_key(key_id: int) -> Response:
     merchant = _merchant()
     if ActionForm().validate_on_submit():
-        key = keys.revoke_key(merchant.id, key_id, actor_id=current_user.id)
+        with unit_of_work():
+            key = keys.revoke_key(merchant.id, key_id, actor_id=current_user.id)
         flash(_("Key %(prefix)s no longer works.", prefix=key.display), "success")
     return redirect(url_for(".api_keys"))
 
 
 @bp.post("/keys/<int:key_id>/rotate")
 @role_required(Role.MERCHANT)
-def rotate_key(key_id: int) -> Any:
+def rotate_key(key_id: int) -> Response:
     merchant = _merchant()
     if not ActionForm().validate_on_submit():
         return redirect(url_for(".api_keys"))
-    key, secret = keys.rotate_key(merchant.id, key_id, actor_id=current_user.id)
+    with unit_of_work():
+        key, secret = keys.rotate_key(merchant.id, key_id, actor_id=current_user.id)
     return _no_store(render_template("shop/portal/key_created.html", key=key, secret=secret,
                                      merchant=merchant, rotated=True,
                                      scope_labels=SCOPE_LABELS))
@@ -155,15 +165,16 @@ def rotate_key(key_id: int) -> Any:
 
 @bp.route("/webhooks", methods=["GET", "POST"])
 @role_required(Role.MERCHANT)
-def webhooks() -> Any:
+def webhooks() -> str | Response:
     merchant = _merchant()
     form = _endpoint_form()
     if form.validate_on_submit():
         try:
-            endpoint = hooks.create_endpoint(merchant.id, form.url.data,
-                                             event_types=form.event_types.data,
-                                             description=form.description.data or "",
-                                             actor_id=current_user.id)
+            with unit_of_work():
+                endpoint = hooks.create_endpoint(merchant.id, form.url.data,
+                                                 event_types=form.event_types.data,
+                                                 description=form.description.data or "",
+                                                 actor_id=current_user.id)
         except DomainError as exc:
             form.url.errors = [*form.url.errors, str(exc.message)]
         else:
@@ -176,12 +187,12 @@ def webhooks() -> Any:
 
 @bp.get("/webhooks/<int:endpoint_id>")
 @role_required(Role.MERCHANT)
-def webhook(endpoint_id: int) -> Any:
+def webhook(endpoint_id: int) -> Response:
     merchant = _merchant()
     endpoint = hooks.get_endpoint(merchant.id, endpoint_id)
     deliveries = hooks.deliveries_of(merchant.id, endpoint.id, limit=50)
     attempts = hooks.recent_attempts(merchant.id, endpoint.id, limit=100)
-    by_delivery: dict[int, list[Any]] = {}
+    by_delivery: dict[int, list[WebhookAttempt]] = {}
     for a in attempts:
         by_delivery.setdefault(a.delivery_id, []).append(a)
     replay_form = ReplaySinceForm()
@@ -194,7 +205,7 @@ def webhook(endpoint_id: int) -> Any:
         replay_form=replay_form, secrets=hooks.signing_secrets(endpoint)))
 
 
-def _act(endpoint_id: int) -> tuple[Any, bool]:
+def _act(endpoint_id: int) -> tuple[Merchant, bool]:
     merchant = _merchant()
     hooks.get_endpoint(merchant.id, endpoint_id)
     return merchant, ActionForm().validate_on_submit()
@@ -205,7 +216,8 @@ def _act(endpoint_id: int) -> tuple[Any, bool]:
 def webhook_test(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.send_test_event(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.send_test_event(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("A test message is on its way. Reload to see the attempt."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -215,8 +227,9 @@ def webhook_test(endpoint_id: int) -> Response:
 def webhook_replay(endpoint_id: int, message_id: str) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.replay_message(merchant.id, message_id, endpoint_id=endpoint_id,
-                             actor_id=current_user.id)
+        with unit_of_work():
+            hooks.replay_message(merchant.id, message_id, endpoint_id=endpoint_id,
+                                 actor_id=current_user.id)
         flash(_("The message is being sent again."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -228,8 +241,9 @@ def webhook_replay_failed(endpoint_id: int) -> Response:
     form = ReplaySinceForm()
     if form.validate_on_submit():
         since = form.since.data.replace(tzinfo=BAGHDAD).astimezone(UTC)
-        n = hooks.replay_failed_since(merchant.id, endpoint_id, since,
-                                      actor_id=current_user.id)
+        with unit_of_work():
+            n = hooks.replay_failed_since(merchant.id, endpoint_id, since,
+                                          actor_id=current_user.id)
         flash(_("%(n)s failed messages are being sent again.", n=n), "success")
     else:
         flash(_("Choose a time."), "error")
@@ -241,7 +255,8 @@ def webhook_replay_failed(endpoint_id: int) -> Response:
 def webhook_rotate(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.rotate_secret(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.rotate_secret(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("New secret made. The old one also signs for 24 hours."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -251,9 +266,10 @@ def webhook_rotate(endpoint_id: int) -> Response:
 def webhook_toggle(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        endpoint = hooks.get_endpoint(merchant.id, endpoint_id)
-        hooks.update_endpoint(merchant.id, endpoint_id, {"enabled": not endpoint.enabled},
-                              actor_id=current_user.id)
+        with unit_of_work():
+            endpoint = hooks.get_endpoint(merchant.id, endpoint_id)
+            hooks.update_endpoint(merchant.id, endpoint_id,
+                                  {"enabled": not endpoint.enabled}, actor_id=current_user.id)
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
 
@@ -262,7 +278,8 @@ def webhook_toggle(endpoint_id: int) -> Response:
 def webhook_delete(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.delete_endpoint(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.delete_endpoint(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("Endpoint deleted."), "success")
     return redirect(url_for(".webhooks"))
 

@@ -1,9 +1,15 @@
-"""Input shapes for the shop's services (pages, the back office and the merchant API)."""
+"""The shop's marshmallow shapes: input for its services (pages, the back office and the
+merchant API), and the merchant API's answers."""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from app.api.platform import PageQuery
 
 COUNTRY = validate.Regexp(r"^[A-Z]{2}$", error=_l("Use a two-letter country code, e.g. TR."))
 SLUG = validate.Regexp(
@@ -90,8 +96,6 @@ class BuyRequestSchema(Schema):
 
     @validates("url")
     def _web_address(self, value: str, **_: object) -> None:
-        from urllib.parse import urlsplit
-
         bad = _l("Paste the product's web address, starting with https://.")
         try:
             parts = urlsplit(value.strip())
@@ -113,3 +117,190 @@ class QuoteSchema(Schema):
     shipping_fee = fields.Integer(load_default=None, allow_none=True,
                                   validate=validate.Range(min=0, max=10_000_000))
     note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+# -- the merchant API (shop.api): catalog and stock, parcels ------------------------------
+
+# The most stock levels one request may set (the schema's limit and the service's).
+MAX_STOCK_ITEMS = 1000
+
+
+class ProductCreateSchema(ProductSchema):
+    """A new product; the price is in the merchant's currency, in minor units."""
+
+
+class ProductUpdateSchema(ProductSchema):
+    """The fields to change; any subset."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(partial=True, **kw)
+
+
+class ProductOutSchema(Schema):
+    """A product of your catalog."""
+
+    id = fields.Integer(required=True)
+    merchant_sku = fields.String(allow_none=True, required=True)
+    category_id = fields.Integer(required=True)
+    title_ar = fields.String(required=True)
+    title_en = fields.String(required=True)
+    description_ar = fields.String(required=True)
+    description_en = fields.String(required=True)
+    price = fields.Integer(required=True, metadata={"description": "minor units"})
+    currency = fields.String(required=True)
+    stock = fields.Integer(required=True)
+    weight_g = fields.Integer(required=True)
+    hs_code = fields.String(required=True)
+    origin_country = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    image_url = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ProductQuerySchema(PageQuery):
+    active = fields.Boolean(load_default=None, allow_none=True)
+    merchant_sku = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.Length(max=64))
+
+
+class StockItemSchema(Schema):
+    product_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    merchant_sku = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.Length(min=1, max=64))
+    stock = fields.Integer(required=True, strict=True, validate=validate.Range(
+        min=0, max=1_000_000, error="Stock cannot be negative."))
+
+
+class StockUpdateSchema(Schema):
+    """New stock levels, applied all together or not at all."""
+
+    items = fields.List(fields.Nested(StockItemSchema), required=True,
+                        validate=validate.Length(min=1, max=MAX_STOCK_ITEMS))
+
+
+class StockLevelSchema(Schema):
+    id = fields.Integer(required=True)
+    merchant_sku = fields.String(allow_none=True, required=True)
+    stock = fields.Integer(required=True)
+
+
+class StockResultSchema(Schema):
+    data = fields.List(fields.Nested(StockLevelSchema), required=True)
+
+
+class ParcelEventSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "UPU event code"})
+    status = fields.String(required=True)
+    description = fields.String(required=True)
+    office_city = fields.String(required=True)
+    time = fields.String(required=True, metadata={"description": "UTC, ISO 8601"})
+    local_time = fields.String(required=True, metadata={"description": "Baghdad time"})
+
+
+class CustomsSchema(Schema):
+    state = fields.String(required=True)
+    duty_due_iqd = fields.Integer(allow_none=True, required=True)
+    paid = fields.Boolean(required=True)
+
+
+class ParcelSchema(Schema):
+    """One of your parcels and its events, newest first."""
+
+    tracking_number = fields.String(required=True)
+    status = fields.String(required=True)
+    status_text = fields.String(required=True)
+    closed = fields.Boolean(required=True)
+    international = fields.Boolean(required=True)
+    events = fields.List(fields.Nested(ParcelEventSchema), required=True)
+    customs = fields.Nested(CustomsSchema)
+    label_url = fields.String(required=True)
+
+
+# -- the merchant API: orders and consignments -------------------------------------------
+
+class OrderLineSchema(Schema):
+    product_id = fields.Integer(allow_none=True, required=True)
+    merchant_sku = fields.String(allow_none=True, required=True)
+    title_ar = fields.String(required=True)
+    title_en = fields.String(required=True)
+    options = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_price = fields.Integer(required=True, metadata={"description": "minor units"})
+    currency = fields.String(required=True)
+    line_total_iqd = fields.Integer(required=True)
+
+
+class DeliverySchema(Schema):
+    method = fields.String(required=True, metadata={"description": "door or pickup"})
+    recipient_name = fields.String(required=True)
+    phone = fields.String(required=True)
+    governorate = fields.String(required=True)
+    district = fields.String(required=True)
+    landmark = fields.String(required=True)
+    postal_code = fields.String(allow_none=True, required=True)
+    pickup_office_id = fields.Integer(allow_none=True, required=True)
+
+
+class ConsignmentSchema(Schema):
+    """Your part of an order: what to pack, where it goes, and its parcel."""
+
+    id = fields.Integer(required=True)
+    order_id = fields.Integer(required=True)
+    order_number = fields.String(required=True)
+    status = fields.String(required=True)
+    placed_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(allow_none=True, required=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True, required=True)
+    ready_at = fields.AwareDateTime(allow_none=True, required=True)
+    shipped_at = fields.AwareDateTime(allow_none=True, required=True)
+    delivered_at = fields.AwareDateTime(allow_none=True, required=True)
+    items_total = fields.Integer(required=True)
+    delivery_fee = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    weight_g = fields.Integer(required=True)
+    tracking_number = fields.String(allow_none=True, required=True)
+    label_url = fields.String(allow_none=True, required=True)
+    delivery = fields.Nested(DeliverySchema, required=True)
+    lines = fields.List(fields.Nested(OrderLineSchema), required=True)
+
+
+class OrderSchema(Schema):
+    """An order with items of yours (only your consignments are shown)."""
+
+    id = fields.Integer(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+    placed_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(allow_none=True, required=True)
+    consignments = fields.List(fields.Nested(ConsignmentSchema), required=True)
+
+
+class ConsignmentQuerySchema(PageQuery):
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        ["awaiting_payment", "open", "ready", "shipped", "delivered", "cancelled",
+         "expired"]))
+    order_id = fields.Integer(load_default=None, allow_none=True)
+    since = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "placed at or after this time"})
+
+
+class OrderQuerySchema(PageQuery):
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        ["pending_payment", "paid", "processing", "shipped", "delivered", "cancelled",
+         "expired", "refunded", "partially_refunded"]))
+    since = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class HandoverSchema(Schema):
+    """The packed parcel's weight and size (the consignment's weight if left out)."""
+
+    weight_g = fields.Integer(strict=True, validate=validate.Range(min=1, max=30_000))
+    length_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+    width_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+    height_cm = fields.Integer(strict=True, validate=validate.Range(min=0, max=300))
+
+
+class CancelSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=250))

@@ -2,7 +2,8 @@
 two foreign ones (Istanbul in lira, Dubai in dirhams) and about forty products.
 
 Runs after the people and post offices (app.auth.seed) and payments' seeders; looks
-everything up before creating it, so running it twice changes nothing.
+everything up before creating it, so running it twice changes nothing. The seeders only
+flush: whoever runs them (app.seed.seed_demo's caller) owns the unit of work.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import logging
 from flask import current_app
 from sqlalchemy import select
 
+from app.auth import services as auth_services
 from app.auth.models import PostOffice, Role, User
+from app.auth.seed import DEMO_PASSWORD
 from app.database import db
 from app.seed import seeder
-from shop.models import Category, Merchant, Product
-from shop.services import catalog, merchants
+from payments.errors import NoExchangeRate
+from payments.rates import add_rate, rate_at
+from shop.models import Address, BuyRequest, Category, Merchant, Product
+from shop.services import addresses, buyforme, catalog, merchants
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +159,11 @@ def _owner(email: str, name: str) -> User:
     user = db.scalar(select(User).where(User.email == email))
     if user is not None:
         return user
-    from app.auth import services
-    from app.auth.seed import DEMO_PASSWORD
-
-    return services.create_user(name, email=email, password=DEMO_PASSWORD,
+    return auth_services.create_user(name, email=email, password=DEMO_PASSWORD,
                                 roles=[Role.MERCHANT])
 
 
 def _ensure_rates() -> None:
-    from payments.errors import NoExchangeRate
-    from payments.rates import add_rate, rate_at
-
     for currency, rate in DEMO_RATES.items():
         try:
             rate_at(currency)
@@ -234,9 +233,6 @@ DEMO_BUY_REQUESTS = [
 def seed_orders() -> None:
     """An address and two buy-for-me requests (one priced) for shopper@barid.iq
     (idempotent; skipped in production)."""
-    from shop.models import Address, BuyRequest
-    from shop.services import addresses, buyforme
-
     if current_app.config.get("BARID_ENV") == "production":
         return
     shopper = db.scalar(select(User).where(User.email == "shopper@barid.iq"))

@@ -5,7 +5,8 @@ small, versioned message (`{"id", "type", "api_version", "timestamp", "data"}`) 
 each merchant concerned, delivered to its endpoints by app.webhooks. Orders and
 refunds name their merchants through the order's consignments; parcels through the
 consignment (or order) they were made for. Events that concern no merchant, and
-merchants without endpoints, cost one lookup and nothing else.
+merchants without endpoints, cost one lookup and nothing else. `init_app` registers the
+event types and the subscriber.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
+from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.database import db
 from app.events import DomainEvent, subscribe
 from app.webhooks.services import register_event_types, stage_message
+from shop.models import Consignment
+from shop.services.checkout import ORDER_KIND
+from tracking.models import CustomsCase, CustomsState
 
-EVENT_TYPES: dict[str, Any] = {
+EVENT_TYPES: dict[str, LazyString] = {
     "order.created": _l("A shopper placed an order with items of yours (not paid yet)."),
     "order.paid": _l("An order with items of yours is paid: prepare your consignment."),
     "order.cancelled": _l("An order with items of yours was cancelled."),
@@ -35,7 +41,6 @@ EVENT_TYPES: dict[str, Any] = {
     "customs.released": _l("Customs released one of your parcels."),
     "refund.succeeded": _l("A refund of an order with items of yours was paid."),
 }
-register_event_types(EVENT_TYPES)
 
 ORDER_EVENTS = {"order.placed": "order.created", "order.paid": "order.paid",
                 "order.cancelled": "order.cancelled"}
@@ -50,19 +55,10 @@ PARCEL_EVENTS = {"parcel.status_changed": "parcel.status_changed",
 Message = tuple[str, int, dict[str, Any]]  # (type, merchant id, data)
 
 
-def _shop_models() -> Any:
-    import shop.models as models
-
-    return models
-
-
 def _own_consignments(order_id: int, merchant_id: int) -> list[int]:
-    consignment = getattr(_shop_models(), "Consignment", None)
-    if consignment is None:
-        return []
-    return list(db.scalars(select(consignment.id).where(
-        consignment.order_id == order_id, consignment.merchant_id == merchant_id)
-        .order_by(consignment.id)))
+    return list(db.scalars(select(Consignment.id).where(
+        Consignment.order_id == order_id, Consignment.merchant_id == merchant_id)
+        .order_by(Consignment.id)))
 
 
 def _order_messages(event: DomainEvent) -> list[Message]:
@@ -91,24 +87,19 @@ def _consignment_messages(event: DomainEvent) -> list[Message]:
 
 def _parcel_merchants(data: dict[str, Any]) -> dict[int, list[int]]:
     """merchant id -> its consignment ids, for the parcel in `data`."""
-    consignment = getattr(_shop_models(), "Consignment", None)
-    if consignment is None:
-        return {}
     conditions = []
     if data.get("parcel_id") is not None:
-        conditions.append(consignment.parcel_id == data["parcel_id"])
+        conditions.append(Consignment.parcel_id == data["parcel_id"])
     kind, _, raw = str(data.get("order_ref") or "").partition(":")
     if raw.isdigit() and kind == "consignment":
-        conditions.append(consignment.id == int(raw))
+        conditions.append(Consignment.id == int(raw))
     elif raw.isdigit() and kind == "order":
-        conditions.append(consignment.order_id == int(raw))
+        conditions.append(Consignment.order_id == int(raw))
     if not conditions:
         return {}
-    from sqlalchemy import or_
-
     out: dict[int, list[int]] = {}
-    for cid, mid in db.execute(select(consignment.id, consignment.merchant_id)
-                               .where(or_(*conditions)).order_by(consignment.id)):
+    for cid, mid in db.execute(select(Consignment.id, Consignment.merchant_id)
+                               .where(or_(*conditions)).order_by(Consignment.id)):
         if mid is not None:
             out.setdefault(int(mid), []).append(int(cid))
     return out
@@ -119,8 +110,6 @@ def _customs_released(data: dict[str, Any]) -> bool:
     releases, so the release is read from the customs case)."""
     if data.get("previous_status") != "on_hold" or data.get("parcel_id") is None:
         return False
-    from tracking.models import CustomsCase, CustomsState
-
     state = db.scalar(select(CustomsCase.state).where(
         CustomsCase.parcel_id == data["parcel_id"]))
     return state == CustomsState.RELEASED
@@ -148,18 +137,11 @@ def _parcel_messages(event: DomainEvent) -> list[Message]:
 
 def _refund_messages(event: DomainEvent) -> list[Message]:
     data = event.payload
-    try:
-        from shop.services.checkout import ORDER_KIND
-    except ImportError:
-        return []
     if data.get("reference_kind") != ORDER_KIND or not str(data.get("reference_id")).isdigit():
         return []
     order_id = int(data["reference_id"])
-    consignment = getattr(_shop_models(), "Consignment", None)
-    if consignment is None:
-        return []
-    merchant_ids = sorted({m for m in db.scalars(select(consignment.merchant_id).where(
-        consignment.order_id == order_id)) if m is not None})
+    merchant_ids = sorted({m for m in db.scalars(select(Consignment.merchant_id).where(
+        Consignment.order_id == order_id)) if m is not None})
     return [("refund.succeeded", mid, {
         "refund_id": data.get("refund_id"), "order_id": order_id,
         "amount": data.get("refund_amount"), "currency": data.get("currency"),
@@ -184,15 +166,19 @@ def messages_for(event: DomainEvent) -> list[Message]:
 def tell_merchants(event: DomainEvent) -> None:
     """Job: turn a domain event into webhook messages for the merchants it concerns.
 
-    Stages the messages and their first delivery attempts in the job's transaction
-    (committed by the runner). A merchant gets one message per event and type, however
-    often this runs. Raises nothing of its own.
+    Stages (flushes) the messages and their first delivery attempts in the job's unit of
+    work, which the job runner commits. A merchant gets one message per event and type,
+    however often this runs. Raises nothing of its own.
     """
     for kind, merchant_id, data in messages_for(event):
         stage_message(merchant_id, kind, data, source_event_id=f"{event.id}|{kind}")
 
 
-# Subscribed by name rather than to "*": the other events (and every test or bench event)
-# then cost no outbox row at all.
-for _name in ROUTES:
-    subscribe(_name)(tell_merchants)
+def init_app(app: Flask) -> None:
+    """Make the merchant event types known to app.webhooks and subscribe
+    `tell_merchants` to the events behind them (both idempotent)."""
+    register_event_types(EVENT_TYPES)
+    # Subscribed by name rather than to "*": the other events (and every test or bench
+    # event) then cost no outbox row at all.
+    for name in ROUTES:
+        subscribe(name)(tell_merchants)

@@ -54,7 +54,7 @@ class CatalogPage:
         return self.page < self.pages
 
 
-def _visible() -> Select[tuple[Product]]:
+def _visible() -> Select[Product]:
     return (
         select(Product)
         .join(Product.merchant)
@@ -67,7 +67,7 @@ def _page_number(page: int | None) -> int:
     return min(max(page or 1, 1), MAX_PAGE)
 
 
-def _paginate(stmt: Select[tuple[Product]], page: int | None, per_page: int,
+def _paginate(stmt: Select[Product], page: int | None, per_page: int,
               order_by: list[Any]) -> CatalogPage:
     page = _page_number(page)
     counted = db.scalar(
@@ -144,7 +144,7 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
 
 
 def search_statement(words: list[str], *, merchant_id: int | None = None
-                     ) -> tuple[Select[tuple[Product]], list[Any]]:
+                     ) -> tuple[Select[Product], list[Any]]:
     """The SELECT behind `search` and its ORDER BY (kept apart so the plan can be
     inspected with EXPLAIN)."""
     stmt = _visible().where(match_all(Product.search_text, words))
@@ -185,7 +185,8 @@ def _check_category(category_id: int) -> None:
 
 
 def create_product(merchant_id: int, data: dict[str, Any]) -> Product:
-    """Add a product to a merchant's catalog (validated by ProductSchema) and commit.
+    """Add a product to a merchant's catalog (validated by ProductSchema); flushes it, so
+    it has its id (the caller's unit of work commits).
 
     Raises NotFound for an unknown merchant and ValidationFailed for bad fields.
     """
@@ -196,12 +197,12 @@ def create_product(merchant_id: int, data: dict[str, Any]) -> Product:
     product = Product(merchant_id=merchant_id, **fields)
     product.refresh_search()
     db.add(product)
-    db.commit()
+    db.flush()
     return product
 
 
 def update_product(merchant_id: int, product_id: int, data: dict[str, Any]) -> Product:
-    """Change the given fields of one of the merchant's products and commit; the search
+    """Change the given fields of one of the merchant's products and flush; the search
     text follows the new titles and descriptions.
 
     Raises NotFound when the product is not the merchant's, ValidationFailed for bad
@@ -216,13 +217,13 @@ def update_product(merchant_id: int, product_id: int, data: dict[str, Any]) -> P
     for name, value in fields.items():
         setattr(product, name, value)
     product.refresh_search()
-    db.commit()
+    db.flush()
     return product
 
 
 def create_category(slug: str, name_ar: str, name_en: str, *,
                     parent_id: int | None = None, position: int = 0) -> Category:
-    """Add a category (under `parent_id` if given) and commit.
+    """Add a category (under `parent_id` if given) and flush it, so it has its id.
 
     Raises ValidationFailed when the parent is itself a child: the tree is two levels.
     """
@@ -236,5 +237,5 @@ def create_category(slug: str, name_ar: str, name_en: str, *,
     category = Category(slug=slug, name_ar=name_ar, name_en=name_en,
                         parent_id=parent_id, position=position)
     db.add(category)
-    db.commit()
+    db.flush()
     return category

@@ -7,18 +7,33 @@ so ids cannot be probed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import User
-from app.database import db
-from app.errors import NotFound, ValidationFailed
-from shop.models import Merchant, MerchantStatus, Product
+from app.database import db, savepoint
+from app.errors import Conflict, NotFound, ValidationFailed
+from shop.models import (
+    Consignment,
+    ConsignmentStatus,
+    Merchant,
+    MerchantStatus,
+    Order,
+    OrderLine,
+    Product,
+)
+from shop.schemas import MAX_STOCK_ITEMS
+from shop.services import catalog, orders
+from tracking import s10
+from tracking.models import Parcel, Service
+from tracking.services import parcels
+from tracking.services.parcels import Address, ParcelDraft
 
 PARCEL_NOT_FOUND = _l("There is no such parcel among yours.")
-MAX_STOCK_ITEMS = 1000
 
 
 # -- owners (app.api.owners hooks) ----------------------------------------------------------
@@ -45,7 +60,7 @@ def merchant_of_user(user_id: int) -> Merchant | None:
 # -- catalog -----------------------------------------------------------------------------
 
 def products_query(merchant_id: int, *, active: bool | None = None,
-                   merchant_sku: str | None = None) -> Select[tuple[Product]]:
+                   merchant_sku: str | None = None) -> Select[Product]:
     """The merchant's products (every state), optionally filtered."""
     stmt = select(Product).where(Product.merchant_id == merchant_id)
     if active is not None:
@@ -64,24 +79,21 @@ def owned_product(merchant_id: int, product_id: int) -> Product:
 
 
 def create_product(merchant_id: int, data: dict[str, Any]) -> Product:
-    """Add a product through the API (shop.services.catalog.create_product, which
-    commits), refusing a merchant_sku the merchant already uses.
+    """Add a product through the API (shop.services.catalog.create_product), refusing a
+    merchant_sku the merchant already uses. Flushes the new product.
 
     Raises Conflict for a repeated merchant_sku, and what create_product raises.
     """
-    from sqlalchemy.exc import IntegrityError
-
-    from app.errors import Conflict
-    from shop.services import catalog
-
     sku = data.get("merchant_sku")
     taken = _l("You already have a product with this merchant_sku.")
     if sku and db.scalar(products_query(merchant_id, merchant_sku=sku).limit(1)):
         raise Conflict(taken, fields={"merchant_sku": ["taken"]})
     try:
-        return catalog.create_product(merchant_id, data)
+        # The insert takes a savepoint: the unique (merchant_id, merchant_sku) index may
+        # refuse it, and only the insert is undone while the caller's transaction goes on.
+        with savepoint():
+            return catalog.create_product(merchant_id, data)
     except IntegrityError as exc:  # the same sku created a moment ago by another request
-        db.rollback()
         raise Conflict(taken, fields={"merchant_sku": ["taken"]}) from exc
 
 
@@ -90,9 +102,10 @@ def set_stock_levels(merchant_id: int, items: list[dict[str, Any]]) -> list[Prod
 
     Each item names a product by `product_id` or `merchant_sku` and gives its new
     `stock` (zero or more). The rows are locked in id order (the platform's lock order
-    for stock). Commits. Raises ValidationFailed for an empty or too long list, an item
-    naming no product or both ways, or a repeated product; NotFound when any product is
-    not the merchant's (nothing is changed then).
+    for stock). Flushes the new levels. Raises ValidationFailed for an empty or too long
+    list, an item naming no product or both ways, or a repeated product; NotFound when
+    any product is not the merchant's (the caller's unit of work then rolls back every
+    item, so nothing is changed).
     """
     if not items or len(items) > MAX_STOCK_ITEMS:
         raise ValidationFailed(_l("Send between 1 and %(n)s items.", n=MAX_STOCK_ITEMS),
@@ -108,8 +121,6 @@ def set_stock_levels(merchant_id: int, items: list[dict[str, Any]]) -> list[Prod
         conditions.append(Product.id.in_(ids))
     if skus:
         conditions.append(Product.merchant_sku.in_(skus))
-    from sqlalchemy import or_
-
     rows = list(db.scalars(
         select(Product).where(Product.merchant_id == merchant_id, or_(*conditions))
         .order_by(Product.id).with_for_update(of=Product)).unique())
@@ -121,58 +132,46 @@ def set_stock_levels(merchant_id: int, items: list[dict[str, Any]]) -> list[Prod
         product = (by_id.get(item["product_id"]) if item.get("product_id") is not None
                    else by_sku.get(item["merchant_sku"]))
         if product is None:
-            db.rollback()
             raise NotFound(_l("This product is not available."),
                            fields={f"items.{n}": ["not_found"]})
         if product.id in seen:
-            db.rollback()
             raise ValidationFailed(_l("A product appears twice."),
                                    fields={f"items.{n}": ["duplicate"]})
         seen.add(product.id)
         product.stock = int(item["stock"])
         changed.append(product)
-    db.commit()
+    db.flush()
     return changed
 
 
 # -- parcels, via the consignment link --------------------------------------------------
 
-def _consignment_model() -> Any:
-    import shop.models as models
-
-    return getattr(models, "Consignment", None)
-
-
 def merchant_ids_of_order_ref(order_ref: str | None) -> list[int]:
     """Merchants behind a parcel's `order_ref` ("consignment:7" or "order:42")."""
-    consignment = _consignment_model()
     kind, _, raw = (order_ref or "").partition(":")
-    if consignment is None or not raw.isdigit():
+    if not raw.isdigit():
         return []
     if kind == "consignment":
-        stmt = select(consignment.merchant_id).where(consignment.id == int(raw))
+        stmt = select(Consignment.merchant_id).where(Consignment.id == int(raw))
     elif kind == "order":
-        stmt = select(consignment.merchant_id).where(consignment.order_id == int(raw))
+        stmt = select(Consignment.merchant_id).where(Consignment.order_id == int(raw))
     else:
         return []
     return sorted({m for m in db.scalars(stmt) if m is not None})
 
 
-def owned_parcel(merchant_id: int, number: str) -> Any:
+def owned_parcel(merchant_id: int, number: str) -> Parcel:
     """A parcel made for one of the merchant's consignments; NotFound otherwise (also
     for a number that is not a valid S10 or belongs to someone else)."""
-    from tracking import s10
-    from tracking.models import Parcel
-
     validity = s10.validate(number)
     if not validity:
         raise NotFound(PARCEL_NOT_FOUND)
     parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == validity.number))
-    if parcel is None or merchant_id not in merchant_ids_of_order_ref(parcel.order_ref):
-        consignment = _consignment_model()
-        linked = consignment is not None and parcel is not None and db.scalar(
-            select(consignment.id).where(consignment.parcel_id == parcel.id,
-                                         consignment.merchant_id == merchant_id))
+    if parcel is None:
+        raise NotFound(PARCEL_NOT_FOUND)
+    if merchant_id not in merchant_ids_of_order_ref(parcel.order_ref):
+        linked = db.scalar(select(Consignment.id).where(
+            Consignment.parcel_id == parcel.id, Consignment.merchant_id == merchant_id))
         if not linked:
             raise NotFound(PARCEL_NOT_FOUND)
     return parcel
@@ -185,11 +184,10 @@ ORDER_NOT_FOUND = _l("There is no such order among yours.")
 
 
 def consignments_query(merchant_id: int, *, status: str | None = None,
-                       order_id: int | None = None, since: Any = None) -> Select[Any]:
+                       order_id: int | None = None, since: datetime | None = None
+                       ) -> Select[Consignment]:
     """The merchant's consignments (never another merchant's), optionally filtered by
     status, order, or placed at or after `since`."""
-    from shop.models import Consignment, Order
-
     stmt = select(Consignment).join(Order, Order.id == Consignment.order_id).where(
         Consignment.merchant_id == merchant_id)
     if status:
@@ -201,21 +199,17 @@ def consignments_query(merchant_id: int, *, status: str | None = None,
     return stmt
 
 
-def owned_consignment(merchant_id: int, consignment_id: int) -> Any:
+def owned_consignment(merchant_id: int, consignment_id: int) -> Consignment:
     """One of the merchant's consignments; NotFound for anyone else's."""
-    from shop.models import Consignment
-
     c = db.get(Consignment, consignment_id)
     if c is None or c.merchant_id != merchant_id:
         raise NotFound(CONSIGNMENT_NOT_FOUND)
     return c
 
 
-def orders_query(merchant_id: int, *, status: str | None = None, since: Any = None
-                 ) -> Select[Any]:
+def orders_query(merchant_id: int, *, status: str | None = None,
+                 since: datetime | None = None) -> Select[Order]:
     """Orders holding at least one consignment of the merchant."""
-    from shop.models import Consignment, Order
-
     mine = select(Consignment.order_id).where(Consignment.merchant_id == merchant_id)
     stmt = select(Order).where(Order.id.in_(mine))
     if status:
@@ -225,55 +219,36 @@ def orders_query(merchant_id: int, *, status: str | None = None, since: Any = No
     return stmt
 
 
-def owned_order(merchant_id: int, order_id: int) -> Any:
+def owned_order(merchant_id: int, order_id: int) -> Order:
     """An order holding one of the merchant's consignments; NotFound otherwise."""
-    from shop.models import Order
-
     order = db.scalar(orders_query(merchant_id).where(Order.id == order_id))
     if order is None:
         raise NotFound(ORDER_NOT_FOUND)
     return order
 
 
-def acknowledge(merchant_id: int, consignment_id: int) -> Any:
+def acknowledge(merchant_id: int, consignment_id: int) -> Consignment:
     """The merchant has seen a paid consignment (the order moves to processing).
-    Commits. Raises NotFound, and OrderStateError (409) before payment or when closed.
+    Flushes; the caller's unit of work commits. Raises NotFound, and OrderStateError
+    (409) before payment or when closed.
     """
-    from shop.services import orders
-
     owned_consignment(merchant_id, consignment_id)
-    try:
-        c = orders.acknowledge_consignment(consignment_id, actor_id=None)
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return c
+    return orders.acknowledge_consignment(consignment_id, actor_id=None)
 
 
-def cancel_consignment(merchant_id: int, consignment_id: int, reason: str) -> Any:
+def cancel_consignment(merchant_id: int, consignment_id: int, reason: str) -> Consignment:
     """The merchant cannot fulfil a consignment: it is cancelled, its stock comes back
-    and, if paid, the shopper is refunded its share (refund.succeeded follows). Commits.
-    Raises NotFound, and NotCancellable (409) once it is handed over.
+    and, if paid, the shopper is refunded its share (refund.succeeded follows). Flushes;
+    the caller's unit of work commits. Raises NotFound, and NotCancellable (409) once it
+    is handed over.
     """
-    from shop.services import orders
-
     owned_consignment(merchant_id, consignment_id)
-    try:
-        orders.cancel_consignment(consignment_id, actor_id=None,
-                                  reason=f"merchant: {reason}"[:300])
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    orders.cancel_consignment(consignment_id, actor_id=None,
+                              reason=f"merchant: {reason}"[:300])
     return owned_consignment(merchant_id, consignment_id)
 
 
-def _parcel_draft(c: Any, dims: dict[str, int]) -> Any:
-    from tracking.models import Service
-    from tracking.services.parcels import Address, ParcelDraft
-
-    merchant = c.merchant
+def _parcel_draft(c: Consignment, merchant: Merchant, dims: dict[str, int]) -> ParcelDraft:
     order = c.order
     owner = merchant.owner
     sender = Address(name=merchant.name_ar, phone=owner.phone or "", email=owner.email,
@@ -291,47 +266,41 @@ def _parcel_draft(c: Any, dims: dict[str, int]) -> Any:
     )
 
 
-def ready_for_handover(merchant_id: int, consignment_id: int, dims: dict[str, int]) -> Any:
+def ready_for_handover(merchant_id: int, consignment_id: int, dims: dict[str, int]
+                       ) -> Consignment:
     """Make the parcel for a paid consignment: an S10 number and a label, the parcel
     pre-advised to the post (status pending until the counter accepts it), and the
     consignment moved to ready (consignment.ready follows). Asking again returns the
     same parcel.
 
-    The parcel is created by tracking's `preadvise`, which commits; the link is then
-    recorded and committed. A retry after a failure in between finds the parcel by its
-    order_ref and links it, so a consignment never gets two parcels. Raises NotFound,
-    Conflict for a consignment that is not paid, is cancelled, or belongs to a shop
-    abroad (those ship through their own post), ValidationFailed for a bad weight.
+    Flushes the parcel (tracking's `preadvise`) and the link to it: the caller's one
+    unit of work commits both or neither. A parcel already made for the consignment
+    (found by its order_ref) is linked rather than made again, so a consignment never
+    gets two parcels. Raises NotFound, Conflict for a consignment that is not paid, is
+    cancelled, or belongs to a shop abroad (those ship through their own post),
+    ValidationFailed for a bad weight.
     """
-    from app.errors import Conflict
-    from shop.models import ConsignmentStatus
-    from shop.services import orders
-    from tracking.models import Parcel
-    from tracking.services import parcels
-
     c = owned_consignment(merchant_id, consignment_id)
+    merchant = c.merchant
+    if merchant is None:  # cannot be: owned_consignment matched its merchant_id
+        raise NotFound(CONSIGNMENT_NOT_FOUND)
     if c.parcel_id is not None:
         return c
     if c.status != ConsignmentStatus.OPEN:
         raise Conflict(_l("Only a paid, open consignment can be handed over."),
                        code="consignment_state")
-    if not c.merchant.is_local:
+    if not merchant.is_local:
         raise Conflict(_l("Shops abroad send parcels through their own post."),
                        code="foreign_shop")
     parcel = db.scalar(select(Parcel).where(Parcel.order_ref == f"consignment:{c.id}"))
     if parcel is None:
-        parcel = parcels.preadvise(_parcel_draft(c, dims))
-    try:
-        c = orders.record_handover(consignment_id, parcel_id=parcel.id,
-                                   tracking_number=parcel.tracking_number, actor_id=None)
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return c
+        parcel = parcels.preadvise(_parcel_draft(c, merchant, dims))
+    return orders.record_handover(consignment_id, parcel_id=parcel.id,
+                                  tracking_number=parcel.tracking_number, actor_id=None)
 
 
-def line_view(line: Any) -> dict[str, Any]:
+def line_view(line: OrderLine) -> dict[str, Any]:
+    """One order line as the merchant sees it (with its merchant_sku)."""
     product = line.product
     return {"product_id": line.product_id,
             "merchant_sku": product.merchant_sku if product is not None else None,
@@ -340,7 +309,7 @@ def line_view(line: Any) -> dict[str, Any]:
             "currency": line.currency, "line_total_iqd": line.line_total_iqd}
 
 
-def consignment_view(c: Any, label_url: str | None) -> dict[str, Any]:
+def consignment_view(c: Consignment, label_url: str | None) -> dict[str, Any]:
     """What a merchant sees of its consignment: the order's number and delivery
     details, its lines, amounts in dinars, and its parcel."""
     order = c.order

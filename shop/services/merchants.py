@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
 from app.auth.models import PostOffice, Role, User, UserRole
-from app.database import db, utcnow
+from app.database import db, savepoint, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import publish
+from app.i18n import current_locale
 from shop.models import HOME_COUNTRY, HOME_CURRENCY, Merchant, MerchantStatus
 from shop.schemas import MerchantSchema
 
@@ -50,7 +51,7 @@ def get_merchant(merchant_id: int) -> Merchant:
 
 def register_merchant(owner_id: int, data: dict[str, Any]) -> Merchant:
     """Record a new merchant, pending an admin's approval, owned by user `owner_id`
-    (who is given the merchant role), and commit.
+    (who is given the merchant role); flushes, so it has its id.
 
     Raises ValidationFailed for bad fields (a local shop must price in IQD, a foreign
     one in a foreign currency) and Conflict when the slug is taken.
@@ -76,30 +77,30 @@ def register_merchant(owner_id: int, data: dict[str, Any]) -> Merchant:
     if not owner.has_role(Role.MERCHANT):
         db.add(UserRole(user_id=owner.id, role=Role.MERCHANT))
     merchant = Merchant(owner_id=owner_id, status=MerchantStatus.PENDING, **fields)
-    db.add(merchant)
     try:
-        db.flush()
+        # A savepoint around the insert: a taken slug (the unique index) undoes only the
+        # insert, and the Conflict lets the caller's unit of work decide about the rest.
+        with savepoint():
+            db.add(merchant)
+            db.flush()
     except IntegrityError as exc:
-        db.rollback()
         raise Conflict(_l("Another shop already uses this web name."),
                        fields={"slug": ["taken"]}) from exc
     record_audit("merchant.registered", object_type="merchant", object_id=merchant.id,
                  details={"slug": merchant.slug})
-    db.commit()
     return merchant
 
 
 def approve_merchant(merchant_id: int, *, actor_id: int | None = None) -> Merchant:
     """Make a pending or suspended merchant active (its products appear), audit it,
-    publish `merchant.approved`, commit.
+    publish `merchant.approved`; flushes. Approving an active merchant changes nothing.
 
     Raises NotFound; ValidationFailed when a local merchant has no post office to hand
     parcels over at.
     """
     merchant = _get(merchant_id, lock=True)
     if merchant.is_active:
-        db.commit()  # releases the row lock; nothing changed
-        return merchant
+        return merchant  # the caller's unit of work ends and releases the row lock
     if merchant.is_local and merchant.post_office_id is None:
         raise ValidationFailed(
             _l("Choose the post office where this shop hands over its parcels first."),
@@ -111,14 +112,15 @@ def approve_merchant(merchant_id: int, *, actor_id: int | None = None) -> Mercha
     record_audit("merchant.approved", object_type="merchant", object_id=merchant.id,
                  actor_id=actor_id, details={"from": previous})
     publish("merchant.approved", {"merchant_id": merchant.id})
-    db.commit()
+    db.flush()
     return merchant
 
 
 def suspend_merchant(merchant_id: int, *, reason: str, actor_id: int | None = None
                      ) -> Merchant:
     """Suspend an active or pending merchant (its shop and products disappear from the
-    catalog at once), audit it with the reason, publish `merchant.suspended`, commit.
+    catalog at once), audit it with the reason, publish `merchant.suspended`; flushes.
+    Suspending a suspended merchant changes nothing.
 
     Raises NotFound; ValidationFailed without a reason.
     """
@@ -128,7 +130,6 @@ def suspend_merchant(merchant_id: int, *, reason: str, actor_id: int | None = No
                                fields={"reason": ["required"]})
     merchant = _get(merchant_id, lock=True)
     if merchant.status == MerchantStatus.SUSPENDED:
-        db.commit()
         return merchant
     previous = merchant.status
     merchant.status = MerchantStatus.SUSPENDED
@@ -136,14 +137,15 @@ def suspend_merchant(merchant_id: int, *, reason: str, actor_id: int | None = No
     record_audit("merchant.suspended", object_type="merchant", object_id=merchant.id,
                  actor_id=actor_id, details={"from": previous, "reason": reason[:500]})
     publish("merchant.suspended", {"merchant_id": merchant.id})
-    db.commit()
+    db.flush()
     return merchant
 
 
 def set_commission(merchant_id: int, commission_bps: int, *, actor_id: int | None = None
                    ) -> Merchant:
     """Set Barid's commission on the merchant's sales (basis points, 0-10000), audit the
-    old and new rate, publish `merchant.commission_changed`, commit.
+    old and new rate, publish `merchant.commission_changed`; flushes. The same rate
+    again changes nothing.
 
     Raises NotFound; ValidationFailed outside 0-10000.
     """
@@ -156,7 +158,6 @@ def set_commission(merchant_id: int, commission_bps: int, *, actor_id: int | Non
     merchant = _get(merchant_id, lock=True)
     previous = merchant.commission_bps
     if previous == commission_bps:
-        db.commit()
         return merchant
     merchant.commission_bps = commission_bps
     record_audit("merchant.commission_changed", object_type="merchant",
@@ -164,13 +165,13 @@ def set_commission(merchant_id: int, commission_bps: int, *, actor_id: int | Non
                  details={"from_bps": previous, "to_bps": commission_bps})
     publish("merchant.commission_changed",
             {"merchant_id": merchant.id, "commission_bps": commission_bps})
-    db.commit()
+    db.flush()
     return merchant
 
 
 def set_post_office(merchant_id: int, post_office_id: int, *, actor_id: int | None = None
                     ) -> Merchant:
-    """Set where a local merchant hands its parcels over, audit it, commit.
+    """Set where a local merchant hands its parcels over, audit it; flushes.
 
     Raises NotFound for an unknown merchant or post office.
     """
@@ -182,15 +183,13 @@ def set_post_office(merchant_id: int, post_office_id: int, *, actor_id: int | No
     record_audit("merchant.post_office_changed", object_type="merchant",
                  object_id=merchant.id, actor_id=actor_id,
                  details={"from": previous, "to": post_office_id})
-    db.commit()
+    db.flush()
     return merchant
 
 
 def post_office_choices() -> list[tuple[int, str]]:
     """(id, "code · name") of every post office, for choosing a merchant's hand-over
     office."""
-    from app.i18n import current_locale
-
     locale = current_locale()
     offices = db.scalars(select(PostOffice).order_by(PostOffice.code))
     return [(o.id, f"{o.code} · {o.name(locale)}") for o in offices]

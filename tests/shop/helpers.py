@@ -6,6 +6,7 @@ import itertools
 
 from app.auth.models import PostOffice, Role, User, UserRole
 from app.database import db
+from payments.rates import add_rate
 from shop.models import Category, Merchant, MerchantStatus, Product
 
 _seq = itertools.count(1)
@@ -69,6 +70,5 @@ def make_product(merchant: Merchant, category: Category | None = None, **fields)
 
 def set_rate(currency: str, rate: str) -> None:
     """Store an exchange rate through payments (IQD per one unit of `currency`)."""
-    from payments.rates import add_rate
 
     add_rate(currency, rate)

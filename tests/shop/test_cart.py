@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.auth import services as auth
-from app.database import db
+from app.database import db, unit_of_work
 from shop.models import Cart, CartLine, Product
 from shop.services import catalog
 from shop.services.cart import CartOwner, CartRefused, add_to_cart, cart_summary
@@ -97,8 +97,9 @@ def test_cart_keeps_the_price_seen_and_flags_changes_and_retired_products(client
     _add(client, lamp.id, 1)
     _add(client, chair.id, 1)
 
-    catalog.update_product(local_shop.id, lamp.id, {"price": 12_000})
-    catalog.update_product(local_shop.id, chair.id, {"active": False})
+    with unit_of_work():
+        catalog.update_product(local_shop.id, lamp.id, {"price": 12_000})
+        catalog.update_product(local_shop.id, chair.id, {"active": False})
     client.get("/lang/en")
     page = _html(client.get("/shop/cart"))
     assert ('The price changed since you added it (it was <bdi dir="ltr">10,000 IQD</bdi>).'

@@ -69,17 +69,20 @@ def test_a_local_shop_needs_a_post_office_before_approval(client, app):
     shop = make_merchant(status=MerchantStatus.PENDING)
     shop.post_office_id = None
     db.commit()
-    page = client.post(f"/backoffice/admin/merchants/{shop.id}/approve",
+    # The refused approval rolls its unit of work back, which expires (and, at the end of
+    # the request, detaches) the test's `shop`: keep its id in hand.
+    shop_id = shop.id
+    page = client.post(f"/backoffice/admin/merchants/{shop_id}/approve",
                        follow_redirects=True).get_data(as_text=True)
     assert "Choose the post office where this shop hands over its parcels first." in page
-    assert _merchant(shop.id).status == MerchantStatus.PENDING
+    assert _merchant(shop_id).status == MerchantStatus.PENDING
 
     office = make_office("BSR")
     db.commit()
-    client.post(f"/backoffice/admin/merchants/{shop.id}/post-office",
+    client.post(f"/backoffice/admin/merchants/{shop_id}/post-office",
                 data={"post_office_id": office.id})
-    client.post(f"/backoffice/admin/merchants/{shop.id}/approve")
-    assert _merchant(shop.id).status == MerchantStatus.ACTIVE
+    client.post(f"/backoffice/admin/merchants/{shop_id}/approve")
+    assert _merchant(shop_id).status == MerchantStatus.ACTIVE
 
 
 def test_suspension_needs_a_reason_and_is_audited(client, app):

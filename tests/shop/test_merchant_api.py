@@ -4,13 +4,17 @@ idempotent POSTs, rate limits, cursor pages, and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
 from app.api import keys
 from app.api.models import ApiKey
-from app.database import db
+from app.database import db, unit_of_work
+from app.errors import NotFound
 from shop.models import Product
 from shop.services.merchants import suspend_merchant
 from tests.shop.helpers import make_category, make_merchant, make_product
@@ -25,7 +29,8 @@ def shop(app_ctx):
 
 
 def new_key(merchant_id: int, scopes=("catalog", "orders", "parcels", "webhooks")) -> str:
-    _key, secret = keys.create_key(merchant_id, "ERP", scopes)
+    with unit_of_work():
+        _key, secret = keys.create_key(merchant_id, "ERP", scopes)
     return secret
 
 
@@ -64,9 +69,11 @@ def test_requests_without_a_working_key_get_401(client, shop):
     assert r.status_code == 401 and r.json["error"] == "invalid_api_key"
     assert set(r.json) >= {"error", "message", "fields"}
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    key, secret = keys.create_key(merchant.id, "old", ["catalog"])
+    with unit_of_work():
+        key, secret = keys.create_key(merchant.id, "old", ["catalog"])
     assert client.get("/api/v1/products", headers=auth(secret)).status_code == 200
-    keys.revoke_key(merchant.id, key.id)
+    with unit_of_work():
+        keys.revoke_key(merchant.id, key.id)
     r = client.get("/api/v1/products", headers=auth(secret))
     assert r.status_code == 401 and r.json["error"] == "invalid_api_key"
 
@@ -83,22 +90,23 @@ def test_suspended_merchants_keys_stop_working(client, shop):
     merchant, _ = shop
     secret = new_key(merchant.id)
     assert client.get("/api/v1/products", headers=auth(secret)).status_code == 200
-    suspend_merchant(merchant.id, reason="unpaid fees")
+    with unit_of_work():
+        suspend_merchant(merchant.id, reason="unpaid fees")
     r = client.get("/api/v1/products", headers=auth(secret))
     assert r.status_code == 403 and r.json["error"] == "account_inactive"
 
 
 @pytest.mark.commits  # key use is recorded on a connection of its own
 def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
-    from datetime import timedelta
-
     merchant, _ = shop
-    old, old_secret = keys.create_key(merchant.id, "ERP", ["catalog"])
-    new, new_secret = keys.rotate_key(merchant.id, old.id)
+    with unit_of_work():
+        old, old_secret = keys.create_key(merchant.id, "ERP", ["catalog"])
+        new, new_secret = keys.rotate_key(merchant.id, old.id)
     assert new.scopes == ["catalog"] and new.prefix != old.prefix
     assert client.get("/api/v1/products", headers=auth(old_secret)).status_code == 200
     assert client.get("/api/v1/products", headers=auth(new_secret)).status_code == 200
-    newer, newer_secret = keys.rotate_key(merchant.id, new.id, grace=timedelta(0))
+    with unit_of_work():
+        newer, newer_secret = keys.rotate_key(merchant.id, new.id, grace=timedelta(0))
     assert client.get("/api/v1/products", headers=auth(new_secret)).status_code == 401
     assert client.get("/api/v1/products", headers=auth(newer_secret)).status_code == 200
     db.remove()
@@ -106,12 +114,11 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
 
 
 def test_another_merchants_key_cannot_be_revoked(shop):
-    from app.errors import NotFound
-
     merchant, _ = shop
     other = make_merchant()
     db.commit()
-    key, _secret = keys.create_key(other.id, "theirs", ["catalog"])
+    with unit_of_work():
+        key, _secret = keys.create_key(other.id, "theirs", ["catalog"])
     with pytest.raises(NotFound):
         keys.revoke_key(merchant.id, key.id)
     db.remove()
@@ -295,7 +302,6 @@ def test_openapi_document_is_complete(client):
         if method in ("post", "patch"):
             assert "422" in op["responses"] and "415" in op["responses"]
     # Every reference points at something the document defines.
-    import re
 
     for ref in set(re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', text)):
         assert ref[1] in doc["components"][ref[0]], ref
@@ -307,8 +313,6 @@ def test_openapi_document_is_complete(client):
 
 
 def test_openapi_document_validates_against_the_spec_schema(client):
-    from openapi_spec_validator import validate
-
     validate(client.get("/api/v1/openapi.json").json)
 
 

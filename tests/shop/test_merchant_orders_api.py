@@ -13,18 +13,22 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from app.api import keys
-from app.database import db
+from app.database import db, unit_of_work
 from app.jobs import drain
 from shop.models import (
     Consignment,
     ConsignmentStatus,
+    Merchant,
     Order,
     OrderLine,
     OrderStatus,
     Product,
 )
+from shop.services import orders
 from tests.shop.helpers import make_category, make_merchant, make_product, make_user
 from tracking import s10
+from tracking.models import Parcel
+from tracking.services.events import EventReport, ingest
 
 
 def make_order(merchant, product, *, paid: bool = True, quantity: int = 2) -> Consignment:
@@ -47,8 +51,6 @@ def make_order(merchant, product, *, paid: bool = True, quantity: int = 2) -> Co
                      weight_g=300))
     db.commit()
     if paid:
-        from shop.services import orders
-
         order = orders.lock_order(order.id)
         orders.apply_transition(order, OrderStatus.PAID, reason="test")
         orders.apply_consignment_transition(c, ConsignmentStatus.OPEN, reason="test")
@@ -63,8 +65,9 @@ def shops(app_ctx):
     product = make_product(mine, category, stock=8, merchant_sku="PH-1")
     other_product = make_product(theirs, category)
     db.commit()
-    _k, secret = keys.create_key(mine.id, "ERP", ["orders", "parcels", "webhooks"])
-    _k, their_secret = keys.create_key(theirs.id, "ERP", ["orders", "parcels"])
+    with unit_of_work():
+        _k, secret = keys.create_key(mine.id, "ERP", ["orders", "parcels", "webhooks"])
+        _k, their_secret = keys.create_key(theirs.id, "ERP", ["orders", "parcels"])
     return {"mine": mine.id, "theirs": theirs.id, "product": product.id,
             "other_product": other_product.id, "auth": {"Authorization": f"Bearer {secret}"},
             "their_auth": {"Authorization": f"Bearer {their_secret}"}}
@@ -73,7 +76,6 @@ def shops(app_ctx):
 def test_lists_only_own_consignments_with_filters(client, shops):
     mine = make_order(db.get(type(make_merchant()), shops["mine"]),
                       db.get(Product, shops["product"]))
-    from shop.models import Merchant
 
     theirs = make_order(db.get(Merchant, shops["theirs"]), db.get(Product, shops["other_product"]))
     unpaid = make_order(db.get(Merchant, shops["mine"]), db.get(Product, shops["product"]),
@@ -95,8 +97,6 @@ def test_lists_only_own_consignments_with_filters(client, shops):
 
 @pytest.mark.commits  # idempotency keys are stored on a connection of their own
 def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops):
-    from shop.models import Merchant
-
     c = make_order(db.get(Merchant, shops["mine"]), db.get(Product, shops["product"]))
     cid, order_id = c.id, c.order_id
     r = client.post(f"/api/v1/consignments/{cid}/acknowledge", headers=shops["auth"])
@@ -111,7 +111,6 @@ def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops):
     again = client.post(f"/api/v1/consignments/{cid}/ready", json={},
                         headers=shops["auth"])
     assert again.json["tracking_number"] == number
-    from tracking.models import Parcel
 
     db.remove()
     [parcel] = db.scalars(select(Parcel)).all()
@@ -127,9 +126,6 @@ def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops):
 
 
 def test_ready_before_payment_is_409_and_makes_no_parcel(client, shops):
-    from shop.models import Merchant
-    from tracking.models import Parcel
-
     c = make_order(db.get(Merchant, shops["mine"]), db.get(Product, shops["product"]),
                    paid=False)
     r = client.post(f"/api/v1/consignments/{c.id}/ready", json={}, headers=shops["auth"])
@@ -139,8 +135,6 @@ def test_ready_before_payment_is_409_and_makes_no_parcel(client, shops):
 
 
 def test_cancel_gives_stock_back(client, shops):
-    from shop.models import Merchant
-
     c = make_order(db.get(Merchant, shops["mine"]), db.get(Product, shops["product"]))
     cid, order_id = c.id, c.order_id
     r = client.post(f"/api/v1/consignments/{cid}/cancel", json={"reason": "out of stock"},
@@ -177,9 +171,6 @@ class Inbox:
 
 
 def test_merchant_is_told_of_its_order_and_parcel_by_webhook(app, client, shops):
-    from shop.models import Merchant
-    from tracking.services.events import EventReport, ingest
-
     inbox = Inbox()
     try:
         made = client.post("/api/v1/webhook-endpoints", json={"url": inbox.url},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.database import db
+from app.database import db, unit_of_work
 from shop.models import MerchantStatus
 from shop.services import merchants
 from tests.shop.helpers import make_category, make_merchant, make_product, make_user
@@ -47,7 +47,8 @@ def test_suspending_a_merchant_hides_its_shop_and_products(client, category):
     assert client.get("/shop/m/basra-books").status_code == 200
     assert "Basra history" in _html(client.get("/shop/search?q=basra"))
 
-    merchants.suspend_merchant(shop.id, reason="Complaints", actor_id=admin.id)
+    with unit_of_work():
+        merchants.suspend_merchant(shop.id, reason="Complaints", actor_id=admin.id)
 
     assert client.get("/shop/m/basra-books").status_code == 404
     assert client.get(f"/shop/p/{book.id}").status_code == 404
