@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
+from app.database import unit_of_work
 from app.errors import DomainError
 from app.i18n import current_locale
 from shop.forms import (
@@ -171,7 +172,9 @@ def approve_request(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.approve_request(request_id, reviewer_id=current_user.id, data=form.values())
+        with unit_of_work():
+            buyforme.approve_request(request_id, reviewer_id=current_user.id,
+                                     data=form.values())
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -187,8 +190,9 @@ def reject_request(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.reject_request(request_id, reviewer_id=current_user.id,
-                                reason=form.reason.data or "")
+        with unit_of_work():
+            buyforme.reject_request(request_id, reviewer_id=current_user.id,
+                                    reason=form.reason.data or "")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -204,11 +208,14 @@ def purchased(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
-        buyforme.record_purchase(request_id, clerk_id=current_user.id,
-                                 foreign_order_number=form.foreign_order_number.data or "",
-                                 foreign_tracking_number=form.foreign_tracking_number.data or "",
-                                 ships_from=form.ships_from.data or "",
-                                 hs_code=form.hs_code.data or "")
+        # One unit of work: the request, the consignment and tracking's inbound parcel
+        # commit together or not at all.
+        with unit_of_work():
+            buyforme.record_purchase(
+                request_id, clerk_id=current_user.id,
+                foreign_order_number=form.foreign_order_number.data or "",
+                foreign_tracking_number=form.foreign_tracking_number.data or "",
+                ships_from=form.ships_from.data or "", hs_code=form.hs_code.data or "")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:

@@ -21,9 +21,10 @@ from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound
 from app.events import DomainEvent, publish
+from payments import services as payments
+from payments.models import PaymentMethod, PaymentStatus
+from payments.services import CardPaymentStart
 from shop.models import (
-    BuyRequest,
-    BuyRequestStatus,
     Consignment,
     ConsignmentStatus,
     Order,
@@ -32,7 +33,8 @@ from shop.models import (
     OrderStatus,
     Product,
 )
-from shop.services.checkout import ORDER_KIND
+from shop.services.buy_request_states import request_order_closed, request_paid
+from shop.services.references import ORDER_KIND
 
 O = OrderStatus  # noqa: E741  (as S = PaymentStatus in payments)
 C = ConsignmentStatus
@@ -203,8 +205,6 @@ def _release_stock(order: Order, consignments: list[Consignment]) -> None:
 
 def _refund_order_payment(order: Order, amount: int, *, reason: str, key: str,
                           actor_id: int | None) -> None:
-    from payments import services as payments
-
     if amount <= 0 or order.payment_id is None:
         return
     payments.refund(order.payment_id, amount, reason, actor_id, f"order:{order.id}:{key}")
@@ -214,9 +214,6 @@ def _refund_order_payment(order: Order, amount: int, *, reason: str, key: str,
 def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
     """Release an unpaid order's post-card hold; a Stripe payment still pending is left
     to Stripe: if it succeeds after all, on_payment_succeeded refunds it."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
         if p.method == PaymentMethod.POST_CARD and p.status == PaymentStatus.PENDING:
             payments.void_payment(p.id, actor_id=actor_id, reason=reason)
@@ -225,38 +222,27 @@ def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
 def _release_other_holds(order: Order, paid_by: int) -> None:
     """Paid another way (a bank card after a post-card hold): the hold goes back now
     rather than when it runs out."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
         if p.id != paid_by and p.method == PaymentMethod.POST_CARD \
                 and p.status == PaymentStatus.PENDING:
             payments.void_payment(p.id, reason="order paid by another payment")
 
 
-def start_card_payment(order_id: int, user_id: int) -> Any:
+def start_card_payment(order_id: int, user_id: int) -> CardPaymentStart:
     """Start paying an order awaiting payment with a bank card (Stripe, charged in USD at
     the stored rate). Returns payments' CardPaymentStart for its card page; the order
-    becomes paid only when payment.succeeded arrives. Commits. Raises NotFound (not
-    theirs), OrderStateError (not awaiting payment), CardPaymentsUnavailable,
-    NoExchangeRate."""
-    from payments import services as payments
-
-    try:
-        order = owned_order(order_id, user_id)
-        order = lock_order(order.id)
-        if order.status != O.PENDING_PAYMENT or order.expires_at is None \
-                or order.expires_at <= utcnow():
-            raise OrderStateError(_l("This order is not waiting for payment."))
-        start = payments.start_card_payment(
-            amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
-            reference_id=str(order.id), purpose=ORDER_KIND, payer_user_id=user_id,
-            idempotency_key=f"order:{order.id}:card")
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return start
+    becomes paid only when payment.succeeded arrives. Flushes (the payment row). Raises
+    NotFound (not theirs), OrderStateError (not awaiting payment),
+    CardPaymentsUnavailable, NoExchangeRate."""
+    order = owned_order(order_id, user_id)
+    order = lock_order(order.id)
+    if order.status != O.PENDING_PAYMENT or order.expires_at is None \
+            or order.expires_at <= utcnow():
+        raise OrderStateError(_l("This order is not waiting for payment."))
+    return payments.start_card_payment(
+        amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
+        reference_id=str(order.id), purpose=ORDER_KIND, payer_user_id=user_id,
+        idempotency_key=f"order:{order.id}:card")
 
 
 def on_payment_succeeded(event: DomainEvent) -> None:
@@ -280,15 +266,10 @@ def on_payment_succeeded(event: DomainEvent) -> None:
         for c in order.consignments:
             apply_consignment_transition(c, C.OPEN, reason="paid")
         if order.kind == OrderKind.BUY_FOR_ME:
-            from shop.services.buyforme import order_paid
-
-            order_paid(order)
+            request_paid(order.id)
         return
     if order.payment_id == pid and order.status not in (O.CANCELLED, O.EXPIRED):
         return  # the same news twice
-    from payments import services as payments
-    from payments.models import PaymentStatus
-
     # Money that arrived for an order already closed, or a second payment of a paid
     # order: give it back (a repeat finds nothing left to refund).
     p = payments.get_payment(pid)
@@ -327,9 +308,6 @@ def confirm_order(order_id: int) -> bool:
     payment.succeeded then marks the order paid. Does nothing for an order that is no
     longer waiting, or whose payment is not a hold. Flushes; the job commits.
     Returns whether a hold was captured."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     order = lock_order(order_id)
     if order.status != O.PENDING_PAYMENT or order.payment_id is None:
         return False
@@ -365,43 +343,32 @@ def cancel_order(order_id: int, user_id: int, *, reason: str = "") -> Order:
     """The shopper cancels their order before any part of it is handed to the post.
 
     Gives the stock back, releases a post-card hold, refunds what was paid (to the card
-    or bank card it came from), cancels every consignment, publishes order.cancelled
-    and commits. Raises NotFound for someone else's order, NotCancellable once a
-    consignment is ready or shipped (or the order is already closed).
+    or bank card it came from), cancels every consignment (and an unpaid buy-for-me
+    request with the order), publishes order.cancelled. Flushes. Raises NotFound for
+    someone else's order, NotCancellable once a consignment is ready or shipped (or the
+    order is already closed).
     """
-    try:
-        owned_order(order_id, user_id)
-        order = lock_order(order_id)
-        if not can_cancel(order):
-            raise NotCancellable(_l("This order can no longer be cancelled: part of it is "
-                                    "already with the post, or it is closed."))
-        live = [c for c in order.consignments if c.status != C.CANCELLED]
-        _release_stock(order, live)
-        why = reason or "cancelled by the shopper"
-        if order.status == O.PENDING_PAYMENT:
-            _void_or_leave(order, actor_id=user_id, reason=why)
-        else:
-            _refund_order_payment(order, order.total - order.refunded_amount, reason=why,
-                                  key="cancel", actor_id=user_id)
-        for c in live:
-            apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
-        apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
-        if order.kind == OrderKind.BUY_FOR_ME:
-            _close_buy_request(order, BuyRequestStatus.EXPIRED)
-        record_audit("order.cancelled", object_type="order", object_id=order.id,
-                     actor_id=user_id, details={"refunded": order.refunded_amount})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    owned_order(order_id, user_id)
+    order = lock_order(order_id)
+    if not can_cancel(order):
+        raise NotCancellable(_l("This order can no longer be cancelled: part of it is "
+                                "already with the post, or it is closed."))
+    live = [c for c in order.consignments if c.status != C.CANCELLED]
+    _release_stock(order, live)
+    why = reason or "cancelled by the shopper"
+    if order.status == O.PENDING_PAYMENT:
+        _void_or_leave(order, actor_id=user_id, reason=why)
+    else:
+        _refund_order_payment(order, order.total - order.refunded_amount, reason=why,
+                              key="cancel", actor_id=user_id)
+    for c in live:
+        apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
+    apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
+    if order.kind == OrderKind.BUY_FOR_ME:
+        request_order_closed(order.id, actor_id=user_id, reason=why)
+    record_audit("order.cancelled", object_type="order", object_id=order.id,
+                 actor_id=user_id, details={"refunded": order.refunded_amount})
     return order
-
-
-def _close_buy_request(order: Order, status: BuyRequestStatus) -> None:
-    req = db.scalar(select(BuyRequest).where(BuyRequest.order_id == order.id))
-    if req is not None and req.status == BuyRequestStatus.ACCEPTED:
-        req.status = status
-        req.status_changed_at = utcnow()
 
 
 # -- merchants and the post ----------------------------------------------------------------
@@ -531,25 +498,13 @@ def expire_order(order_id: int) -> bool:
         apply_consignment_transition(c, C.EXPIRED, reason="not paid in time")
     apply_transition(order, O.EXPIRED, reason="not paid in time")
     if order.kind == OrderKind.BUY_FOR_ME:
-        _close_buy_request(order, BuyRequestStatus.EXPIRED)
+        request_order_closed(order.id, actor_id=None, reason="order not paid in time")
     return True
 
 
-def expire_unpaid_orders(*, limit: int = 200) -> list[int]:
-    """Expire every order still unpaid after its payment time; each in its own
-    transaction, so one failure does not keep the others' stock. Commits. Returns the
-    ids expired."""
-    ids = list(db.scalars(select(Order.id).where(
+def unpaid_past_due(*, limit: int = 200) -> list[int]:
+    """The ids of orders still unpaid after their payment time, the longest overdue
+    first. Changes nothing."""
+    return list(db.scalars(select(Order.id).where(
         Order.status == O.PENDING_PAYMENT, Order.expires_at < utcnow())
         .order_by(Order.expires_at).limit(limit)))
-    db.rollback()
-    done = []
-    for order_id in ids:
-        try:
-            if expire_order(order_id):
-                done.append(order_id)
-            db.commit()
-        except Exception:
-            db.rollback()
-            raise
-    return done
