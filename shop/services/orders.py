@@ -4,7 +4,9 @@ Each has an explicit table of allowed moves, and one function applies a move, re
 who and when (OrderEvent) and publishes the event (`order.paid`, `consignment.ready`,
 ...). An order becomes paid only from payments' `payment.succeeded`; parcels move
 consignments along through tracking's `parcel.status_changed` / `parcel.delivered`
-(a parcel made for a consignment carries order_ref "consignment:<id>").
+(a parcel made for a consignment carries order_ref "consignment:<id>"). A buy-for-me
+request follows its order through shop.services.buy_request_states. Every function
+here flushes; whatever started the use case owns the unit of work that commits it.
 
 Locks are taken in one order: the order row, then stock rows (product id order), then
 ledger accounts (inside payments).
@@ -377,7 +379,7 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
     """Cancel one consignment of an order (a merchant cannot fulfil it) before it is
     handed over: its stock goes back and, once paid, its share is refunded, so the
     order becomes partially refunded (or cancelled when nothing is left). Flushes; the
-    caller commits. Raises NotFound, NotCancellable."""
+    caller's unit of work commits. Raises NotFound, NotCancellable."""
     c = db.get(Consignment, consignment_id)
     if c is None:
         raise NotFound()
@@ -406,7 +408,8 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
 
 def acknowledge_consignment(consignment_id: int, *, actor_id: int | None) -> Consignment:
     """The merchant has seen a paid consignment: the order is being processed. Flushes;
-    the caller commits. Raises NotFound, OrderStateError (not paid yet or closed)."""
+    the caller's unit of work commits. Raises NotFound, OrderStateError (not paid yet
+    or closed)."""
     c = db.get(Consignment, consignment_id)
     if c is None:
         raise NotFound()
@@ -424,7 +427,8 @@ def record_handover(consignment_id: int, *, parcel_id: int, tracking_number: str
                     actor_id: int | None) -> Consignment:
     """A consignment is ready for handover: the parcel made for it is linked and the
     consignment moves to ready (the order to processing). Idempotent for the same parcel.
-    Flushes; the caller (the merchant API's service, which creates the parcel) commits.
+    Flushes; the unit of work of the caller (the merchant API, which creates the parcel)
+    commits.
     Raises NotFound, OrderStateError (not paid, cancelled, or linked to another parcel)."""
     c = db.get(Consignment, consignment_id)
     if c is None:
@@ -485,8 +489,8 @@ def on_parcel_event(event: DomainEvent) -> None:
 def expire_order(order_id: int) -> bool:
     """Expire one unpaid order past its time: stock back, post-card hold released, the
     order and its consignments expired (and a buy-for-me request with it). Does nothing
-    if it was paid or closed meanwhile. Flushes; the caller commits. Returns whether it
-    expired."""
+    if it was paid or closed meanwhile. Flushes; the caller's unit of work commits.
+    Returns whether it expired."""
     order = lock_order(order_id)
     if order.status != O.PENDING_PAYMENT or order.expires_at is None \
             or order.expires_at > utcnow():

@@ -228,6 +228,8 @@ class OrderDraft:
 
 
 class Placement(NamedTuple):
+    """What create_order did: the order, and whether it was only found again."""
+
     order: Order
     replayed: bool  # True: the checkout key had placed it already; nothing was written
 
