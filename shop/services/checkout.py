@@ -297,6 +297,8 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
     errors (wrong PIN, not enough balance, ...). On any error the caller's unit of work
     rolls everything back.
     """
+    # Checked first, before the form key and the destination, as the page always did
+    # (create_order checks it again for its other callers).
     check_payment_method(payment)
     checkout_key = (checkout_key or "")[:80]
     if not checkout_key:
