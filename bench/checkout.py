@@ -86,7 +86,7 @@ def run(url: str, clients: int, seconds: float, catalog: str) -> tuple[int, int,
 
     def loop(n: int) -> None:
         from app.auth.models import User
-        from app.database import db, init_engine
+        from app.database import db, init_engine, unit_of_work
         from shop.services import checkout
         from shop.services.cart import CartOwner, add_to_cart
 
@@ -99,13 +99,17 @@ def run(url: str, clients: int, seconds: float, catalog: str) -> tuple[int, int,
         while time.time() < start_at.value + seconds:
             with app.app_context():
                 try:
-                    add_to_cart(CartOwner(user_id, {}), rnd.choice(product_ids), 1)
+                    # As the pages do: adding to the cart, then placing, each its own
+                    # unit of work (the services only flush).
+                    with unit_of_work():
+                        add_to_cart(CartOwner(user_id, {}), rnd.choice(product_ids), 1)
                     user = db.get(User, user_id)
                     quote = checkout.quote_cart(user, checkout.destination_for(user, **dest))
-                    checkout.place_order(user_id, dest,
-                                         payment=checkout.PaymentChoice("stripe"),
-                                         seen_digest=quote.digest,
-                                         checkout_key=uuid.uuid4().hex)
+                    with unit_of_work():
+                        checkout.place_order(user_id, dest,
+                                             payment=checkout.PaymentChoice("stripe"),
+                                             seen_digest=quote.digest,
+                                             checkout_key=uuid.uuid4().hex)
                     mine += 1
                 except Exception:
                     db.rollback()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from babel import Locale
+from babel.numbers import get_currency_name
 from flask import Flask
+
+from app.i18n import current_locale
+from app.settings import load_settings
+from shop import api as merchant_api  # the merchant API, portal and webhooks
+from shop import backoffice, jobs, order_views, seed, settings, views  # noqa: F401
+from shop.pricing import price_in_iqd
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("shop.models",)
@@ -13,10 +21,6 @@ MODEL_MODULES: tuple[str, ...] = ("shop.models",)
 
 def country_name(code: str) -> str:
     """A country's name in the visitor's language ("TR" -> "تركيا" / "Türkiye")."""
-    from babel import Locale
-
-    from app.i18n import current_locale
-
     try:
         return Locale.parse(current_locale()).territories.get(code, code)
     except (ValueError, TypeError):
@@ -25,10 +29,6 @@ def country_name(code: str) -> str:
 
 def currency_name(code: str) -> str:
     """A currency's name in the visitor's language ("TRY" -> "ليرة تركية")."""
-    from babel.numbers import get_currency_name
-
-    from app.i18n import current_locale
-
     return get_currency_name(code, locale=current_locale())
 
 
@@ -39,15 +39,14 @@ def bps_percent(bps: int) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register this domain's models, blueprints, subscribers and commands."""
-    # seed registers its seeder; jobs its subscribers and periodic jobs.
-    from shop import backoffice, jobs, seed, views  # noqa: F401
-    from shop.pricing import price_in_iqd
+    """Register this domain's settings, blueprints, subscribers and commands.
 
+    Importing seed registers its seeders, and jobs its subscribers and periodic jobs.
+    """
+    load_settings(app, "shop", settings.SETTINGS)
     views.init_app(app)
+    order_views.init_app(app)
     backoffice.init_app(app)
-    from shop import api as merchant_api  # the merchant API, portal and webhooks
-
     merchant_api.init_app(app)
 
     def shop_price(product: Any, rates: dict | None = None) -> Any:

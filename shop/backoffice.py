@@ -183,7 +183,8 @@ def approve_request(request_id: int) -> Response:
         return _to_request(request_id)
     try:
         with unit_of_work():
-            buyforme.approve_request(request_id, reviewer_id=current_user.id, data=form.values())
+            buyforme.approve_request(request_id, reviewer_id=current_user.id,
+                                     data=form.values())
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
@@ -217,6 +218,8 @@ def purchased(request_id: int) -> Response:
         flash(_first_error(form), "error")
         return _to_request(request_id)
     try:
+        # One unit of work: the request, the consignment and tracking's inbound parcel
+        # commit together or not at all.
         with unit_of_work():
             buyforme.record_purchase(
                 request_id, clerk_id=current_user.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import Locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -17,7 +18,11 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from app.geo import governorates
+from app.i18n import current_locale
+from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
+from shop.services.delivery_fees import customs_categories
 
 QUANTITY_RANGE = _l("Enter a quantity from 1 to %(max)s.", max=MAX_QUANTITY)
 
@@ -100,9 +105,6 @@ class AddressForm(FlaskForm):
     postal_code = StringField(_l("Postal code (if you know it)"), validators=[Optional()])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from app.geo import governorates
-        from app.i18n import current_locale
-
         super().__init__(*args, **kwargs)
         locale = current_locale()
         self.governorate.choices = [("", _l("Choose a governorate"))] + [
@@ -141,10 +143,6 @@ class BuyForMeForm(FlaskForm):
                                    validators=[Optional()])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from app.i18n import current_locale
-        from shop.schemas import BUY_CURRENCIES
-        from shop.services.delivery_fees import customs_categories
-
         super().__init__(*args, **kwargs)
         self.currency.choices = [(c, c) for c in BUY_CURRENCIES]
         locale = current_locale()
@@ -189,10 +187,6 @@ class PurchaseForm(FlaskForm):
                           validators=[Optional(), Length(max=12)])
 
     def __init__(self, *args: Any, origin: str | None = None, **kwargs: Any) -> None:
-        from babel import Locale
-
-        from app.i18n import current_locale
-
         super().__init__(*args, **kwargs)
         names = Locale.parse(current_locale()).territories
         self.ships_from.choices = [("", _l("Choose a country"))] + sorted(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import PostOffice, User
 from app.database import Base, append_only, utcnow
+from app.geo import governorate
 from shop.search import normalise
 
 HOME_COUNTRY = "IQ"
@@ -286,8 +287,6 @@ class Address(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def governorate_name(self, locale: str) -> str:
-        from app.geo import governorate
-
         place = governorate(self.governorate)
         return place.name(locale) if place else self.governorate
 
@@ -389,8 +388,6 @@ class Order(Base):
                 + self.handling_fee + self.service_fee)
 
     def governorate_name(self, locale: str) -> str:
-        from app.geo import governorate
-
         place = governorate(self.governorate)
         return place.name(locale) if place else self.governorate
 
@@ -502,7 +499,9 @@ class BuyRequest(Base):
 
     The estimate is computed when the request is made; procurement's final quote may
     change price, weight and shipping. Amounts are dinars except `unit_price`, which is in
-    the foreign shop's currency (minor units).
+    the foreign shop's currency (minor units). `status` is written only by
+    shop.services.buy_request_states.move_request, which records each step in
+    BuyRequestEvent.
     """
 
     __tablename__ = "shop_buy_requests"
@@ -549,3 +548,27 @@ class BuyRequest(Base):
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id])
     order: Mapped[Order | None] = relationship()
+    history: Mapped[list[BuyRequestEvent]] = relationship(
+        order_by="(BuyRequestEvent.occurred_at, BuyRequestEvent.id)", viewonly=True)
+
+
+class BuyRequestEvent(Base):
+    """One step of a buy-for-me request's life: from, to, who, when, why.
+
+    Written only by shop.services.buy_request_states (as OrderEvent is by the order
+    state machine); never changed afterwards.
+    """
+
+    __tablename__ = "shop_buy_request_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("shop_buy_requests.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+append_only(BuyRequestEvent.__table__)

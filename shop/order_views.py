@@ -1,8 +1,11 @@
 """The shopper's address book, checkout, orders, receipts and "buy for me" pages.
 
-Routes hang on the shop blueprint (shop.views.bp), under /shop. Every page needs a
-logged-in shopper and shows only their own things: another shopper's order, address or
-request id answers 404.
+Routes hang on their own blueprint, "shop_orders", under /shop beside the catalog and
+cart pages (shop.views). Every page needs a logged-in shopper and shows only their own
+things: another shopper's order, address or request id answers 404. A page that
+changes something opens the unit of work around the service it calls and catches the
+service's refusal outside it, so whatever the service flushed before refusing is rolled
+back; a GET page only reads.
 """
 
 from __future__ import annotations
@@ -10,21 +13,39 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app.database import unit_of_work
 from app.errors import DomainError, NotFound
 from app.geo import governorates
 from app.i18n import current_locale
 from app.web import safe_next
+from payments import gateway
+from payments.cards import cards_of
+from payments.services import payments_for
 from shop.forms import AddressForm, BuyForMeForm, CheckoutForm, EmptyForm
 from shop.models import DeliveryMethod
+from shop.receipts import order_receipt as render_receipt
 from shop.services import addresses, buyforme, checkout, orders
 from shop.services import delivery_fees as fees
 from shop.services.addresses import AddressInput
-from shop.services.checkout import EmptyCart, PaymentChoice, PriceChanged, SoldOut
-from shop.views import bp
+from shop.services.checkout import EmptyCart
+from shop.services.placing import PaymentChoice, PriceChanged, SoldOut
+from shop.services.references import ORDER_KIND
+
+bp = Blueprint("shop_orders", __name__, url_prefix="/shop")
 
 
 def _messages(fields: dict[str, Any]) -> dict[str, str]:
@@ -62,16 +83,18 @@ def address_book() -> Any:
     back = safe_next(request.values.get("next"))
     if form.validate_on_submit():
         try:
-            addresses.add_address(current_user.id, AddressInput(
-                recipient_name=form.recipient_name.data or "", phone=form.phone.data or "",
-                governorate=form.governorate.data or "", district=form.district.data or "",
-                landmark=form.landmark.data or "", postal_code=form.postal_code.data or ""))
+            with unit_of_work():
+                addresses.add_address(current_user.id, AddressInput(
+                    recipient_name=form.recipient_name.data or "",
+                    phone=form.phone.data or "", governorate=form.governorate.data or "",
+                    district=form.district.data or "", landmark=form.landmark.data or "",
+                    postal_code=form.postal_code.data or ""))
         except DomainError as exc:
             errors = _messages(exc.fields)
             flash(_first_error(exc), "error")
         else:
             flash(_("Address saved."), "success")
-            return redirect(back or url_for("shop.address_book"))
+            return redirect(back or url_for("shop_orders.address_book"))
     elif request.method == "POST":
         flash(_("The form has expired. Please try again."), "error")
     status = 422 if errors else 200
@@ -84,9 +107,10 @@ def address_book() -> Any:
 @login_required
 def remove_address(address_id: int) -> Response:
     if EmptyForm().validate_on_submit():
-        addresses.remove_address(address_id, current_user.id)
+        with unit_of_work():
+            addresses.remove_address(address_id, current_user.id)
         flash(_("Address removed."), "success")
-    return redirect(url_for("shop.address_book"))
+    return redirect(url_for("shop_orders.address_book"))
 
 
 # -- checkout ------------------------------------------------------------------------------
@@ -119,9 +143,6 @@ def _payment_choice(form: CheckoutForm) -> PaymentChoice:
 def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
                    quote: checkout.Quote | None = None, status: int = 200,
                    changed: bool = False) -> Any:
-    from payments import gateway
-    from payments.cards import cards_of
-
     problem = None
     dest_errors: dict[str, Any] = {}
     if quote is None and dest_args.get("method"):
@@ -157,13 +178,14 @@ def place_order() -> Any:
     dest_args = _dest_args(request.form)
     if not form.validate_on_submit():
         flash(_("The form has expired. Please try again."), "error")
-        return redirect(url_for("shop.checkout_page", **{k: v for k, v in dest_args.items()
-                                                         if v}))
+        return redirect(url_for("shop_orders.checkout_page",
+                                **{k: v for k, v in dest_args.items() if v}))
     try:
-        order = checkout.place_order(
-            current_user.id, dest_args, payment=_payment_choice(form),
-            seen_digest=form.digest.data or "", checkout_key=form.key.data or "",
-            locale=current_locale())
+        with unit_of_work():
+            order = checkout.place_order(
+                current_user.id, dest_args, payment=_payment_choice(form),
+                seen_digest=form.digest.data or "", checkout_key=form.key.data or "",
+                locale=current_locale())
     except PriceChanged as exc:
         flash(str(exc.message), "warning")
         form.pin.data = ""
@@ -175,9 +197,9 @@ def place_order() -> Any:
         flash(str(exc.message), "error")
         return _checkout_page(dest_args, form=form, status=exc.http_status)
     if order.payment_method == "stripe" and order.status == "pending_payment":
-        return redirect(url_for("shop.order_pay", order_id=order.id))
+        return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: your order is placed."), "success")
-    return redirect(url_for("shop.order_detail", order_id=order.id))
+    return redirect(url_for("shop_orders.order_detail", order_id=order.id))
 
 
 # -- orders --------------------------------------------------------------------------------
@@ -195,10 +217,8 @@ def _tracking_link(number: str | None) -> str | None:
 @bp.get("/orders/<int:order_id>")
 @login_required
 def order_detail(order_id: int) -> str:
-    from payments.services import payments_for
-
     order = orders.owned_order(order_id, current_user.id)
-    payments = payments_for(checkout.ORDER_KIND, str(order.id))
+    payments = payments_for(ORDER_KIND, str(order.id))
     return render_template("shop/orders_detail.html", order=order, payments=payments,
                            can_cancel=orders.can_cancel(order), cancel_form=EmptyForm(),
                            pay_form=EmptyForm(), tracking_link=_tracking_link,
@@ -210,15 +230,16 @@ def order_detail(order_id: int) -> str:
 def order_cancel(order_id: int) -> Response:
     if not EmptyForm().validate_on_submit():
         flash(_("The form has expired. Please try again."), "error")
-        return redirect(url_for("shop.order_detail", order_id=order_id))
+        return redirect(url_for("shop_orders.order_detail", order_id=order_id))
     try:
-        orders.cancel_order(order_id, current_user.id)
+        with unit_of_work():
+            orders.cancel_order(order_id, current_user.id)
     except orders.NotCancellable as exc:
         flash(str(exc.message), "error")
     else:
         flash(_("Your order is cancelled. Anything you paid is on its way back to you."),
               "success")
-    return redirect(url_for("shop.order_detail", order_id=order_id))
+    return redirect(url_for("shop_orders.order_detail", order_id=order_id))
 
 
 @bp.route("/orders/<int:order_id>/pay", methods=["GET", "POST"])
@@ -226,19 +247,18 @@ def order_cancel(order_id: int) -> Response:
 def order_pay(order_id: int) -> Any:
     """Paying an order by bank card: a button that starts the Stripe payment, then the
     payments domain's card page."""
-    from payments import gateway
-
     order = orders.owned_order(order_id, current_user.id)
     form = EmptyForm()
     if request.method == "POST" and form.validate_on_submit():
         try:
-            start = orders.start_card_payment(order.id, current_user.id)
+            with unit_of_work():
+                start = orders.start_card_payment(order.id, current_user.id)
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
             return redirect(url_for("payments.pay", payment_id=start.payment.id))
     if order.status != "pending_payment":
-        return redirect(url_for("shop.order_detail", order_id=order.id))
+        return redirect(url_for("shop_orders.order_detail", order_id=order.id))
     return render_template("shop/orders_pay.html", order=order, form=form,
                            card_payments=gateway.card_payments_enabled(),
                            test_mode=gateway.card_payments_enabled() and gateway.test_mode())
@@ -247,14 +267,12 @@ def order_pay(order_id: int) -> Any:
 @bp.get("/orders/<int:order_id>/receipt.pdf")
 @login_required
 def order_receipt(order_id: int) -> Response:
-    from shop.receipts import order_receipt as render
-
     order = orders.owned_order(order_id, current_user.id)
     # The printed link must work from any phone: the site's public address, not the one
     # this request happened to come in on.
     link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for(
-        "shop.order_detail", order_id=order.id)
-    return Response(render(order, link), mimetype="application/pdf", headers={
+        "shop_orders.order_detail", order_id=order.id)
+    return Response(render_receipt(order, link), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="order-{order.number}.pdf"',
         "Cache-Control": "no-store"})
 
@@ -274,9 +292,10 @@ def buy_for_me() -> Any:
         else:
             try:
                 if request.form.get("action") == "send":
-                    req = buyforme.submit_request(current_user.id, form.values())
+                    with unit_of_work():
+                        req = buyforme.submit_request(current_user.id, form.values())
                     flash(_("Request sent. We will answer with a final price."), "success")
-                    return redirect(url_for("shop.buy_request", request_id=req.id))
+                    return redirect(url_for("shop_orders.buy_request", request_id=req.id))
                 _values, estimate = buyforme.estimate(form.values())
             except DomainError as exc:
                 errors = _messages(exc.fields)
@@ -288,9 +307,6 @@ def buy_for_me() -> Any:
 
 def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
                  status: int = 200, changed: bool = False) -> Any:
-    from payments import gateway
-    from payments.cards import cards_of
-
     quote = None
     problem = None
     if req.status == "quoted" and dest_args.get("method"):
@@ -325,12 +341,13 @@ def buy_request_accept(request_id: int) -> Any:
     dest_args = _dest_args(request.form)
     if not form.validate_on_submit():
         flash(_("The form has expired. Please try again."), "error")
-        return redirect(url_for("shop.buy_request", request_id=req.id))
+        return redirect(url_for("shop_orders.buy_request", request_id=req.id))
     try:
-        order = buyforme.accept_quote(req.id, current_user.id, dest_args,
-                                      payment=_payment_choice(form),
-                                      seen_digest=form.digest.data or "",
-                                      checkout_key=form.key.data or "")
+        with unit_of_work():
+            order = buyforme.accept_quote(req.id, current_user.id, dest_args,
+                                          payment=_payment_choice(form),
+                                          seen_digest=form.digest.data or "",
+                                          checkout_key=form.key.data or "")
     except PriceChanged as exc:
         flash(str(exc.message), "warning")
         return _accept_page(req, dest_args, status=409, changed=True)
@@ -341,6 +358,10 @@ def buy_request_accept(request_id: int) -> Any:
         return _accept_page(buyforme.owned_request(request_id, current_user.id), dest_args,
                             form=form, status=exc.http_status)
     if order.payment_method == "stripe":
-        return redirect(url_for("shop.order_pay", order_id=order.id))
+        return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: the quote is accepted and your order placed."), "success")
-    return redirect(url_for("shop.order_detail", order_id=order.id))
+    return redirect(url_for("shop_orders.order_detail", order_id=order.id))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.money import convert
+from payments.errors import NoExchangeRate
+from payments.rates import rate_at
 from shop.models import HOME_CURRENCY, Product
 
 
@@ -46,9 +48,6 @@ class Rate:
 
 def _current_rate(currency: str) -> Rate | None:
     """The stored rate of `currency` to IQD valid now (payments), or None if none is set."""
-    from payments.errors import NoExchangeRate
-    from payments.rates import rate_at
-
     try:
         row = rate_at(currency, HOME_CURRENCY)
     except NoExchangeRate:

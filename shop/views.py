@@ -1,4 +1,9 @@
-"""The shopper's catalog and cart pages, under /shop."""
+"""The shopper's catalog and cart pages, under /shop.
+
+Each page that changes something opens the unit of work around the service it calls
+and catches the service's refusal outside it, so nothing half-done is kept. The
+address book, checkout, orders and buy-for-me pages are shop.order_views.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, user_logged_in
 from werkzeug.wrappers import Response
 
-from app.database import db
+from app.database import savepoint, unit_of_work
 from app.i18n import current_locale
 from app.web import safe_next
 from shop.forms import AddToCartForm, CartLineForm, RemoveLineForm
@@ -119,7 +124,8 @@ def cart_add() -> Response:
         flash(_form_error(form), "error")
         return redirect(_back_to(product_page))
     try:
-        carts.add_to_cart(cart_owner(), form.product_id.data, form.quantity.data)
+        with unit_of_work():
+            carts.add_to_cart(cart_owner(), form.product_id.data, form.quantity.data)
     except CartRefused as exc:
         flash(str(exc.message), "error")
         return redirect(_back_to(product_page))
@@ -141,7 +147,8 @@ def cart_update() -> Response:
         flash(_form_error(form), "error")
         return redirect(url_for("shop.cart"))
     try:
-        carts.change_quantity(cart_owner(), form.product_id.data, form.quantity.data)
+        with unit_of_work():
+            carts.change_quantity(cart_owner(), form.product_id.data, form.quantity.data)
     except CartRefused as exc:
         flash(str(exc.message), "error")
     else:
@@ -153,7 +160,8 @@ def cart_update() -> Response:
 def cart_remove() -> Response:
     form = RemoveLineForm()
     if form.validate_on_submit():
-        carts.remove_from_cart(cart_owner(), form.product_id.data)
+        with unit_of_work():
+            carts.remove_from_cart(cart_owner(), form.product_id.data)
         flash(_("Removed from your cart."), "success")
     else:
         flash(_form_error(form), "error")
@@ -162,20 +170,20 @@ def cart_remove() -> Response:
 
 def _merge_cart_on_login(_sender: Flask, user: Any, **_extra: Any) -> None:
     # The anonymous visitor's cart follows them into their account. A failure here must
-    # not stop the login: the session cart is then simply kept for the next try.
+    # not stop the login: the session cart is then simply kept for the next try. The
+    # merge is a step that may fail alone: its own unit of work when the login has none
+    # open, and a savepoint either way, so a failed merge undoes only itself.
     if not session.get(carts.SESSION_KEY):
         return
     kept = list(session[carts.SESSION_KEY])
     try:
-        carts.merge_session_cart(user.id, session)
+        with unit_of_work(), savepoint():
+            carts.merge_session_cart(user.id, session)
     except Exception:
         log.exception("could not merge the session cart into user %s's cart", user.id)
-        db.rollback()
         session[carts.SESSION_KEY] = kept
 
 
 def init_app(app: Flask) -> None:
-    from shop import order_views  # noqa: F401  (checkout, orders, buy for me on this blueprint)
-
     app.register_blueprint(bp)
     user_logged_in.connect(_merge_cart_on_login, app)

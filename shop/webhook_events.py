@@ -23,7 +23,7 @@ from app.database import db
 from app.events import DomainEvent, subscribe
 from app.webhooks.services import register_event_types, stage_message
 from shop.models import Consignment
-from shop.services.checkout import ORDER_KIND
+from shop.services.references import ORDER_KIND
 from tracking.models import CustomsCase, CustomsState
 
 EVENT_TYPES: dict[str, LazyString] = {

@@ -68,7 +68,7 @@ def validate_address(data: AddressInput) -> dict[str, str | None]:
 
 
 def add_address(user_id: int, data: AddressInput) -> Address:
-    """Add an address to the shopper's book and commit. Raises ValidationFailed for a
+    """Add an address to the shopper's book. Flushes. Raises ValidationFailed for a
     missing or malformed field, or when the book is full."""
     values = validate_address(data)
     count = len(addresses_of(user_id))
@@ -76,7 +76,7 @@ def add_address(user_id: int, data: AddressInput) -> Address:
         raise ValidationFailed(_l("Your address book is full. Remove an address first."))
     address = Address(user_id=user_id, **values)
     db.add(address)
-    db.commit()
+    db.flush()
     return address
 
 
@@ -95,10 +95,10 @@ def owned_address(address_id: int, user_id: int) -> Address:
 
 
 def remove_address(address_id: int, user_id: int) -> None:
-    """Take an address out of the book (orders keep their own copy). Commits. Raises
+    """Take an address out of the book (orders keep their own copy). Flushes. Raises
     NotFound for someone else's address."""
     owned_address(address_id, user_id).archived = True
-    db.commit()
+    db.flush()
 
 
 def pickup_offices() -> list[PostOffice]:

@@ -11,11 +11,15 @@ purchase abroad.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
+from babel import Locale
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -23,34 +27,44 @@ from sqlalchemy import select
 from app.audit import record_audit
 from app.auth.models import User
 from app.database import db, utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
-from app.events import publish
+from app.errors import NotFound, ValidationFailed
 from app.money import convert, to_minor
+from payments.errors import NoExchangeRate
+from payments.rates import rate_at
 from shop.models import (
     BuyRequest,
     BuyRequestStatus,
     Consignment,
     Order,
     OrderKind,
-    OrderLine,
 )
 from shop.schemas import BuyRequestSchema, QuoteSchema
 from shop.services import delivery_fees as fees
-from shop.services.checkout import (
+from shop.services.buy_request_states import (
+    BuyRequestStateError,
+    check_move,
+    move_request,
+    record_submitted,
+)
+from shop.services.orders import acknowledge_consignment
+from shop.services.placing import (
+    ConsignmentDraft,
     Destination,
+    LineDraft,
+    OrderDraft,
     PaymentChoice,
     PriceChanged,
+    create_order,
     destination_for,
-    new_number,
-    take_post_card_payment,
 )
+from shop.services.references import new_number
+from tracking import s10
+from tracking.models import SERVICE_INDICATORS, ContentsCategory, Parcel, Service
+from tracking.services.lookup import public_view
+from tracking.services.parcels import Address, Article, ParcelDraft, register_inbound
 
 B = BuyRequestStatus
 IQD = "IQD"
-
-
-class BuyRequestStateError(Conflict):
-    code = "buy_request_state"
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,6 @@ class Landed:
 
 
 def _rate(currency: str) -> tuple[Decimal, int]:
-    from payments.errors import NoExchangeRate
-    from payments.rates import rate_at
-
     try:
         row = rate_at(currency, IQD)
     except NoExchangeRate:
@@ -140,16 +151,14 @@ def _apply(req: BuyRequest, cost: Landed) -> None:
 
 def submit_request(user_id: int, data: dict[str, Any]) -> BuyRequest:
     """A shopper asks the post to buy an article abroad: the request is stored with its
-    estimate for procurement to review, buy_request.submitted is published, and the
-    change commits. Raises ValidationFailed."""
+    estimate for procurement to review, the first step of its history is recorded and
+    buy_request.submitted published. Flushes. Raises ValidationFailed."""
     values, cost = estimate(data)
-    req = BuyRequest(number=new_number("BF"), user_id=user_id, **values)
+    req = BuyRequest(number=new_number("BF"), user_id=user_id, created_at=utcnow(), **values)
     _apply(req, cost)
     req.estimate_total = cost.total
     db.add(req)
-    db.flush()
-    publish("buy_request.submitted", {"request_id": req.id, "number": req.number})
-    db.commit()
+    record_submitted(req, actor_id=user_id)
     return req
 
 
@@ -174,14 +183,6 @@ def _lock(request_id: int) -> BuyRequest:
     return req
 
 
-def _move(req: BuyRequest, to: BuyRequestStatus, allowed: set[BuyRequestStatus]) -> None:
-    if req.status not in allowed:
-        raise BuyRequestStateError(_l("This request is %(status)s: it cannot be changed "
-                                      "that way now.", status=req.status))
-    req.status = to
-    req.status_changed_at = utcnow()
-
-
 # -- procurement ---------------------------------------------------------------------------
 
 def requests_for_review(status: str | None = None, *, limit: int = 200) -> list[BuyRequest]:
@@ -203,59 +204,50 @@ def approve_request(request_id: int, *, reviewer_id: int, data: dict[str, Any]) 
     """Procurement approves a submitted request with a final quote: the price, the
     weight and the international shipping may be adjusted; the landed cost is
     recomputed at today's stored rate and stays open for SHOP_QUOTE_VALID_HOURS.
-    Audited; publishes buy_request.quoted; commits. Raises NotFound, ValidationFailed,
-    BuyRequestStateError (not waiting for review)."""
+    Audited; the request moves to quoted (buy_request.quoted). Flushes. Raises NotFound,
+    ValidationFailed, BuyRequestStateError (not waiting for review)."""
     try:
         values = QuoteSchema().load(data)
     except ValidationError as exc:
         raise ValidationFailed(_l("Check the quote."), fields=exc.messages) from None
-    try:
-        req = _lock(request_id)
-        _move(req, B.QUOTED, {B.SUBMITTED})
-        before = {"unit_price": req.unit_price, "weight_g": req.weight_g, "total": req.total}
-        if values["price"] is not None:
-            req.unit_price = to_minor(values["price"], req.currency)
-        if values["weight_g"] is not None:
-            req.weight_g = values["weight_g"]
-        _apply(req, landed_cost(unit_price=req.unit_price, currency=req.currency,
-                                quantity=req.quantity, weight_g=req.weight_g,
-                                category=req.customs_category,
-                                shipping_fee=values["shipping_fee"]))
-        req.quote_note = values["note"]
-        req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
-        hours = int(fees.setting("SHOP_QUOTE_VALID_HOURS"))
-        req.quote_expires_at = utcnow() + timedelta(hours=hours)
-        record_audit("buy_request.quoted", object_type="buy_request", object_id=req.id,
-                     actor_id=reviewer_id, details={"before": before, "total": req.total,
-                                                    "note": req.quote_note})
-        publish("buy_request.quoted", {"request_id": req.id, "total": req.total})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    req = _lock(request_id)
+    # Refuse a request not waiting for review before anything is recomputed.
+    check_move(req, B.QUOTED)
+    before = {"unit_price": req.unit_price, "weight_g": req.weight_g, "total": req.total}
+    if values["price"] is not None:
+        req.unit_price = to_minor(values["price"], req.currency)
+    if values["weight_g"] is not None:
+        req.weight_g = values["weight_g"]
+    _apply(req, landed_cost(unit_price=req.unit_price, currency=req.currency,
+                            quantity=req.quantity, weight_g=req.weight_g,
+                            category=req.customs_category,
+                            shipping_fee=values["shipping_fee"]))
+    req.quote_note = values["note"]
+    req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
+    hours = int(current_app.config["SHOP_QUOTE_VALID_HOURS"])
+    req.quote_expires_at = utcnow() + timedelta(hours=hours)
+    record_audit("buy_request.quoted", object_type="buy_request", object_id=req.id,
+                 actor_id=reviewer_id, details={"before": before, "total": req.total,
+                                                "note": req.quote_note})
+    move_request(req, B.QUOTED, actor_id=reviewer_id, reason=req.quote_note,
+                 total=req.total)
     return req
 
 
 def reject_request(request_id: int, *, reviewer_id: int, reason: str) -> BuyRequest:
     """Procurement rejects a submitted request, saying why (the shopper sees it).
-    Audited; publishes buy_request.rejected; commits. Raises NotFound, ValidationFailed
-    (no reason), BuyRequestStateError."""
+    Audited; the request moves to rejected (buy_request.rejected). Flushes. Raises
+    NotFound, ValidationFailed (no reason), BuyRequestStateError."""
     reason = " ".join((reason or "").split())[:500]
     if not reason:
         raise ValidationFailed(_l("Say why the request is rejected."),
                                fields={"reason": [_l("Write a reason.")]})
-    try:
-        req = _lock(request_id)
-        _move(req, B.REJECTED, {B.SUBMITTED})
-        req.reject_reason = reason
-        req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
-        record_audit("buy_request.rejected", object_type="buy_request", object_id=req.id,
-                     actor_id=reviewer_id, details={"reason": reason})
-        publish("buy_request.rejected", {"request_id": req.id})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    req = _lock(request_id)
+    req.reject_reason = reason
+    req.reviewer_id, req.reviewed_at = reviewer_id, utcnow()
+    move_request(req, B.REJECTED, actor_id=reviewer_id, reason=reason)
+    record_audit("buy_request.rejected", object_type="buy_request", object_id=req.id,
+                 actor_id=reviewer_id, details={"reason": reason})
     return req
 
 
@@ -268,8 +260,6 @@ _NOT_COUNTRY_DOMAINS = {"com", "net", "org", "shop", "store", "io", "co", "info"
 
 def likely_origin(req: BuyRequest) -> str | None:
     """The country a request's web shop probably ships from (ISO code), or None."""
-    from urllib.parse import urlsplit
-
     host = (urlsplit(req.url).hostname or "").lower()
     tld = host.rsplit(".", 1)[-1] if "." in host else ""
     if len(tld) == 2 and tld.isalpha() and tld not in _NOT_COUNTRY_DOMAINS:
@@ -280,8 +270,6 @@ def likely_origin(req: BuyRequest) -> str | None:
 
 
 def _shop_host(req: BuyRequest) -> str:
-    from urllib.parse import urlsplit
-
     host = (urlsplit(req.url).hostname or "").lower()
     return host.removeprefix("www.") or req.url[:200]
 
@@ -289,9 +277,6 @@ def _shop_host(req: BuyRequest) -> str:
 def _inbound_number(foreign_tracking_number: str, order_ref: str) -> str:
     """The S10 number the parcel is followed under: the carrier's own when it is an S10
     of a post abroad (that post's events then arrive under it), else a new Iraqi one."""
-    from tracking import s10
-    from tracking.models import SERVICE_INDICATORS, Parcel, Service
-
     validity = s10.validate(foreign_tracking_number) if foreign_tracking_number else None
     if validity and not validity.number.endswith(s10.COUNTRY):
         taken = db.scalar(select(Parcel.order_ref)
@@ -304,13 +289,11 @@ def _inbound_number(foreign_tracking_number: str, order_ref: str) -> str:
     return s10.next_identifier(SERVICE_INDICATORS[Service.PARCEL])
 
 
-def _inbound_draft(req: BuyRequest, order: Order, ships_from: str, hs_code: str) -> Any:
+def _inbound_draft(req: BuyRequest, order: Order, ships_from: str,
+                   hs_code: str) -> ParcelDraft:
     """The parcel tracking expects from abroad: the web shop sends, the shopper's
     delivery choice receives, the article declared as bought (value in the shop's
     currency, for customs)."""
-    from tracking.models import ContentsCategory, Service
-    from tracking.services.parcels import Address, Article, ParcelDraft
-
     description = req.title if not req.options else f"{req.title} ({req.options})"
     weight = req.weight_g * req.quantity
     return ParcelDraft(
@@ -358,62 +341,51 @@ def record_purchase(request_id: int, *, clerk_id: int, foreign_order_number: str
     price times quantity in the shop's currency, weight, `hs_code` or the category's)
     to the shopper's delivery choice; invoice = the foreign order number.
 
-    register_inbound commits the request, audit, event and parcel together; the
-    consignment's link to the parcel follows in a second commit (if that is lost, the
-    parcel's first event links it). Publishes buy_request.purchased. Raises NotFound,
-    ValidationFailed (no order number, unknown origin, no HS code, a carrier S10 that
-    belongs to another parcel, a declaration tracking refuses), BuyRequestStateError
-    (not paid).
+    All of it - the request, the consignment's acknowledgement and its link to the
+    parcel, the audit record, the event and tracking's parcel - belongs to the caller's
+    one unit of work (tracking's `register_inbound` only flushes). The request moves to
+    purchased (buy_request.purchased). Flushes. Raises NotFound, ValidationFailed (no
+    order number, unknown origin, no HS code, a carrier S10 that belongs to another
+    parcel, a declaration tracking refuses), BuyRequestStateError (not paid).
     """
-    from babel import Locale
-
-    from shop.services.orders import acknowledge_consignment
-    from tracking.services.parcels import register_inbound
-
     number = " ".join((foreign_order_number or "").split())[:80]
     if not number:
         raise ValidationFailed(_l("Write the foreign shop's order number."),
                                fields={"foreign_order_number": [_l("Required.")]})
-    try:
-        req = _lock(request_id)
-        _move(req, B.PURCHASED, {B.PAID})
-        req.foreign_order_number = number
-        req.foreign_tracking_number = " ".join((foreign_tracking_number or "").split())[:80]
-        origin = (ships_from or "").strip().upper() or likely_origin(req) or ""
-        if len(origin) != 2 or not origin.isalpha() or origin == "IQ" \
-                or origin not in Locale("en").territories:
-            raise ValidationFailed(_l("Choose the country the parcel ships from."),
-                                   fields={"ships_from": [_l("Choose a country.")]})
-        order = db.get(Order, req.order_id) if req.order_id else None
-        if order is None or not order.consignments:
-            raise BuyRequestStateError(_l("This request has no paid order."))
-        c = order.consignments[0]
-        order_ref = f"consignment:{c.id}"
-        acknowledge_consignment(c.id, actor_id=clerk_id)
-        draft = _inbound_draft(req, order, origin, _hs_code(req, hs_code))
-        parcel_number = _inbound_number(req.foreign_tracking_number, order_ref)
-        record_audit("buy_request.purchased", object_type="buy_request", object_id=req.id,
-                     actor_id=clerk_id, details={"foreign_order_number": number,
-                                                 "tracking_number": parcel_number})
-        publish("buy_request.purchased", {"request_id": req.id, "order_id": req.order_id,
-                                          "tracking_number": parcel_number})
-        parcel = register_inbound(parcel_number, draft, order_ref=order_ref)
-        c = db.get(Consignment, c.id)
-        if c is not None and c.parcel_id is None:
-            c.parcel_id, c.tracking_number = parcel.id, parcel.tracking_number
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    req = _lock(request_id)
+    # Refuse a request that is not paid before reading the rest of the form.
+    check_move(req, B.PURCHASED)
+    req.foreign_order_number = number
+    req.foreign_tracking_number = " ".join((foreign_tracking_number or "").split())[:80]
+    origin = (ships_from or "").strip().upper() or likely_origin(req) or ""
+    if len(origin) != 2 or not origin.isalpha() or origin == "IQ" \
+            or origin not in Locale("en").territories:
+        raise ValidationFailed(_l("Choose the country the parcel ships from."),
+                               fields={"ships_from": [_l("Choose a country.")]})
+    order = db.get(Order, req.order_id) if req.order_id else None
+    if order is None or not order.consignments:
+        raise BuyRequestStateError(_l("This request has no paid order."))
+    c = order.consignments[0]
+    order_ref = f"consignment:{c.id}"
+    acknowledge_consignment(c.id, actor_id=clerk_id)
+    draft = _inbound_draft(req, order, origin, _hs_code(req, hs_code))
+    parcel_number = _inbound_number(req.foreign_tracking_number, order_ref)
+    record_audit("buy_request.purchased", object_type="buy_request", object_id=req.id,
+                 actor_id=clerk_id, details={"foreign_order_number": number,
+                                             "tracking_number": parcel_number})
+    move_request(req, B.PURCHASED, actor_id=clerk_id, reason=number,
+                 tracking_number=parcel_number)
+    parcel = register_inbound(parcel_number, draft, order_ref=order_ref)
+    linked = db.get(Consignment, c.id)
+    if linked is not None and linked.parcel_id is None:
+        linked.parcel_id, linked.tracking_number = parcel.id, parcel.tracking_number
+        db.flush()
     return req
 
 
 def request_parcel(req: BuyRequest, locale: str) -> dict[str, Any] | None:
     """What the shopper may see of the parcel bought for `req` (tracking's public view:
     number, status, events newest first), or None before it is registered."""
-    from tracking.models import Parcel
-    from tracking.services.lookup import public_view
-
     if req.order_id is None:
         return None
     number = db.scalar(select(Consignment.tracking_number)
@@ -441,8 +413,6 @@ class AcceptQuote:
 
     @property
     def digest(self) -> str:
-        import hashlib
-
         raw = f"{self.request.id}|{self.request.total}|{self.destination.key()}|" \
               f"{self.zone}|{self.delivery_fee}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -462,101 +432,74 @@ def quote_for(req: BuyRequest, dest: Destination) -> AcceptQuote:
     return AcceptQuote(req, dest, zone, fees.delivery_fee(zone, weight, door=dest.door))
 
 
+def _draft(req: BuyRequest, q: AcceptQuote) -> OrderDraft:
+    """The accepted quote as the order create_order writes: one consignment with no
+    merchant (the post buys it) and one line, the article as quoted."""
+    cat = fees.customs_category(req.customs_category)
+    return OrderDraft(
+        kind=OrderKind.BUY_FOR_ME, destination=q.destination,
+        rates={req.currency: {"rate": req.rate, "id": req.rate_id}},
+        consignments=[ConsignmentDraft(
+            merchant_id=None, zone=q.zone, international=True,
+            weight_g=req.weight_g * req.quantity, items_total=req.items_iqd,
+            delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
+            duty_estimate=req.duty_estimate, service_fee=req.service_fee,
+            lines=[LineDraft(
+                product=None, title_ar=req.title, title_en=req.title, options=req.options,
+                quantity=req.quantity, unit_price=req.unit_price, currency=req.currency,
+                rate=req.rate, rate_id=req.rate_id,
+                unit_price_iqd=req.items_iqd // req.quantity,
+                line_total_iqd=req.items_iqd, weight_g=req.weight_g,
+                hs_code=(cat.hs.ljust(6, "0") if cat and cat.hs else None),
+                duty_rate_bps=fees.category_duty_bps(cat) if cat else 0,
+                duty_estimate=req.duty_estimate)])])
+
+
 def accept_quote(request_id: int, user_id: int, dest_args: dict[str, Any], *,
                  payment: PaymentChoice, seen_digest: str, checkout_key: str) -> Order:
-    """The shopper accepts procurement's quote: an order awaiting payment is placed for
-    the quoted amounts plus delivery in Iraq, with the post card held when paying with
-    one (as at checkout). The request becomes accepted. Publishes order.placed; commits.
+    """The shopper accepts procurement's quote: create_order places an order awaiting
+    payment for the quoted amounts plus delivery in Iraq (order.placed), with the post
+    card held when paying with one (as at checkout), and the request moves to accepted
+    (audited). A repeated `checkout_key` returns the order already placed with it.
+    Flushes.
 
     Raises NotFound (not theirs), BuyRequestStateError (not quoted, or expired),
     PriceChanged (the delivery choice priced differently from what they saw),
     ValidationFailed, and the post card's errors.
     """
-    from shop.services.orders import record_placed
+    owned_request(request_id, user_id)
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    # The request row lock queues a double click behind the first submission, which
+    # then finds the order the first one placed (create_order's replay).
+    req = _lock(request_id)
 
-    try:
-        owned_request(request_id, user_id)
-        user = db.get(User, user_id)
-        req = _lock(request_id)
-        if req.order_id is not None and req.status != B.QUOTED:
-            order = db.get(Order, req.order_id)
-            if order is not None and order.checkout_key == checkout_key:
-                db.rollback()
-                return order
+    def price() -> OrderDraft:
         _check_open(req)
-        dest = destination_for(user, **dest_args)
-        q = quote_for(req, dest)
+        q = quote_for(req, destination_for(user, **dest_args))
         if q.digest != seen_digest:
-            raise PriceChanged(q)  # type: ignore[arg-type]
-        minutes = int(fees.setting("SHOP_ORDER_PAYMENT_MINUTES"))
-        order = Order(
-            number=new_number("BR"), user_id=user_id, kind=OrderKind.BUY_FOR_ME,
-            checkout_key=(checkout_key or "")[:80] or None, delivery_method=dest.method,
-            pickup_office_id=dest.office.id if dest.office else None,
-            recipient_name=dest.recipient_name, phone=dest.phone,
-            governorate=dest.governorate, district=dest.district, landmark=dest.landmark,
-            postal_code=dest.postal_code, items_total=req.items_iqd,
-            delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
-            duty_estimate=req.duty_estimate, service_fee=req.service_fee, total=q.total,
-            rates={req.currency: {"rate": req.rate, "id": req.rate_id}},
-            payment_method=payment.method,
-            expires_at=utcnow() + timedelta(minutes=minutes))
-        db.add(order)
-        db.flush()
-        c = Consignment(order_id=order.id, merchant_id=None, zone=q.zone, international=True,
-                        weight_g=req.weight_g * req.quantity, items_total=req.items_iqd,
-                        delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
-                        duty_estimate=req.duty_estimate, service_fee=req.service_fee,
-                        total=q.total)
-        db.add(c)
-        db.flush()
-        cat = fees.customs_category(req.customs_category)
-        db.add(OrderLine(
-            order_id=order.id, consignment_id=c.id, product_id=None, title_ar=req.title,
-            title_en=req.title, options=req.options, quantity=req.quantity,
-            unit_price=req.unit_price, currency=req.currency, rate=req.rate,
-            rate_id=req.rate_id, unit_price_iqd=req.items_iqd // req.quantity,
-            line_total_iqd=req.items_iqd, weight_g=req.weight_g,
-            hs_code=(cat.hs.ljust(6, "0") if cat and cat.hs else None),
-            duty_rate_bps=fees.category_duty_bps(cat) if cat else 0,
-            duty_estimate=req.duty_estimate))
-        db.flush()
-        record_placed(order, actor_id=user_id)
-        if payment.method == "post_card":
-            take_post_card_payment(order, payment, user)
-        elif payment.method != "stripe":
-            raise ValidationFailed(_l("Choose how to pay."))
-        _move(req, B.ACCEPTED, {B.QUOTED})
-        req.order_id = order.id
-        record_audit("buy_request.accepted", object_type="buy_request", object_id=req.id,
-                     actor_id=user_id, details={"order_id": order.id, "total": order.total})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+            raise PriceChanged(q)
+        return _draft(req, q)
+
+    placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price)
+    if placed.replayed:
+        return placed.order
+    order = placed.order
+    req.order_id = order.id
+    move_request(req, B.ACCEPTED, actor_id=user_id, reason=order.number)
+    record_audit("buy_request.accepted", object_type="buy_request", object_id=req.id,
+                 actor_id=user_id, details={"order_id": order.id, "total": order.total})
     return order
 
 
-def order_paid(order: Order) -> None:
-    """The order of an accepted quote was paid: the request is paid, for procurement to
-    buy. Flushes."""
-    req = db.scalar(select(BuyRequest).where(BuyRequest.order_id == order.id))
-    if req is not None and req.status == B.ACCEPTED:
-        _move(req, B.PAID, {B.ACCEPTED})
-        db.flush()
-
-
 def expire_quotes(*, now: Any = None) -> list[int]:
-    """Quotes the shopper let run out become expired. Commits. Returns the ids."""
+    """Quotes the shopper let run out become expired (each step recorded, and
+    buy_request.expired published). Flushes. Returns the ids."""
     now = now or utcnow()
-    try:
-        rows = list(db.scalars(select(BuyRequest).where(
-            BuyRequest.status == B.QUOTED, BuyRequest.quote_expires_at < now)
-            .with_for_update(skip_locked=True)))
-        for req in rows:
-            _move(req, B.EXPIRED, {B.QUOTED})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    rows = list(db.scalars(select(BuyRequest).where(
+        BuyRequest.status == B.QUOTED, BuyRequest.quote_expires_at < now)
+        .with_for_update(skip_locked=True)))
+    for req in rows:
+        move_request(req, B.EXPIRED, reason="quote not accepted in time")
     return [r.id for r in rows]

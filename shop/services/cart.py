@@ -241,12 +241,12 @@ def _store(owner: CartOwner, cart: Cart | None, lines: list[_Stored]) -> None:
         return
     assert cart is not None
     _write_account_lines(cart, lines)
-    db.commit()
+    db.flush()
 
 
 def add_to_cart(owner: CartOwner, product_id: int, quantity: int) -> int:
     """Put `quantity` more of a product in the cart, remembering today's price, and
-    return the new quantity of that line. Commits for an account cart.
+    return the new quantity of that line. Flushes for an account cart.
 
     Raises CartRefused for a quantity outside 1-99, a product that is inactive (or whose
     shop is not active), sold out, cannot be priced, or fewer in stock than the cart
@@ -279,7 +279,7 @@ def add_to_cart(owner: CartOwner, product_id: int, quantity: int) -> int:
 
 def change_quantity(owner: CartOwner, product_id: int, quantity: int) -> None:
     """Set a cart line's quantity (the price seen stays the one from when it was added).
-    Commits for an account cart.
+    Flushes for an account cart.
 
     Raises CartRefused for a quantity outside 1-99, a product not in the cart or no
     longer available, or more than in stock.
@@ -297,14 +297,12 @@ def change_quantity(owner: CartOwner, product_id: int, quantity: int) -> None:
 
 
 def remove_from_cart(owner: CartOwner, product_id: int) -> None:
-    """Take a product out of the cart (nothing happens if it is not there). Commits for
+    """Take a product out of the cart (nothing happens if it is not there). Flushes for
     an account cart."""
     cart, lines = _load(owner)
     kept = [s for s in lines if s.product_id != product_id]
     if len(kept) != len(lines):
         _store(owner, cart, kept)
-    elif owner.user_id is not None:
-        db.commit()
 
 
 def cart_summary(owner: CartOwner) -> CartSummary:
@@ -363,8 +361,8 @@ def cart_count(owner: CartOwner) -> int:
 
 
 def merge_session_cart(user_id: int, session: MutableMapping[str, Any]) -> int:
-    """Move an anonymous visitor's session cart into the account's cart on login, and
-    commit. Returns how many lines were merged.
+    """Move an anonymous visitor's session cart into the account's cart on login.
+    Flushes. Returns how many lines were merged.
 
     A product in both carts keeps the sum of both quantities, capped at the stock (an
     out-of-stock line keeps its quantity and is shown as sold out); the price seen is
@@ -402,5 +400,5 @@ def merge_session_cart(user_id: int, session: MutableMapping[str, Any]) -> int:
         mine.quantity = min(mine.quantity, MAX_QUANTITY)
         merged += 1
     _write_account_lines(cart, lines)
-    db.commit()
+    db.flush()
     return merged

@@ -5,126 +5,55 @@ nothing the browser sends is charged. The checkout page shows a quote and carrie
 digest; placing recomputes the quote under lock and refuses (PriceChanged, with the new
 quote) when it differs, so the shopper sees the new total and confirms again.
 
-Placing is one transaction: the stock rows are locked in product id order (SELECT ...
-FOR UPDATE), checked and decremented, the order and one consignment per merchant are
-written, order.placed is published and, for the post card, the money is held on the
-card (ledger accounts are locked after the stock rows: ARCHITECTURE.md mechanism 7).
-Either all of it commits or none of it does.
+Placing belongs to one unit of work (the caller's): the stock rows are locked in
+product id order (SELECT ... FOR UPDATE) and checked, and shop.services.placing's
+create_order writes the order and one consignment per merchant, takes the stock,
+publishes order.placed and, for the post card, holds the money on the card (ledger
+accounts are locked after the stock rows: ARCHITECTURE.md mechanism 7). Either all of
+it commits or none of it does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from app.auth.identifiers import normalise_phone
-from app.auth.models import PostOffice, User
-from app.database import db, utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.auth.models import User
+from app.database import db
+from app.errors import NotFound, ValidationFailed
 from app.money import convert
 from shop.models import (
     HOME_CURRENCY,
     Cart,
-    Consignment,
-    DeliveryMethod,
     Merchant,
     Order,
     OrderKind,
-    OrderLine,
     Product,
 )
 from shop.pricing import Rates, rates_for
 from shop.services import delivery_fees as fees
-from shop.services.addresses import owned_address, pickup_office
-
-PAYMENT_METHODS = ("post_card", "stripe")
-ORDER_KIND = "shop_order"  # the payments reference kind and purpose of an order
-
-
-class SoldOut(Conflict):
-    """Someone else bought the last units first (or the product went away)."""
-
-    code = "sold_out"
-
-
-class PriceChanged(Conflict):
-    """A price, a rate or a fee changed since the shopper saw the quote."""
-
-    code = "price_changed"
-
-    def __init__(self, quote: Quote) -> None:
-        super().__init__(_l("Prices changed since you looked. Check the new total and "
-                            "confirm again."))
-        self.quote = quote
+from shop.services.placing import (
+    ConsignmentDraft,
+    Destination,
+    LineDraft,
+    OrderDraft,
+    PaymentChoice,
+    PriceChanged,
+    SoldOut,
+    check_payment_method,
+    create_order,
+    destination_for,
+)
+from shop.services.references import ORDER_KIND  # noqa: F401  (re-exported: older callers)
 
 
 class EmptyCart(ValidationFailed):
     code = "empty_cart"
-
-
-# -- where it goes ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Destination:
-    """Where the order is delivered: a copy of an address, or a pickup post office."""
-
-    method: str
-    governorate: str
-    recipient_name: str
-    phone: str
-    district: str = ""
-    landmark: str = ""
-    postal_code: str | None = None
-    address_id: int | None = None
-    office: PostOffice | None = None
-
-    @property
-    def door(self) -> bool:
-        return self.method == DeliveryMethod.DOOR
-
-    def key(self) -> list[Any]:
-        return [self.method, self.governorate, self.address_id,
-                self.office.id if self.office else None]
-
-
-def destination_for(user: User, *, method: str, address_id: int | None = None,
-                    office_id: int | None = None, recipient_name: str = "",
-                    phone: str = "") -> Destination:
-    """The delivery choice of a checkout, checked: the shopper's own address for the
-    door, or a post office (and who collects, with a mobile number) for pickup.
-
-    Raises NotFound for another shopper's address, ValidationFailed for a missing choice
-    or a malformed phone.
-    """
-    if method == DeliveryMethod.DOOR:
-        if not address_id:
-            raise ValidationFailed(_l("Choose the address to deliver to."),
-                                   fields={"address_id": _l("Choose an address.")})
-        a = owned_address(address_id, user.id)
-        return Destination(DeliveryMethod.DOOR, a.governorate, a.recipient_name, a.phone,
-                           a.district, a.landmark, a.postal_code, address_id=a.id)
-    if method == DeliveryMethod.PICKUP:
-        if not office_id:
-            raise ValidationFailed(_l("Choose a post office to collect from."),
-                                   fields={"office_id": _l("Choose a post office.")})
-        office = pickup_office(office_id)
-        name = " ".join((recipient_name or user.full_name or "").split())[:200]
-        if not name:
-            raise ValidationFailed(_l("Write the name of the person who collects it."),
-                                   fields={"recipient_name": _l("Write a name.")})
-        phone = normalise_phone(phone or user.phone or "", "phone")
-        return Destination(DeliveryMethod.PICKUP, office.governorate, name, phone,
-                           office=office)
-    raise ValidationFailed(_l("Choose delivery to the door or pickup at a post office."),
-                           fields={"method": _l("Choose one.")})
 
 
 # -- the quote ----------------------------------------------------------------------------
@@ -330,135 +259,59 @@ def quote_cart(user: User, dest: Destination, *, locale: str = "en") -> Quote:
 
 # -- placing the order --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PaymentChoice:
-    """How the shopper pays: a post card (number and PIN, or one of their own cards by
-    id, and the PIN) or a bank card through Stripe."""
-
-    method: str
-    card_number: str = ""
-    card_id: int | None = None
-    pin: str = ""
-
-
-def new_number(prefix: str) -> str:
-    """A public reference such as BR48213907: not a row count, not guessable in order."""
-    return f"{prefix}{secrets.randbelow(10**8):08d}"
-
-
-def _card_number(choice: PaymentChoice, user: User) -> str:
-    if choice.card_id:
-        from payments.cards import cards_of
-
-        card = next((c for c in cards_of(user.id) if c.id == choice.card_id), None)
-        if card is None:
-            raise NotFound()
-        return card.number
-    if not choice.card_number.strip():
-        raise ValidationFailed(_l("Enter the post card number."),
-                               fields={"card_number": _l("Enter the card number.")})
-    return choice.card_number
-
-
-def take_post_card_payment(order: Order, choice: PaymentChoice, user: User) -> None:
-    """Hold (or, with SHOP_POST_CARD_HOLD off, take at once) the order's total on a post
-    card after checking the PIN. Flushes. Raises the post card's errors (wrong PIN,
-    locked, not enough balance, ...)."""
-    from payments import services as payments
-
-    if not choice.pin:
-        raise ValidationFailed(_l("Enter the card's PIN."), fields={"pin": _l("Enter the PIN.")})
-    args = dict(card_number=_card_number(choice, user), pin=choice.pin, amount=order.total,
-                currency=order.currency, reference_kind=ORDER_KIND,
-                reference_id=str(order.id), purpose=ORDER_KIND, actor_id=user.id)
-    if fees.setting("SHOP_POST_CARD_HOLD"):
-        minutes = int(fees.setting("SHOP_ORDER_PAYMENT_MINUTES"))
-        p = payments.authorize_post_card(idempotency_key=f"order:{order.id}:hold",
-                                         hold_minutes=minutes + 5, **args)
-    else:
-        p = payments.pay_with_post_card(idempotency_key=f"order:{order.id}:post-card", **args)
-    order.payment_id = p.id
-
-
-def _existing_order(user_id: int, checkout_key: str) -> Order | None:
-    return db.scalar(select(Order).where(Order.checkout_key == checkout_key,
-                                         Order.user_id == user_id))
-
-
-def _write_order(user: User, quote: Quote, payment: str, checkout_key: str) -> Order:
-    from shop.services.orders import record_placed
-
-    dest = quote.destination
-    order = Order(
-        number=new_number("BR"), user_id=user.id, kind=OrderKind.CATALOG,
-        checkout_key=checkout_key, delivery_method=dest.method,
-        pickup_office_id=dest.office.id if dest.office else None,
-        recipient_name=dest.recipient_name, phone=dest.phone, governorate=dest.governorate,
-        district=dest.district, landmark=dest.landmark, postal_code=dest.postal_code,
-        items_total=quote.items_total, delivery_fee=quote.delivery_fee,
-        shipping_fee=quote.shipping_fee, duty_estimate=quote.duty_estimate,
-        handling_fee=quote.handling_fee, total=quote.total, rates=quote.rates,
-        payment_method=payment,
-        expires_at=utcnow() + timedelta(minutes=int(fees.setting("SHOP_ORDER_PAYMENT_MINUTES"))),
-    )
-    db.add(order)
-    db.flush()
-    for qc in quote.consignments:
-        c = Consignment(order_id=order.id, merchant_id=qc.merchant.id, zone=qc.zone,
-                        international=qc.international, weight_g=qc.weight_g,
-                        items_total=qc.items_total, delivery_fee=qc.delivery_fee,
-                        shipping_fee=qc.shipping_fee, duty_estimate=qc.duty_estimate,
-                        handling_fee=qc.handling_fee, total=qc.total)
-        db.add(c)
-        db.flush()
-        for ql in qc.lines:
-            p = ql.product
-            db.add(OrderLine(
-                order_id=order.id, consignment_id=c.id, product_id=p.id,
-                title_ar=p.title_ar, title_en=p.title_en, quantity=ql.quantity,
+def _draft(quote: Quote) -> OrderDraft:
+    """The quote as the order create_order writes."""
+    return OrderDraft(
+        kind=OrderKind.CATALOG, destination=quote.destination, rates=quote.rates,
+        consignments=[ConsignmentDraft(
+            merchant_id=qc.merchant.id, zone=qc.zone, international=qc.international,
+            weight_g=qc.weight_g, items_total=qc.items_total, delivery_fee=qc.delivery_fee,
+            shipping_fee=qc.shipping_fee, duty_estimate=qc.duty_estimate,
+            handling_fee=qc.handling_fee,
+            lines=[LineDraft(
+                product=ql.product, title_ar=ql.product.title_ar,
+                title_en=ql.product.title_en, quantity=ql.quantity,
                 unit_price=ql.unit_price, currency=ql.currency, rate=ql.rate,
                 rate_id=ql.rate_id, unit_price_iqd=ql.unit_price_iqd,
-                line_total_iqd=ql.line_total_iqd, weight_g=p.weight_g, hs_code=p.hs_code,
-                duty_rate_bps=ql.duty_rate_bps, duty_estimate=ql.duty))
-            # The CHECK constraint (stock >= 0) backs the check build_quote made.
-            p.stock -= ql.quantity
-    db.flush()
-    record_placed(order, actor_id=user.id)
-    return order
+                line_total_iqd=ql.line_total_iqd, weight_g=ql.product.weight_g,
+                hs_code=ql.product.hs_code, duty_rate_bps=ql.duty_rate_bps,
+                duty_estimate=ql.duty) for ql in qc.lines])
+            for qc in quote.consignments])
 
 
 def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoice,
                 seen_digest: str, checkout_key: str, locale: str = "en") -> Order:
-    """Place the shopper's cart as an order, in one transaction, and commit.
+    """Place the shopper's cart as an order. Flushes; the caller's unit of work commits
+    it all or nothing.
 
     Locks the cart and the products' stock rows, recomputes the quote from the server's
     prices and stored rates, and refuses with PriceChanged (carrying the new quote) when
-    it differs from the one the shopper confirmed (`seen_digest`). Then takes the stock,
-    writes the order, one consignment per merchant and the lines, publishes order.placed,
-    holds the total on the post card when paying with one, empties the cart and commits.
-    A repeated `checkout_key` returns the order already placed with it.
+    it differs from the one the shopper confirmed (`seen_digest`). Then create_order
+    takes the stock, writes the order, one consignment per merchant and the lines,
+    publishes order.placed and holds the total on the post card when paying with one;
+    the cart is emptied. A repeated `checkout_key` returns the order already placed with
+    it and changes nothing.
 
     Raises EmptyCart, SoldOut (someone bought the last units first), PriceChanged,
     ValidationFailed / NotFound (bad destination or card choice), and the post card's
-    errors (wrong PIN, not enough balance, ...). On any error nothing is written.
+    errors (wrong PIN, not enough balance, ...). On any error the caller's unit of work
+    rolls everything back.
     """
-    if payment.method not in PAYMENT_METHODS:
-        raise ValidationFailed(_l("Choose how to pay."), fields={"payment": _l("Choose one.")})
+    # Checked first, before the form key and the destination, as the page always did
+    # (create_order checks it again for its other callers).
+    check_payment_method(payment)
     checkout_key = (checkout_key or "")[:80]
     if not checkout_key:
         raise ValidationFailed(_l("The form has expired. Please try again."))
     user = db.get(User, user_id)
     if user is None:
         raise NotFound()
-    try:
-        dest = destination_for(user, **dest_args)
-        # The cart row lock queues a double click behind the first submission, which then
-        # finds the order the first one placed.
-        wants = _cart_wants(user_id, lock=True)
-        found = _existing_order(user_id, checkout_key)
-        if found is not None:
-            db.rollback()
-            return found
+    dest = destination_for(user, **dest_args)
+    # The cart row lock queues a double click behind the first submission, which then
+    # finds the order the first one placed (create_order's replay).
+    wants = _cart_wants(user_id, lock=True)
+
+    def price() -> OrderDraft:
         if not wants:
             raise EmptyCart(_l("Your cart is empty."))
         products = _load_products(sorted(w.product_id for w in wants), lock=True)
@@ -467,22 +320,12 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
             raise PriceChanged(quote)
         if quote.total <= 0:
             raise EmptyCart(_l("Your cart is empty."))
-        order = _write_order(user, quote, payment.method, checkout_key)
-        if payment.method == "post_card":
-            take_post_card_payment(order, payment, user)
+        return _draft(quote)
+
+    placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price)
+    if not placed.replayed:
         cart = db.scalar(select(Cart).where(Cart.user_id == user_id))
         if cart is not None:
             cart.lines.clear()
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        found = _existing_order(user_id, checkout_key)
-        if found is not None:
-            return found
-        # The stock check constraint: another checkout took the units between our read
-        # and write (cannot happen under the row locks, but the database has the last word).
-        raise SoldOut(_l("Sorry, someone bought the last one first.")) from None
-    except Exception:
-        db.rollback()
-        raise
-    return order
+            db.flush()
+    return placed.order

@@ -4,7 +4,9 @@ Each has an explicit table of allowed moves, and one function applies a move, re
 who and when (OrderEvent) and publishes the event (`order.paid`, `consignment.ready`,
 ...). An order becomes paid only from payments' `payment.succeeded`; parcels move
 consignments along through tracking's `parcel.status_changed` / `parcel.delivered`
-(a parcel made for a consignment carries order_ref "consignment:<id>").
+(a parcel made for a consignment carries order_ref "consignment:<id>"). A buy-for-me
+request follows its order through shop.services.buy_request_states. Every function
+here flushes; whatever started the use case owns the unit of work that commits it.
 
 Locks are taken in one order: the order row, then stock rows (product id order), then
 ledger accounts (inside payments).
@@ -21,9 +23,10 @@ from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound
 from app.events import DomainEvent, publish
+from payments import services as payments
+from payments.models import PaymentMethod, PaymentStatus
+from payments.services import CardPaymentStart
 from shop.models import (
-    BuyRequest,
-    BuyRequestStatus,
     Consignment,
     ConsignmentStatus,
     Order,
@@ -32,7 +35,8 @@ from shop.models import (
     OrderStatus,
     Product,
 )
-from shop.services.checkout import ORDER_KIND
+from shop.services.buy_request_states import request_order_closed, request_paid
+from shop.services.references import ORDER_KIND
 
 O = OrderStatus  # noqa: E741  (as S = PaymentStatus in payments)
 C = ConsignmentStatus
@@ -203,8 +207,6 @@ def _release_stock(order: Order, consignments: list[Consignment]) -> None:
 
 def _refund_order_payment(order: Order, amount: int, *, reason: str, key: str,
                           actor_id: int | None) -> None:
-    from payments import services as payments
-
     if amount <= 0 or order.payment_id is None:
         return
     payments.refund(order.payment_id, amount, reason, actor_id, f"order:{order.id}:{key}")
@@ -214,9 +216,6 @@ def _refund_order_payment(order: Order, amount: int, *, reason: str, key: str,
 def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
     """Release an unpaid order's post-card hold; a Stripe payment still pending is left
     to Stripe: if it succeeds after all, on_payment_succeeded refunds it."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
         if p.method == PaymentMethod.POST_CARD and p.status == PaymentStatus.PENDING:
             payments.void_payment(p.id, actor_id=actor_id, reason=reason)
@@ -225,38 +224,27 @@ def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
 def _release_other_holds(order: Order, paid_by: int) -> None:
     """Paid another way (a bank card after a post-card hold): the hold goes back now
     rather than when it runs out."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
         if p.id != paid_by and p.method == PaymentMethod.POST_CARD \
                 and p.status == PaymentStatus.PENDING:
             payments.void_payment(p.id, reason="order paid by another payment")
 
 
-def start_card_payment(order_id: int, user_id: int) -> Any:
+def start_card_payment(order_id: int, user_id: int) -> CardPaymentStart:
     """Start paying an order awaiting payment with a bank card (Stripe, charged in USD at
     the stored rate). Returns payments' CardPaymentStart for its card page; the order
-    becomes paid only when payment.succeeded arrives. Commits. Raises NotFound (not
-    theirs), OrderStateError (not awaiting payment), CardPaymentsUnavailable,
-    NoExchangeRate."""
-    from payments import services as payments
-
-    try:
-        order = owned_order(order_id, user_id)
-        order = lock_order(order.id)
-        if order.status != O.PENDING_PAYMENT or order.expires_at is None \
-                or order.expires_at <= utcnow():
-            raise OrderStateError(_l("This order is not waiting for payment."))
-        start = payments.start_card_payment(
-            amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
-            reference_id=str(order.id), purpose=ORDER_KIND, payer_user_id=user_id,
-            idempotency_key=f"order:{order.id}:card")
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return start
+    becomes paid only when payment.succeeded arrives. Flushes (the payment row). Raises
+    NotFound (not theirs), OrderStateError (not awaiting payment),
+    CardPaymentsUnavailable, NoExchangeRate."""
+    order = owned_order(order_id, user_id)
+    order = lock_order(order.id)
+    if order.status != O.PENDING_PAYMENT or order.expires_at is None \
+            or order.expires_at <= utcnow():
+        raise OrderStateError(_l("This order is not waiting for payment."))
+    return payments.start_card_payment(
+        amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
+        reference_id=str(order.id), purpose=ORDER_KIND, payer_user_id=user_id,
+        idempotency_key=f"order:{order.id}:card")
 
 
 def on_payment_succeeded(event: DomainEvent) -> None:
@@ -280,15 +268,10 @@ def on_payment_succeeded(event: DomainEvent) -> None:
         for c in order.consignments:
             apply_consignment_transition(c, C.OPEN, reason="paid")
         if order.kind == OrderKind.BUY_FOR_ME:
-            from shop.services.buyforme import order_paid
-
-            order_paid(order)
+            request_paid(order.id)
         return
     if order.payment_id == pid and order.status not in (O.CANCELLED, O.EXPIRED):
         return  # the same news twice
-    from payments import services as payments
-    from payments.models import PaymentStatus
-
     # Money that arrived for an order already closed, or a second payment of a paid
     # order: give it back (a repeat finds nothing left to refund).
     p = payments.get_payment(pid)
@@ -327,9 +310,6 @@ def confirm_order(order_id: int) -> bool:
     payment.succeeded then marks the order paid. Does nothing for an order that is no
     longer waiting, or whose payment is not a hold. Flushes; the job commits.
     Returns whether a hold was captured."""
-    from payments import services as payments
-    from payments.models import PaymentMethod, PaymentStatus
-
     order = lock_order(order_id)
     if order.status != O.PENDING_PAYMENT or order.payment_id is None:
         return False
@@ -365,43 +345,32 @@ def cancel_order(order_id: int, user_id: int, *, reason: str = "") -> Order:
     """The shopper cancels their order before any part of it is handed to the post.
 
     Gives the stock back, releases a post-card hold, refunds what was paid (to the card
-    or bank card it came from), cancels every consignment, publishes order.cancelled
-    and commits. Raises NotFound for someone else's order, NotCancellable once a
-    consignment is ready or shipped (or the order is already closed).
+    or bank card it came from), cancels every consignment (and an unpaid buy-for-me
+    request with the order), publishes order.cancelled. Flushes. Raises NotFound for
+    someone else's order, NotCancellable once a consignment is ready or shipped (or the
+    order is already closed).
     """
-    try:
-        owned_order(order_id, user_id)
-        order = lock_order(order_id)
-        if not can_cancel(order):
-            raise NotCancellable(_l("This order can no longer be cancelled: part of it is "
-                                    "already with the post, or it is closed."))
-        live = [c for c in order.consignments if c.status != C.CANCELLED]
-        _release_stock(order, live)
-        why = reason or "cancelled by the shopper"
-        if order.status == O.PENDING_PAYMENT:
-            _void_or_leave(order, actor_id=user_id, reason=why)
-        else:
-            _refund_order_payment(order, order.total - order.refunded_amount, reason=why,
-                                  key="cancel", actor_id=user_id)
-        for c in live:
-            apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
-        apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
-        if order.kind == OrderKind.BUY_FOR_ME:
-            _close_buy_request(order, BuyRequestStatus.EXPIRED)
-        record_audit("order.cancelled", object_type="order", object_id=order.id,
-                     actor_id=user_id, details={"refunded": order.refunded_amount})
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
+    owned_order(order_id, user_id)
+    order = lock_order(order_id)
+    if not can_cancel(order):
+        raise NotCancellable(_l("This order can no longer be cancelled: part of it is "
+                                "already with the post, or it is closed."))
+    live = [c for c in order.consignments if c.status != C.CANCELLED]
+    _release_stock(order, live)
+    why = reason or "cancelled by the shopper"
+    if order.status == O.PENDING_PAYMENT:
+        _void_or_leave(order, actor_id=user_id, reason=why)
+    else:
+        _refund_order_payment(order, order.total - order.refunded_amount, reason=why,
+                              key="cancel", actor_id=user_id)
+    for c in live:
+        apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
+    apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
+    if order.kind == OrderKind.BUY_FOR_ME:
+        request_order_closed(order.id, actor_id=user_id, reason=why)
+    record_audit("order.cancelled", object_type="order", object_id=order.id,
+                 actor_id=user_id, details={"refunded": order.refunded_amount})
     return order
-
-
-def _close_buy_request(order: Order, status: BuyRequestStatus) -> None:
-    req = db.scalar(select(BuyRequest).where(BuyRequest.order_id == order.id))
-    if req is not None and req.status == BuyRequestStatus.ACCEPTED:
-        req.status = status
-        req.status_changed_at = utcnow()
 
 
 # -- merchants and the post ----------------------------------------------------------------
@@ -410,7 +379,7 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
     """Cancel one consignment of an order (a merchant cannot fulfil it) before it is
     handed over: its stock goes back and, once paid, its share is refunded, so the
     order becomes partially refunded (or cancelled when nothing is left). Flushes; the
-    caller commits. Raises NotFound, NotCancellable."""
+    caller's unit of work commits. Raises NotFound, NotCancellable."""
     c = db.get(Consignment, consignment_id)
     if c is None:
         raise NotFound()
@@ -439,7 +408,8 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
 
 def acknowledge_consignment(consignment_id: int, *, actor_id: int | None) -> Consignment:
     """The merchant has seen a paid consignment: the order is being processed. Flushes;
-    the caller commits. Raises NotFound, OrderStateError (not paid yet or closed)."""
+    the caller's unit of work commits. Raises NotFound, OrderStateError (not paid yet
+    or closed)."""
     c = db.get(Consignment, consignment_id)
     if c is None:
         raise NotFound()
@@ -457,7 +427,8 @@ def record_handover(consignment_id: int, *, parcel_id: int, tracking_number: str
                     actor_id: int | None) -> Consignment:
     """A consignment is ready for handover: the parcel made for it is linked and the
     consignment moves to ready (the order to processing). Idempotent for the same parcel.
-    Flushes; the caller (the merchant API's service, which creates the parcel) commits.
+    Flushes; the unit of work of the caller (the merchant API, which creates the parcel)
+    commits.
     Raises NotFound, OrderStateError (not paid, cancelled, or linked to another parcel)."""
     c = db.get(Consignment, consignment_id)
     if c is None:
@@ -518,8 +489,8 @@ def on_parcel_event(event: DomainEvent) -> None:
 def expire_order(order_id: int) -> bool:
     """Expire one unpaid order past its time: stock back, post-card hold released, the
     order and its consignments expired (and a buy-for-me request with it). Does nothing
-    if it was paid or closed meanwhile. Flushes; the caller commits. Returns whether it
-    expired."""
+    if it was paid or closed meanwhile. Flushes; the caller's unit of work commits.
+    Returns whether it expired."""
     order = lock_order(order_id)
     if order.status != O.PENDING_PAYMENT or order.expires_at is None \
             or order.expires_at > utcnow():
@@ -531,25 +502,13 @@ def expire_order(order_id: int) -> bool:
         apply_consignment_transition(c, C.EXPIRED, reason="not paid in time")
     apply_transition(order, O.EXPIRED, reason="not paid in time")
     if order.kind == OrderKind.BUY_FOR_ME:
-        _close_buy_request(order, BuyRequestStatus.EXPIRED)
+        request_order_closed(order.id, actor_id=None, reason="order not paid in time")
     return True
 
 
-def expire_unpaid_orders(*, limit: int = 200) -> list[int]:
-    """Expire every order still unpaid after its payment time; each in its own
-    transaction, so one failure does not keep the others' stock. Commits. Returns the
-    ids expired."""
-    ids = list(db.scalars(select(Order.id).where(
+def unpaid_past_due(*, limit: int = 200) -> list[int]:
+    """The ids of orders still unpaid after their payment time, the longest overdue
+    first. Changes nothing."""
+    return list(db.scalars(select(Order.id).where(
         Order.status == O.PENDING_PAYMENT, Order.expires_at < utcnow())
         .order_by(Order.expires_at).limit(limit)))
-    db.rollback()
-    done = []
-    for order_id in ids:
-        try:
-            if expire_order(order_id):
-                done.append(order_id)
-            db.commit()
-        except Exception:
-            db.rollback()
-            raise
-    return done

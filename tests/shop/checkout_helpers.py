@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from app.auth.models import PostOffice, Role, User
-from app.database import db
+from app.database import db, unit_of_work
 from shop.models import Address, Cart, CartLine, Merchant, Order, Product
 from tests.shop.helpers import make_category, make_merchant, make_product
 
@@ -74,15 +74,17 @@ def pickup(office: PostOffice, name: str = "Zainab Ali", phone: str = "077012345
 
 def place(user: User, dest: dict, *, payment=None, key: str | None = None,
           digest: str | None = None) -> Order:
-    """Quote the cart, then place it confirming exactly that quote."""
+    """Quote the cart, then place it confirming exactly that quote, in one unit of work
+    as the checkout page does (place_order only flushes)."""
     from shop.services import checkout
 
     payment = payment or checkout.PaymentChoice("stripe")
     if digest is None:
         quote = checkout.quote_cart(user, checkout.destination_for(user, **dest))
         digest = quote.digest
-    return checkout.place_order(user.id, dest, payment=payment, seen_digest=digest,
-                                checkout_key=key or f"k{next(_seq)}")
+    with unit_of_work():
+        return checkout.place_order(user.id, dest, payment=payment, seen_digest=digest,
+                                    checkout_key=key or f"k{next(_seq)}")
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.audit import AuditRecord
 from app.auth.models import Role
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.jobs import drain
 from shop.models import BuyRequest, Order
@@ -33,7 +33,8 @@ REQUEST = {"url": "https://www.example.com/shop/jacket?id=42", "title": "Winter 
 
 
 def _request(user, **changes) -> int:
-    return buyforme.submit_request(user.id, {**REQUEST, **changes}).id
+    with unit_of_work():
+        return buyforme.submit_request(user.id, {**REQUEST, **changes}).id
 
 
 def test_estimate_shows_each_line_in_dinars(shopper, rates):
@@ -79,24 +80,26 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
                                                                       make_card, office):
     buyer = make_shopper("Buyer", Role.PROCUREMENT)
     rid = _request(shopper)
-    quoted = buyforme.approve_request(rid, reviewer_id=buyer.id, data={
-        "price": "45.00", "shipping_fee": "18000", "note": "Price dropped on the site"})
+    with unit_of_work():
+        quoted = buyforme.approve_request(rid, reviewer_id=buyer.id, data={
+            "price": "45.00", "shipping_fee": "18000", "note": "Price dropped on the site"})
     # 45.00 USD x 1,310 x 2 = 117,900; duty 20 %; service 5 %; shipping as given.
     assert (quoted.status, quoted.items_iqd, quoted.shipping_fee) == ("quoted", 117_900, 18_000)
     assert quoted.total == 117_900 + 18_000 + 23_580 + 5_895
     assert quoted.estimate_total == 185_718 and quoted.quote_expires_at > utcnow()
     audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "buy_request.quoted"))
     assert audit.actor_id == buyer.id and audit.details["before"]["unit_price"] == 4_999
-    with pytest.raises(BuyRequestStateError):
+    with pytest.raises(BuyRequestStateError), unit_of_work():
         buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
 
     card = make_card(balance=500_000)
     dest = pickup(office)  # a Baghdad office: same zone as the office of exchange
     q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
     assert q.delivery_fee == 3_000 and q.total == quoted.total + 3_000
-    order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
-        "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
-        checkout_key="accept-1")
+    with unit_of_work():
+        order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
+            "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+            checkout_key="accept-1")
     order_id, total = order.id, order.total
     assert (order.kind, order.total, order.service_fee) == ("buy_for_me", q.total, 5_895)
     assert [ln.options for ln in order.lines] == ["size M, navy"]
@@ -107,8 +110,10 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
     db.rollback()
     assert db.get(Order, order_id).status == "paid"
     assert db.get(BuyRequest, rid).status == "paid"
-    done = buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="AMZ-1001",
-                                    foreign_tracking_number="1Z999")
+    with unit_of_work():
+        done = buyforme.record_purchase(rid, clerk_id=buyer_id,
+                                        foreign_order_number="AMZ-1001",
+                                        foreign_tracking_number="1Z999")
     assert done.status == "purchased" and done.foreign_order_number == "AMZ-1001"
     assert total == 168_375
 
@@ -119,13 +124,15 @@ def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]
     buyer = make_shopper("Buyer", Role.PROCUREMENT)
     buyer_id = buyer.id
     rid = _request(shopper, **changes)
-    buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
+    with unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
     card = make_card(balance=500_000)
     dest = pickup(office)
     q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
-    buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
-        "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
-        checkout_key=f"accept-{rid}")
+    with unit_of_work():
+        buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
+            "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+            checkout_key=f"accept-{rid}")
     drain(app)
     db.rollback()
     assert db.get(BuyRequest, rid).status == "paid"
@@ -197,15 +204,16 @@ def test_a_foreign_posts_s10_is_kept_and_a_bad_declaration_records_nothing(
     rid, buyer_id = _paid_request(app, shopper, office, make_card,
                                   customs_category="other", currency="TRY",
                                   url="https://www.shop.example.com.tr/p/1")
-    with pytest.raises(ValidationFailed) as no_hs:
+    with pytest.raises(ValidationFailed) as no_hs, unit_of_work():
         buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="TR-77")
     assert "hs_code" in no_hs.value.fields
     assert db.get(BuyRequest, rid).status == "paid" and db.scalar(select(Parcel)) is None
 
     china_post = s10.compose("LX", 12_345_678, "CN")
-    buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="TR-77",
-                             foreign_tracking_number=china_post.lower(), ships_from="",
-                             hs_code="9503.00")
+    with unit_of_work():
+        buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="TR-77",
+                                 foreign_tracking_number=china_post.lower(), ships_from="",
+                                 hs_code="9503.00")
     db.rollback()
     parcel = db.scalar(select(Parcel))
     assert parcel.tracking_number == china_post
@@ -218,8 +226,9 @@ def test_reject_needs_a_reason_and_is_audited(shopper, rates):
     rid = _request(shopper)
     with pytest.raises(ValidationFailed):
         buyforme.reject_request(rid, reviewer_id=buyer.id, reason="  ")
-    req = buyforme.reject_request(rid, reviewer_id=buyer.id,
-                                  reason="The shop does not ship to us")
+    with unit_of_work():
+        req = buyforme.reject_request(rid, reviewer_id=buyer.id,
+                                      reason="The shop does not ship to us")
     assert req.status == "rejected" and req.reject_reason == "The shop does not ship to us"
     assert db.scalar(select(AuditRecord).where(
         AuditRecord.action == "buy_request.rejected")).actor_id == buyer.id
@@ -231,7 +240,8 @@ def test_reject_needs_a_reason_and_is_audited(shopper, rates):
 def test_quote_expires_and_can_no_longer_be_accepted(shopper, rates, office):
     buyer = make_shopper("Buyer", Role.PROCUREMENT)
     rid = _request(shopper)
-    buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+    with unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
     assert buyforme.expire_quotes() == []
     assert buyforme.expire_quotes(now=utcnow() + timedelta(hours=73)) == [rid]
     assert db.get(BuyRequest, rid).status == "expired"
@@ -242,15 +252,18 @@ def test_quote_expires_and_can_no_longer_be_accepted(shopper, rates, office):
 
 
 def test_accepted_but_unpaid_order_expires_with_its_request(shopper, rates, office):
-    from shop.services.orders import expire_unpaid_orders
+    # The periodic job: it opens one unit of work per order (the service only flushes).
+    from shop.jobs import expire_unpaid_orders
 
     buyer = make_shopper("Buyer", Role.PROCUREMENT)
     rid = _request(shopper)
-    req = buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+    with unit_of_work():
+        req = buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
     dest = pickup(office)
     q = buyforme.quote_for(req, destination_for(shopper, **dest))
-    order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice("stripe"),
-                                  seen_digest=q.digest, checkout_key="k1")
+    with unit_of_work():
+        order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice("stripe"),
+                                      seen_digest=q.digest, checkout_key="k1")
     order.expires_at = utcnow() - timedelta(seconds=1)
     db.commit()
     assert expire_unpaid_orders() == [order.id]

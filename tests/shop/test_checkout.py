@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from app.database import db
+from app.database import db, unit_of_work
 from app.events import DomainEvent
 from shop.models import Cart, Consignment, Order, OrderEvent, Product
 from shop.services import checkout
@@ -218,8 +218,10 @@ def test_two_shoppers_racing_for_the_last_unit(app, baghdad_shop, shelf):
         with app.app_context():
             barrier.wait()
             try:
-                order = checkout.place_order(user_id, dest, payment=checkout.PaymentChoice(
-                    "stripe"), seen_digest=digest, checkout_key=f"race-{user_id}")
+                with unit_of_work():
+                    order = checkout.place_order(
+                        user_id, dest, payment=checkout.PaymentChoice("stripe"),
+                        seen_digest=digest, checkout_key=f"race-{user_id}")
                 results.append(order.id)
             except SoldOut as exc:
                 results.append(f"{exc.code}: {exc.message}")

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.errors import NotFound
 from app.events import DomainEvent
 from app.jobs import drain
@@ -156,6 +156,7 @@ def test_refused_card_leaves_no_order_and_no_reservation(shopper, lamp, make_car
 
 def test_direct_post_card_payment_still_waits_for_payment_succeeded(app, shopper, lamp,
                                                                     make_card):
+    hold = app.config["SHOP_POST_CARD_HOLD"]
     app.config["SHOP_POST_CARD_HOLD"] = False
     try:
         card = make_card(balance=100_000)
@@ -163,7 +164,7 @@ def test_direct_post_card_payment_still_waits_for_payment_succeeded(app, shopper
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                        pin="1234"))
     finally:
-        del app.config["SHOP_POST_CARD_HOLD"]
+        app.config["SHOP_POST_CARD_HOLD"] = hold
     assert db.get(Payment, order.payment_id).status == "succeeded"
     assert _order(order.id).status == "pending_payment"  # not until the event is handled
     assert balance(card_account) == 100_000 - order.total  # taken at once, no hold
@@ -178,7 +179,8 @@ def test_stripe_payment_marks_the_order_paid_only_from_payment_succeeded(
 
     add_rate("USD", "1310")
     order = _checkout(shopper, lamp, PaymentChoice("stripe"))
-    start = orders.start_card_payment(order.id, shopper.id)
+    with unit_of_work():
+        start = orders.start_card_payment(order.id, shopper.id)
     # 25,000 IQD at 1,310 IQD per USD: 19.08 USD, the rate kept on the payment.
     assert (start.charged_amount, start.charged_currency) == (1908, "USD")
     pm = gateway.client().v1.payment_methods.create(params={
@@ -223,6 +225,7 @@ def test_unpaid_order_expires_stock_comes_back_and_the_hold_is_voided(app, shopp
 
 
 def test_payment_arriving_after_expiry_is_given_back(app, shopper, lamp, make_card):
+    hold = app.config["SHOP_POST_CARD_HOLD"]
     app.config["SHOP_POST_CARD_HOLD"] = False
     try:
         card = make_card(balance=100_000)
@@ -230,7 +233,7 @@ def test_payment_arriving_after_expiry_is_given_back(app, shopper, lamp, make_ca
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                        pin="1234"))
     finally:
-        del app.config["SHOP_POST_CARD_HOLD"]
+        app.config["SHOP_POST_CARD_HOLD"] = hold
     db.get(Order, order.id).expires_at = utcnow() - timedelta(seconds=1)
     db.commit()
     assert expire_unpaid_orders() == [order.id]
@@ -249,7 +252,8 @@ def test_cancelling_a_paid_order_refunds_and_restores_stock(app, shopper, lamp, 
     drain(app)
     assert _order(order.id).status == "paid" and stock(lamp) == 1
 
-    orders.cancel_order(order.id, shopper.id)
+    with unit_of_work():
+        orders.cancel_order(order.id, shopper.id)
     drain(app)
     done = _order(order.id)
     assert done.status == "cancelled" and done.refunded_amount == done.total
@@ -268,7 +272,8 @@ def test_cancelling_before_payment_releases_the_hold(app, shopper, lamp, make_ca
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin="1234"))
-    orders.cancel_order(order.id, shopper.id)
+    with unit_of_work():
+        orders.cancel_order(order.id, shopper.id)
     drain(app)
     assert _order(order.id).status == "cancelled"
     assert db.get(Payment, order.payment_id).status == "cancelled"
