@@ -88,8 +88,6 @@ class Merchant(Base):
         return self.name_ar if locale == "ar" else self.name_en
 
     def governorate_name(self, locale: str) -> str:
-        from app.geo import governorate
-
         place = governorate(self.governorate) if self.governorate else None
         return place.name(locale) if place else ""
 
