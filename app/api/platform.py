@@ -121,7 +121,7 @@ def authenticate(scope: str | None) -> ApiKey:
         raise _refuse(401, "invalid_api_key",
                       _l("This API key is not valid, or it was revoked or has expired."),
                       headers=challenge)
-    if not owner_active(key.owner_id):
+    if not owner_active(key.owner_id, key.owner_kind):
         raise _refuse(403, "account_inactive",
                       _l("Your account is not active, so its API keys do not work. "
                          "Contact Iraqi Post."))
