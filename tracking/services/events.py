@@ -211,6 +211,9 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
     if not event.after_final:
         _after_event(parcel, event, derivation, report)
         out.status = parcel.status
+    # The re-derived status is written now, so the caller's unit of work (and anything
+    # it reads next) sees the parcel as the event left it.
+    db.flush()
     return out
 
 
