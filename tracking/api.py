@@ -85,7 +85,8 @@ class BatchSummarySchema(Schema):
 
 
 @events_api.operation("POST", "/tracking-events", scope=W, summary="Report tracking events",
-                      body=TrackingEventsSchema, response=BatchQueuedSchema, status=202)
+                      body=TrackingEventsSchema, response=BatchQueuedSchema, status=202,
+                      max_body_setting="TRACKING_EVENTS_MAX_BODY_BYTES")
 def post_events(call: Call) -> dict[str, Any]:
     """Store a batch of events for processing; 202 with the batch to poll. Every row ends
     accepted, duplicate or rejected with a reason."""

@@ -38,6 +38,9 @@ SETTINGS: tuple[Setting, ...] = (
             doc="public tracking lookups per client and minute; 0 turns the limit off"),
     Setting("BULK_MAX_ROWS", parse=int, default=20000,
             doc="rows accepted in one uploaded or posted event batch"),
+    # Partner feeds post thousands of events at once: more than the API's usual body.
+    Setting("TRACKING_EVENTS_MAX_BODY_BYTES", parse=int, default=2 * 1024 * 1024,
+            doc="largest body of POST /api/v1/tracking-events, in bytes"),
     Setting("MAX_PARCEL_WEIGHT_GRAMS", parse=int, default=30000, doc="grams"),
 )
 

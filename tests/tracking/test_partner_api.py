@@ -73,3 +73,13 @@ def test_the_events_body_is_parsed_strictly_and_documented(app_ctx, client):
     post = doc["paths"]["/api/v1/tracking-events"]["post"]
     assert post["x-barid-scope"] == "tracking:events:write"
     assert "/api/v1/tracking-events/batches/{batch_id}" in doc["paths"]
+
+
+def test_a_partner_may_post_a_large_feed_in_one_request(app_ctx, client):
+    with unit_of_work():
+        _p, _k, secret = partners.issue_key("turkpost")
+    events = [{**EVENT, "event_id": f"tp-{i}", "location": "ISTANBUL SORTING CENTRE"}
+              for i in range(3000)]  # about 450 kB: over the API's usual 256 kB
+    res = client.post("/api/v1/tracking-events", json={"events": events},
+                      headers=_bearer(secret))
+    assert res.status_code == 202, res.get_json()
