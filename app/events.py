@@ -112,7 +112,8 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
 
 
 def enqueue_after_commit(
-    func: Callable[..., Any] | str, *, queue: str = "default", run_after: datetime | None = None,
+    func: Callable[..., Any] | str, *, queue: str = "default",
+    run_after: datetime | None = None,
     **kwargs: Any,
 ) -> OutboxJob:
     """Stage `func(**kwargs)` to run as a job once the open transaction commits; `func`

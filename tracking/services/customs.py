@@ -177,7 +177,8 @@ def compute(parcel: Parcel) -> Assessment:
         line["duty_iqd"] = int(article_duty)
         duty += article_duty
     sdr_value = Decimal(total_iqd) / sdr_rate if sdr_rate else Decimal(0)
-    form = "CN22" if sdr_value <= Decimal(current_app.config["CUSTOMS_CN22_LIMIT_SDR"]) else "CN23"
+    cn22_limit = Decimal(current_app.config["CUSTOMS_CN22_LIMIT_SDR"])
+    form = "CN22" if sdr_value <= cn22_limit else "CN23"
     if total_iqd > int(current_app.config["CUSTOMS_AUTO_RELEASE_LIMIT_IQD"]):
         hold_for("high_value")
     a = Assessment(

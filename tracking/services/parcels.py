@@ -109,6 +109,7 @@ def _check_phone(value: str) -> str:
 def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
     """Field errors of a draft (empty when it is acceptable)."""
     errors: dict[str, Any] = {}
+    max_grams = int(current_app.config["MAX_PARCEL_WEIGHT_GRAMS"])
     try:
         service = Service(draft.service)
     except ValueError:
@@ -118,9 +119,9 @@ def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
         errors["direction"] = _l("Choose domestic or international.")
     if not isinstance(draft.weight_grams, int) or draft.weight_grams <= 0:
         errors["weight_grams"] = _l("Weigh the parcel: the weight must be more than zero.")
-    elif draft.weight_grams > int(current_app.config["MAX_PARCEL_WEIGHT_GRAMS"]):
+    elif draft.weight_grams > max_grams:
         errors["weight_grams"] = _l("This parcel is heavier than the %(kg)s kg limit.",
-                                    kg=int(current_app.config["MAX_PARCEL_WEIGHT_GRAMS"]) // 1000)
+                                    kg=max_grams // 1000)
     elif service == Service.REGISTERED and draft.weight_grams > REGISTERED_MAX_GRAMS:
         errors["weight_grams"] = _l("Registered items weigh at most 2 kg; send it as a "
                                     "parcel.")
