@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.audit import AuditRecord
 from app.auth.models import Role
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.jobs import drain
 from shop.models import BuyRequest, Order
@@ -178,8 +178,10 @@ def test_recorded_purchase_becomes_a_parcel_the_shopper_follows(app, client, sho
     assert f'href="/track/{number}"' in page
     assert "وصول إلى مكتب التبادل الوارد" not in page
 
-    out = record_partner_event(number=number, code="EMD", occurred_at=utcnow(),
-                               location="Baghdad International Airport")
+    # record_partner_event flushes; its caller's unit of work commits it.
+    with unit_of_work():
+        out = record_partner_event(number=number, code="EMD", occurred_at=utcnow(),
+                                   location="Baghdad International Airport")
     assert out.outcome == "accepted"
     drain(app)
     db.rollback()
