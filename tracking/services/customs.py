@@ -5,6 +5,10 @@ Clear cases are released (EDC) with their duty due; the rest are held (EME) for 
 officer, who may revalue or reclassify articles, release, or refuse. Duty is paid through
 payments (an opaque reference "customs_duty", case id); the parcel is not handed over
 until it is.
+
+Every change of a case's state goes through tracking.services.customs_state, which
+records it and publishes `customs.<state>`. These services flush; the view, job or
+command that calls them owns the unit of work.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from tracking.status import (
     CUSTOMS_DECISION_CODES,
     CUSTOMS_HOLD_CODES,
     HANDOVER_CODES,
+    Derivation,
     derive,
     refusal,
 )
@@ -229,7 +230,7 @@ def _customs_blocks_handover(parcel: Parcel, existing: list[ParcelEvent]) -> str
 
 
 def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
-                   new_event: ParcelEvent | None = None):
+                   new_event: ParcelEvent | None = None) -> Derivation:
     """Re-derive the parcel's cached status from `events` (all of its events) and publish
     the change. Flushes nothing by itself; the caller's flush or commit writes it."""
     d = derive(events, delayed_at=parcel.delayed_at)
@@ -258,7 +259,8 @@ def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
     return d
 
 
-def _after_event(parcel: Parcel, event: ParcelEvent, derivation, report: EventReport) -> None:
+def _after_event(parcel: Parcel, event: ParcelEvent, derivation: Derivation,
+                 report: EventReport) -> None:
     """What an accepted event sets in motion: customs on arrival, return after failures."""
     if event.code == "EMD" and parcel.direction == Direction.INBOUND:
         case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
