@@ -64,7 +64,11 @@ class OutboxJob(Base):
     finished_at: Mapped[datetime | None]
 
 
-def task_path(func: Callable[..., Any]) -> str:
+def task_path(func: Callable[..., Any] | str) -> str:
+    """"module:function" of a job; a dotted path is taken as it is, so a module can name
+    a job without importing the module that defines it."""
+    if isinstance(func, str):
+        return func
     return f"{func.__module__}:{func.__qualname__}"
 
 
@@ -108,10 +112,12 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
 
 
 def enqueue_after_commit(
-    func: Callable[..., Any], *, queue: str = "default", run_after: datetime | None = None,
+    func: Callable[..., Any] | str, *, queue: str = "default",
+    run_after: datetime | None = None,
     **kwargs: Any,
 ) -> OutboxJob:
-    """Stage `func(**kwargs)` to run as a job once the open transaction commits.
+    """Stage `func(**kwargs)` to run as a job once the open transaction commits; `func`
+    may be given as its dotted path ("pkg.module:function").
 
     Arguments must be JSON: ids and values, never objects.
     """

@@ -7,20 +7,20 @@ MODEL_MODULES: tuple[str, ...] = ("tracking.s10", "tracking.models")
 
 
 def init_app(app: Flask) -> None:
-    """Register this domain's settings, blueprints, back-office navigation, subscribers,
-    periodic jobs and demo data."""
-    from tracking import settings
+    """Register this domain's settings, blueprints, back-office navigation, the partner
+    API, subscribers, periodic jobs, demo data and commands."""
+    # Imported here, not at the top: importing the package for its MODEL_MODULES
+    # (migrations, app.models_registry) must not load its views, PDFs and services.
+    # These are this package's own modules, not a dodge around an import cycle.
+    from payments.payables import register_payable
+    from tracking import api, backoffice, cli, jobs, seed, settings, views  # noqa: F401
+    from tracking.services.customs import DUTY_REFERENCE_KIND, duty_payable
 
     settings.init_app(app)
-    from tracking import backoffice, views
-
     app.register_blueprint(views.bp)
     app.register_blueprint(views.api)
     backoffice.init_app(app)
-    from payments.payables import register_payable
-    from tracking.services.customs import DUTY_REFERENCE_KIND, duty_payable
-
+    api.init_app(app)
+    app.cli.add_command(cli.tracking_group)
     # The generic payments page then takes the duty by post card or bank card.
     register_payable(DUTY_REFERENCE_KIND, duty_payable)
-    # Importing these registers their subscribers, periodic jobs and seeders.
-    from tracking import jobs, seed  # noqa: F401

@@ -1,8 +1,12 @@
-"""Clerk, customs officer and supervisor pages for parcels, and the partner events API."""
+"""Clerk, customs officer and supervisor pages for parcels and customs.
+
+Each page that changes something opens the unit of work of its use case and catches
+domain errors outside it, so nothing half-done is kept; pages that only show never write.
+"""
 
 from __future__ import annotations
 
-import hmac
+from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -11,7 +15,6 @@ from flask import (
     Flask,
     Response,
     abort,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -27,15 +30,15 @@ from sqlalchemy import select
 from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
 from app.backoffice import nav_item
-from app.database import db
+from app.database import db, unit_of_work
 from app.errors import DomainError, ValidationFailed
-from app.extensions import csrf
-from app.i18n import current_locale
+from app.i18n import BAGHDAD, current_locale
 from app.money import MoneyError, to_minor
 from tracking import forms, labels
-from tracking.models import CustomsCase, Parcel, ParcelEvent
+from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
 from tracking.services import bulk, customs, delivery
 from tracking.services import events as ev
+from tracking.services.lookup import status_text
 from tracking.services.parcels import (
     Address,
     Article,
@@ -48,7 +51,6 @@ from tracking.upu import event_codes
 
 bp = Blueprint("tracking_bo", __name__, url_prefix="/backoffice/parcels")
 customs_bp = Blueprint("customs_bo", __name__, url_prefix="/backoffice/customs")
-api = Blueprint("tracking_ingest_api", __name__, url_prefix="/api/v1")
 
 COUNTER = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
 CUSTOMS = (Role.CUSTOMS_OFFICER, Role.SUPERVISOR, Role.ADMIN)
@@ -136,11 +138,12 @@ def accept() -> Any:
     form.recipient_governorate.choices = choices
     if form.validate_on_submit():
         try:
-            parcel = accept_at_counter(
-                _draft(form), clerk_id=current_user.id, office_id=_office_id(),
-                payment=PaymentChoice(form.payment_method.data, form.card_number.data,
-                                      form.card_pin.data),
-                acceptance_key=form.acceptance_key.data or None)
+            with unit_of_work():
+                parcel = accept_at_counter(
+                    _draft(form), clerk_id=current_user.id, office_id=_office_id(),
+                    payment=PaymentChoice(form.payment_method.data, form.card_number.data,
+                                          form.card_pin.data),
+                    acceptance_key=form.acceptance_key.data or None)
         except ValidationFailed as exc:
             # The form is shown again with each message beside its field.
             _attach_errors(form, exc.fields)
@@ -198,10 +201,6 @@ def labels_batch() -> Response:
     if numbers:
         parcels = [get_parcel(n) for n in numbers]
     else:
-        from datetime import datetime, time
-
-        from app.i18n import BAGHDAD
-
         start = datetime.combine(datetime.now(BAGHDAD).date(), time(0), tzinfo=BAGHDAD)
         parcels = list(db.scalars(select(Parcel).where(
             Parcel.origin_office_id == _office_id(), Parcel.created_at >= start)
@@ -236,9 +235,10 @@ def handover(number: str) -> Any:
     if not form.validate_on_submit():
         flash(_("Write the name of who received the parcel."), "error")
     else:
-        out = ev.record_scan(number=number, code="EMI", office_id=_office_id(),
-                             actor_id=current_user.id, receiver_name=form.receiver_name.data,
-                             source="counter")
+        with unit_of_work():
+            out = ev.record_scan(number=number, code="EMI", office_id=_office_id(),
+                                 actor_id=current_user.id,
+                                 receiver_name=form.receiver_name.data, source="counter")
         flash(_("Handed over.") if out.ok else out.reason, "success" if out.ok else "error")
     return redirect(url_for("tracking_bo.parcel", number=number))
 
@@ -249,13 +249,14 @@ def pay_duty(number: str) -> Any:
     form = forms.DutyPaymentForm()
     case = customs.case_for_number(number)
     if form.validate_on_submit():
-        if form.method.data == "post_card":
-            customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data or "",
-                                            pin=form.card_pin.data or "",
-                                            actor_id=current_user.id)
-        else:
-            customs.pay_duty_in_cash(case.id, clerk_id=current_user.id,
-                                     office_id=_office_id())
+        with unit_of_work():
+            if form.method.data == "post_card":
+                customs.pay_duty_with_post_card(
+                    case.id, card_number=form.card_number.data or "",
+                    pin=form.card_pin.data or "", actor_id=current_user.id)
+            else:
+                customs.pay_duty_in_cash(case.id, clerk_id=current_user.id,
+                                         office_id=_office_id())
         flash(_("Duty paid."), "success")
     return redirect(url_for("tracking_bo.parcel", number=number))
 
@@ -301,20 +302,16 @@ def scan_one() -> Response:
         return jsonify({"outcome": "rejected", "tracking_number": number, "code": code,
                         "reason_code": "unknown_office",
                         "reason": _("Choose the office first.")}), 200
-    out = ev.record_scan(
-        number=number, code=code, office_id=office_id, actor_id=current_user.id,
-        reason_code=data.get("reason_code") or None, action_code=data.get("action_code")
-        or None, receiver_name=(data.get("receiver_name") or None),
-    )
+    with unit_of_work():
+        out = ev.record_scan(
+            number=number, code=code, office_id=office_id, actor_id=current_user.id,
+            reason_code=data.get("reason_code") or None,
+            action_code=data.get("action_code") or None,
+            receiver_name=(data.get("receiver_name") or None),
+        )
     body = out.as_dict()
-    body["status_text"] = str(_status_text(out.status)) if out.status else None
+    body["status_text"] = status_text(out.status) if out.status else None
     return jsonify(body)
-
-
-def _status_text(status: str | None) -> str:
-    from tracking.services.lookup import status_text
-
-    return status_text(status or "unknown")
 
 
 # ---- bulk ingest ------------------------------------------------------------------------
@@ -327,8 +324,9 @@ def ingest() -> Any:
     if form.validate_on_submit():
         upload = form.file.data
         rows = bulk.parse_csv(upload.read())
-        batch = bulk.submit_batch(rows, source="csv", submitted_by_id=current_user.id,
-                                  filename=upload.filename or "")
+        with unit_of_work():
+            batch = bulk.submit_batch(rows, source="csv", submitted_by_id=current_user.id,
+                                      filename=upload.filename or "")
         return redirect(url_for("tracking_bo.batch", batch_id=batch.id))
     return render_template("tracking/ingest.html", form=form,
                            columns=bulk.REQUIRED_COLUMNS + bulk.OPTIONAL_COLUMNS)
@@ -340,45 +338,6 @@ def batch(batch_id: int) -> str:
     b = bulk.get_batch(batch_id)
     rows = bulk.batch_rows(b.id) if b.state == "done" else []
     return render_template("tracking/batch.html", batch=b, rows=rows)
-
-
-def _partner() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    given = header.removeprefix("Bearer ").strip()
-    for name, key in (current_app.config.get("TRACKING_PARTNER_KEYS") or {}).items():
-        if key and hmac.compare_digest(str(key), given):
-            return name
-    return None
-
-
-@api.post("/tracking-events")
-@csrf.exempt
-def post_events() -> Any:
-    """Partner posts and handheld fleets send events (a JSON list, or {"events": [...]});
-    202 with the batch to poll. Authenticated by a partner key (Bearer)."""
-    partner = _partner()
-    if partner is None:
-        return jsonify({"error": "unauthorized", "message": _("A partner key is needed."),
-                        "fields": {}}), 401
-    data = request.get_json(silent=True)
-    rows = data.get("events") if isinstance(data, dict) else data
-    batch = bulk.submit_batch(rows if isinstance(rows, list) else [], source="api",
-                              partner=partner)
-    return jsonify({"batch_id": batch.id, "state": batch.state,
-                    "status_url": url_for("tracking_ingest_api.get_batch",
-                                          batch_id=batch.id)}), 202
-
-
-@api.get("/tracking-events/batches/<int:batch_id>")
-def get_batch(batch_id: int) -> Any:
-    partner = _partner()
-    b = bulk.get_batch(batch_id)
-    if partner is None or b.partner != partner:
-        return jsonify({"error": "not_found", "message": _("No such batch."),
-                        "fields": {}}), 404
-    return jsonify(bulk.batch_summary(b))
 
 
 # ---- supervision ------------------------------------------------------------------------
@@ -416,10 +375,11 @@ def case(case_id: int) -> str:
 def revalue(case_id: int) -> Any:
     form = forms.RevalueForm()
     if form.validate_on_submit():
-        customs.revalue(case_id, int(form.article_id.data or 0),
-                        value_amount=_amount(form.value.data, form.currency.data),
-                        value_currency=form.currency.data, officer_id=current_user.id,
-                        note=form.note.data or "")
+        with unit_of_work():
+            customs.revalue(case_id, int(form.article_id.data or 0),
+                            value_amount=_amount(form.value.data, form.currency.data),
+                            value_currency=form.currency.data, officer_id=current_user.id,
+                            note=form.note.data or "")
         flash(_("Value changed; duty recomputed."), "success")
     return redirect(url_for("customs_bo.case", case_id=case_id))
 
@@ -429,8 +389,10 @@ def revalue(case_id: int) -> Any:
 def reclassify(case_id: int) -> Any:
     form = forms.ReclassifyForm()
     if form.validate_on_submit():
-        customs.reclassify(case_id, int(form.article_id.data or 0), hs_code=form.hs_code.data,
-                           officer_id=current_user.id, note=form.note.data or "")
+        with unit_of_work():
+            customs.reclassify(case_id, int(form.article_id.data or 0),
+                               hs_code=form.hs_code.data, officer_id=current_user.id,
+                               note=form.note.data or "")
         flash(_("Tariff number changed; duty recomputed."), "success")
     return redirect(url_for("customs_bo.case", case_id=case_id))
 
@@ -440,25 +402,26 @@ def reclassify(case_id: int) -> Any:
 def decide(case_id: int) -> Any:
     form = forms.DecisionForm()
     if form.validate_on_submit():
-        if form.refuse.data:
-            customs.refuse(case_id, officer_id=current_user.id, outcome=form.outcome.data,
-                           note=form.note.data or "")
-            flash(_("Import refused."), "success")
-        else:
-            customs.release(case_id, officer_id=current_user.id, note=form.note.data or "")
-            flash(_("Released."), "success")
+        refusing = bool(form.refuse.data)
+        with unit_of_work():
+            if refusing:
+                customs.refuse(case_id, officer_id=current_user.id,
+                               outcome=form.outcome.data, note=form.note.data or "")
+            else:
+                customs.release(case_id, officer_id=current_user.id,
+                                note=form.note.data or "")
+        flash(_("Import refused.") if refusing else _("Released."), "success")
     return redirect(url_for("customs_bo.queue"))
 
 
 @customs_bp.route("/tariff", methods=["GET", "POST"])
 @role_required(Role.ADMIN, Role.SUPERVISOR)
 def tariff() -> Any:
-    from tracking.models import TariffLine
-
     form = forms.UploadForm()
     result = None
     if form.validate_on_submit():
-        result = customs.import_tariff(form.file.data.read(), actor_id=current_user.id)
+        with unit_of_work():
+            result = customs.import_tariff(form.file.data.read(), actor_id=current_user.id)
         if not result.errors:
             flash(_("%(created)s lines added, %(updated)s changed.", created=result.created,
                     updated=result.updated), "success")
@@ -476,7 +439,6 @@ _NAV_WORDS = (_l("Accept a parcel"), _l("Scan parcels"), _l("Upload events"),
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(customs_bp)
-    app.register_blueprint(api)
     nav_item("tracking_bo.accept", "Accept a parcel", COUNTER, section="counter", order=10)
     nav_item("tracking_bo.scan", "Scan parcels", COUNTER, section="parcels", order=10)
     nav_item("tracking_bo.ingest", "Upload events", COUNTER, section="parcels", order=20)

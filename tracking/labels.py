@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from reportlab.graphics.barcode import code128
 from reportlab.lib.pagesizes import A4, A6, inch
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from app.auth.models import PostOffice
@@ -27,8 +28,9 @@ from app.database import db
 from app.geo import governorate
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_text, register_fonts
+from app.pdf import FONT, FONT_BOLD, draw_text, has_arabic, register_fonts
 from tracking.models import CustomsCase, Parcel
+from tracking.services.customs import compute
 
 SIZES = {"4x6": (4 * inch, 6 * inch), "a6": A6}
 SERVICE_LETTERS = {"ems": "EMS", "parcel": "P", "registered": "R", "ecommerce": "E"}
@@ -250,8 +252,6 @@ def declaration_form(parcel: Parcel, case: CustomsCase | None = None) -> str:
     """CN22 up to the configured SDR limit, CN23 above it (the case's choice if assessed)."""
     if case is not None and case.assessed_at is not None:
         return case.form
-    from tracking.services.customs import compute
-
     return compute(parcel).form
 
 
@@ -262,15 +262,11 @@ def _money_minor(amount: int, currency: str) -> str:
 def _cell(c: Canvas, x: float, y: float, w: float, text: str, size: float = 7.5,
           bold: bool = False) -> None:
     font = FONT_BOLD if bold else FONT
-    from app.pdf import has_arabic
-
     if has_arabic(text):
         draw_text(c, x + 2, y, text, font=font, size=size, width=w - 4, align="right")
     else:
         c.setFont(font, size)
         shown = text
-        from reportlab.pdfbase.pdfmetrics import stringWidth
-
         while shown and stringWidth(shown, font, size) > w - 4:
             shown = shown[:-1]
         c.drawString(x + 2, y, shown)

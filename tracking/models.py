@@ -1,4 +1,5 @@
-"""Parcels, their declared contents, their UPU events, customs cases and bulk event batches.
+"""Parcels, their declared contents, their UPU events, customs cases (and their history) and
+bulk event batches.
 
 A parcel's `status` is a cache of `tracking.status.derive(...)` over its events: only the
 event-ingest service writes it, so it never disagrees with the timeline.
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.database import Base, utcnow
+from app.database import Base, append_only, utcnow
 
 
 class Service(enum.StrEnum):
@@ -240,6 +241,27 @@ class CustomsCase(Base):
         return self.total_due_iqd > 0 and self.paid_at is None
 
 
+class CustomsCaseTransition(Base):
+    """One step of a customs case's life: from, to, who, when, why (append-only).
+
+    Written only by tracking.services.customs_state.apply_transition.
+    """
+
+    __tablename__ = "customs_case_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("customs_cases.id", ondelete="CASCADE"),
+                                         index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))  # None: the case opened
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+append_only(CustomsCaseTransition.__table__)
+
+
 class IngestBatch(Base):
     """A file or API call of events from a partner post or a handheld, processed by a job."""
 
@@ -273,6 +295,21 @@ class IngestRow(Base):
     reason_code: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(300))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("parcel_events.id"))
+
+
+class TrackingPartner(Base):
+    """A partner post or handheld fleet that reports tracking events through the API.
+
+    Its API keys (app.api, owner kind "partner") hold the `tracking:events:write` scope;
+    `name` is what its events and batches record as their partner.
+    """
+
+    __tablename__ = "tracking_partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LookupCounter(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete
 
@@ -16,7 +17,6 @@ from app.database import UTCDateTime, db, utcnow
 from app.errors import RateLimited
 from app.redisconn import get_redis
 from tracking.models import LookupCounter
-from tracking.settings import setting
 
 WINDOW = 60
 
@@ -24,7 +24,7 @@ WINDOW = 60
 def check_lookup(client: str) -> None:
     """Count one lookup by `client`; raises RateLimited past TRACKING_LOOKUPS_PER_MINUTE
     (0 turns the limit off). The database path commits its counter on its own."""
-    limit = int(setting("TRACKING_LOOKUPS_PER_MINUTE"))
+    limit = int(current_app.config["TRACKING_LOOKUPS_PER_MINUTE"])
     if limit <= 0:
         return
     now = utcnow()

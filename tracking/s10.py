@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from babel import Locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Sequence, String, select, text, update
 from sqlalchemy.orm import Mapped, mapped_column
@@ -82,8 +83,6 @@ class Validity:
 
 @lru_cache(maxsize=1)
 def _countries() -> frozenset[str]:
-    from babel import Locale
-
     return frozenset(c for c in Locale("en").territories if len(c) == 2 and c.isalpha())
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.auth.models import PostOffice
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.seed import seeder
 from tracking import s10
 from tracking.models import CustomsCase, Parcel, TariffLine
@@ -51,7 +51,12 @@ def _run(number: str, steps: list[tuple[str, str | None, float, dict]]) -> None:
 @seeder(200)
 def seed_tracking() -> None:
     """Sample tariff lines, two domestic parcels and two inbound ones (one released with
-    duty due, one held by customs). Safe to run again."""
+    duty due, one held by customs). One unit of work; safe to run again."""
+    with unit_of_work():
+        _seed()
+
+
+def _seed() -> None:
     if db.scalar(select(TariffLine.id).limit(1)) is None:
         customs.import_tariff(customs.SAMPLE_TARIFF_CSV.read_bytes(), actor_id=None)
     if _office("BGD-01") is None:

@@ -1,4 +1,4 @@
-"""Tracking's settings and their defaults (overridable through app.config or the environment).
+"""Tracking's settings, declared once (see app.settings); code reads `current_app.config`.
 
 Iraqi customs figures are weak-sourced (see reference/README.md), so they are settings,
 not constants: an administrator changes them without a release.
@@ -6,45 +6,46 @@ not constants: an administrator changes them without a release.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
+from flask import Flask
 
-from flask import Flask, current_app
+from app.settings import Setting, load_settings, parse_json
 
-DEFAULTS: dict[str, Any] = {
-    # IQD per SDR, used only to choose between CN22 and CN23.
-    "CUSTOMS_SDR_RATE_IQD": "1950",
-    "CUSTOMS_CN22_LIMIT_SDR": 300,
-    "CUSTOMS_INSPECTION_FEE_IQD": 5000,
-    "CUSTOMS_STAMP_FEE_IQD": 10000,
-    # Declared values above this (IQD) always go to an officer.
-    "CUSTOMS_AUTO_RELEASE_LIMIT_IQD": 2_000_000,
-    # IQD per one unit of a foreign currency, for valuing declarations.
-    "CUSTOMS_EXCHANGE_RATES": {"USD": "1310", "EUR": "1420", "GBP": "1660", "TRY": "40",
-                               "AED": "357", "CNY": "181", "SAR": "349", "JOD": "1848",
-                               "KWD": "4260", "IQD": "1"},
-    "DELIVERY_MAX_ATTEMPTS": 3,
-    "PICKUP_HOLD_DAYS": 14,
-    # How long a parcel may sit with no event, by status, before the sweep flags it (hours).
-    "STALE_AFTER_HOURS": {"picked_up": 72, "in_transit": 120, "on_hold": 240,
-                          "out_for_delivery": 24, "delivery_failed": 72,
-                          "ready_for_pickup": 24 * 15, "pending": 24 * 30},
-    "TRACKING_LOOKUPS_PER_MINUTE": 60,
-    "BULK_MAX_ROWS": 20000,
-    # Partner posts and handheld fleets that may post events: {"name": "key"}.
-    "TRACKING_PARTNER_KEYS": {},
-    "MAX_PARCEL_WEIGHT_GRAMS": 30000,
-}
-
-
-def setting(name: str) -> Any:
-    return current_app.config.get(name, DEFAULTS[name])
+SETTINGS: tuple[Setting, ...] = (
+    # IQD per SDR, used only to choose between CN22 and CN23 (a decimal string).
+    Setting("CUSTOMS_SDR_RATE_IQD", default="1950", doc="IQD per SDR"),
+    Setting("CUSTOMS_CN22_LIMIT_SDR", parse=int, default=300,
+            doc="declared value (SDR) up to which a CN22 is enough"),
+    Setting("CUSTOMS_INSPECTION_FEE_IQD", parse=int, default=5000, doc="IQD"),
+    Setting("CUSTOMS_STAMP_FEE_IQD", parse=int, default=10000, doc="IQD"),
+    Setting("CUSTOMS_AUTO_RELEASE_LIMIT_IQD", parse=int, default=2_000_000,
+            doc="declared values above this (IQD) always go to an officer"),
+    # Dict defaults are made afresh for each app, so changing one app's never leaks.
+    Setting("CUSTOMS_EXCHANGE_RATES", parse=parse_json,
+            computed=lambda _cfg: {"USD": "1310", "EUR": "1420", "GBP": "1660", "TRY": "40",
+                                   "AED": "357", "CNY": "181", "SAR": "349", "JOD": "1848",
+                                   "KWD": "4260", "IQD": "1"},
+            doc="JSON: IQD per one unit of a foreign currency, for valuing declarations"),
+    Setting("DELIVERY_MAX_ATTEMPTS", parse=int, default=3,
+            doc="failed delivery attempts before a parcel goes back to its sender"),
+    Setting("PICKUP_HOLD_DAYS", parse=int, default=14,
+            doc="days a parcel waits for pickup before it goes back"),
+    Setting("STALE_AFTER_HOURS", parse=parse_json,
+            computed=lambda _cfg: {"picked_up": 72, "in_transit": 120, "on_hold": 240,
+                                   "out_for_delivery": 24, "delivery_failed": 72,
+                                   "ready_for_pickup": 24 * 15, "pending": 24 * 30},
+            doc="JSON: hours a parcel may sit with no event, by status, before the "
+                "sweep flags it"),
+    Setting("TRACKING_LOOKUPS_PER_MINUTE", parse=int, default=60,
+            doc="public tracking lookups per client and minute; 0 turns the limit off"),
+    Setting("BULK_MAX_ROWS", parse=int, default=20000,
+            doc="rows accepted in one uploaded or posted event batch"),
+    # Partner feeds post thousands of events at once: more than the API's usual body.
+    Setting("TRACKING_EVENTS_MAX_BODY_BYTES", parse=int, default=2 * 1024 * 1024,
+            doc="largest body of POST /api/v1/tracking-events, in bytes"),
+    Setting("MAX_PARCEL_WEIGHT_GRAMS", parse=int, default=30000, doc="grams"),
+)
 
 
 def init_app(app: Flask) -> None:
-    for name, default in DEFAULTS.items():
-        raw = os.environ.get(name)
-        if raw is not None and name not in app.config:
-            app.config[name] = json.loads(raw) if isinstance(default, dict | int) else raw
-        app.config.setdefault(name, default)
+    """Load tracking's settings into `app.config`."""
+    load_settings(app, "tracking", SETTINGS)

@@ -5,16 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
-from app.database import db
+from app.database import db, unit_of_work
 from app.i18n import current_locale
+from payments.gateway import card_payments_enabled
 from tracking import s10
+from tracking.forms import OnlineDutyForm
 from tracking.models import Parcel
 from tracking.ratelimit import check_lookup
-from tracking.services.lookup import public_view
+from tracking.services import customs
+from tracking.services.lookup import public_view, status_text
 
 bp = Blueprint("tracking", __name__, static_folder="static",
                static_url_path="/static/tracking")
@@ -68,19 +72,16 @@ def pay_duty(number: str) -> Response | str | tuple[str, int]:
     """Anyone holding the number may pay its customs duty with a post card here (paying
     someone else's duty harms no one; the card's PIN protects the card), or with a bank
     card on payments' page for the case, after signing in."""
-    from flask_login import current_user
-
-    from payments.gateway import card_payments_enabled
-    from tracking.forms import OnlineDutyForm
-    from tracking.services import customs
-
     check_lookup(_client())
     case = customs.case_for_number(number)
     form = OnlineDutyForm()
     if form.validate_on_submit():
         actor = current_user.id if current_user.is_authenticated else None
-        customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data,
-                                        pin=form.card_pin.data, actor_id=actor)
+        # A refused payment (wrong PIN, no balance) raises out of the block: nothing of
+        # the use case is kept, and the error handler shows why.
+        with unit_of_work():
+            customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data,
+                                            pin=form.card_pin.data, actor_id=actor)
         flash(_l("Duty paid. The parcel can now be handed over."), "success")
         return redirect(url_for("tracking.track_number", number=case.parcel.tracking_number))
     return render_template("tracking/pay_duty.html", case=case, form=form,
@@ -117,6 +118,4 @@ def api_lookup(number: str) -> Response | tuple[Response, int]:
 
 @bp.app_context_processor
 def _tracking_context() -> dict:
-    from tracking.services.lookup import status_text
-
     return {"status_text": status_text}

@@ -15,7 +15,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
-from app.api.models import ALL_SCOPES, ApiKey
+from app.api.models import MERCHANT, ApiKey
+from app.api.owners import scopes_for
 from app.audit import record_audit
 from app.database import db, get_engine, utcnow
 from app.errors import NotFound, ValidationFailed
@@ -34,13 +35,14 @@ def _new_secret() -> str:
     return f"bk_{mode}_{secrets.token_urlsafe(24)}"
 
 
-def _clean_scopes(scopes: Iterable[str]) -> list[str]:
+def _clean_scopes(scopes: Iterable[str], owner_kind: str = MERCHANT) -> list[str]:
+    allowed = scopes_for(owner_kind)
     chosen = list(dict.fromkeys(scopes))
-    unknown = [s for s in chosen if s not in ALL_SCOPES]
+    unknown = [s for s in chosen if s not in allowed]
     if unknown or not chosen:
         raise ValidationFailed(_l("Choose at least one of the listed permissions."),
-                               fields={"scopes": [", ".join(ALL_SCOPES)]})
-    return [s for s in ALL_SCOPES if s in chosen]
+                               fields={"scopes": [", ".join(allowed)]})
+    return [s for s in allowed if s in chosen]
 
 
 def _clean_name(name: str) -> str:
@@ -51,51 +53,58 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _issue(owner_id: int, name: str, scopes: list[str], actor_id: int | None
-           ) -> tuple[ApiKey, str]:
+def _issue(owner_id: int, name: str, scopes: list[str], actor_id: int | None,
+           owner_kind: str = MERCHANT) -> tuple[ApiKey, str]:
     secret = _new_secret()
-    key = ApiKey(owner_id=owner_id, name=name, prefix=secret[:PREFIX_LENGTH],
-                 key_hash=hash_key(secret), scopes=scopes, created_by_id=actor_id)
+    key = ApiKey(owner_id=owner_id, owner_kind=owner_kind, name=name,
+                 prefix=secret[:PREFIX_LENGTH], key_hash=hash_key(secret), scopes=scopes,
+                 created_by_id=actor_id)
     db.add(key)
     db.flush()
     return key, secret
 
 
 def create_key(owner_id: int, name: str, scopes: Iterable[str], *,
-               actor_id: int | None = None) -> tuple[ApiKey, str]:
-    """Make a new key for `owner_id` with `scopes`, audit it, commit.
+               actor_id: int | None = None, owner_kind: str = MERCHANT
+               ) -> tuple[ApiKey, str]:
+    """Make a new key for `owner_id` (a merchant, or an owner of `owner_kind`) with
+    `scopes`, audit it, commit.
 
     Returns the key row and the full secret, which is never stored and cannot be shown
-    again. Raises ValidationFailed for an empty name or unknown scopes.
+    again. Raises ValidationFailed for an empty name or scopes the kind may not hold.
     """
-    key, secret = _issue(owner_id, _clean_name(name), _clean_scopes(scopes), actor_id)
+    key, secret = _issue(owner_id, _clean_name(name), _clean_scopes(scopes, owner_kind),
+                         actor_id, owner_kind)
     record_audit("api_key.created", object_type="api_key", object_id=key.id,
                  actor_id=actor_id, details={"owner_id": owner_id, "prefix": key.prefix,
-                                             "scopes": key.scopes})
+                                             "scopes": key.scopes,
+                                             "owner_kind": owner_kind})
     db.commit()
     return key, secret
 
 
-def owned_key(owner_id: int, key_id: int) -> ApiKey:
+def owned_key(owner_id: int, key_id: int, *, owner_kind: str = MERCHANT) -> ApiKey:
     """One of the owner's keys; raises NotFound for anyone else's."""
     key = db.get(ApiKey, key_id)
-    if key is None or key.owner_id != owner_id:
+    if key is None or key.owner_id != owner_id or key.owner_kind != owner_kind:
         raise NotFound(KEY_NOT_FOUND)
     return key
 
 
-def list_keys(owner_id: int) -> list[ApiKey]:
+def list_keys(owner_id: int, *, owner_kind: str = MERCHANT) -> list[ApiKey]:
     """The owner's keys, newest first (revoked ones included, marked)."""
-    return list(db.scalars(select(ApiKey).where(ApiKey.owner_id == owner_id)
+    return list(db.scalars(select(ApiKey).where(ApiKey.owner_id == owner_id,
+                                                ApiKey.owner_kind == owner_kind)
                            .order_by(ApiKey.id.desc())))
 
 
-def revoke_key(owner_id: int, key_id: int, *, actor_id: int | None = None) -> ApiKey:
+def revoke_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
+               owner_kind: str = MERCHANT) -> ApiKey:
     """Stop the key working now, audit it, commit. Revoking twice changes nothing.
 
     Raises NotFound when the key is not the owner's.
     """
-    key = owned_key(owner_id, key_id)
+    key = owned_key(owner_id, key_id, owner_kind=owner_kind)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         record_audit("api_key.revoked", object_type="api_key", object_id=key.id,
@@ -105,7 +114,8 @@ def revoke_key(owner_id: int, key_id: int, *, actor_id: int | None = None) -> Ap
 
 
 def rotate_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
-               grace: timedelta | None = None) -> tuple[ApiKey, str]:
+               grace: timedelta | None = None, owner_kind: str = MERCHANT
+               ) -> tuple[ApiKey, str]:
     """Replace a key with a new one of the same name and scopes, audit it, commit.
 
     The old key keeps working for `grace` (API_KEY_ROTATION_GRACE seconds, a day by
@@ -113,14 +123,14 @@ def rotate_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
     new key and its secret. Raises NotFound for another owner's key and ValidationFailed
     for a revoked or expired one.
     """
-    old = owned_key(owner_id, key_id)
+    old = owned_key(owner_id, key_id, owner_kind=owner_kind)
     now = utcnow()
     if not old.usable(now) or old.replaced_by_id is not None:
         raise ValidationFailed(_l("This key no longer works; create a new one instead."),
                                code="key_not_active")
     if grace is None:
         grace = timedelta(seconds=current_app.config.get("API_KEY_ROTATION_GRACE", 86400))
-    new, secret = _issue(owner_id, old.name, list(old.scopes), actor_id)
+    new, secret = _issue(owner_id, old.name, list(old.scopes), actor_id, old.owner_kind)
     old.replaced_by_id = new.id
     old.expires_at = now + grace
     if grace <= timedelta(0):

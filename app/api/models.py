@@ -20,6 +20,10 @@ class Scope(enum.StrEnum):
 
 
 ALL_SCOPES = tuple(s.value for s in Scope)
+# Whose keys these are. Merchants hold the scopes above; another kind of owner (such as
+# tracking's partner posts) registers its own scopes in app.api.owners, so a key of one
+# kind can never be given the other kind's permissions.
+MERCHANT = "merchant"
 
 
 class ApiKey(Base):
@@ -36,6 +40,10 @@ class ApiKey(Base):
     # The merchant (or other owner) the key acts for: a plain id, the platform knows no
     # merchants (app.api.owners).
     owner_id: Mapped[int] = mapped_column(index=True)
+    # What owner_id counts: "merchant" (the shop's merchants), or a kind another domain
+    # registered (app.api.owners.register_owner_kind), e.g. "partner".
+    owner_kind: Mapped[str] = mapped_column(String(16), default=MERCHANT,
+                                            server_default=MERCHANT)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -7,17 +7,39 @@ merchant's id). The domain that knows owners fills in two hooks from its `init_a
   API now (a suspended merchant's keys stop working at once);
 - `register_owner_contact(func)`: `func(owner_id) -> (email, phone)`, whom to tell when
   one of their webhook endpoints is disabled.
+
+Those are merchants' hooks. Another kind of owner (tracking's partner posts) registers
+itself with `register_owner_kind(kind, scopes=..., check=...)`: its keys carry that
+`owner_kind`, hold only its scopes, and are checked by its own function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from app.api.models import ALL_SCOPES, MERCHANT
 
 OwnerCheck = Callable[[int], bool]
 OwnerContact = Callable[[int], tuple[str | None, str | None]]
 
 _checks: list[OwnerCheck] = []
 _contacts: list[OwnerContact] = []
+_kinds: dict[str, tuple[tuple[str, ...], OwnerCheck]] = {}
+
+
+def register_owner_kind(kind: str, *, scopes: Iterable[str], check: OwnerCheck) -> None:
+    """Declare another kind of key owner: the only scopes its keys may hold, and whether
+    one of its owners may use the API now. Registering a kind again replaces it."""
+    if kind == MERCHANT:
+        raise ValueError("merchants are the platform's own kind of owner")
+    _kinds[kind] = (tuple(scopes), check)
+
+
+def scopes_for(kind: str) -> tuple[str, ...]:
+    """The scopes a key of `kind` may hold (none for an unknown kind)."""
+    if kind == MERCHANT:
+        return ALL_SCOPES
+    return _kinds[kind][0] if kind in _kinds else ()
 
 
 def register_owner_check(func: OwnerCheck) -> OwnerCheck:
@@ -33,8 +55,11 @@ def register_owner_contact(func: OwnerContact) -> OwnerContact:
     return func
 
 
-def owner_active(owner_id: int) -> bool:
-    """Whether every registered check lets `owner_id` use the API (True with none)."""
+def owner_active(owner_id: int, kind: str = MERCHANT) -> bool:
+    """Whether `owner_id` may use the API: for a merchant, every registered check lets it
+    (True with none); for another kind, its own check does (False for an unknown kind)."""
+    if kind != MERCHANT:
+        return kind in _kinds and _kinds[kind][1](owner_id)
     return all(check(owner_id) for check in _checks)
 
 

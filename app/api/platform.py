@@ -71,6 +71,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     produces: str = "application/json"
     path_params: dict[str, str] = field(default_factory=dict)
+    # The app.config setting that caps this operation's body (bulk feeds need more).
+    max_body_setting: str = "API_MAX_BODY_BYTES"
 
 
 _operations: list[Operation] = []
@@ -121,7 +123,7 @@ def authenticate(scope: str | None) -> ApiKey:
         raise _refuse(401, "invalid_api_key",
                       _l("This API key is not valid, or it was revoked or has expired."),
                       headers=challenge)
-    if not owner_active(key.owner_id):
+    if not owner_active(key.owner_id, key.owner_kind):
         raise _refuse(403, "account_inactive",
                       _l("Your account is not active, so its API keys do not work. "
                          "Contact Iraqi Post."))
@@ -152,9 +154,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _read_json() -> Any:
+def _read_json(op: Operation) -> Any:
     """The request body as JSON, or None when there is none."""
-    limit = int(current_app.config.get("API_MAX_BODY_BYTES", 256 * 1024))
+    limit = int(current_app.config.get(op.max_body_setting,
+                                       current_app.config.get("API_MAX_BODY_BYTES",
+                                                              256 * 1024)))
     if request.content_length is not None and request.content_length > limit:
         raise _refuse(413, "too_large",
                       _l("The body is larger than %(n)s bytes.", n=limit))
@@ -178,7 +182,7 @@ def _read_json() -> Any:
 
 
 def _load_body(op: Operation) -> dict[str, Any]:
-    data = _read_json()
+    data = _read_json(op)
     if data is None:
         data = {}
         if op.body is not None and any(f.required for f in op.body.fields.values()):
@@ -309,7 +313,8 @@ class ApiBlueprint(Blueprint):
                   query: Schema | type[Schema] | None = None,
                   response: Schema | type[Schema] | None = None, status: int = 200,
                   errors: tuple[int, ...] = (), tag: str | None = None,
-                  produces: str = "application/json"
+                  produces: str = "application/json",
+                  max_body_setting: str = "API_MAX_BODY_BYTES"
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare `view(call, **path_args)` as `method rule`; see the module docstring."""
 
@@ -323,6 +328,7 @@ class ApiBlueprint(Blueprint):
                 description=(view.__doc__ or "").strip(), tag=tag or self.tag,
                 scope=scope, body=inst(body), query=inst(query), response=inst(response),
                 status=status, errors=errors, produces=produces,
+                max_body_setting=max_body_setting,
             )
             _operations.append(op)
 

@@ -185,8 +185,10 @@ def test_recorded_purchase_becomes_a_parcel_the_shopper_follows(app, client, sho
     assert f'href="/track/{number}"' in page
     assert "وصول إلى مكتب التبادل الوارد" not in page
 
-    out = record_partner_event(number=number, code="EMD", occurred_at=utcnow(),
-                               location="Baghdad International Airport")
+    # record_partner_event flushes; its caller's unit of work commits it.
+    with unit_of_work():
+        out = record_partner_event(number=number, code="EMD", occurred_at=utcnow(),
+                                   location="Baghdad International Airport")
     assert out.outcome == "accepted"
     drain(app)
     db.rollback()

@@ -313,8 +313,10 @@ def test_parcel_scans_move_the_consignment_and_the_order(app, shopper, lamp, mak
         orders.cancel_order(order.id, shopper.id)
 
     for code, kw in (("EMA", {}), ("EMI", {"receiver_name": "Zainab"})):
-        out = ev.record_scan(number=parcel.tracking_number, code=code, office_id=office.id,
-                             actor_id=clerk.id, **kw)
+        # record_scan flushes; the scan's unit of work commits it (as the scan page does).
+        with unit_of_work():
+            out = ev.record_scan(number=parcel.tracking_number, code=code,
+                                 office_id=office.id, actor_id=clerk.id, **kw)
         assert out.outcome == "accepted", out.reason
         drain(app)
         if code == "EMA":

@@ -7,7 +7,7 @@ import io
 import pytest
 from sqlalchemy import select
 
-from app.database import db
+from app.database import db, unit_of_work
 from tests.tracking.helpers import domestic_draft, inbound_draft, login, run_jobs
 from tracking.models import CustomsCase, IngestBatch, Parcel
 from tracking.services import customs
@@ -103,25 +103,25 @@ def test_upload_of_a_bad_file_says_why(client, clerk):
 
 
 def test_partner_api_needs_a_key_and_reports_rows(client, app, offices):
-    app.config["TRACKING_PARTNER_KEYS"] = {"turkpost": "s3cret-key"}
-    try:
+    from tracking.services import partners
+
+    with unit_of_work():
+        _partner, _key, secret = partners.issue_key("turkpost")
         parcel = register_inbound("LX123456785CN", inbound_draft())
-        events = [{"tracking_number": "LX123456785CN", "code": "EMC",
-                   "occurred_at": "2025-01-01T10:00:00+08:00", "event_id": "tp-1",
-                   "location": "ISTANBUL"},
-                  {"tracking_number": "LX123456785CN", "code": "ZZZ",
-                   "occurred_at": "2025-01-01T10:00:00+08:00"}]
-        assert client.post("/api/v1/tracking-events", json=events).status_code == 401
-        res = client.post("/api/v1/tracking-events", json={"events": events},
-                          headers={"Authorization": "Bearer s3cret-key"})
-        assert res.status_code == 202
-        run_jobs()
-        summary = client.get(res.get_json()["status_url"],
-                             headers={"Authorization": "Bearer s3cret-key"}).get_json()
-        assert [r["outcome"] for r in summary["rows"]] == ["accepted", "rejected"]
-        assert db.get(Parcel, parcel.id).status == "in_transit"
-    finally:
-        app.config["TRACKING_PARTNER_KEYS"] = {}
+    events = [{"tracking_number": "LX123456785CN", "code": "EMC",
+               "occurred_at": "2025-01-01T10:00:00+08:00", "event_id": "tp-1",
+               "location": "ISTANBUL"},
+              {"tracking_number": "LX123456785CN", "code": "ZZZ",
+               "occurred_at": "2025-01-01T10:00:00+08:00"}]
+    assert client.post("/api/v1/tracking-events", json=events).status_code == 401
+    res = client.post("/api/v1/tracking-events", json={"events": events},
+                      headers={"Authorization": f"Bearer {secret}"})
+    assert res.status_code == 202
+    run_jobs()
+    summary = client.get(res.get_json()["status_url"],
+                         headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert [r["outcome"] for r in summary["rows"]] == ["accepted", "rejected"]
+    assert db.get(Parcel, parcel.id).status == "in_transit"
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.database import db
+from app.database import db, unit_of_work
 from app.errors import ValidationFailed
 from tests.tracking.helpers import at, domestic_draft, run_jobs
 from tracking.models import IngestBatch, Parcel, ParcelEvent
@@ -95,12 +95,14 @@ def test_batch_is_processed_by_an_rq_worker(app, offices, redis_url):
     conn.flushdb()
     app.config["REDIS_URL"] = redis_url
     try:
-        batch = bulk.submit_batch([
-            {"tracking_number": n, "code": "EDD", "occurred_at": at(1).isoformat(),
-             "event_id": "r1"},
-            {"tracking_number": n, "code": "EDE", "occurred_at": at(2).isoformat(),
-             "event_id": "r2"},
-        ], source="api", partner="handheld")
+        # submit_batch flushes; the job goes to rq when the caller's unit of work commits.
+        with unit_of_work():
+            batch = bulk.submit_batch([
+                {"tracking_number": n, "code": "EDD", "occurred_at": at(1).isoformat(),
+                 "event_id": "r1"},
+                {"tracking_number": n, "code": "EDE", "occurred_at": at(2).isoformat(),
+                 "event_id": "r2"},
+            ], source="api", partner="handheld")
         batch_id = batch.id
         assert Queue("default", connection=conn).count == 1
         SimpleWorker([Queue("default", connection=conn)], connection=conn).work(burst=True)

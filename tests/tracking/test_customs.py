@@ -219,3 +219,32 @@ def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fas
     assert db.get(CustomsCase, case.id).paid_at is not None
     body = client.get("/api/v1/tracking/LX123456785CN").get_json()
     assert body["customs"]["paid"] is True
+
+
+def test_every_customs_state_change_is_one_recorded_transition(offices, clerk, officer):
+    import pytest
+
+    from app.errors import Conflict
+    from tracking.models import CustomsCaseTransition
+    from tracking.services.customs_state import TRANSITIONS, apply_transition
+
+    _tariff()
+    register_inbound("LX123456785CN", inbound_draft(articles=[
+        Article(description="Antibiotic tablets", quantity=3, value_amount=1500,
+                value_currency="USD", hs_code="300420", origin_country="CN")]))
+    _parcel, case = _arrive("LX123456785CN", offices, clerk)
+    customs.refuse(case.id, officer_id=officer.id, outcome="return", note="not allowed")
+    steps = db.scalars(select(CustomsCaseTransition).where(
+        CustomsCaseTransition.case_id == case.id).order_by(CustomsCaseTransition.id)).all()
+    assert [(s.from_status, s.to_status) for s in steps] == [
+        (None, "assessing"), ("assessing", "held"), ("held", "refused")]
+    assert steps[0].actor_id == clerk.id and steps[1].actor_id is None
+    assert steps[2].actor_id == officer.id and "not allowed" in steps[2].reason
+    assert all(s.occurred_at is not None for s in steps)
+    names = sorted(e.name for e in db.scalars(select(DomainEvent).where(
+        DomainEvent.name.like("customs.%"))))
+    assert names == ["customs.assessing", "customs.held", "customs.refused"]
+    # A refused case is final: the table allows no move out of it.
+    assert TRANSITIONS[case.state] == frozenset()
+    with pytest.raises(Conflict):
+        apply_transition(case, "released", actor_id=officer.id)

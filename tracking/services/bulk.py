@@ -11,19 +11,20 @@ import io
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from app.audit import record_audit
 from app.auth.models import PostOffice
-from app.database import db, utcnow
+from app.database import db, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.events import enqueue_after_commit
 from tracking.models import IngestBatch, IngestRow
 from tracking.services.events import REASONS, EventReport, ingest
-from tracking.settings import setting
 
+PROCESS_BATCH_JOB = "tracking.jobs:process_ingest_batch"
 REQUIRED_COLUMNS = ("tracking_number", "code", "occurred_at")
 OPTIONAL_COLUMNS = ("event_id", "office_code", "location", "reason_code", "action_code",
                     "retention_reason", "receiver_name")
@@ -36,7 +37,7 @@ ROW_REASONS: dict[str, Any] = {
 
 
 def _too_many(n: int) -> ValidationFailed:
-    limit = int(setting("BULK_MAX_ROWS"))
+    limit = int(current_app.config["BULK_MAX_ROWS"])
     return ValidationFailed(
         _l("The file has %(n)s rows; at most %(limit)s rows are accepted at once. Split it "
            "into smaller files.", n=n, limit=limit), code="too_many_rows")
@@ -58,7 +59,7 @@ def parse_csv(data: bytes) -> list[dict[str, str]]:
         raise ValidationFailed(_l("Missing column(s): %(cols)s. The first line must name "
                                   "the columns.", cols=", ".join(missing)),
                                code="missing_columns")
-    limit = int(setting("BULK_MAX_ROWS"))
+    limit = int(current_app.config["BULK_MAX_ROWS"])
     rows: list[dict[str, str]] = []
     for row in reader:
         if len(rows) >= limit:
@@ -72,14 +73,15 @@ def parse_csv(data: bytes) -> list[dict[str, str]]:
 
 def submit_batch(rows: list[dict[str, Any]], *, source: str, partner: str | None = None,
                  submitted_by_id: int | None = None, filename: str = "") -> IngestBatch:
-    """Store a batch of event rows and stage the job that processes them; commits.
+    """Store a batch of event rows and stage the job that processes them after commit.
+    Flushes; the caller's unit of work commits.
 
     Raises ValidationFailed for an empty batch, one over BULK_MAX_ROWS, or rows that are
     not objects.
     """
     if not isinstance(rows, list) or not rows:
         raise ValidationFailed(_l("Send a list of events."), code="empty")
-    if len(rows) > int(setting("BULK_MAX_ROWS")):
+    if len(rows) > int(current_app.config["BULK_MAX_ROWS"]):
         raise _too_many(len(rows))
     if not all(isinstance(r, dict) for r in rows):
         raise ValidationFailed(_l("Each event must be an object."), code="bad_rows")
@@ -92,13 +94,11 @@ def submit_batch(rows: list[dict[str, Any]], *, source: str, partner: str | None
                                                      for k, v in row.items()}}
         for i, row in enumerate(rows, start=1)
     ])
-    from tracking import jobs
-
-    enqueue_after_commit(jobs.process_ingest_batch, batch_id=batch.id)
+    # By dotted path: the jobs module imports the services, not the reverse.
+    enqueue_after_commit(PROCESS_BATCH_JOB, batch_id=batch.id)
     record_audit("tracking.batch_submitted", object_type="ingest_batch", object_id=batch.id,
                  actor_id=submitted_by_id, details={"rows": len(rows), "source": source,
                                                     "partner": partner})
-    db.commit()
     return batch
 
 
@@ -142,7 +142,8 @@ def process_batch(batch_id: int) -> IngestBatch | None:
     """Job body: ingest every unprocessed row of a batch and record each row's outcome.
 
     Rows already processed are skipped, so running it again finishes an interrupted batch
-    and changes nothing in a finished one. Flushes per row; the caller commits.
+    and changes nothing in a finished one. Each row runs in its own savepoint, so a row
+    that fails undoes only itself. Flushes; the job's unit of work commits.
     """
     batch = db.scalar(select(IngestBatch).where(IngestBatch.id == batch_id).with_for_update())
     if batch is None or batch.state == "done":
@@ -161,7 +162,7 @@ def process_batch(batch_id: int) -> IngestBatch | None:
                              "reason": str(ROW_REASONS[problem]), "event_id": None})
             continue
         try:
-            with db.begin_nested():
+            with savepoint():
                 out = ingest(data["tracking_number"], report)
         except Exception:  # one bad row must not sink the batch
             outcomes.append({"id": row_id, "outcome": "rejected", "reason_code": "error",

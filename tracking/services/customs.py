@@ -5,6 +5,10 @@ Clear cases are released (EDC) with their duty due; the rest are held (EME) for 
 officer, who may revalue or reclassify articles, release, or refuse. Duty is paid through
 payments (an opaque reference "customs_duty", case id); the parcel is not handed over
 until it is.
+
+Every change of a case's state goes through tracking.services.customs_state, which
+records it and publishes `customs.<state>`. These services flush; the view, job or
+command that calls them owns the unit of work.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,14 +30,22 @@ from sqlalchemy import select
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.money import convert
+from app.money import convert, format_money
 from app.notify import notify
-from tracking.models import CustomsCase, CustomsState, Parcel, ParcelArticle, TariffLine
+from payments import services as pay
+from payments.models import PaymentStatus
+from payments.payables import Payable
+from tracking.models import (
+    CustomsCase,
+    CustomsState,
+    Parcel,
+    ParcelArticle,
+    ParcelEvent,
+    TariffLine,
+)
+from tracking.services.customs_state import apply_transition
 from tracking.services.events import EventReport, ingest_for_parcel
-from tracking.settings import setting
-
-if TYPE_CHECKING:
-    from payments.payables import Payable
+from tracking.services.parcels import get_parcel
 
 PROHIBITED_CSV = Path(__file__).resolve().parent.parent / "data" / "prohibited-goods.csv"
 SAMPLE_TARIFF_CSV = PROHIBITED_CSV.with_name("sample-tariff.csv")
@@ -95,7 +108,7 @@ def tariff_line_for(hs_code: str | None, lines: list[TariffLine] | None = None
 
 
 def to_iqd(amount: int, currency: str) -> int | None:
-    rate = setting("CUSTOMS_EXCHANGE_RATES").get(currency)
+    rate = current_app.config["CUSTOMS_EXCHANGE_RATES"].get(currency)
     if rate is None:
         return None
     return convert(amount, currency, "IQD", rate)
@@ -124,7 +137,7 @@ def compute(parcel: Parcel) -> Assessment:
 
     Reads the tariff table; changes nothing.
     """
-    sdr_rate = Decimal(str(setting("CUSTOMS_SDR_RATE_IQD")))
+    sdr_rate = Decimal(str(current_app.config["CUSTOMS_SDR_RATE_IQD"]))
     lines: list[dict[str, Any]] = []
     hold: tuple[str, str] | None = None
 
@@ -168,13 +181,14 @@ def compute(parcel: Parcel) -> Assessment:
         line["duty_iqd"] = int(article_duty)
         duty += article_duty
     sdr_value = Decimal(total_iqd) / sdr_rate if sdr_rate else Decimal(0)
-    form = "CN22" if sdr_value <= Decimal(setting("CUSTOMS_CN22_LIMIT_SDR")) else "CN23"
-    if total_iqd > int(setting("CUSTOMS_AUTO_RELEASE_LIMIT_IQD")):
+    cn22_limit = Decimal(current_app.config["CUSTOMS_CN22_LIMIT_SDR"])
+    form = "CN22" if sdr_value <= cn22_limit else "CN23"
+    if total_iqd > int(current_app.config["CUSTOMS_AUTO_RELEASE_LIMIT_IQD"]):
         hold_for("high_value")
     a = Assessment(
         form=form, declared_value_iqd=total_iqd, duty_iqd=int(duty),
-        inspection_fee_iqd=int(setting("CUSTOMS_INSPECTION_FEE_IQD")),
-        stamp_fee_iqd=int(setting("CUSTOMS_STAMP_FEE_IQD")), lines=lines,
+        inspection_fee_iqd=int(current_app.config["CUSTOMS_INSPECTION_FEE_IQD"]),
+        stamp_fee_iqd=int(current_app.config["CUSTOMS_STAMP_FEE_IQD"]), lines=lines,
         sdr_rate=str(sdr_rate),
     )
     if hold:
@@ -210,8 +224,6 @@ def _notify_duty(case: CustomsCase) -> None:
     parcel = case.parcel
     if not case.duty_outstanding:
         return
-    from app.money import format_money
-
     with force_locale("ar"):
         subject = _("Customs duty for parcel %(number)s", number=parcel.tracking_number)
         body_ar = _("Your parcel %(number)s has passed customs. Duty and fees due: "
@@ -228,7 +240,7 @@ def _notify_duty(case: CustomsCase) -> None:
 
 
 def _release(case: CustomsCase, *, actor_id: int | None, source: str, note: str = "") -> None:
-    case.state = CustomsState.RELEASED
+    apply_transition(case, CustomsState.RELEASED, actor_id=actor_id, reason=note)
     case.hold_reason_code = None
     case.hold_reason = None
     out = ingest_for_parcel(case.parcel, EventReport(
@@ -241,19 +253,19 @@ def _release(case: CustomsCase, *, actor_id: int | None, source: str, note: str 
 
 
 def _exchange_office_of(parcel: Parcel) -> int | None:
-    from tracking.models import ParcelEvent
-
     return db.scalar(select(ParcelEvent.office_id).where(
         ParcelEvent.parcel_id == parcel.id, ParcelEvent.code == "EMD"
     ).limit(1))
 
 
 def assess(parcel_id: int) -> CustomsCase | None:
-    """Assess the customs case of an inbound parcel; commits.
+    """Assess the customs case of an inbound parcel. Flushes; the caller (the
+    assess_customs job, or the demo seeder) owns the unit of work.
 
     Computes form, value, duty and fees; releases a clear case (EDC, recipient told of the
-    duty due) or holds it (EME with a retention reason) for an officer. A case already
-    assessed is left alone, so running this twice changes nothing.
+    duty due) or holds it (EME with a retention reason) for an officer, each through the
+    case's state machine. A case already assessed is left alone, so running this twice
+    changes nothing. Raises Conflict if the parcel refuses the customs event.
     """
     case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel_id)
                      .with_for_update())
@@ -263,9 +275,9 @@ def assess(parcel_id: int) -> CustomsCase | None:
     a = compute(case.parcel)
     _store(case, a)
     if a.hold_code:
-        case.state = CustomsState.HELD
         case.hold_reason_code = a.hold_code
         case.hold_reason = hold_reason_text(a.hold_code, a.hold_detail)[:300]
+        apply_transition(case, CustomsState.HELD, reason=case.hold_reason)
         out = ingest_for_parcel(case.parcel, EventReport(
             code="EME", source="customs", retention_reason=case.hold_reason,
             office_id=_exchange_office_of(case.parcel),
@@ -278,7 +290,6 @@ def assess(parcel_id: int) -> CustomsCase | None:
                  details={"state": case.state, "form": case.form,
                           "total_due_iqd": case.total_due_iqd,
                           "hold": case.hold_reason_code})
-    db.commit()
     return case
 
 
@@ -298,7 +309,7 @@ def revalue(case_id: int, article_id: int, *, value_amount: int, value_currency:
             officer_id: int, note: str = "") -> CustomsCase:
     """An officer sets an article's value (e.g. from the invoice) and the duty is recomputed.
 
-    Audited; commits. Raises Conflict unless the case is held, ValidationFailed for a
+    Audited; flushes. Raises Conflict unless the case is held, ValidationFailed for a
     non-positive value or a currency without a rate.
     """
     case = _lock_case(case_id)
@@ -320,7 +331,6 @@ def revalue(case_id: int, article_id: int, *, value_amount: int, value_currency:
                  details={"article_id": art.id, "before": before,
                           "after": {"value_amount": value_amount,
                                     "value_currency": value_currency}, "note": note})
-    db.commit()
     return case
 
 
@@ -328,7 +338,7 @@ def reclassify(case_id: int, article_id: int, *, hs_code: str, officer_id: int,
                note: str = "") -> CustomsCase:
     """An officer sets an article's HS tariff number and the duty is recomputed.
 
-    Audited; commits. Raises Conflict unless the case is held, ValidationFailed for an
+    Audited; flushes. Raises Conflict unless the case is held, ValidationFailed for an
     HS number that is not 6 to 10 digits.
     """
     case = _lock_case(case_id)
@@ -346,13 +356,12 @@ def reclassify(case_id: int, article_id: int, *, hs_code: str, officer_id: int,
                  actor_id=officer_id,
                  details={"article_id": art.id, "before": before, "after": hs_code,
                           "note": note})
-    db.commit()
     return case
 
 
 def release(case_id: int, *, officer_id: int, note: str = "") -> CustomsCase:
     """An officer releases a held parcel (EDC) with the duty as now computed; the recipient
-    is told what is due. Audited; commits. Raises Conflict unless the case is held."""
+    is told what is due. Audited; flushes. Raises Conflict unless the case is held."""
     case = _lock_case(case_id)
     _open_for_officer(case)
     db.scalar(select(Parcel).where(Parcel.id == case.parcel_id).with_for_update())
@@ -364,7 +373,6 @@ def release(case_id: int, *, officer_id: int, note: str = "") -> CustomsCase:
     record_audit("customs.released", object_type="customs_case", object_id=case.id,
                  actor_id=officer_id,
                  details={"total_due_iqd": case.total_due_iqd, "note": note})
-    db.commit()
     return case
 
 
@@ -373,7 +381,7 @@ REFUSAL_OUTCOMES = ("return", "destroy")
 
 def refuse(case_id: int, *, officer_id: int, outcome: str, note: str = "") -> CustomsCase:
     """An officer refuses import: the parcel is returned to its sender or destroyed (EDX,
-    final). Audited; commits. Raises Conflict unless held, ValidationFailed without a
+    final). Audited; flushes. Raises Conflict unless held, ValidationFailed without a
     reason or with an unknown outcome."""
     if outcome not in REFUSAL_OUTCOMES:
         raise ValidationFailed(_l("Choose return or destroy."),
@@ -384,7 +392,8 @@ def refuse(case_id: int, *, officer_id: int, outcome: str, note: str = "") -> Cu
     case = _lock_case(case_id)
     _open_for_officer(case)
     db.scalar(select(Parcel).where(Parcel.id == case.parcel_id).with_for_update())
-    case.state = CustomsState.REFUSED
+    apply_transition(case, CustomsState.REFUSED, actor_id=officer_id,
+                     reason=f"{outcome}: {note}")
     case.decided_by_id = officer_id
     case.decided_at = utcnow()
     case.decision_note = note
@@ -399,13 +408,11 @@ def refuse(case_id: int, *, officer_id: int, outcome: str, note: str = "") -> Cu
         raise Conflict(out.reason)
     record_audit("customs.refused", object_type="customs_case", object_id=case.id,
                  actor_id=officer_id, details={"outcome": outcome, "note": note})
-    db.commit()
     return case
 
 
 def case_for_number(number: str) -> CustomsCase:
-    from tracking.services.parcels import get_parcel
-
+    """The customs case of parcel `number`; raises ValidationFailed or NotFound."""
     parcel = get_parcel(number)
     case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
     if case is None:
@@ -437,10 +444,8 @@ def _payable_case(case_id: int) -> CustomsCase:
 def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsCase:
     """The recipient pays the duty in cash at the counter; the clerk's drawer takes it.
 
-    Commits. Raises Conflict (not released / already paid) and payments' errors.
+    Flushes. Raises Conflict (not released / already paid) and payments' errors.
     """
-    from payments import services as pay
-
     case = _payable_case(case_id)
     payment = pay.receive_cash(
         office_id=office_id, clerk_id=clerk_id, amount=case.total_due_iqd, currency="IQD",
@@ -448,7 +453,6 @@ def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsC
         idempotency_key=f"duty:{case.id}",
     )
     mark_duty_paid(case, str(payment.id))
-    db.commit()
     return case
 
 
@@ -456,11 +460,9 @@ def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
                             actor_id: int | None) -> CustomsCase:
     """The recipient pays the duty with a post card (online or at the counter).
 
-    Commits. Raises Conflict (not released / already paid) and payments' errors (wrong
-    PIN, not enough balance, card blocked).
+    Flushes. Raises Conflict (not released / already paid) and payments' errors (wrong
+    PIN, not enough balance, card blocked); payments keeps a wrong PIN's count on its own.
     """
-    from payments import services as pay
-
     case = _payable_case(case_id)
     payment = pay.pay_with_post_card(
         card_number=card_number, pin=pin, amount=case.total_due_iqd, currency="IQD",
@@ -468,7 +470,6 @@ def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
         idempotency_key=f"duty:{case.id}", actor_id=actor_id,
     )
     mark_duty_paid(case, str(payment.id))
-    db.commit()
     return case
 
 
@@ -519,7 +520,7 @@ def import_tariff(data: bytes, *, actor_id: int | None) -> TariffImport:
     description_en, description_ar); existing prefixes are updated.
 
     All or nothing: any bad line and nothing is changed (the errors say which). Audited;
-    commits.
+    flushes.
     """
     rows, errors = parse_tariff_csv(data)
     result = TariffImport(errors=errors)
@@ -542,7 +543,6 @@ def import_tariff(data: bytes, *, actor_id: int | None) -> TariffImport:
             result.updated += 1
     record_audit("customs.tariff_imported", object_type="customs_tariff", actor_id=actor_id,
                  details={"created": result.created, "updated": result.updated})
-    db.commit()
     return result
 
 
@@ -557,8 +557,6 @@ def duty_payable(reference_id: str, user: Any) -> Payable | None:
     case (IQD, computed here), or None when customs has not released it, nothing is due or
     it is already paid, so the page refuses. Anyone may pay a parcel's duty, as on the
     public duty page, so the visitor is not checked. Reads only."""
-    from payments.payables import Payable
-
     # Only the id as payments writes it ("12", not "012" or Arabic digits), so every
     # payment for a case carries the same reference the subscriber reads back.
     if not (reference_id.isascii() and reference_id.isdigit()) \
@@ -579,8 +577,8 @@ def on_payment_succeeded(event: Any) -> None:
     A bank-card payment started on one page can still succeed after the duty was paid
     another way (an old tab, a late 3-D Secure), and its key differs from the post card's
     and the counter's, so nothing stops it: a payment that is not the one that settled the
-    duty, or that does not match what is due, is refunded in full. Flushes; the job
-    commits. Raises payments' refund errors (the job is retried).
+    duty, or that does not match what is due, is refunded in full. Flushes; the job's
+    unit of work commits. Raises payments' refund errors (the job is retried).
     """
     payload = event.payload or {}
     if payload.get("reference_kind") != DUTY_REFERENCE_KIND:
@@ -604,9 +602,6 @@ def on_payment_succeeded(event: Any) -> None:
 
 
 def _refund_unneeded_payment(case: CustomsCase, payment_id: str) -> None:
-    from payments import services as pay
-    from payments.models import PaymentStatus
-
     try:
         p = pay.get_payment(int(payment_id))
     except (ValueError, NotFound):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.database import db, utcnow
 from tracking.models import Parcel, ParcelEvent
 from tracking.services.events import apply_timeline, return_to_sender
-from tracking.settings import setting
 
 
 @dataclass
@@ -25,11 +25,12 @@ def sweep(now: datetime | None = None) -> SweepResult:
     Parcels ready for pickup longer than PICKUP_HOLD_DAYS go back to their sender (EDX);
     others silent beyond STALE_AFTER_HOURS[status] are marked `delivery_delayed` (and
     `parcel.status_changed` is published) until their next event. A parcel already
-    marked is left alone, so running it twice changes nothing. Commits.
+    marked is left alone, so running it twice changes nothing. Flushes; the periodic
+    job's unit of work commits.
     """
     now = now or utcnow()
-    limits: dict[str, int] = setting("STALE_AFTER_HOURS")
-    pickup_days = int(setting("PICKUP_HOLD_DAYS"))
+    limits: dict[str, int] = current_app.config["STALE_AFTER_HOURS"]
+    pickup_days = int(current_app.config["PICKUP_HOLD_DAYS"])
     result = SweepResult([], [])
     oldest_limit = min(limits.values()) if limits else 24
     candidates = db.scalars(
@@ -57,7 +58,7 @@ def sweep(now: datetime | None = None) -> SweepResult:
         # Marking a parcel late is not activity on it.
         parcel.last_activity_at = activity
         result.delayed.append(parcel.tracking_number)
-    db.commit()
+    db.flush()
     return result
 
 

@@ -3,7 +3,8 @@
 Counter acceptance, scans, partner feeds, customs decisions and delivery all call
 `ingest_for_parcel`, which checks the event, ignores a repeat, stores it, re-derives the
 parcel's status from the whole timeline (tracking.status.derive) and publishes what
-changed. It flushes; the public function that called it commits.
+changed. Everything here flushes; whatever started the use case (a view, the API, a job,
+a command) owns the unit of work that commits it.
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
-from app.database import db, utcnow
+from app.database import db, savepoint, utcnow
 from app.events import enqueue_after_commit, publish
 from tracking import s10
 from tracking.models import CustomsCase, CustomsState, Direction, Parcel, ParcelEvent
-from tracking.settings import setting
+from tracking.services.customs_state import open_case
 from tracking.status import (
     CUSTOMS_DECISION_CODES,
     CUSTOMS_HOLD_CODES,
     HANDOVER_CODES,
+    Derivation,
     derive,
     refusal,
 )
@@ -37,6 +40,7 @@ from tracking.upu import event_code
 INTERACTIVE_SOURCES = frozenset({"counter", "scan"})
 # Sources allowed to record Barid's own import-customs decisions.
 CUSTOMS_SOURCES = frozenset({"customs", "system"})
+ASSESS_CUSTOMS_JOB = "tracking.jobs:assess_customs"
 
 NON_DELIVERY_REASONS: dict[str, Any] = {
     "no_one_home": _l("Nobody at the address"),
@@ -194,7 +198,7 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
         receiver_name=(report.receiver_name or None), note=(report.note or "")[:500],
     )
     try:
-        with db.begin_nested():
+        with savepoint():
             db.add(event)
             db.flush()
     except IntegrityError:
@@ -208,6 +212,9 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
     if not event.after_final:
         _after_event(parcel, event, derivation, report)
         out.status = parcel.status
+    # The re-derived status is written now, so the caller's unit of work (and anything
+    # it reads next) sees the parcel as the event left it.
+    db.flush()
     return out
 
 
@@ -223,7 +230,7 @@ def _customs_blocks_handover(parcel: Parcel, existing: list[ParcelEvent]) -> str
 
 
 def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
-                   new_event: ParcelEvent | None = None):
+                   new_event: ParcelEvent | None = None) -> Derivation:
     """Re-derive the parcel's cached status from `events` (all of its events) and publish
     the change. Flushes nothing by itself; the caller's flush or commit writes it."""
     d = derive(events, delayed_at=parcel.delayed_at)
@@ -252,19 +259,18 @@ def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
     return d
 
 
-def _after_event(parcel: Parcel, event: ParcelEvent, derivation, report: EventReport) -> None:
+def _after_event(parcel: Parcel, event: ParcelEvent, derivation: Derivation,
+                 report: EventReport) -> None:
     """What an accepted event sets in motion: customs on arrival, return after failures."""
     if event.code == "EMD" and parcel.direction == Direction.INBOUND:
-        from tracking import jobs
-
         case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
         if case is None:
-            db.add(CustomsCase(parcel_id=parcel.id))
-            db.flush()
-            enqueue_after_commit(jobs.assess_customs, parcel_id=parcel.id)
+            open_case(parcel.id, actor_id=event.actor_id)
+            # By dotted path: the jobs module imports the services, not the reverse.
+            enqueue_after_commit(ASSESS_CUSTOMS_JOB, parcel_id=parcel.id)
     if event.code == "EMH" and not parcel.closed and (
         event.action_code == "return_to_sender"
-        or derivation.failed_attempts >= int(setting("DELIVERY_MAX_ATTEMPTS"))
+        or derivation.failed_attempts >= int(current_app.config["DELIVERY_MAX_ATTEMPTS"])
     ):
         return_to_sender(parcel, occurred_at=event.occurred_at + timedelta(seconds=1),
                          why=f"{derivation.failed_attempts} failed delivery attempts",
@@ -286,8 +292,8 @@ def record_scan(*, number: str, code: str, office_id: int | None, actor_id: int 
                 occurred_at: datetime | None = None, source: str = "scan") -> Outcome:
     """One scan in the back office: record event `code` at `office_id` on parcel `number`.
 
-    Commits when the event is accepted (with an audit record of the custody change);
-    a refused scan changes nothing and its Outcome carries the reason.
+    Flushes the event and, when accepted, an audit record of the custody change; a
+    refused scan changes nothing and its Outcome carries the reason (never raises for it).
     """
     if reason_code is not None and reason_code not in NON_DELIVERY_REASONS:
         return _reject(s10.normalise(number), code, "missing_reason")
@@ -301,9 +307,6 @@ def record_scan(*, number: str, code: str, office_id: int | None, actor_id: int 
     if out.outcome == "accepted":
         record_audit("parcel.event", object_type="parcel", object_id=out.number,
                      actor_id=actor_id, details={"code": out.code, "office_id": office_id})
-        db.commit()
-    else:
-        db.rollback()
     return out
 
 
@@ -313,7 +316,8 @@ def record_partner_event(*, number: str, code: str, occurred_at: datetime,
                          reason_code: str | None = None, action_code: str | None = None,
                          retention_reason: str | None = None,
                          receiver_name: str | None = None) -> Outcome:
-    """One event reported by a partner post or device feed; commits if accepted.
+    """One event reported by a partner post or device feed. Flushes when accepted; a
+    refused event changes nothing and its Outcome says why.
 
     Late and repeated events are expected here: a repeat is a duplicate, an event after
     the final one is kept and flagged.
@@ -324,8 +328,4 @@ def record_partner_event(*, number: str, code: str, occurred_at: datetime,
         action_code=action_code, retention_reason=retention_reason,
         receiver_name=receiver_name,
     ))
-    if out.outcome == "accepted":
-        db.commit()
-    else:
-        db.rollback()
     return out

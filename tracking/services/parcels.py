@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from app.auth.models import PostOffice
 from app.database import db
 from app.errors import NotFound, ValidationFailed
 from app.geo import governorate
+from payments import services as pay
 from tracking import s10
 from tracking.models import (
     SERVICE_INDICATORS,
@@ -26,7 +28,6 @@ from tracking.models import (
     Service,
 )
 from tracking.services.events import EventReport, ingest_for_parcel
-from tracking.settings import setting
 
 # Postage by service: (IQD up to the first band, grams in the first band, IQD for each
 # further step, grams in a step). A simple public tariff; the counter shows the result.
@@ -108,6 +109,7 @@ def _check_phone(value: str) -> str:
 def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
     """Field errors of a draft (empty when it is acceptable)."""
     errors: dict[str, Any] = {}
+    max_grams = int(current_app.config["MAX_PARCEL_WEIGHT_GRAMS"])
     try:
         service = Service(draft.service)
     except ValueError:
@@ -117,9 +119,9 @@ def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
         errors["direction"] = _l("Choose domestic or international.")
     if not isinstance(draft.weight_grams, int) or draft.weight_grams <= 0:
         errors["weight_grams"] = _l("Weigh the parcel: the weight must be more than zero.")
-    elif draft.weight_grams > int(setting("MAX_PARCEL_WEIGHT_GRAMS")):
+    elif draft.weight_grams > max_grams:
         errors["weight_grams"] = _l("This parcel is heavier than the %(kg)s kg limit.",
-                                    kg=int(setting("MAX_PARCEL_WEIGHT_GRAMS")) // 1000)
+                                    kg=max_grams // 1000)
     elif service == Service.REGISTERED and draft.weight_grams > REGISTERED_MAX_GRAMS:
         errors["weight_grams"] = _l("Registered items weigh at most 2 kg; send it as a "
                                     "parcel.")
@@ -196,8 +198,6 @@ def take_postage(parcel: Parcel, choice: PaymentChoice, *, office_id: int,
                  clerk_id: int) -> str:
     """The one place acceptance asks payments for money; returns the payment id. Flushes
     (payments flushes); raises payments' DomainErrors (card refused, PIN wrong, ...)."""
-    from payments import services as pay
-
     common = dict(amount=parcel.postage_amount, currency=parcel.postage_currency,
                   reference_kind="postage", reference_id=str(parcel.id), purpose="postage",
                   idempotency_key=f"postage:{parcel.tracking_number}")
@@ -218,7 +218,8 @@ def accept_at_counter(draft: ParcelDraft, *, clerk_id: int, office_id: int,
     """A clerk accepts a parcel: number it, price it, take the postage, record EMA.
 
     Creates the parcel with a new S10 number, the postage payment (through payments) and
-    its acceptance event at the clerk's office, and commits once. Submitting the same
+    its acceptance event at the clerk's office, and flushes; the caller's unit of work
+    commits it all or, when anything raises, none of it. Submitting the same
     `acceptance_key` again returns the first parcel. Raises ValidationFailed for a bad
     draft, NotFound for an unknown office, and payments' errors when payment fails.
     """
@@ -239,25 +240,19 @@ def accept_at_counter(draft: ParcelDraft, *, clerk_id: int, office_id: int,
     parcel.acceptance_key = acceptance_key
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
                                         draft.width_cm, draft.height_cm)
-    try:
-        db.add(parcel)
-        db.flush()
-        parcel.payment_id = take_postage(parcel, payment, office_id=office.id,
-                                         clerk_id=clerk_id)
-        parcel.payment_method = payment.method
-        out = ingest_for_parcel(parcel, EventReport(
-            code="EMA", occurred_at=accepted_at, office_id=office.id, actor_id=clerk_id,
-            source="counter",
-        ))
-        if not out.ok:  # cannot happen for a new parcel; refuse rather than half-accept
-            raise ValidationFailed(out.reason)
-    except Exception:
-        db.rollback()
-        raise
+    db.add(parcel)
+    db.flush()
+    parcel.payment_id = take_postage(parcel, payment, office_id=office.id, clerk_id=clerk_id)
+    parcel.payment_method = payment.method
+    out = ingest_for_parcel(parcel, EventReport(
+        code="EMA", occurred_at=accepted_at, office_id=office.id, actor_id=clerk_id,
+        source="counter",
+    ))
+    if not out.ok:  # cannot happen for a new parcel; refuse rather than half-accept
+        raise ValidationFailed(out.reason)
     record_audit("parcel.accepted", object_type="parcel", object_id=number, actor_id=clerk_id,
                  details={"office_id": office.id, "postage": parcel.postage_amount,
                           "payment_id": parcel.payment_id})
-    db.commit()
     return parcel
 
 
@@ -265,7 +260,8 @@ def preadvise(draft: ParcelDraft, *, order_ref: str | None = None) -> Parcel:
     """A shop or merchant announces a parcel before handing it in: it gets its number and
     label now and status `pending` until a counter scans its acceptance (EMA).
 
-    Commits. Raises ValidationFailed for a bad draft.
+    Flushes, so the caller's unit of work (e.g. the shop's checkout) commits the parcel
+    with the rest of its use case. Raises ValidationFailed for a bad draft.
     """
     errors = validate_draft(draft)
     if errors:
@@ -276,7 +272,7 @@ def preadvise(draft: ParcelDraft, *, order_ref: str | None = None) -> Parcel:
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
                                         draft.width_cm, draft.height_cm)
     db.add(parcel)
-    db.commit()
+    db.flush()
     return parcel
 
 
@@ -284,7 +280,8 @@ def register_inbound(number: str, draft: ParcelDraft, *, order_ref: str | None =
     """Record an international parcel coming to Iraq under its foreign S10 number (from the
     origin post's ITMATT data or a "buy for me" purchase). Idempotent on the number.
 
-    Commits. Raises ValidationFailed for an invalid number or declaration.
+    Flushes; the caller's unit of work commits. Raises ValidationFailed for an invalid
+    number or declaration.
     """
     validity = s10.validate(number)
     if not validity:
@@ -299,7 +296,7 @@ def register_inbound(number: str, draft: ParcelDraft, *, order_ref: str | None =
     parcel = _new_parcel(draft, validity.number)
     parcel.order_ref = order_ref or draft.order_ref
     db.add(parcel)
-    db.commit()
+    db.flush()
     return parcel
 
 
