@@ -273,13 +273,3 @@ class IngestRow(Base):
     reason_code: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(300))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("parcel_events.id"))
-
-
-class LookupCounter(Base):
-    """Public tracking lookups per client per minute, when no Redis is configured."""
-
-    __tablename__ = "tracking_lookup_counters"
-
-    key: Mapped[str] = mapped_column(String(96), primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
-    expires_at: Mapped[datetime]

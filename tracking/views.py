@@ -9,12 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
+from app import ratelimit
 from app.database import db
+from app.errors import RateLimited
 from app.i18n import current_locale
 from tracking import s10
 from tracking.models import Parcel
-from tracking.ratelimit import check_lookup
 from tracking.services.lookup import public_view
+from tracking.settings import setting
 
 bp = Blueprint("tracking", __name__, static_folder="static",
                static_url_path="/static/tracking")
@@ -22,6 +24,19 @@ bp = Blueprint("tracking", __name__, static_folder="static",
 
 def _client() -> str:
     return request.remote_addr or "unknown"
+
+
+def check_lookup(client: str) -> None:
+    """Count one public lookup by `client`; raises RateLimited past
+    TRACKING_LOOKUPS_PER_MINUTE in a minute (0 turns the limit off). Counted by
+    app.ratelimit (Redis, or memory), outside the database: a GET writes nothing."""
+    limit = int(setting("TRACKING_LOOKUPS_PER_MINUTE"))
+    if limit <= 0:
+        return
+    allowance = ratelimit.hit(ratelimit.Rule("track", limit, 60), client[:60])
+    if not allowance.allowed:
+        raise RateLimited(_l("Too many lookups from your connection. Please wait a minute "
+                             "and try again."), retry_after=allowance.reset)
 
 
 def _find(number: str) -> Parcel | None:
