@@ -93,7 +93,10 @@ def _empty_tables(request) -> Iterator[None]:
     yield
     if "app" not in request.fixturenames:
         return
+    from app import ratelimit
     from app.database import Base, db, get_engine
+
+    ratelimit.reset()  # counts kept in memory (no Redis) start afresh, like the tables
 
     db.remove()
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
