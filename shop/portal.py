@@ -25,6 +25,7 @@ from app.api import keys
 from app.api.models import ALL_SCOPES
 from app.auth.decorators import role_required
 from app.auth.models import Role
+from app.database import unit_of_work
 from app.errors import DomainError
 from app.i18n import BAGHDAD
 from app.webhooks import services as hooks
@@ -118,8 +119,9 @@ def api_keys() -> Any:
     form = _key_form()
     if form.validate_on_submit():
         try:
-            key, secret = keys.create_key(merchant.id, form.name.data, form.scopes.data,
-                                          actor_id=current_user.id)
+            with unit_of_work():
+                key, secret = keys.create_key(merchant.id, form.name.data,
+                                              form.scopes.data, actor_id=current_user.id)
         except DomainError as exc:
             form.name.errors = [*form.name.errors, str(exc.message)]
         else:
@@ -136,7 +138,8 @@ def api_keys() -> Any:
 def revoke_key(key_id: int) -> Response:
     merchant = _merchant()
     if ActionForm().validate_on_submit():
-        key = keys.revoke_key(merchant.id, key_id, actor_id=current_user.id)
+        with unit_of_work():
+            key = keys.revoke_key(merchant.id, key_id, actor_id=current_user.id)
         flash(_("Key %(prefix)s no longer works.", prefix=key.display), "success")
     return redirect(url_for(".api_keys"))
 
@@ -147,7 +150,8 @@ def rotate_key(key_id: int) -> Any:
     merchant = _merchant()
     if not ActionForm().validate_on_submit():
         return redirect(url_for(".api_keys"))
-    key, secret = keys.rotate_key(merchant.id, key_id, actor_id=current_user.id)
+    with unit_of_work():
+        key, secret = keys.rotate_key(merchant.id, key_id, actor_id=current_user.id)
     return _no_store(render_template("shop/portal/key_created.html", key=key, secret=secret,
                                      merchant=merchant, rotated=True,
                                      scope_labels=SCOPE_LABELS))
@@ -160,10 +164,11 @@ def webhooks() -> Any:
     form = _endpoint_form()
     if form.validate_on_submit():
         try:
-            endpoint = hooks.create_endpoint(merchant.id, form.url.data,
-                                             event_types=form.event_types.data,
-                                             description=form.description.data or "",
-                                             actor_id=current_user.id)
+            with unit_of_work():
+                endpoint = hooks.create_endpoint(merchant.id, form.url.data,
+                                                 event_types=form.event_types.data,
+                                                 description=form.description.data or "",
+                                                 actor_id=current_user.id)
         except DomainError as exc:
             form.url.errors = [*form.url.errors, str(exc.message)]
         else:
@@ -205,7 +210,8 @@ def _act(endpoint_id: int) -> tuple[Any, bool]:
 def webhook_test(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.send_test_event(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.send_test_event(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("A test message is on its way. Reload to see the attempt."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -215,8 +221,9 @@ def webhook_test(endpoint_id: int) -> Response:
 def webhook_replay(endpoint_id: int, message_id: str) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.replay_message(merchant.id, message_id, endpoint_id=endpoint_id,
-                             actor_id=current_user.id)
+        with unit_of_work():
+            hooks.replay_message(merchant.id, message_id, endpoint_id=endpoint_id,
+                                 actor_id=current_user.id)
         flash(_("The message is being sent again."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -228,8 +235,9 @@ def webhook_replay_failed(endpoint_id: int) -> Response:
     form = ReplaySinceForm()
     if form.validate_on_submit():
         since = form.since.data.replace(tzinfo=BAGHDAD).astimezone(UTC)
-        n = hooks.replay_failed_since(merchant.id, endpoint_id, since,
-                                      actor_id=current_user.id)
+        with unit_of_work():
+            n = hooks.replay_failed_since(merchant.id, endpoint_id, since,
+                                          actor_id=current_user.id)
         flash(_("%(n)s failed messages are being sent again.", n=n), "success")
     else:
         flash(_("Choose a time."), "error")
@@ -241,7 +249,8 @@ def webhook_replay_failed(endpoint_id: int) -> Response:
 def webhook_rotate(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.rotate_secret(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.rotate_secret(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("New secret made. The old one also signs for 24 hours."), "success")
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
@@ -251,9 +260,10 @@ def webhook_rotate(endpoint_id: int) -> Response:
 def webhook_toggle(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        endpoint = hooks.get_endpoint(merchant.id, endpoint_id)
-        hooks.update_endpoint(merchant.id, endpoint_id, {"enabled": not endpoint.enabled},
-                              actor_id=current_user.id)
+        with unit_of_work():
+            endpoint = hooks.get_endpoint(merchant.id, endpoint_id)
+            hooks.update_endpoint(merchant.id, endpoint_id,
+                                  {"enabled": not endpoint.enabled}, actor_id=current_user.id)
     return redirect(url_for(".webhook", endpoint_id=endpoint_id))
 
 
@@ -262,7 +272,8 @@ def webhook_toggle(endpoint_id: int) -> Response:
 def webhook_delete(endpoint_id: int) -> Response:
     merchant, ok = _act(endpoint_id)
     if ok:
-        hooks.delete_endpoint(merchant.id, endpoint_id, actor_id=current_user.id)
+        with unit_of_work():
+            hooks.delete_endpoint(merchant.id, endpoint_id, actor_id=current_user.id)
         flash(_("Endpoint deleted."), "success")
     return redirect(url_for(".webhooks"))
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.api import keys
 from app.api.models import ApiKey
-from app.database import db
+from app.database import db, unit_of_work
 from shop.models import Product
 from shop.services.merchants import suspend_merchant
 from tests.shop.helpers import make_category, make_merchant, make_product
@@ -25,7 +25,8 @@ def shop(app_ctx):
 
 
 def new_key(merchant_id: int, scopes=("catalog", "orders", "parcels", "webhooks")) -> str:
-    _key, secret = keys.create_key(merchant_id, "ERP", scopes)
+    with unit_of_work():  # create_key flushes; the caller's unit of work commits
+        _key, secret = keys.create_key(merchant_id, "ERP", scopes)
     return secret
 
 
@@ -64,9 +65,11 @@ def test_requests_without_a_working_key_get_401(client, shop):
     assert r.status_code == 401 and r.json["error"] == "invalid_api_key"
     assert set(r.json) >= {"error", "message", "fields"}
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    key, secret = keys.create_key(merchant.id, "old", ["catalog"])
+    with unit_of_work():
+        key, secret = keys.create_key(merchant.id, "old", ["catalog"])
     assert client.get("/api/v1/products", headers=auth(secret)).status_code == 200
-    keys.revoke_key(merchant.id, key.id)
+    with unit_of_work():
+        keys.revoke_key(merchant.id, key.id)
     r = client.get("/api/v1/products", headers=auth(secret))
     assert r.status_code == 401 and r.json["error"] == "invalid_api_key"
 
@@ -92,12 +95,14 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(client, shop):
     from datetime import timedelta
 
     merchant, _ = shop
-    old, old_secret = keys.create_key(merchant.id, "ERP", ["catalog"])
-    new, new_secret = keys.rotate_key(merchant.id, old.id)
+    with unit_of_work():
+        old, old_secret = keys.create_key(merchant.id, "ERP", ["catalog"])
+        new, new_secret = keys.rotate_key(merchant.id, old.id)
     assert new.scopes == ["catalog"] and new.prefix != old.prefix
     assert client.get("/api/v1/products", headers=auth(old_secret)).status_code == 200
     assert client.get("/api/v1/products", headers=auth(new_secret)).status_code == 200
-    newer, newer_secret = keys.rotate_key(merchant.id, new.id, grace=timedelta(0))
+    with unit_of_work():
+        newer, newer_secret = keys.rotate_key(merchant.id, new.id, grace=timedelta(0))
     assert client.get("/api/v1/products", headers=auth(new_secret)).status_code == 401
     assert client.get("/api/v1/products", headers=auth(newer_secret)).status_code == 200
     db.remove()
@@ -110,7 +115,8 @@ def test_another_merchants_key_cannot_be_revoked(shop):
     merchant, _ = shop
     other = make_merchant()
     db.commit()
-    key, _secret = keys.create_key(other.id, "theirs", ["catalog"])
+    with unit_of_work():
+        key, _secret = keys.create_key(other.id, "theirs", ["catalog"])
     with pytest.raises(NotFound):
         keys.revoke_key(merchant.id, key.id)
     db.remove()

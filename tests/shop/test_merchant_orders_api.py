@@ -13,7 +13,7 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from app.api import keys
-from app.database import db
+from app.database import db, unit_of_work
 from app.jobs import drain
 from shop.models import (
     Consignment,
@@ -63,8 +63,9 @@ def shops(app_ctx):
     product = make_product(mine, category, stock=8, merchant_sku="PH-1")
     other_product = make_product(theirs, category)
     db.commit()
-    _k, secret = keys.create_key(mine.id, "ERP", ["orders", "parcels", "webhooks"])
-    _k, their_secret = keys.create_key(theirs.id, "ERP", ["orders", "parcels"])
+    with unit_of_work():  # the key services flush; this set-up commits them
+        _k, secret = keys.create_key(mine.id, "ERP", ["orders", "parcels", "webhooks"])
+        _k, their_secret = keys.create_key(theirs.id, "ERP", ["orders", "parcels"])
     return {"mine": mine.id, "theirs": theirs.id, "product": product.id,
             "other_product": other_product.id, "auth": {"Authorization": f"Bearer {secret}"},
             "their_auth": {"Authorization": f"Bearer {their_secret}"}}

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.api.models import ApiKey
 from app.auth.models import Role
-from app.database import db
+from app.database import db, unit_of_work
 from app.jobs import drain
 from app.webhooks.models import WebhookEndpoint
 from shop.models import Merchant, MerchantStatus
@@ -68,8 +68,9 @@ def test_another_merchants_key_and_endpoint_are_not_found(app, merchant_client):
     client, _ = merchant_client
     with app.app_context():
         _owner, other_id = make_shop_owner("other-shop")
-        key, _ = keys.create_key(other_id, "theirs", ["catalog"])
-        endpoint = services.create_endpoint(other_id, "http://127.0.0.1:9/hook")
+        with unit_of_work():  # the services flush; this set-up commits them
+            key, _ = keys.create_key(other_id, "theirs", ["catalog"])
+            endpoint = services.create_endpoint(other_id, "http://127.0.0.1:9/hook")
         key_id, endpoint_id = key.id, endpoint.id
     assert client.post(f"/merchant/keys/{key_id}/revoke").status_code == 404
     assert client.get(f"/merchant/webhooks/{endpoint_id}").status_code == 404
