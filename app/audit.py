@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
+from flask_login import current_user
 from sqlalchemy import ForeignKey, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, append_only, db, utcnow
+from app.logs import current_request_id
 
 
 class AuditRecord(Base):
@@ -57,14 +59,9 @@ def record_audit(
     if has_request_context():
         ip = request.remote_addr
         request_id = getattr(request, "request_id", None)
-        if actor_id is None:
-            from flask_login import current_user
-
-            if current_user and current_user.is_authenticated:
-                actor_id = current_user.id
+        if actor_id is None and current_user and current_user.is_authenticated:
+            actor_id = current_user.id
     if request_id is None:
-        from app.logs import current_request_id
-
         request_id = current_request_id()
     rec = AuditRecord(
         action=action,

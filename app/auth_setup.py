@@ -7,15 +7,18 @@ from flask import Flask
 from flask_babel import gettext
 from sqlalchemy import select
 
+from app import backoffice
+from app.auth import admin, seed, views  # noqa: F401  (admin and seed register on import)
+from app.auth.cli import create_user_cmd
+from app.auth.identifiers import format_phone
+from app.auth.models import AnonymousUser, User, role_label
+from app.database import db
 from app.extensions import login_manager
 
 
 def _load_user(token: str):
     """Sessions and remember-me cookies hold the user's session token, not the id, so a
     rotated token (password change) ends them all."""
-    from app.auth.models import User
-    from app.database import db
-
     if not token:
         return None
     user = db.scalar(select(User).where(User.session_token == token))
@@ -23,12 +26,6 @@ def _load_user(token: str):
 
 
 def init_app(app: Flask) -> None:
-    from app import backoffice
-    from app.auth import admin, seed, views  # noqa: F401  (admin and seed register on import)
-    from app.auth.cli import create_user_cmd
-    from app.auth.identifiers import format_phone
-    from app.auth.models import AnonymousUser, role_label
-
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
     login_manager.anonymous_user = AnonymousUser

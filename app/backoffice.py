@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, url_for
 from flask_babel import gettext, lazy_gettext
 from werkzeug.routing import BuildError
 
@@ -90,8 +90,6 @@ def nav_groups(user) -> list[NavGroup]:
     An entry whose endpoint does not exist (a domain not loaded) is left out rather than
     breaking every back-office page.
     """
-    from flask import url_for
-
     groups: dict[str, list[NavLink]] = {}
     for item in nav_for(user):
         try:

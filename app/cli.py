@@ -9,16 +9,18 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
-from app.config import ROOT
+from app import create_app
+from app.database import unit_of_work
+from app.migrate import upgrade_database
+from app.seed import seed_demo
+from app.serve import PortInUse, claim_port, run_embedded
+from app.settings import ConfigError, declared, mask
 
 
-def _create_app(*_args, **_kwargs):
-    from app import create_app
-    from app.settings import ConfigError
-
+def _create_app(*_args: object, **_kwargs: object) -> Flask:
     try:
         return create_app()
     except ConfigError as exc:
@@ -30,22 +32,6 @@ def _create_app(*_args, **_kwargs):
              add_version_option=False)
 def main() -> None:
     """Barid, Iraqi Post's e-commerce and e-payment platform."""
-
-
-def alembic_config():
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"])
-    return cfg
-
-
-def upgrade_database() -> None:
-    """Bring the configured database to the newest migration."""
-    from alembic import command
-
-    command.upgrade(alembic_config(), "head")
 
 
 @main.group("db")
@@ -66,9 +52,8 @@ def db_upgrade() -> None:
 @with_appcontext
 def seed_demo_cmd(force: bool) -> None:
     """Load demo data (post offices, users, shops, cards) once."""
-    from app.seed import seed_demo
-
-    ran = seed_demo(force=force)
+    with unit_of_work():
+        ran = seed_demo(force=force)
     click.echo("demo data loaded" if ran else "demo data already present")
 
 
@@ -78,10 +63,6 @@ def seed_demo_cmd(force: bool) -> None:
 @click.pass_context
 def run_cmd(ctx: click.Context, host: str, port: int) -> None:
     """The embedded platform: migrate, seed demo data once, run jobs inline, serve."""
-    from flask.cli import ScriptInfo
-
-    from app.serve import PortInUse, claim_port, run_embedded
-
     # Before anything else: a second `barid run` must not touch the database.
     try:
         sock = claim_port(host, port)
@@ -101,8 +82,6 @@ def config_group() -> None:
 @with_appcontext
 def config_show() -> None:
     """Every declared setting: its value (secrets masked) and where it came from."""
-    from app.settings import declared, mask
-
     loaded = declared(current_app)
     width = max(len(name) for name in loaded)
     for name in sorted(loaded, key=lambda n: (loaded[n].owner, n)):

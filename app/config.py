@@ -25,6 +25,8 @@ __all__ = ["INSTANCE_DIR", "ROOT", "SETTINGS", "ConfigError", "load_app_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
+# Domains plug in through their package's `init_app(app)`, lowest layer first.
+DOMAINS = ("payments", "tracking", "shop")
 
 
 def _production(cfg: dict[str, Any]) -> bool:

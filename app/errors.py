@@ -14,6 +14,8 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.auth.models import role_label
+
 log = logging.getLogger("barid.errors")
 
 
@@ -111,13 +113,6 @@ def wants_json() -> bool:
 
 
 def _role_label(role: Any) -> str:
-    try:
-        from app.auth.models import role_label
-    except ImportError:
-        try:
-            from app.auth.roles import role_label  # type: ignore[import-not-found,no-redef]
-        except ImportError:
-            return str(getattr(role, "value", role))
     return str(role_label(role))
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, db, utcnow
+from app.logs import current_request_id
 
 Handler = Callable[["DomainEvent"], None]
 _subscribers: dict[str, list[str]] = {}
@@ -97,8 +98,6 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
 
     The caller commits. Payloads are small JSON: ids and the changed state.
     """
-    from app.logs import current_request_id
-
     rid = current_request_id()
     event = DomainEvent(id=str(uuid.uuid4()), name=name, payload=payload, request_id=rid)
     db.add(event)
@@ -119,12 +118,13 @@ def enqueue_after_commit(
     """Stage `func(**kwargs)` to run as a job once the open transaction commits; `func`
     may be given as its dotted path ("pkg.module:function").
 
-    Arguments must be JSON: ids and values, never objects.
+    `func` is the function or its dotted path ("package.module:function"); the path
+    lets a service stage a job without importing the module that defines it. Arguments
+    must be JSON: ids and values, never objects.
     """
-    from app.logs import current_request_id
-
     job = OutboxJob(
-        task=task_path(func), args=kwargs, queue=queue, request_id=current_request_id(),
+        task=func if isinstance(func, str) else task_path(func), args=kwargs, queue=queue,
+        request_id=current_request_id(),
         run_after=run_after or utcnow(),
     )
     db.add(job)

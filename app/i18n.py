@@ -17,8 +17,14 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.numbers import format_decimal
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_login import current_user
 
+from app.auth.models import User
 from app.config import ROOT
+from app.database import db
+from app.errors import ValidationFailed
+from app.extensions import babel
+from app.money import format_money
 
 BAGHDAD = ZoneInfo("Asia/Baghdad")
 DOMAIN_PACKAGES = ("app", "payments", "tracking", "shop")
@@ -41,8 +47,6 @@ def _user_locale() -> str | None:
     # there is no user to ask.
     if not hasattr(current_app, "login_manager"):
         return None
-    from flask_login import current_user
-
     if getattr(current_user, "is_authenticated", False):
         return getattr(current_user, "locale", None)
     return None
@@ -114,26 +118,19 @@ def format_number(value: int | Decimal | float | None, digits: int | None = None
 
 
 def set_user_locale(user_id: int, locale: str) -> None:
-    """Remember `locale` as the language of account `user_id`; commits.
+    """Remember `locale` as the language of account `user_id` (flushed).
 
     Raises app.errors.ValidationFailed for a language the platform does not offer.
     """
-    from app.auth.models import User
-    from app.database import db
-    from app.errors import ValidationFailed
-
     if locale not in current_app.config["LANGUAGES"]:
         raise ValidationFailed(fields={"locale": "unknown language"})
     user = db.get(User, user_id)
     if user is not None and user.locale != locale:
         user.locale = locale
-        db.commit()
+        db.flush()
 
 
 def init_app(app: Flask) -> None:
-    from app.extensions import babel
-    from app.money import format_money
-
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories()
     babel.init_app(app, locale_selector=select_locale)
     app.add_template_filter(local_time, "local_time")

@@ -2,17 +2,18 @@
 
 Used by migrations and by tests that build a schema. The platform's own modules are
 listed here; a domain lists its modules in `MODEL_MODULES` in its package `__init__`.
+Modules are imported by name (importlib): the platform imports no domain.
 """
 
 from importlib import import_module
+
+from app.config import DOMAINS
 
 CORE_MODEL_MODULES = ("app.audit", "app.auth.models", "app.events", "app.seed",
                       "app.api.models", "app.webhooks.models")
 
 
 def load_all() -> None:
-    from app import DOMAINS
-
     for name in CORE_MODEL_MODULES:
         import_module(name)
     for domain in DOMAINS:

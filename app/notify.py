@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 
 from app.database import utcnow
+from app.events import enqueue_after_commit
 
 # Messages delivered by the `memory` backend, newest last (tests read and clear it).
 sent_messages: list[dict[str, Any]] = []
@@ -33,8 +34,6 @@ def notify(*, email: str | None = None, phone: str | None = None, subject: str,
 
     Nothing is sent if neither an address nor a phone is given.
     """
-    from app.events import enqueue_after_commit
-
     if not email and not phone:
         return
     enqueue_after_commit(deliver_message, email=email, phone=phone, subject=subject, body=body)

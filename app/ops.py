@@ -22,7 +22,10 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.sessions import SecureCookieSession, SessionInterface
 from sqlalchemy import Engine, text
 
+from app import database, jobs
+from app.extensions import csrf
 from app.logs import clean_request_id, new_request_id, reset_request_id, set_request_id
+from app.redisconn import get_redis
 
 log = logging.getLogger("barid.ops")
 access_log = logging.getLogger("barid.access")
@@ -54,9 +57,8 @@ def readyz() -> tuple[Response, int]:
     503 with the names of the failed dependencies otherwise, so a load balancer stops
     sending traffic and a person reading the body knows what to look at.
     """
-    from app.database import get_engine
-
-    checks = {"database": check_database(get_engine())}
+    # Looked up on the module at call time, so a test can swap the engine.
+    checks = {"database": check_database(database.get_engine())}
     redis_url = current_app.config.get("REDIS_URL")
     if redis_url:
         checks["redis"] = check_redis(redis_url)
@@ -80,8 +82,6 @@ def check_database(engine: Engine) -> str:
 
 def check_redis(url: str) -> str:
     """"ok" if the Redis at `url` answers PING, else a short reason."""
-    from app.redisconn import get_redis
-
     try:
         conn = get_redis(url)
         if conn is None or not conn.ping():
@@ -195,8 +195,6 @@ def _queue_lines() -> list[str]:
     numbers become gauges of their own name, "queues" becomes barid_queue_depth{queue}.
     """
     try:
-        from app import jobs
-
         depths_of = getattr(jobs, "queue_depths", None)
         if depths_of is None:
             return []
@@ -306,8 +304,6 @@ class ProbeSessionInterface(SessionInterface):
 
 
 def init_app(app: Flask) -> None:
-    from app.extensions import csrf
-
     app.extensions[METRICS_KEY] = RequestMetrics()
     csrf.exempt(bp)
     app.register_blueprint(bp)

@@ -14,6 +14,8 @@ from flask_wtf.csrf import CSRFError
 from jinja2 import TemplateNotFound
 from werkzeug.wrappers import Response
 
+from app import errors
+
 CSP_LISTS = ("CSP_SCRIPT_SRC", "CSP_FRAME_SRC", "CSP_CONNECT_SRC")
 
 _MINIMAL_400 = """<!doctype html>
@@ -68,8 +70,6 @@ def csrf_failed(exc: CSRFError):
     if request.path.startswith("/api/"):
         return jsonify({"error": "csrf_failed", "message": message, "fields": {}}), 400
     title = _("Please send the form again")
-    from app import errors
-
     # The platform's one error page when it is there; a page of our own otherwise.
     error_response = getattr(errors, "error_response", None)
     if error_response is not None:

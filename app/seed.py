@@ -42,7 +42,7 @@ def seeder(order: int) -> Callable[[Callable[[], None]], Callable[[], None]]:
 def seed_demo(force: bool = False) -> bool:
     """Load the demo data unless it was loaded before; returns whether it ran.
 
-    Each seeder commits its own work.
+    Runs every seeder in the caller's unit of work and flushes; the caller commits.
     """
     if not force and db.get(AppSetting, "demo_seeded") is not None:
         return False
@@ -50,7 +50,7 @@ def seed_demo(force: bool = False) -> bool:
         func()
     if db.get(AppSetting, "demo_seeded") is None:
         db.add(AppSetting(key="demo_seeded", value="1"))
-    db.commit()
+    db.flush()
     return True
 
 

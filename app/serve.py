@@ -18,8 +18,15 @@ from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy import make_url
+from werkzeug.serving import make_server
 
 from app.config import ROOT
+from app.database import Base, db, get_engine, unit_of_work
+from app.jobs import start_inline_executor, stop_inline_executor
+from app.migrate import upgrade_database
+from app.models_registry import load_all
+from app.seed import seed_demo
 
 log = logging.getLogger("barid.run")
 
@@ -57,13 +64,8 @@ def has_migrations() -> bool:
 
 def prepare_database(app: Flask) -> str:
     """Bring the database to the current schema; returns what was done, for people."""
-    from app.database import Base, get_engine
-    from app.models_registry import load_all
-
     load_all()
     if has_migrations():
-        from app.cli import upgrade_database
-
         upgrade_database()
         return "database upgraded to the newest migration"
     Base.metadata.create_all(get_engine())
@@ -85,36 +87,19 @@ def run_hooks(app: Flask) -> list[Callable[[], Any]]:
     return stops
 
 
-def _jobs_function(name: str) -> Callable[..., Any] | None:
-    from app import jobs
-
-    func = getattr(jobs, name, None)
-    if func is None:
-        with contextlib.suppress(ImportError):
-            from app.jobs import inline
-
-            func = getattr(inline, name, None)
-    return func
-
-
 def run_embedded(app: Flask, sock: socket.socket, host: str, port: int) -> None:
     """Migrate, seed once, start hooks and the inline executor, then serve until stopped."""
-    from sqlalchemy import make_url
-    from werkzeug.serving import make_server
-
-    from app.database import db
-    from app.seed import seed_demo
-
     stops: list[Callable[[], Any]] = []
     try:
         with app.app_context():
             click.echo(prepare_database(app))
-            click.echo("demo data loaded" if seed_demo() else "demo data already present")
+            with unit_of_work():
+                seeded = seed_demo()
+            click.echo("demo data loaded" if seeded else "demo data already present")
             db.remove()
             stops = run_hooks(app)
-        start = _jobs_function("start_inline_executor")
-        if start is not None and not app.config.get("REDIS_URL"):
-            start(app)
+        if not app.config.get("REDIS_URL"):
+            start_inline_executor(app)
             click.echo("jobs run inline, in this process")
         elif app.config.get("REDIS_URL"):
             click.echo("jobs go to Redis: start `barid worker` to run them")
@@ -135,10 +120,8 @@ def run_embedded(app: Flask, sock: socket.socket, host: str, port: int) -> None:
         finally:
             server.server_close()
     finally:
-        stop = _jobs_function("stop_inline_executor")
-        if stop is not None:
-            with contextlib.suppress(Exception):
-                stop()
+        with contextlib.suppress(Exception):
+            stop_inline_executor()
         for stop_hook in reversed(stops):
             try:
                 stop_hook()

@@ -17,7 +17,12 @@ from flask import (
     session,
     url_for,
 )
+from flask_login import current_user
 from werkzeug.wrappers import Response
+
+from app.auth.models import BACKOFFICE_ROLES
+from app.database import unit_of_work
+from app.i18n import set_user_locale
 
 bp = Blueprint("web", __name__)
 
@@ -48,15 +53,11 @@ def link_to(*names: str, **values: Any) -> str | None:
 def _current_user():
     if not hasattr(current_app, "login_manager"):
         return None
-    from flask_login import current_user
-
     return current_user if getattr(current_user, "is_authenticated", False) else None
 
 
 def is_staff() -> bool:
     """The visitor works for the post (any back-office role)."""
-    from app.auth.models import BACKOFFICE_ROLES
-
     user = _current_user()
     return bool(user is not None and user.roles & BACKOFFICE_ROLES)
 
@@ -93,9 +94,8 @@ def set_language(code: str) -> Response:
     session["lang"] = code
     user = _current_user()
     if user is not None:
-        from app.i18n import set_user_locale
-
-        set_user_locale(user.id, code)
+        with unit_of_work():
+            set_user_locale(user.id, code)
     return redirect(target)
 
 

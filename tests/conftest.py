@@ -126,7 +126,10 @@ def _database_isolation(request) -> Iterator[None]:
         yield
         return
     request.getfixturevalue("app")
+    from app import ratelimit
     from app.database import Base, db, get_engine
+
+    ratelimit.reset()  # counts kept in memory (no Redis) start afresh for each test
 
     engine = get_engine()
     if request.node.get_closest_marker("commits"):

@@ -311,12 +311,3 @@ class TrackingPartner(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class LookupCounter(Base):
-    """Public tracking lookups per client per minute, when no Redis is configured."""
-
-    __tablename__ = "tracking_lookup_counters"
-
-    key: Mapped[str] = mapped_column(String(96), primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
-    expires_at: Mapped[datetime]

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -10,13 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
+from app import ratelimit
 from app.database import db, unit_of_work
+from app.errors import RateLimited
 from app.i18n import current_locale
 from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
 from tracking.models import Parcel
-from tracking.ratelimit import check_lookup
 from tracking.services import customs
 from tracking.services.lookup import public_view, status_text
 
@@ -26,6 +36,19 @@ bp = Blueprint("tracking", __name__, static_folder="static",
 
 def _client() -> str:
     return request.remote_addr or "unknown"
+
+
+def check_lookup(client: str) -> None:
+    """Count one public lookup by `client`; raises RateLimited past
+    TRACKING_LOOKUPS_PER_MINUTE in a minute (0 turns the limit off). Counted by
+    app.ratelimit (Redis, or memory), outside the database: a GET writes nothing."""
+    limit = int(current_app.config["TRACKING_LOOKUPS_PER_MINUTE"])
+    if limit <= 0:
+        return
+    allowance = ratelimit.hit(ratelimit.Rule("track", limit, 60), client[:60])
+    if not allowance.allowed:
+        raise RateLimited(_l("Too many lookups from your connection. Please wait a minute "
+                             "and try again."), retry_after=allowance.reset)
 
 
 def _find(number: str) -> Parcel | None:

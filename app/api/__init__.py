@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.api import jobs, views  # noqa: F401  (jobs registers its periodic job)
+from app.api.settings import SETTINGS
+from app.extensions import csrf
+from app.settings import load_settings
+
 MODEL_MODULES = ("app.api.models",)
 
 
 def init_app(app: Flask) -> None:
     """Settings, the documentation routes and the cleanup job."""
-    import os
-
-    from app.api import jobs, views  # noqa: F401  (jobs registers its periodic job)
-    from app.extensions import csrf
-
-    app.config.setdefault("API_RATE_LIMIT", int(os.environ.get("API_RATE_LIMIT", "600")))
-    app.config.setdefault("API_RATE_WINDOW", int(os.environ.get("API_RATE_WINDOW", "60")))
-    app.config.setdefault("API_MAX_BODY_BYTES",
-                          int(os.environ.get("API_MAX_BODY_BYTES", str(256 * 1024))))
-    app.config.setdefault("API_IDEMPOTENCY_TTL", 86400)
-    app.config.setdefault("API_KEY_ROTATION_GRACE", 86400)
+    load_settings(app, "api", SETTINGS)
     app.register_blueprint(views.bp)
     csrf.exempt(views.bp)

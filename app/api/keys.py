@@ -68,7 +68,7 @@ def create_key(owner_id: int, name: str, scopes: Iterable[str], *,
                actor_id: int | None = None, owner_kind: str = MERCHANT
                ) -> tuple[ApiKey, str]:
     """Make a new key for `owner_id` (a merchant, or an owner of `owner_kind`) with
-    `scopes`, audit it, commit.
+    `scopes` and audit it (flushed).
 
     Returns the key row and the full secret, which is never stored and cannot be shown
     again. Raises ValidationFailed for an empty name or scopes the kind may not hold.
@@ -79,7 +79,7 @@ def create_key(owner_id: int, name: str, scopes: Iterable[str], *,
                  actor_id=actor_id, details={"owner_id": owner_id, "prefix": key.prefix,
                                              "scopes": key.scopes,
                                              "owner_kind": owner_kind})
-    db.commit()
+    db.flush()
     return key, secret
 
 
@@ -100,7 +100,7 @@ def list_keys(owner_id: int, *, owner_kind: str = MERCHANT) -> list[ApiKey]:
 
 def revoke_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
                owner_kind: str = MERCHANT) -> ApiKey:
-    """Stop the key working now, audit it, commit. Revoking twice changes nothing.
+    """Stop the key working now and audit it (flushed). Revoking twice changes nothing.
 
     Raises NotFound when the key is not the owner's.
     """
@@ -109,14 +109,14 @@ def revoke_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
         key.revoked_at = utcnow()
         record_audit("api_key.revoked", object_type="api_key", object_id=key.id,
                      actor_id=actor_id, details={"owner_id": owner_id, "prefix": key.prefix})
-    db.commit()
+    db.flush()
     return key
 
 
 def rotate_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
                grace: timedelta | None = None, owner_kind: str = MERCHANT
                ) -> tuple[ApiKey, str]:
-    """Replace a key with a new one of the same name and scopes, audit it, commit.
+    """Replace a key with a new one of the same name and scopes and audit it (flushed).
 
     The old key keeps working for `grace` (API_KEY_ROTATION_GRACE seconds, a day by
     default; zero ends it now) so the merchant can switch without downtime. Returns the
@@ -138,7 +138,7 @@ def rotate_key(owner_id: int, key_id: int, *, actor_id: int | None = None,
     record_audit("api_key.rotated", object_type="api_key", object_id=old.id,
                  actor_id=actor_id, details={"owner_id": owner_id, "new_key_id": new.id,
                                              "old_expires_at": old.expires_at.isoformat()})
-    db.commit()
+    db.flush()
     return new, secret
 
 

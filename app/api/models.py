@@ -90,14 +90,3 @@ class IdempotencyRecord(Base):
     response_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
-
-
-class ApiRateCounter(Base):
-    """Requests per key per window when no Redis is configured (shared by every web
-    process through the database)."""
-
-    __tablename__ = "api_rate_counters"
-
-    key: Mapped[str] = mapped_column(String(96), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -32,9 +32,11 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import Select
 
-from app.api import idempotency, keys, ratelimit
+from app import ratelimit
+from app.api import idempotency, keys
 from app.api.models import ApiKey
-from app.database import db
+from app.api.owners import owner_active
+from app.database import db, unit_of_work
 from app.errors import DomainError, ValidationFailed, error_response, handle_domain_error
 
 API_PREFIX = "/api/v1"
@@ -110,8 +112,6 @@ def _bearer() -> str | None:
 
 def authenticate(scope: str | None) -> ApiKey:
     """The calling key, checked for the owner's standing and `scope`."""
-    from app.api.owners import owner_active
-
     challenge = [("WWW-Authenticate", 'Bearer realm="barid"')]
     token = _bearer()
     if token is None:
@@ -245,6 +245,13 @@ def _with_headers(response: Response, allowance: ratelimit.Allowance | None) -> 
     return response
 
 
+def _rate_rule() -> ratelimit.Rule:
+    """API_RATE_LIMIT requests per API_RATE_WINDOW seconds for each key (counted in
+    Redis when configured, so every web process shares the count)."""
+    return ratelimit.Rule("api:rate", int(current_app.config["API_RATE_LIMIT"]),
+                          max(int(current_app.config["API_RATE_WINDOW"]), 1))
+
+
 def _run(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) -> Response:
     allowance: ratelimit.Allowance | None = None
     claim: int | None = None
@@ -253,7 +260,7 @@ def _run(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) -> 
         if op.scope is not None:
             key = authenticate(op.scope)
             g.api_key_id = key.id
-            allowance = ratelimit.hit(key.id)
+            allowance = ratelimit.hit(_rate_rule(), str(key.id))
             if not allowance.allowed:
                 raise _refuse(429, "rate_limited",
                               _l("Too many requests. Try again in %(n)s seconds.",
@@ -273,9 +280,14 @@ def _run(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) -> 
                 return _with_headers(response, allowance)
             claim = claimed
         try:
-            response = _render(op, view(Call(key=key, query=query, body=body), **path_args))
+            # The operation's one unit of work: its service's changes commit together,
+            # or roll back with the DomainError (answered as JSON below). The key check,
+            # the last-used time and the idempotency record run apart from it, on their
+            # own connections (see app.api.keys.touch and app.api.idempotency).
+            with unit_of_work():
+                response = _render(op, view(Call(key=key, query=query, body=body),
+                                            **path_args))
         except DomainError as exc:
-            db.rollback()
             response = _error(exc)
         if claim is not None:
             if response.status_code >= 500:

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from app.api.openapi import build_document
 from app.api.platform import API_PREFIX, API_VERSION
+from app.i18n import current_locale
 
 bp = Blueprint("api_docs", __name__, url_prefix=API_PREFIX, static_folder="static",
                static_url_path="/static")
@@ -30,8 +31,6 @@ def docs() -> str | Response:
     if lang in ("ar", "en"):
         with force_locale(lang):
             return _render_docs(lang)
-    from app.i18n import current_locale
-
     return _render_docs(current_locale())
 
 

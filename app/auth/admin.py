@@ -26,7 +26,7 @@ from app.auth.forms import (
 from app.auth.identifiers import format_phone
 from app.auth.models import Role, User
 from app.backoffice import bp, nav_item
-from app.database import db
+from app.database import db, unit_of_work
 from app.errors import DomainError
 from app.geo import governorates
 from app.i18n import current_locale
@@ -57,11 +57,12 @@ def admin_users():
     status = 200
     if form.validate_on_submit():
         try:
-            user = services.create_user(
-                form.full_name.data, email=form.email.data, phone=form.phone.data,
-                password=form.password.data, roles=form.roles.data or [],
-                post_office_code=form.post_office.data or None, actor_id=current_user.id,
-            )
+            with unit_of_work():
+                user = services.create_user(
+                    form.full_name.data, email=form.email.data, phone=form.phone.data,
+                    password=form.password.data, roles=form.roles.data or [],
+                    post_office_code=form.post_office.data or None, actor_id=current_user.id,
+                )
         except DomainError as exc:
             show_errors(form, exc, rename={"role": "roles"})
             status = exc.http_status
@@ -96,10 +97,10 @@ def admin_user_grant(user_id: int):
     form = _grant_form(user)
     if form.validate_on_submit():
         try:
-            services.grant_role(user_id, form.role.data, actor_id=current_user.id,
-                                post_office_code=form.post_office.data or None)
-        except DomainError as exc:
-            db.rollback()
+            with unit_of_work():
+                services.grant_role(user_id, form.role.data, actor_id=current_user.id,
+                                    post_office_code=form.post_office.data or None)
+        except DomainError as exc:  # the unit of work has rolled back what was changed
             show_errors(form, exc)
             return render_template("backoffice/admin_user.html", person=db.get(User, user_id),
                                    grant_form=form, revoke_form=RevokeRoleForm(),
@@ -114,9 +115,9 @@ def admin_user_revoke(user_id: int):
     form = RevokeRoleForm()
     if form.validate_on_submit():
         try:
-            services.revoke_role(user_id, form.role.data, actor_id=current_user.id)
+            with unit_of_work():
+                services.revoke_role(user_id, form.role.data, actor_id=current_user.id)
         except DomainError as exc:
-            db.rollback()
             flash(str(exc.message), "error")
         else:
             flash(_("Role removed."), "success")
@@ -133,11 +134,12 @@ def admin_offices():
     status = 200
     if form.validate_on_submit():
         try:
-            office = services.create_post_office(
-                form.code.data, form.name_ar.data, form.name_en.data, form.governorate.data,
-                address=form.address.data or "", is_exchange_office=form.is_exchange_office.data,
-                actor_id=current_user.id,
-            )
+            with unit_of_work():
+                office = services.create_post_office(
+                    form.code.data, form.name_ar.data, form.name_en.data,
+                    form.governorate.data, address=form.address.data or "",
+                    is_exchange_office=form.is_exchange_office.data, actor_id=current_user.id,
+                )
         except DomainError as exc:
             show_errors(form, exc)
             status = exc.http_status

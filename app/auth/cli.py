@@ -6,6 +6,8 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import force_locale
 
+from app.auth.services import create_user
+from app.database import unit_of_work
 from app.errors import DomainError
 
 
@@ -25,15 +27,14 @@ from app.errors import DomainError
 def create_user_cmd(roles: tuple[str, ...], email: str | None, phone: str | None,
                     full_name: str, password: str, post_office: str | None) -> None:
     """Create a user with the given roles (e.g. the first administrator)."""
-    from app.auth.services import create_user
-
     if bool(email) == bool(phone):
         raise click.UsageError("give exactly one of --email or --phone")
     # The command runs outside any request; its messages are for the operator, in English.
     with force_locale("en"):
         try:
-            user = create_user(full_name, email=email, phone=phone, password=password,
-                               roles=roles, post_office_code=post_office)
+            with unit_of_work():
+                user = create_user(full_name, email=email, phone=phone, password=password,
+                                   roles=roles, post_office_code=post_office)
         except DomainError as exc:
             details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or str(exc.message)
             click.echo(f"barid create-user: {details}", err=True)

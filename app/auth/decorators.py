@@ -10,6 +10,7 @@ from flask import abort, g
 from flask_login import current_user
 
 from app.auth.models import Role
+from app.extensions import login_manager
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,8 +26,6 @@ def role_required(*roles: Role | str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from app.extensions import login_manager
-
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if not current_user.has_role(*wanted):

@@ -24,6 +24,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.auth.models import Role, role_label
 from app.errors import DomainError
+from app.i18n import current_locale
 
 REQUIRED = _l("This field is required.")
 
@@ -78,8 +79,6 @@ def role_choices() -> list[tuple[str, str]]:
 
 
 def office_choices(offices: list[Any], *, blank: Any) -> list[tuple[str, Any]]:
-    from app.i18n import current_locale
-
     loc = current_locale()
     return [("", blank)] + [(o.code, f"{o.name(loc)} ({o.code})") for o in offices]
 

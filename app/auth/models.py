@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin, UserMixin
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import Base, utcnow
@@ -144,18 +144,3 @@ class UserRole(Base):
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="role_rows")
-
-
-class LoginThrottle(Base):
-    """Failed-login counters when no Redis is configured.
-
-    Kept in the database, not in memory, so every web process counts the same failures.
-    A row's count applies until `expires_at`; the next failure after that starts a new
-    window.
-    """
-
-    __tablename__ = "login_throttle"
-
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,4 +1,5 @@
-"""Use cases for people, roles and post offices. Each public function commits once.
+"""Use cases for people, roles and post offices. Each public function flushes its changes;
+the caller's unit of work commits them (or rolls them back with a raised error).
 
 Passwords are hashed with argon2id (argon2-cffi's defaults); a hash made with older
 parameters is replaced at the next successful login. Every change and every login
@@ -12,15 +13,16 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app import ratelimit
 from app.audit import record_audit
-from app.auth import ratelimit
 from app.auth.identifiers import normalise_email, normalise_phone, parse_identifier
 from app.auth.models import PostOffice, Role, User, UserRole, role_label
-from app.database import db, utcnow
+from app.database import db, savepoint, utcnow
 from app.errors import Conflict, DomainError, NotFound, RateLimited, ValidationFailed
 from app.events import publish
 from app.geo import governorate
@@ -55,6 +57,7 @@ class PostOfficeRequired(ValidationFailed):
     code = "post_office_required"
 
 
+LOGIN_NAMESPACE = "login-fail"  # failed-login counters: barid:login-fail:id:<name>, :addr:<ip>
 BAD_LOGIN = _l("The login name or password is not correct.")
 TOO_MANY = _l("Too many failed attempts. Please wait a few minutes and try again.")
 
@@ -115,12 +118,15 @@ def _refuse_duplicates(email: str | None, phone: str | None, email_field: str,
         raise DuplicateAccount(msg, fields={phone_field: msg})
 
 
-def _commit_new_account(email_field: str, phone_field: str) -> None:
-    """Commit, turning a lost race on the unique columns into the same clear error."""
+def _insert_new_account(user: User, email_field: str, phone_field: str) -> None:
+    """Insert `user` and flush, turning a lost race on the unique columns into the same
+    clear error. The savepoint undoes only the failed insert, so the caller's
+    transaction stays usable."""
     try:
-        db.commit()
+        with savepoint():
+            db.add(user)
+            db.flush()
     except IntegrityError as exc:
-        db.rollback()
         text = str(exc.orig).lower()
         field = phone_field if "phone" in text else email_field
         msg = (_l("An account with this mobile number already exists.") if field == phone_field
@@ -193,30 +199,55 @@ def register_shopper(full_name: str, identifier: str, password: str, *,
                 password_hash=hash_password(password),
                 locale=locale if locale in ("ar", "en") else "ar")
     _add_role(user, Role.SHOPPER)
-    db.add(user)
-    db.flush()
+    _insert_new_account(user, "identifier", "identifier")
     record_audit("auth.register", object_type="user", object_id=user.id, actor_id=user.id,
                  details={"via": kind})
     publish("user.registered", {"user_id": user.id})
-    _commit_new_account("identifier", "identifier")
     return user
 
 
-def authenticate(identifier: str, password: str, *, client_address: str | None) -> User:
-    """Check a login name (e-mail or mobile) and password; return the user on success.
+def login_limits(identifier: str, address: str | None) -> list[tuple[ratelimit.Rule, str]]:
+    """The failed-login counters one attempt touches: (rule, identifier) pairs, the
+    login name's first.
 
-    Failed attempts are counted per name and per address (app.auth.ratelimit); once
-    either is at its limit the attempt is refused before the password is looked at.
-    Audits `auth.login` or `auth.login_failed`, records the login time and upgrades an
-    outdated hash. Raises RateLimited (with retry_after) or InvalidCredentials, whose
-    message is the same for an unknown name and a wrong password.
+    Counted per login name and per client address over LOGIN_RATE_WINDOW seconds from
+    the first failure. The per-address limit is higher than the per-name one because
+    many Iraqi mobile subscribers share one carrier-grade NAT address.
     """
-    counters = ratelimit.counters_for(identifier or "", client_address)
-    wait = ratelimit.retry_after(counters)
-    if wait is not None:
+    limit = int(current_app.config["LOGIN_RATE_LIMIT"])
+    per_address = int(current_app.config.get("LOGIN_RATE_LIMIT_PER_ADDRESS") or limit * 5)
+    window = int(current_app.config["LOGIN_RATE_WINDOW"])
+    # Count the account, not the spelling: "0770 123 4567" and "+9647701234567" share one
+    # counter, so writing a number differently buys no extra guesses.
+    try:
+        name = parse_identifier(identifier)[1]
+    except ValidationFailed:
+        name = identifier.strip().lower()
+    out = [(ratelimit.Rule(LOGIN_NAMESPACE, limit, window), "id:" + name[:250])]
+    if address:
+        out.append((ratelimit.Rule(LOGIN_NAMESPACE, per_address, window),
+                    "addr:" + address[:60]))
+    return out
+
+
+def attempt_login(identifier: str, password: str, *,
+                  client_address: str | None) -> User | InvalidCredentials:
+    """Check a login name (e-mail or mobile) and password: the user, or the failure.
+
+    A failure is returned, not raised, so that the caller's unit of work commits its
+    audit record (`auth.login_failed`) before the caller raises it: a refused guess must
+    stay on the record although the login fails. Failed attempts are counted per name
+    and per address (app.ratelimit, outside the database); once either is at its limit
+    the attempt is refused before the password is looked at. On success records the
+    login time, upgrades an outdated hash and audits `auth.login` (flushed). Raises
+    RateLimited (with retry_after), having written nothing.
+    """
+    counters = login_limits(identifier or "", client_address)
+    waits = [a.reset for a in (ratelimit.peek(rule, key) for rule, key in counters)
+             if not a.allowed]
+    if waits:
         # Not audited: a flood of refused attempts would otherwise flood the log too.
-        db.rollback()
-        raise RateLimited(TOO_MANY, retry_after=wait)
+        raise RateLimited(TOO_MANY, retry_after=max(waits))
     user = _find_by_identifier(identifier)
     if user is None:
         _verify(_dummy_hash(), password or "")  # same work as a real check: no timing hint
@@ -224,27 +255,38 @@ def authenticate(identifier: str, password: str, *, client_address: str | None) 
     else:
         ok = _verify(user.password_hash, password or "") and user.active
     if not ok:
-        ratelimit.note_failure(counters)
+        for rule, key in counters:
+            ratelimit.hit(rule, key)
         record_audit("auth.login_failed", object_type="user",
                      object_id=user.id if user else None,
                      actor_id=None,
                      details={"login_name": (identifier or "").strip()[:100]})
-        db.commit()
-        raise InvalidCredentials(BAD_LOGIN)
+        db.flush()
+        return InvalidCredentials(BAD_LOGIN)
     assert user is not None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
-    ratelimit.clear(counters[0])
+    rule, key = counters[0]
+    ratelimit.clear(rule, key)
     record_audit("auth.login", object_type="user", object_id=user.id, actor_id=user.id)
-    db.commit()
+    db.flush()
     return user
+
+
+def authenticate(identifier: str, password: str, *, client_address: str | None) -> User:
+    """`attempt_login`, raising the failure: InvalidCredentials (one message for an
+    unknown name and a wrong password) or RateLimited. Flushes; a caller that must keep
+    the failure's audit record although the login fails uses `attempt_login`."""
+    outcome = attempt_login(identifier, password, client_address=client_address)
+    if isinstance(outcome, InvalidCredentials):
+        raise outcome
+    return outcome
 
 
 def record_logout(user_id: int) -> None:
     """Audit `auth.logout` for `user_id` (the session itself is ended by the view)."""
     record_audit("auth.logout", object_type="user", object_id=user_id, actor_id=user_id)
-    db.commit()
 
 
 def change_password(user_id: int, current_password: str, new_password: str) -> User:
@@ -264,7 +306,7 @@ def change_password(user_id: int, current_password: str, new_password: str) -> U
     user.rotate_session_token()
     record_audit("auth.password_change", object_type="user", object_id=user.id,
                  actor_id=user.id)
-    db.commit()
+    db.flush()
     return user
 
 
@@ -299,12 +341,10 @@ def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
                 password_hash=hash_password(password), post_office=office)
     for role in wanted:
         _add_role(user, role)
-    db.add(user)
-    db.flush()
+    _insert_new_account(user, "email", "phone")
     record_audit("auth.user_create", object_type="user", object_id=user.id, actor_id=actor_id,
                  details={"roles": [r.value for r in wanted],
                           "post_office": office.code if office else None})
-    _commit_new_account("email", "phone")
     return user
 
 
@@ -322,7 +362,7 @@ def grant_role(user_id: int, role: Role | str, *, actor_id: int | None = None,
         msg = _l("A postal clerk must belong to a post office.")
         raise PostOfficeRequired(msg, fields={"post_office": msg})
     if wanted in user.roles:
-        db.rollback()
+        # The office assigned above is undone with the caller's unit of work.
         msg = _l("%(name)s already has the role %(role)s.", name=user.full_name,
                  role=role_label(wanted))
         raise Conflict(msg, fields={"role": msg})
@@ -330,7 +370,7 @@ def grant_role(user_id: int, role: Role | str, *, actor_id: int | None = None,
     record_audit("auth.role_grant", object_type="user", object_id=user.id, actor_id=actor_id,
                  details={"role": wanted.value,
                           "post_office": user.post_office.code if user.post_office else None})
-    db.commit()
+    db.flush()
     return user
 
 
@@ -353,7 +393,7 @@ def revoke_role(user_id: int, role: Role | str, *, actor_id: int | None = None) 
     user.role_rows.remove(row)
     record_audit("auth.role_revoke", object_type="user", object_id=user.id, actor_id=actor_id,
                  details={"role": wanted.value})
-    db.commit()
+    db.flush()
     return user
 
 
@@ -384,16 +424,16 @@ def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: 
     office = PostOffice(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(),
                         governorate=governorate_code, address=(address or "").strip(),
                         is_exchange_office=is_exchange_office)
-    db.add(office)
-    db.flush()
-    record_audit("auth.post_office_create", object_type="post_office", object_id=office.id,
-                 actor_id=actor_id, details={"code": code, "governorate": governorate_code})
     try:
-        db.commit()
+        # A lost race on the unique code: undo only this insert, report it clearly.
+        with savepoint():
+            db.add(office)
+            db.flush()
     except IntegrityError:
-        db.rollback()
         msg = _l("A post office with the code %(code)s already exists.", code=code)
         raise Conflict(msg, fields={"code": msg}) from None
+    record_audit("auth.post_office_create", object_type="post_office", object_id=office.id,
+                 actor_id=actor_id, details={"code": code, "governorate": governorate_code})
     return office
 
 
@@ -410,8 +450,6 @@ def find_users(query: str = "", *, limit: int = 100) -> list[User]:
         if digits:
             # "0770 123" finds +964770123...: compare without the trunk zero.
             conds.append(User.phone.like(f"%{digits.lstrip('0')}%"))
-        from sqlalchemy import or_
-
         stmt = stmt.where(or_(*conds))
     return list(db.scalars(stmt))
 

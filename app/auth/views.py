@@ -20,7 +20,9 @@ from werkzeug.wrappers import Response
 
 from app.auth import services
 from app.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm, show_errors
+from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
+from app.i18n import current_locale
 
 bp = Blueprint("auth", __name__, static_folder="static", static_url_path="/auth/static")
 
@@ -61,8 +63,13 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.identifier.data, form.password.data,
-                                         client_address=request.remote_addr)
+            with unit_of_work():
+                outcome = services.attempt_login(form.identifier.data, form.password.data,
+                                                 client_address=request.remote_addr)
+            # Raised only now: the unit of work has committed the failure's audit record.
+            if isinstance(outcome, DomainError):
+                raise outcome
+            user = outcome
         except RateLimited as exc:
             return rate_limited_response(exc)
         except DomainError as exc:
@@ -85,11 +92,10 @@ def register():
     form = RegisterForm()
     status = 200
     if form.validate_on_submit():
-        from app.i18n import current_locale
-
         try:
-            user = services.register_shopper(form.full_name.data, form.identifier.data,
-                                              form.password.data, locale=current_locale())
+            with unit_of_work():
+                user = services.register_shopper(form.full_name.data, form.identifier.data,
+                                                  form.password.data, locale=current_locale())
         except DomainError as exc:
             show_errors(form, exc)
             status = exc.http_status
@@ -107,7 +113,8 @@ def register():
 def logout():
     form = LogoutForm()
     if current_user.is_authenticated and form.validate_on_submit():
-        services.record_logout(current_user.id)
+        with unit_of_work():
+            services.record_logout(current_user.id)
         logout_user()
         flash(_("You are logged out."), "info")
     return redirect("/")
@@ -126,8 +133,9 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         try:
-            user = services.change_password(current_user.id, form.current_password.data,
-                                            form.new_password.data)
+            with unit_of_work():
+                user = services.change_password(current_user.id, form.current_password.data,
+                                                form.new_password.data)
         except DomainError as exc:
             show_errors(form, exc)
             status = exc.http_status

@@ -16,10 +16,19 @@ from __future__ import annotations
 from flask import Flask
 
 from .beat import periodic, periodic_jobs, run_periodic
-from .dispatch import dispatch, dispatch_pending, queue_depths, rq_job_id, sweep
+from .context import process_app, set_process_app
+from .dispatch import (
+    dispatch,
+    dispatch_pending,
+    install_session_hooks,
+    queue_depths,
+    rq_job_id,
+    sweep,
+)
 from .inline import drain, start_inline_executor, stop_inline_executor
 from .runner import DEFAULT_RETRY_INTERVALS, import_task, run_outbox_job
 from .sweeper import sweep_outbox
+from .worker import worker_command
 
 __all__ = [
     "dispatch",
@@ -42,10 +51,6 @@ __all__ = [
 
 def init_app(app: Flask) -> None:
     """Install the after-commit dispatcher, job settings and the `barid worker` command."""
-    from .context import process_app, set_process_app
-    from .dispatch import install_session_hooks
-    from .worker import worker_command
-
     app.config.setdefault("JOB_RETRY_INTERVALS", list(DEFAULT_RETRY_INTERVALS))
     app.config.setdefault("JOB_TIMEOUT", 180)
     # A row never handed over is re-sent after this many seconds (the commit that staged

@@ -1,7 +1,7 @@
 """Periodic jobs: `@periodic(every_seconds=..., queue=...)` for any domain.
 
-A periodic job is a plain function of no arguments that owns its transaction (commits
-itself), like a public service, and is safe to run twice or late.
+A periodic job is a plain function of no arguments, run in a unit of work that the
+runner (`run_periodic`) opens, and is safe to run twice or late.
 
 Under rq each `barid worker` runs a small beat thread. Every second it tries, for each
 periodic job, `SET barid:periodic:<name> NX EX <every_seconds>` on Redis; the one worker
@@ -20,12 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import redis
 from flask import Flask
+from rq import Queue
 
-from app.database import db
+from app.database import unit_of_work
 from app.events import task_path
 
 from .context import job_context
+from .runner import import_task
 
 log = logging.getLogger("barid.jobs")
 
@@ -65,16 +68,15 @@ def periodic_jobs() -> list[PeriodicJob]:
 def run_periodic(task: str) -> None:
     """Run periodic task `task` ("module:function") in an app context, once.
 
-    The task commits its own work; anything it left uncommitted is rolled back. An
-    exception is logged and raised (rq records it); the next tick runs it again.
+    The task runs in one unit of work: committed when it returns, rolled back when it
+    raises. An exception is logged and raised (rq records it); the next tick runs it
+    again.
     """
-    from .runner import import_task
-
     with job_context():
         try:
-            import_task(task)()
+            with unit_of_work():
+                import_task(task)()
         except Exception:
-            db.rollback()
             log.exception("periodic job %s failed", task)
             raise
 
@@ -105,8 +107,6 @@ def beat_once(app: Flask, connection: Any, queues: list[str] | None = None) -> l
 
     Only jobs on `queues` (default: every platform queue) are considered.
     """
-    from rq import Queue
-
     queues = queues or list(app.config["RQ_QUEUES"])
     enqueued = []
     for job in periodic_jobs():
@@ -132,8 +132,6 @@ class Beat(threading.Thread):
 
     def __init__(self, app: Flask, redis_url: str, queues: list[str]) -> None:
         super().__init__(name="barid-beat", daemon=True)
-        import redis
-
         self.app = app
         self.queues = queues
         self.connection = redis.Redis.from_url(redis_url, socket_timeout=5,

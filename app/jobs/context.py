@@ -10,12 +10,17 @@ in a new process.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator
 
 from flask import Flask, current_app, has_app_context
 
 from app.database import db, get_engine
+
+# The application factory, by dotted path like a job: app.jobs is part of the app that
+# `create_app` builds, so it names the factory rather than importing it.
+APP_FACTORY = "app:create_app"
 
 _process_app: Flask | None = None
 _pool_pid = os.getpid()
@@ -51,9 +56,8 @@ def job_context() -> Iterator[None]:
     else:
         app = _process_app
         if app is None:
-            from app import create_app
-
-            app = create_app()
+            module, _, name = APP_FACTORY.partition(":")
+            app = getattr(importlib.import_module(module), name)()
             set_process_app(app)
         ctx = app.app_context()
         ctx.push()

@@ -16,15 +16,16 @@ from typing import Any, NamedTuple
 
 from flask import Flask
 from rq import Queue, Retry
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.database import db, get_engine, utcnow
 from app.events import JobState, OutboxJob
+from app.redisconn import get_redis
 
 from . import inline
 from .context import process_app
-from .runner import DEFAULT_RETRY_INTERVALS
+from .runner import DEFAULT_RETRY_INTERVALS, run_outbox_job
 
 log = logging.getLogger("barid.jobs")
 
@@ -50,8 +51,6 @@ def install_session_hooks() -> None:
     global _installed
     if _installed:
         return
-    from sqlalchemy import event
-
     event.listen(db, "after_flush", _after_flush)
     event.listen(db, "after_commit", _after_commit)
     event.listen(db, "after_rollback", _after_rollback)
@@ -134,10 +133,6 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
     if kind != "rq" or not jobs:
         return 0
     assert app is not None
-    from app.redisconn import get_redis
-
-    from .runner import run_outbox_job
-
     conn = get_redis(app.config["REDIS_URL"])
     assert conn is not None
     intervals = list(app.config.get("JOB_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS))
@@ -159,6 +154,9 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
                 queue.enqueue(run_outbox_job, job.id, **options)
         pipe.execute()
     ids = [job.id for job in jobs]
+    # Deliberately on a connection of its own, outside any session: this runs after the
+    # request's commit (from the session's after_commit hook), where the session cannot
+    # start new work, and the mark must not wait for or join anyone's transaction.
     with get_engine().begin() as conn_db:
         conn_db.execute(
             update(OutboxJob)
@@ -175,6 +173,8 @@ def stale_jobs(app: Flask | None = None) -> list[Staged]:
     now = utcnow()
     grace = timedelta(seconds=app.config.get("OUTBOX_DISPATCH_GRACE", 5))
     stale = timedelta(seconds=app.config.get("OUTBOX_STALE_AFTER", 300))
+    # Read on a connection of its own: the sweeper must see what other processes
+    # committed, whatever the calling session has open.
     with get_engine().connect() as conn:
         rows = conn.execute(
             select(OutboxJob.id, OutboxJob.queue, OutboxJob.run_after)
@@ -218,6 +218,7 @@ def queue_depths(app: Flask | None = None) -> dict[str, Any]:
     """
     app = app or process_app()
     assert app is not None
+    # Its own connection: /metrics reads committed state and opens no session work.
     with get_engine().connect() as conn:
         counts = dict(
             conn.execute(
@@ -228,8 +229,6 @@ def queue_depths(app: Flask | None = None) -> dict[str, Any]:
         )
     queues: dict[str, int] = {}
     if app.config.get("REDIS_URL"):
-        from app.redisconn import get_redis
-
         conn_r = get_redis(app.config["REDIS_URL"])
         assert conn_r is not None
         for name in app.config["RQ_QUEUES"]:

@@ -18,6 +18,10 @@ from sqlalchemy import select
 from app.database import db, unit_of_work, utcnow
 from app.events import JobState, OutboxJob
 
+from .beat import PeriodicClock
+from .context import set_process_app
+from .runner import run_outbox_job
+
 log = logging.getLogger("barid.jobs")
 
 _lock = threading.Lock()
@@ -38,25 +42,23 @@ def wake() -> None:
 def due_job_ids(limit: int = 100) -> list[int]:
     """Ids of pending jobs whose time has come, oldest first.
 
-    Read through the session, in a unit of work of its own (ending the read transaction
-    without expiring what the session holds), rather than a connection of its own, so a
-    test whose session is bound to one rolled-back transaction sees the jobs it staged.
+    Read through the scoped session (so a caller whose session is bound to a test's
+    connection sees that connection's rows) in a unit of work of its own, which ends
+    the read transaction: each job then starts on a fresh snapshot.
     """
     with unit_of_work():
         return list(
-            db.execute(
+            db.scalars(
                 select(OutboxJob.id)
                 .where(OutboxJob.state == JobState.PENDING, OutboxJob.run_after <= utcnow())
                 .order_by(OutboxJob.id)
                 .limit(limit)
-            ).scalars()
+            )
         )
 
 
 def _run_due_once() -> tuple[int, int]:
     """Run every due job once; returns (jobs run, of which failed)."""
-    from .runner import run_outbox_job
-
     ran = failed = 0
     for job_id in due_job_ids():
         ran += 1
@@ -98,8 +100,6 @@ def drain(app: Flask, max_rounds: int = 10) -> int:
 
 
 def _loop(app: Flask) -> None:
-    from .beat import PeriodicClock
-
     clock = PeriodicClock()
     while not _stop.is_set():
         _wake.clear()
@@ -122,8 +122,6 @@ def start_inline_executor(app: Flask) -> bool:
     with _lock:
         if running():
             return False
-        from .context import set_process_app
-
         set_process_app(app)
         _stop.clear()
         _thread = threading.Thread(target=_loop, args=(app,), name="barid-inline-jobs",

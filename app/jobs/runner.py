@@ -21,7 +21,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.events import DomainEvent, JobState, OutboxJob
 from app.logs import reset_request_id, set_request_id
 
@@ -53,74 +53,79 @@ def import_task(path: str) -> Callable[..., Any]:
 def run_outbox_job(job_id: int) -> bool:
     """Run outbox job `job_id` once: its subscriber with the event, or func(**args).
 
-    Marks the row done in the same transaction as the task's effects and commits.
-    Returns False without doing anything when the row is missing, already done, or
-    failed for good. When the task raises, its effects are rolled back, the row's
-    attempts, last_error and next run time are recorded (state becomes "failed" after
-    the last attempt), and the exception is raised again so the executor retries.
+    The runner owns the job's unit of work: the claim (the row marked done), the task's
+    effects and the commit are one transaction. Returns False without doing anything
+    when the row is missing, already done, or failed for good. When the task raises,
+    the unit of work rolls its effects and the claim back; then the row's attempts,
+    last_error and next run time are recorded in a unit of work of their own (state
+    becomes "failed" after the last attempt), and the exception is raised again so the
+    executor retries.
     """
     with job_context():
-        job = db.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id == job_id, OutboxJob.state == JobState.PENDING)
-            .values(
-                state=JobState.DONE,
-                finished_at=utcnow(),
-                attempts=OutboxJob.attempts + 1,
-                last_error=None,
-            )
-            .returning(OutboxJob.task, OutboxJob.args, OutboxJob.event_id,
-                       OutboxJob.request_id)
-        ).one_or_none()
-        if job is None:
-            db.rollback()
-            return False
-        token = set_request_id(job.request_id)
         try:
-            func = import_task(job.task)
-            log.info("job %s started: %s", job_id, job.task,
-                     extra={"barid_job_id": job_id, "barid_task": job.task})
-            if job.event_id is not None:
-                event = db.get(DomainEvent, job.event_id)
-                if event is None:
-                    raise LookupError(f"domain event {job.event_id} of job {job_id} is missing")
-                func(event)
-            else:
-                func(**(job.args or {}))
-            db.commit()
-            log.info("job %s done", job_id, extra={"barid_job_id": job_id})
-            return True
+            with unit_of_work():
+                job = db.execute(
+                    update(OutboxJob)
+                    .where(OutboxJob.id == job_id, OutboxJob.state == JobState.PENDING)
+                    .values(
+                        state=JobState.DONE,
+                        finished_at=utcnow(),
+                        attempts=OutboxJob.attempts + 1,
+                        last_error=None,
+                    )
+                    .returning(OutboxJob.task, OutboxJob.args, OutboxJob.event_id,
+                               OutboxJob.request_id)
+                ).one_or_none()
+                if job is None:
+                    return False  # nothing was claimed, so the commit changes nothing
+                _run_task(job_id, job.task, job.args, job.event_id, job.request_id)
         except Exception as exc:
-            db.rollback()
             _record_failure(job_id, exc)
             raise
-        finally:
-            reset_request_id(token)
+        log.info("job %s done", job_id, extra={"barid_job_id": job_id})
+        return True
+
+
+def _run_task(job_id: int, task: str, args: dict[str, Any] | None, event_id: str | None,
+              request_id: str | None) -> None:
+    """Call the job's function inside the runner's unit of work, under its request id."""
+    token = set_request_id(request_id)
+    try:
+        func = import_task(task)
+        log.info("job %s started: %s", job_id, task,
+                 extra={"barid_job_id": job_id, "barid_task": task})
+        if event_id is not None:
+            event = db.get(DomainEvent, event_id)
+            if event is None:
+                raise LookupError(f"domain event {event_id} of job {job_id} is missing")
+            func(event)
+        else:
+            func(**(args or {}))
+    finally:
+        reset_request_id(token)
 
 
 def _record_failure(job_id: int, exc: BaseException) -> None:
-    """Count a failed attempt in its own transaction, after the task's was rolled back."""
+    """Count a failed attempt in its own unit of work, after the task's was rolled back."""
     try:
-        job = db.execute(
-            select(OutboxJob).where(OutboxJob.id == job_id).with_for_update()
-        ).scalar_one_or_none()
-        if job is None or job.state != JobState.PENDING:
-            db.rollback()
-            return
-        intervals = retry_intervals()
-        job.attempts += 1
-        job.last_error = "".join(traceback.format_exception(exc))[-4000:]
-        if job.attempts >= len(intervals) + 1:
-            job.state = JobState.FAILED
-            job.finished_at = utcnow()
-            log.error("job %s failed for good after %s attempts: %s", job_id, job.attempts,
-                      exc, extra={"barid_job_id": job_id})
-        else:
-            wait = intervals[min(job.attempts - 1, len(intervals) - 1)]
-            job.run_after = utcnow() + timedelta(seconds=wait)
-            log.warning("job %s attempt %s failed, next try in %ss: %s", job_id,
-                        job.attempts, wait, exc, extra={"barid_job_id": job_id})
-        db.commit()
+        with unit_of_work():
+            job = db.execute(
+                select(OutboxJob).where(OutboxJob.id == job_id).with_for_update()
+            ).scalar_one_or_none()
+            if job is None or job.state != JobState.PENDING:
+                return
+            intervals = retry_intervals()
+            job.attempts += 1
+            job.last_error = "".join(traceback.format_exception(exc))[-4000:]
+            if job.attempts >= len(intervals) + 1:
+                job.state = JobState.FAILED
+                job.finished_at = utcnow()
+                log.error("job %s failed for good after %s attempts: %s", job_id,
+                          job.attempts, exc, extra={"barid_job_id": job_id})
+            else:
+                wait = intervals[min(job.attempts - 1, len(intervals) - 1)]
+                job.run_after = utcnow() + timedelta(seconds=wait)
+                log.warning("job %s attempt %s failed, next try in %ss: %s", job_id,
+                            job.attempts, wait, exc, extra={"barid_job_id": job_id})
     except Exception:
-        db.rollback()
         log.exception("could not record the failure of job %s", job_id)

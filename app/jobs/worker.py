@@ -7,6 +7,12 @@ import sys
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from rq import Queue, SimpleWorker, Worker
+
+from app.redisconn import get_redis
+
+from .beat import Beat
+from .context import set_process_app
 
 
 @click.command("worker")
@@ -26,13 +32,6 @@ def worker_command(queues_opt: str, burst: bool, name: str | None, no_fork: bool
     By default each job runs in a forked work-horse (rq's Worker), so a job that
     crashes, hangs past its timeout or leaks memory does not take the worker down.
     """
-    from rq import Queue, SimpleWorker, Worker
-
-    from app.redisconn import get_redis
-
-    from .beat import Beat
-    from .context import set_process_app
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     url = app.config.get("REDIS_URL")
     if not url:

@@ -17,16 +17,18 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from app.api.owners import owner_contact
+from app.audit import record_audit
 from app.database import db, utcnow
 from app.events import enqueue_after_commit
+from app.notify import notify
 from app.webhooks import signing, transport
 from app.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.services import ATTEMPT_DELIVERY, signing_secrets
+from app.webhooks.settings import DEFAULT_SCHEDULE
 
 log = logging.getLogger("barid.webhooks")
 
-# Seconds before each attempt (the Standard Webhooks schedule): immediately, 5 s, 5 min,
-# 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
-DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 86400
 
@@ -59,9 +61,6 @@ def body_of(payload: dict) -> bytes:
 
 
 def _tell_owner(endpoint: WebhookEndpoint, why: str) -> None:
-    from app.api.owners import owner_contact
-    from app.notify import notify
-
     email, phone = owner_contact(endpoint.owner_id)
     texts = {}
     for lang in ("ar", "en"):
@@ -81,8 +80,6 @@ def _tell_owner(endpoint: WebhookEndpoint, why: str) -> None:
 
 
 def _disable(endpoint: WebhookEndpoint, why: str) -> None:
-    from app.audit import record_audit
-
     endpoint.enabled = False
     endpoint.disabled_reason = why
     record_audit("webhook_endpoint.disabled", object_type="webhook_endpoint",
@@ -118,7 +115,7 @@ def attempt_delivery(delivery_id: int, round: int, attempt: int) -> None:
     # the outbox claim already makes this job run once, and the round is checked again
     # under the lock afterwards.
     url = endpoint.url
-    secrets_ = signing_secrets_now(endpoint)
+    secrets_ = signing_secrets(endpoint)
     timeout = float(current_app.config.get("WEBHOOK_TIMEOUT", 10))
     headers = signing.headers(secrets_, message.id, int(time.time()), body)
     try:
@@ -166,16 +163,10 @@ def attempt_delivery(delivery_id: int, round: int, attempt: int) -> None:
     when = now + timedelta(seconds=delay)
     delivery.next_attempt_at = when
     record.next_attempt_at = when
-    enqueue_after_commit(attempt_delivery, queue="webhooks", run_after=when,
+    enqueue_after_commit(ATTEMPT_DELIVERY, queue="webhooks", run_after=when,
                          delivery_id=delivery.id, round=round, attempt=attempt + 1)
 
 
 def _fail(delivery: WebhookDelivery) -> None:
     delivery.state = DeliveryState.FAILED
     delivery.next_attempt_at = None
-
-
-def signing_secrets_now(endpoint: WebhookEndpoint) -> list[str]:
-    from app.webhooks.services import signing_secrets
-
-    return signing_secrets(endpoint)

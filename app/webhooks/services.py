@@ -16,6 +16,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
+from app.api.platform import API_VERSION
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -34,6 +35,9 @@ ENDPOINT_NOT_FOUND = _l("There is no such webhook endpoint.")
 MESSAGE_NOT_FOUND = _l("There is no such webhook message.")
 TEST_EVENT = "webhook.test"
 MAX_ENDPOINTS_PER_OWNER = 20
+# The delivery job, by dotted path: app.webhooks.jobs imports this module, not the
+# other way round.
+ATTEMPT_DELIVERY = "app.webhooks.jobs:attempt_delivery"
 
 # Every event type a merchant may subscribe to (domains add theirs with
 # `register_event_types`), with a sentence for the portal and the docs.
@@ -91,7 +95,7 @@ def endpoints_query(owner_id: int) -> Select[Any]:
 def create_endpoint(owner_id: int, url: str, *, event_types: Iterable[str] | None = None,
                     description: str = "", actor_id: int | None = None) -> WebhookEndpoint:
     """Register `url` to receive the owner's events (`event_types`, or all when empty)
-    with a new signing secret; audit it and commit.
+    with a new signing secret; audit it (flushed).
 
     Raises ValidationFailed for a URL the policy refuses (not http(s), http in
     production, private or loopback addresses) or unknown event types, and Conflict
@@ -110,13 +114,13 @@ def create_endpoint(owner_id: int, url: str, *, event_types: Iterable[str] | Non
     record_audit("webhook_endpoint.created", object_type="webhook_endpoint",
                  object_id=endpoint.id, actor_id=actor_id,
                  details={"owner_id": owner_id, "url": url, "event_types": types})
-    db.commit()
+    db.flush()
     return endpoint
 
 
 def update_endpoint(owner_id: int, endpoint_id: int, changes: dict[str, Any], *,
                     actor_id: int | None = None) -> WebhookEndpoint:
-    """Change an endpoint's url, event_types, description or enabled flag; commit.
+    """Change an endpoint's url, event_types, description or enabled flag (flushed).
 
     Enabling it again clears its failure record. Raises NotFound and ValidationFailed
     as create_endpoint does.
@@ -135,12 +139,12 @@ def update_endpoint(owner_id: int, endpoint_id: int, changes: dict[str, Any], *,
     record_audit("webhook_endpoint.updated", object_type="webhook_endpoint",
                  object_id=endpoint.id, actor_id=actor_id,
                  details={"owner_id": owner_id, "fields": sorted(changes)})
-    db.commit()
+    db.flush()
     return endpoint
 
 
 def delete_endpoint(owner_id: int, endpoint_id: int, *, actor_id: int | None = None) -> None:
-    """Stop sending to the endpoint for good (its log is kept); audit and commit.
+    """Stop sending to the endpoint for good (its log is kept); audit it (flushed).
 
     Raises NotFound.
     """
@@ -150,13 +154,13 @@ def delete_endpoint(owner_id: int, endpoint_id: int, *, actor_id: int | None = N
     endpoint.disabled_reason = "deleted"
     record_audit("webhook_endpoint.deleted", object_type="webhook_endpoint",
                  object_id=endpoint.id, actor_id=actor_id, details={"owner_id": owner_id})
-    db.commit()
+    db.flush()
 
 
 def rotate_secret(owner_id: int, endpoint_id: int, *, overlap_seconds: int | None = None,
                   actor_id: int | None = None) -> WebhookEndpoint:
     """Give the endpoint a new secret; the old one still signs (a second signature) for
-    `overlap_seconds` (WEBHOOK_SECRET_OVERLAP, a day by default). Audit and commit.
+    `overlap_seconds` (WEBHOOK_SECRET_OVERLAP, a day by default). Audits it (flushed).
 
     Raises NotFound.
     """
@@ -173,7 +177,7 @@ def rotate_secret(owner_id: int, endpoint_id: int, *, overlap_seconds: int | Non
     record_audit("webhook_endpoint.secret_rotated", object_type="webhook_endpoint",
                  object_id=endpoint.id, actor_id=actor_id,
                  details={"owner_id": owner_id, "overlap_seconds": overlap_seconds})
-    db.commit()
+    db.flush()
     return endpoint
 
 
@@ -191,22 +195,18 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime | None = None) -> l
 
 def _envelope(msg_id: str, event_type: str, data: dict[str, Any], at: datetime
               ) -> dict[str, Any]:
-    from app.api.platform import API_VERSION
-
     return {"id": msg_id, "type": event_type, "api_version": API_VERSION,
             "timestamp": at.isoformat().replace("+00:00", "Z"), "data": data}
 
 
 def _deliver(message: WebhookMessage, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    from app.webhooks.jobs import attempt_delivery
-
     now = utcnow()
     delivery = WebhookDelivery(message_id=message.id, endpoint_id=endpoint.id,
                                state=DeliveryState.PENDING, attempts=0, round=1,
                                next_attempt_at=now)
     db.add(delivery)
     db.flush()
-    enqueue_after_commit(attempt_delivery, queue="webhooks", run_after=now,
+    enqueue_after_commit(ATTEMPT_DELIVERY, queue="webhooks", run_after=now,
                          delivery_id=delivery.id, round=1, attempt=1)
     return delivery
 
@@ -244,7 +244,8 @@ def stage_message(owner_id: int, event_type: str, data: dict[str, Any], *,
 
 def send_test_event(owner_id: int, endpoint_id: int, *, actor_id: int | None = None
                     ) -> WebhookMessage:
-    """Send a `webhook.test` message to one endpoint now; commit.
+    """Send a `webhook.test` message to one endpoint (flushed; it goes out once the
+    caller's unit of work commits).
 
     Raises NotFound, and Conflict when the endpoint is disabled.
     """
@@ -257,7 +258,7 @@ def send_test_event(owner_id: int, endpoint_id: int, *, actor_id: int | None = N
                              "note": "A test message sent from Barid."},
                             only_endpoint_id=endpoint.id)
     assert message is not None
-    db.commit()
+    db.flush()
     return message
 
 
@@ -270,22 +271,21 @@ def get_message(owner_id: int, message_id: str) -> WebhookMessage:
 
 
 def _restart(delivery: WebhookDelivery) -> None:
-    from app.webhooks.jobs import attempt_delivery
-
     now = utcnow()
     delivery.round += 1
     delivery.attempts = 0
     delivery.state = DeliveryState.PENDING
     delivery.next_attempt_at = now
     db.flush()
-    enqueue_after_commit(attempt_delivery, queue="webhooks", run_after=now,
+    enqueue_after_commit(ATTEMPT_DELIVERY, queue="webhooks", run_after=now,
                          delivery_id=delivery.id, round=delivery.round, attempt=1)
 
 
 def replay_message(owner_id: int, message_id: str, *, endpoint_id: int | None = None,
                    actor_id: int | None = None) -> list[WebhookDelivery]:
     """Send a message again, with the same webhook-id and body, to one endpoint or to
-    every enabled endpoint it went to; a new round of attempts begins. Commits.
+    every enabled endpoint it went to; a new round of attempts begins once the caller
+    commits. Flushes.
 
     Raises NotFound for another owner's message or endpoint and Conflict when the
     endpoint is disabled.
@@ -316,14 +316,14 @@ def replay_message(owner_id: int, message_id: str, *, endpoint_id: int | None = 
                  object_id=message.id, actor_id=actor_id,
                  details={"owner_id": owner_id, "endpoint_id": endpoint_id,
                           "deliveries": [d.id for d in restarted]})
-    db.commit()
+    db.flush()
     return restarted
 
 
 def replay_failed_since(owner_id: int, endpoint_id: int, since: datetime, *,
                         actor_id: int | None = None) -> int:
     """Send again every message to the endpoint whose delivery failed, created at or
-    after `since`. Commits; returns how many were restarted.
+    after `since`. Flushes; returns how many were restarted.
 
     Raises NotFound, and Conflict when the endpoint is disabled.
     """
@@ -344,7 +344,7 @@ def replay_failed_since(owner_id: int, endpoint_id: int, since: datetime, *,
                  object_id=endpoint.id, actor_id=actor_id,
                  details={"owner_id": owner_id, "since": since.isoformat(),
                           "count": len(failed)})
-    db.commit()
+    db.flush()
     return len(failed)
 
 

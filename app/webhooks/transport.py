@@ -21,6 +21,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -150,8 +151,6 @@ def _retry_after(value: str | None) -> int | None:
     value = value.strip()
     if value.isdigit():
         return int(value)
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -10,8 +10,9 @@ PASSWORD = "correct horse 42"
 def make_user(app, *, roles=("shopper",), email=None, phone=None, name="Test Person",
               password=PASSWORD, office=None):
     from app.auth.services import create_user
+    from app.database import unit_of_work
 
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         user = create_user(name, email=email, phone=phone, password=password, roles=roles,
                            post_office_code=office)
         return user.id
@@ -19,8 +20,9 @@ def make_user(app, *, roles=("shopper",), email=None, phone=None, name="Test Per
 
 def make_office(app, code="BGD-01", governorate="IQ-BG", exchange=True):
     from app.auth.services import create_post_office
+    from app.database import unit_of_work
 
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         return create_post_office(code, "مكتب بريد بغداد", "Baghdad Post Office", governorate,
                                   is_exchange_office=exchange).id
 

@@ -1,15 +1,21 @@
-"""CSRF, security headers and login rate limiting (on real Redis and on the database)."""
+"""CSRF, security headers and login rate limiting (on real Redis and in process memory)."""
 
 from __future__ import annotations
 
+import time
+import types
 from contextlib import contextmanager
-from datetime import timedelta
 
+import limits.storage.memory
 import pytest
 import redis
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import select
 
-from app.auth.models import LoginThrottle, User
+from app import ratelimit
+from app.auth.models import User
+from app.auth.services import LOGIN_NAMESPACE
 from tests.app.test_auth_support import PASSWORD, count, log_in, make_user
 
 
@@ -127,7 +133,13 @@ def _assert_limited(resp):
     assert "محاولات فاشلة كثيرة" in resp.get_data(as_text=True)
 
 
-def test_rate_limit_on_the_database_refuses_even_the_right_password(app, client):
+def _failures(app, key):
+    """Failed logins counted for `key` ("id:<name>") in the configured storage."""
+    with app.app_context():
+        return ratelimit.count(ratelimit.Rule(LOGIN_NAMESPACE, 1, 1), key)
+
+
+def test_rate_limit_in_memory_refuses_even_the_right_password(app, client):
     make_user(app, email="target@example.iq")
     with config(app, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=120):
         _fail(client, "target@example.iq", 3)
@@ -135,43 +147,31 @@ def test_rate_limit_on_the_database_refuses_even_the_right_password(app, client)
         # Another name from the same address still gets its own tries.
         make_user(app, email="other@example.iq")
         assert log_in(app.test_client(), "other@example.iq").status_code == 302
-    with app.app_context():
-        from app.database import db
-
-        row = db.get(LoginThrottle, "id:target@example.iq")
-        assert row.count == 3
+    assert _failures(app, "id:target@example.iq") == 3
 
 
-def test_rate_limit_on_the_database_is_shared_by_every_process(app, client):
-    """Another web process is another database connection: a count it wrote counts here."""
-    from sqlalchemy import create_engine
-
-    from app.database import utcnow
-
+def test_rate_limit_is_shared_by_every_process_through_redis(app, client, redis_url,
+                                                             redis_conn):
+    """Another web process has its own limiter and Redis connection: its counts count."""
     make_user(app, email="shared@example.iq")
-    other_process = create_engine(app.config["DATABASE_URL"].replace(
-        "postgresql://", "postgresql+psycopg://"))
-    with other_process.begin() as conn:
-        conn.execute(LoginThrottle.__table__.insert().values(
-            key="id:shared@example.iq", count=3, expires_at=utcnow() + timedelta(minutes=2)))
-    other_process.dispose()
-    with config(app, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=120):
+    other_process = FixedWindowRateLimiter(storage_from_string(
+        redis_url, key_prefix=ratelimit.KEY_PREFIX))
+    for _ in range(3):
+        other_process.hit(ratelimit.Rule(LOGIN_NAMESPACE, 3, 120).item(),
+                          "id:shared@example.iq")
+    with config(app, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=3, LOGIN_RATE_WINDOW=120):
         _assert_limited(log_in(client, "shared@example.iq"))
 
 
-def test_rate_limit_window_ends(app, client):
-    from app.database import db, utcnow
-
+def test_rate_limit_window_ends(app, client, monkeypatch):
     make_user(app, email="later@example.iq")
     with config(app, LOGIN_RATE_LIMIT=2, LOGIN_RATE_WINDOW=60):
         _fail(client, "later@example.iq", 2)
         _assert_limited(log_in(client, "later@example.iq"))
-        with app.app_context():
-            row = db.get(LoginThrottle, "id:later@example.iq")
-            # Move the window into the past (as if a minute had gone by).
-            db.execute(LoginThrottle.__table__.update().where(
-                LoginThrottle.key == row.key).values(expires_at=utcnow() - timedelta(seconds=1)))
-            db.commit()
+        # Move the memory storage's clock past the window (as if a minute had gone by).
+        later = time.time() + 61
+        monkeypatch.setattr(limits.storage.memory, "time",
+                            types.SimpleNamespace(time=lambda: later))
         assert log_in(client, "later@example.iq").status_code == 302
 
 
@@ -198,7 +198,8 @@ def test_rate_limit_on_redis(app, client, redis_url, redis_conn):
         key = "barid:login-fail:id:redis@example.iq"
         assert int(redis_conn.get(key)) == 3
         assert 0 < redis_conn.ttl(key) <= 90
-        assert count(app, LoginThrottle) == 0  # counted in Redis, not in the database
+        with config(app, REDIS_URL=None):
+            assert _failures(app, "id:redis@example.iq") == 0  # in Redis, not in memory
         # Once the window is over, the right password works again.
         redis_conn.delete(key)
         assert log_in(client, "redis@example.iq").status_code == 302

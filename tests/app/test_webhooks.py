@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from app.api import keys
-from app.database import db, utcnow
+from app.database import db, unit_of_work, utcnow
 from app.events import JobState, OutboxJob
 from app.jobs import drain
 from app.notify import sent_messages
@@ -292,7 +292,7 @@ def active_merchant_ids(app, n: int = 1) -> list[int]:
 
 def test_send_test_event_and_log_through_the_api(app, client, receiver):
     owner, other_owner = active_merchant_ids(app, 2)
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         _key, secret = keys.create_key(owner, "ops", ["webhooks"])
     auth = {"Authorization": f"Bearer {secret}"}
     r = receiver()
@@ -315,7 +315,7 @@ def test_send_test_event_and_log_through_the_api(app, client, receiver):
     drain(app)
     assert len(r.requests) == 2
     # Another owner sees none of it.
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         _k, other = keys.create_key(other_owner, "other", ["webhooks"])
     other_auth = {"Authorization": f"Bearer {other}"}
     assert client.get(f"/api/v1/webhook-endpoints/{endpoint_id}",
@@ -337,7 +337,7 @@ def test_send_test_event_and_log_through_the_api(app, client, receiver):
 ])
 def test_production_refuses_unsafe_urls_at_registration(app, client, production, url, code):
     [owner] = active_merchant_ids(app)
-    with app.app_context():
+    with app.app_context(), unit_of_work():
         _key, secret = keys.create_key(owner, "ops", ["webhooks"])
     r = client.post("/api/v1/webhook-endpoints", json={"url": url},
                     headers={"Authorization": f"Bearer {secret}"})

@@ -21,9 +21,11 @@ def live_server(app, serve) -> str:
 @pytest.fixture()
 def clerk(app):
     from app.auth.services import create_post_office
+    from app.database import unit_of_work
     from tests.tracking.helpers import make_user
 
-    with app.app_context():
+    # The services flush; the live server's thread sees only what this set-up commits.
+    with app.app_context(), unit_of_work():
         create_post_office("BGD-01", "مكتب بريد بغداد المركزي", "Baghdad Main Post Office",
                            "IQ-BG", is_exchange_office=True)
         create_post_office("BSR-01", "مكتب بريد البصرة", "Basra Post Office", "IQ-BA")

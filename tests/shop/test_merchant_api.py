@@ -29,7 +29,7 @@ def shop(app_ctx):
 
 
 def new_key(merchant_id: int, scopes=("catalog", "orders", "parcels", "webhooks")) -> str:
-    with unit_of_work():
+    with unit_of_work():  # create_key flushes; the caller's unit of work commits
         _key, secret = keys.create_key(merchant_id, "ERP", scopes)
     return secret
 

@@ -65,7 +65,7 @@ def shops(app_ctx):
     product = make_product(mine, category, stock=8, merchant_sku="PH-1")
     other_product = make_product(theirs, category)
     db.commit()
-    with unit_of_work():
+    with unit_of_work():  # the key services flush; this set-up commits them
         _k, secret = keys.create_key(mine.id, "ERP", ["orders", "parcels", "webhooks"])
         _k, their_secret = keys.create_key(theirs.id, "ERP", ["orders", "parcels"])
     return {"mine": mine.id, "theirs": theirs.id, "product": product.id,

@@ -67,7 +67,7 @@ def test_another_merchants_key_and_endpoint_are_not_found(app, merchant_client):
     client, _ = merchant_client
     with app.app_context():
         _owner, other_id = make_shop_owner("other-shop")
-        with unit_of_work():
+        with unit_of_work():  # the services flush; this set-up commits them
             key, _ = keys.create_key(other_id, "theirs", ["catalog"])
             endpoint = services.create_endpoint(other_id, "http://127.0.0.1:9/hook")
         key_id, endpoint_id = key.id, endpoint.id
