@@ -109,11 +109,6 @@ def confirm(payment_id: int):
             result = services.confirm_card_payment(
                 payment_id, payment_method=str(body.get("payment_method")),
                 payer_user_id=current_user.id)
-        if result["status"] in ("succeeded", "processing"):
-            # The browser's word is not enough: the server asks Stripe itself. In a unit
-            # of work of its own, so the payment's row is not locked while Stripe answers.
-            with unit_of_work():
-                services.refresh_card_payment(payment_id, user_id=current_user.id)
     except DomainError as exc:
         return jsonify(status="error", message=str(exc.message)), exc.http_status
     result["next"] = url_for(".result", payment_id=payment_id)
@@ -123,9 +118,17 @@ def confirm(payment_id: int):
 @bp.get("/pay/<int:payment_id>/result")
 @login_required
 def result(payment_id: int):
-    """The payment's outcome (reads only; a pending one refreshes itself until the
-    confirmation's re-fetch or Stripe's webhook has booked it)."""
-    p = services.owned_payment(payment_id, current_user.id)
+    """The payment's outcome.
+
+    The one payments GET that may write, kept on purpose (tests/tracking pins it): a
+    pending bank-card payment is re-fetched from Stripe on the server and its answer
+    applied, exactly as the webhook's job would do it (idempotent, never backwards), so
+    the payer who comes back from the bank sees the result without waiting for the
+    webhook. Any other payment is only read. Stripe is asked before the payment's row
+    is locked (services.sync_payment_intent).
+    """
+    with unit_of_work():
+        p = services.refresh_card_payment(payment_id, user_id=current_user.id)
     return render_template("payments/result.html", p=p)
 
 
