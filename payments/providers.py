@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import stripe
 from flask import current_app
@@ -48,6 +48,17 @@ class Confirmation:
 
     status: str  # succeeded | processing | requires_action | failed
     message: str = ""
+
+
+def _account(account_id: int | None) -> Account:
+    acc = db.get(Account, account_id) if account_id is not None else None
+    assert acc is not None, f"ledger account {account_id} is missing"
+    return acc
+
+
+def _intent(p: Payment) -> str:
+    assert p.stripe_payment_intent is not None, f"payment {p.id} has no PaymentIntent"
+    return p.stripe_payment_intent
 
 
 def share(total: int, part: int, whole: int) -> int:
@@ -200,7 +211,7 @@ class PostCardProvider(_PaidAtOnce):
         return card
 
     def receive_legs(self, p: Payment, destination: Account) -> list[Leg]:
-        return [debit(db.get(Account, self._card(p).account_id), p.amount),
+        return [debit(_account(self._card(p).account_id), p.amount),
                 credit(destination, p.amount)]
 
     def authorize(self, p: Payment, *, actor_id: int | None,
@@ -238,7 +249,7 @@ class PostCardProvider(_PaidAtOnce):
     def refund_legs(self, p: Payment, amount: int, charged: int | None,
                     office_id: int | None) -> list[Leg]:
         return [debit(destination_of(p), amount),
-                credit(db.get(Account, self._card(p).account_id), amount)]
+                credit(_account(self._card(p).account_id), amount)]
 
     def refund_office(self, p: Payment, r: Refund) -> int | None:
         return None
@@ -277,12 +288,13 @@ class StripeProvider:
         """
         assert p.charged_currency is not None
         try:
+            params: dict[str, Any] = {
+                "amount": p.charged_amount, "currency": p.charged_currency.lower(),
+                "payment_method_types": ["card"],
+                "metadata": {"barid_payment_id": str(p.id), "reference_kind": p.reference_kind,
+                             "reference_id": p.reference_id}}
             pi = gateway.client().v1.payment_intents.create(
-                params={"amount": p.charged_amount, "currency": p.charged_currency.lower(),
-                        "payment_method_types": ["card"],
-                        "metadata": {"barid_payment_id": str(p.id),
-                                     "reference_kind": p.reference_kind,
-                                     "reference_id": p.reference_id}},
+                params=cast(Any, params),
                 options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,
                                                                     "create")},
             )
@@ -333,9 +345,10 @@ class StripeProvider:
         request refunds once). Raises CardPaymentsUnavailable when Stripe refuses or
         cannot be reached, and the caller's unit of work then rolls the ledger back."""
         try:
+            params: dict[str, Any] = {"payment_intent": _intent(p), "amount": r.charged_amount,
+                                      "metadata": {"barid_refund_id": str(r.id)}}
             sr = gateway.client().v1.refunds.create(
-                params={"payment_intent": p.stripe_payment_intent, "amount": r.charged_amount,
-                        "metadata": {"barid_refund_id": str(r.id)}},
+                params=cast(Any, params),
                 options={"idempotency_key": gateway.idempotency_key("refund", p.id,
                                                                     idempotency_key)})
         except stripe.StripeError as exc:
@@ -344,7 +357,7 @@ class StripeProvider:
 
     def retry(self, p: Payment) -> None:
         """After a decline, a fresh PaymentIntent (the old one is cancelled)."""
-        old = p.stripe_payment_intent
+        old = _intent(p)
         p.attempt += 1
         p.failure_message = None
         self.authorize(p, actor_id=None)
@@ -366,11 +379,11 @@ class StripeProvider:
         c = gateway.client()
         try:
             c.v1.payment_intents.update(
-                p.stripe_payment_intent, params={"payment_method": payment_method},
+                _intent(p), params={"payment_method": payment_method},
                 options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,
                                                                     "attach")})
             pi = c.v1.payment_intents.confirm(
-                p.stripe_payment_intent,
+                _intent(p),
                 options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,
                                                                     "confirm")})
         except stripe.CardError as exc:
@@ -387,7 +400,7 @@ def destination_of(p: Payment) -> Account:
     if p.purpose == TOPUP:
         card = db.get(PostCard, int(p.reference_id))
         assert card is not None
-        return db.get(Account, card.account_id)
+        return _account(card.account_id)
     return ledger.purpose_account(p.purpose, p.currency)
 
 

@@ -193,8 +193,7 @@ def check_topup(card: PostCard, amount: int) -> None:
     if amount > limit:
         raise TopUpLimitExceeded(_l("A top-up can be at most %(max)s.",
                                     max=format_money(limit, card.currency)))
-    acc = db.get(Account, card.account_id)
-    if acc.balance + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
+    if account_balance(card.account_id) + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
         raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
                                     max=format_money(cfg["PAYMENTS_CARD_MAX_BALANCE"],
                                                      card.currency)))
@@ -202,9 +201,8 @@ def check_topup(card: PostCard, amount: int) -> None:
 
 def _after_topup_check(payment: Payment) -> None:
     if payment.purpose == TOPUP:
-        card = db.get(PostCard, int(payment.reference_id))
-        acc = db.get(Account, card.account_id)
-        if acc.balance > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
+        card = cards.get_card(int(payment.reference_id))
+        if account_balance(card.account_id) > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
             raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.", max=format_money(
                 current_app.config["PAYMENTS_CARD_MAX_BALANCE"], card.currency)))
 
