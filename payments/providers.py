@@ -124,6 +124,11 @@ class PaymentProvider(Protocol):
         methods whose ledger legs are the whole refund. Raises CardPaymentsUnavailable."""
         ...
 
+    def check_token(self, payment_method: str) -> None:
+        """Refuse (ValidationFailed) a card token the browser sent that is not one
+        (bank cards only)."""
+        ...
+
     def retry(self, p: Payment) -> None:
         """Prepare a new attempt after a decline (bank cards only)."""
         ...
@@ -168,6 +173,9 @@ class _PaidAtOnce:
 
     def give_back(self, p: Payment, r: Refund, idempotency_key: str) -> None:
         return None
+
+    def check_token(self, payment_method: str) -> None:
+        raise _not_in_browser()
 
     def retry(self, p: Payment) -> None:
         raise _not_in_browser()
@@ -355,6 +363,10 @@ class StripeProvider:
             raise CardPaymentsUnavailable() from exc
         r.stripe_refund_id = sr.id
 
+    def check_token(self, payment_method: str) -> None:
+        if not _PM_RE.match(payment_method or ""):
+            raise ValidationFailed(_l("The card could not be read. Please try again."))
+
     def retry(self, p: Payment) -> None:
         """After a decline, a fresh PaymentIntent (the old one is cancelled)."""
         old = _intent(p)
@@ -374,8 +386,7 @@ class StripeProvider:
         A decline comes back as status "failed" with Stripe's message for the payer.
         Raises ValidationFailed for a token that is not one, CardPaymentsUnavailable.
         """
-        if not _PM_RE.match(payment_method or ""):
-            raise ValidationFailed(_l("The card could not be read. Please try again."))
+        self.check_token(payment_method)
         c = gateway.client()
         try:
             c.v1.payment_intents.update(

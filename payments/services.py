@@ -498,6 +498,8 @@ def confirm_card_payment(payment_id: int, *, payment_method: str,
     if not provider.confirms_in_browser or (p.payer_user_id and
                                             p.payer_user_id != payer_user_id):
         raise NotFound()
+    # Before any call to Stripe: a bad token must not start a new attempt.
+    provider.check_token(payment_method)
     if p.status == S.FAILED:
         provider.retry(p)
         apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="new attempt")

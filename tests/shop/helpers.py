@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from app.auth.models import PostOffice, Role, User, UserRole
-from app.database import db
+from app.database import db, unit_of_work
 from shop.models import Category, Merchant, MerchantStatus, Product
 
 _seq = itertools.count(1)
@@ -71,4 +71,5 @@ def set_rate(currency: str, rate: str) -> None:
     """Store an exchange rate through payments (IQD per one unit of `currency`)."""
     from payments.rates import add_rate
 
-    add_rate(currency, rate)
+    with unit_of_work():  # add_rate flushes only; the helper stores the rate for good
+        add_rate(currency, rate)
