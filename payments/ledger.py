@@ -60,11 +60,11 @@ def get_account(code: str, kind: AccountKind, currency: str, *,
     return acc
 
 
-def _drawer_code(office_id: int, currency: str) -> str:
+def _drawer_code(office_id: int | None, currency: str) -> str:
     return f"drawer:{office_id}:{currency}"
 
 
-def drawer_account(office_id: int, currency: str = "IQD") -> Account:
+def drawer_account(office_id: int | None, currency: str = "IQD") -> Account:
     """The office's cash drawer, created when cash first moves through it."""
     return get_account(_drawer_code(office_id, currency), AccountKind.CASH_DRAWER, currency)
 

@@ -191,16 +191,13 @@ class CashProvider(_PaidAtOnce):
     label: ClassVar[tuple[str, str]] = ("نقداً", "Cash")
 
     def receive_legs(self, p: Payment, destination: Account) -> list[Leg]:
-        assert p.office_id is not None
         return [debit(ledger.drawer_account(p.office_id, p.currency), p.amount),
                 credit(destination, p.amount)]
 
     def refund_legs(self, p: Payment, amount: int, charged: int | None,
                     office_id: int | None) -> list[Leg]:
-        drawer_office = office_id or p.office_id
-        assert drawer_office is not None
         return [debit(destination_of(p), amount),
-                credit(ledger.drawer_account(drawer_office, p.currency), amount)]
+                credit(ledger.drawer_account(office_id or p.office_id, p.currency), amount)]
 
     def refund_office(self, p: Payment, r: Refund) -> int | None:
         # Cash leaves one drawer: the entry is that office's, for its end-of-day report.
