@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from flask import Flask
 
+from app.extensions import csrf
 from app.settings import load_settings
+
+# Importing jobs and reconcile registers their periodic jobs, seed its seeder.
+from payments import (  # noqa: F401
+    backoffice,
+    cli,
+    jobs,
+    reconcile,
+    seed,
+    settings,
+    views,
+    webhook_views,
+)
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("payments.models",)
@@ -12,19 +27,10 @@ MODEL_MODULES: tuple[str, ...] = ("payments.models",)
 
 def init_app(app: Flask) -> None:
     """Register this domain's models, blueprints, subscribers and commands."""
-    from payments import cli, settings
-
     load_settings(app, "payments", settings.SETTINGS)
     app.cli.add_command(cli.ledger_group)
-
-    from app.extensions import csrf
-    from payments import jobs, webhook_views  # noqa: F401 (jobs registers periodic tasks)
-
     app.register_blueprint(webhook_views.bp)
     csrf.exempt(webhook_views.bp)
-
-    from payments import backoffice, reconcile, seed, views  # noqa: F401 (periodic, seeders)
-
     views.register(app)
     backoffice.register(app)
     _widen_csp(app)
@@ -38,8 +44,6 @@ def _widen_csp(app: Flask) -> None:
     base = app.config.get("STRIPE_API_BASE")
     origins = ["https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"]
     if base:
-        from urllib.parse import urlparse
-
         u = urlparse(base)
         origins.append(f"{u.scheme}://{u.netloc}")
     for key in ("CSP_SCRIPT_SRC", "CSP_FRAME_SRC", "CSP_CONNECT_SRC"):

@@ -1,4 +1,9 @@
-"""Clerk, supervisor and admin pages for post cards, cash, refunds, rates and disputes."""
+"""Clerk, supervisor and admin pages for post cards, cash, refunds, rates and disputes.
+
+Each view parses its form, checks the role, opens the unit of work around one use
+case (payments.services, cards, rates, reconcile) and renders; a domain error is caught
+outside the unit of work so nothing it flushed is kept. GET pages only read.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,14 @@ from datetime import date
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import or_, select
 
 from app.auth.decorators import role_required
-from app.auth.models import PostOffice, Role, User
+from app.auth.models import Role
 from app.backoffice import nav_item
-from app.database import db
+from app.database import unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
-from payments import cards, counter, rates, receipts, reconcile
+from payments import cards, rates, receipts, reconcile, services
 from payments.forms import (
     FindCardForm,
     IssueCardForm,
@@ -24,7 +28,6 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
-from payments.models import Account, Dispute, Payment, PostCard, ReconciliationRun
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -37,25 +40,12 @@ def _pdf(data: bytes, name: str) -> Response:
         "Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"})
 
 
-def _office_name(office_id: int | None, locale: str | None = None) -> str:
-    """The office's name in `locale`, or both languages (for bilingual paper)."""
-    office = db.get(PostOffice, office_id) if office_id else None
-    if office is None:
-        return "-"
-    if locale:
-        return f"{office.name(locale)} ({office.code})"
-    return f"{office.name_ar} - {office.name_en} ({office.code})"
-
-
 @bp.route("/cards", methods=["GET"])
 @role_required(*COUNTER)
 def find_cards():
     form = FindCardForm(request.args)
-    found: list[PostCard] = []
     q = (form.q.data or "").replace(" ", "").strip()
-    if q:
-        found = list(db.scalars(select(PostCard).where(
-            or_(PostCard.number == q, PostCard.national_id == q)).order_by(PostCard.id)))
+    found = services.find_cards(q)
     return render_template("payments/bo_cards.html", form=form, found=found, q=q)
 
 
@@ -64,20 +54,16 @@ def find_cards():
 def issue_card():
     form = IssueCardForm()
     if form.validate_on_submit():
-        user_id = None
-        if form.account_email.data:
-            user = db.scalar(select(User).where(User.email == form.account_email.data.strip()
-                                                .lower()))
-            if user is None:
-                form.account_email.errors.append(_("No Barid account has this e-mail."))
-                return render_template("payments/bo_issue.html", form=form), 422
-            user_id = user.id
         try:
-            card = cards.issue_card(holder_name=form.holder_name.data,
-                                    national_id=form.national_id.data, mobile=form.mobile.data,
-                                    pin=form.pin.data, user_id=user_id,
-                                    clerk_id=current_user.id,
-                                    office_id=current_user.post_office_id)
+            with unit_of_work():
+                card = services.issue_card_at_counter(
+                    holder_name=form.holder_name.data, national_id=form.national_id.data,
+                    mobile=form.mobile.data, pin=form.pin.data,
+                    account_email=form.account_email.data, clerk_id=current_user.id,
+                    office_id=current_user.post_office_id)
+        except NotFound:
+            form.account_email.errors.append(_("No Barid account has this e-mail."))
+            return render_template("payments/bo_issue.html", form=form), 422
         except DomainError as exc:
             flash(str(exc.message), "error")
             return render_template("payments/bo_issue.html", form=form), 422
@@ -90,12 +76,11 @@ def issue_card():
 @role_required(*COUNTER)
 def card(card_id: int):
     c = cards.get_card(card_id)
-    opening, lines = counter.card_statement(c)
-    payments = db.scalars(select(Payment).where(Payment.card_id == c.id)
-                          .order_by(Payment.id.desc()).limit(30)).all()
+    opening, lines = services.card_statement(c)
+    payments = services.recent_card_payments(c.id)
     return render_template("payments/bo_card.html", card=c, topup=TopUpForm(),
-                           balance=counter.account_balance(c.account_id),
-                           held=counter.account_balance(c.hold_account_id),
+                           balance=services.account_balance(c.account_id),
+                           held=services.account_balance(c.hold_account_id),
                            lines=list(reversed(lines))[:30], payments=payments,
                            today=cards.today_in_baghdad())
 
@@ -107,11 +92,12 @@ def top_up(card_id: int):
     if not form.validate_on_submit():
         flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for(".card", card_id=card_id))
-    office_id = counter.require_staff_office(current_user)
+    office_id = services.require_staff_office(current_user)
     try:
-        p = counter.cash_top_up(card_id, amount=parse_amount(form.amount.data),
-                                clerk_id=current_user.id, office_id=office_id,
-                                idempotency_key=form.key.data)
+        with unit_of_work():
+            p = services.cash_top_up(card_id, amount=parse_amount(form.amount.data),
+                                     clerk_id=current_user.id, office_id=office_id,
+                                     idempotency_key=form.key.data)
     except DomainError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for(".card", card_id=card_id))
@@ -122,7 +108,8 @@ def top_up(card_id: int):
 @bp.post("/cards/<int:card_id>/<any(freeze, unfreeze, unlock):action>")
 @role_required(*COUNTER)
 def card_action(card_id: int, action: str):
-    counter.set_card_status(card_id, action, clerk_id=current_user.id)
+    with unit_of_work():
+        services.set_card_status(card_id, action, clerk_id=current_user.id)
     flash({"freeze": _("Card frozen."), "unfreeze": _("Card unfrozen."),
            "unlock": _("Card unlocked.")}[action], "success")
     return redirect(url_for(".card", card_id=card_id))
@@ -131,24 +118,19 @@ def card_action(card_id: int, action: str):
 @bp.get("/payments/<int:payment_id>")
 @role_required(*COUNTER)
 def payment(payment_id: int):
-    p = db.get(Payment, payment_id)
-    if p is None:
-        raise NotFound()
+    p = services.get_payment(payment_id)
     return render_template("payments/bo_payment.html", p=p, form=RefundForm(),
-                           office_name=_office_name(p.office_id, current_locale()))
+                           office_name=services.office_name(p.office_id, current_locale()))
 
 
 @bp.get("/payments/<int:payment_id>/receipt.pdf")
 @role_required(*COUNTER)
 def receipt(payment_id: int):
-    p = db.get(Payment, payment_id)
-    if p is None:
-        raise NotFound()
-    clerk = db.get(User, p.clerk_id) if p.clerk_id else None
-    bal = db.get(Account, p.card.account_id).balance if p.card else None
-    return _pdf(receipts.payment_receipt(p, office_name=_office_name(p.office_id),
-                                         clerk_name=clerk.full_name if clerk else None,
-                                         card_balance=bal), f"receipt-{p.id}.pdf")
+    p = services.get_payment(payment_id)
+    return _pdf(receipts.payment_receipt(p, office_name=services.office_name(p.office_id),
+                                         clerk_name=services.user_name(p.clerk_id),
+                                         card_balance=services.card_balance_after(p)),
+                f"receipt-{p.id}.pdf")
 
 
 @bp.post("/payments/<int:payment_id>/refund")
@@ -159,10 +141,11 @@ def refund(payment_id: int):
         flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for(".payment", payment_id=payment_id))
     try:
-        counter.refund_payment(payment_id, amount=parse_amount(form.amount.data),
-                               reason=form.reason.data, actor_id=current_user.id,
-                               office_id=current_user.post_office_id,
-                               idempotency_key=form.key.data)
+        with unit_of_work():
+            services.refund_payment(payment_id, amount=parse_amount(form.amount.data),
+                                    reason=form.reason.data, actor_id=current_user.id,
+                                    office_id=current_user.post_office_id,
+                                    idempotency_key=form.key.data)
     except DomainError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for(".payment", payment_id=payment_id))
@@ -180,18 +163,18 @@ def _day() -> date:
 @bp.get("/drawer")
 @role_required(*COUNTER)
 def drawer():
-    office_id = counter.require_staff_office(current_user)
-    report = counter.drawer_report(office_id, _day())
+    office_id = services.require_staff_office(current_user)
+    report = services.drawer_report(office_id, _day())
     return render_template("payments/bo_drawer.html", report=report,
-                           office_name=_office_name(office_id, current_locale()))
+                           office_name=services.office_name(office_id, current_locale()))
 
 
 @bp.get("/drawer.pdf")
 @role_required(*COUNTER)
 def drawer_pdf():
-    office_id = counter.require_staff_office(current_user)
-    report = counter.drawer_report(office_id, _day())
-    return _pdf(receipts.drawer_report(report, office_name=_office_name(office_id),
+    office_id = services.require_staff_office(current_user)
+    report = services.drawer_report(office_id, _day())
+    return _pdf(receipts.drawer_report(report, office_name=services.office_name(office_id),
                                        printed_by=current_user.full_name),
                 f"drawer-{report.day.isoformat()}.pdf")
 
@@ -199,7 +182,7 @@ def drawer_pdf():
 @bp.get("/disputes")
 @role_required(*SUPERVISION)
 def disputes():
-    rows = db.scalars(select(Dispute).order_by(Dispute.id.desc()).limit(200)).all()
+    rows = services.recent_disputes()
     return render_template("payments/bo_disputes.html", disputes=rows)
 
 
@@ -207,11 +190,11 @@ def disputes():
 @role_required(*SUPERVISION)
 def reconciliation():
     if request.method == "POST":
-        reconcile.run_reconciliation()
+        with unit_of_work():
+            reconcile.run_reconciliation()
         flash(_("Reconciliation finished."), "success")
         return redirect(url_for(".reconciliation"))
-    runs = db.scalars(select(ReconciliationRun).order_by(ReconciliationRun.id.desc())
-                      .limit(20)).all()
+    runs = reconcile.recent_runs()
     return render_template("payments/bo_reconciliation.html", runs=runs)
 
 
@@ -221,9 +204,9 @@ def exchange_rates():
     form = RateForm()
     if form.validate_on_submit():
         try:
-            rates.add_rate(form.base.data, form.rate.data, actor_id=current_user.id)
+            with unit_of_work():
+                rates.add_rate(form.base.data, form.rate.data, actor_id=current_user.id)
         except DomainError as exc:
-            db.rollback()
             flash(str(exc.message), "error")
         else:
             flash(_("Rate saved. New payments use it from now on."), "success")

@@ -1,8 +1,10 @@
 """The post card: numbers, PINs, usability checks, and the clerk's card use cases.
 
-Helpers flush; the public use cases at the bottom (issue, freeze, unlock, ...) commit
-once. A failed PIN is recorded in its own short transaction, so the count survives even
-when the caller's transaction is rolled back afterwards.
+Everything here adds and flushes; the caller's unit of work commits. One deliberate
+exception: a failed PIN is counted (and audited) in its own short transaction on its
+own connection (`_apart_session`), so the count survives when the payment it was
+given for fails and the caller's unit of work rolls back. Otherwise a thief could try
+PIN after PIN for free.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import re
 from datetime import date, datetime
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -82,9 +85,9 @@ def normalise_number(raw: str) -> str:
 def _hasher() -> PasswordHasher:
     cfg = current_app.config
     return PasswordHasher(
-        time_cost=cfg.get("PIN_ARGON2_TIME_COST", 3),
-        memory_cost=cfg.get("PIN_ARGON2_MEMORY_KIB", 65536),
-        parallelism=cfg.get("PIN_ARGON2_PARALLELISM", 4),
+        time_cost=cfg["PIN_ARGON2_TIME_COST"],
+        memory_cost=cfg["PIN_ARGON2_MEMORY_KIB"],
+        parallelism=cfg["PIN_ARGON2_PARALLELISM"],
         type=Type.ID,
     )
 
@@ -115,6 +118,11 @@ _apart_engines: dict[str, Engine] = {}
 def _apart_session() -> Session:
     """A session on its own connection, outside the pool the request's session uses.
 
+    This is the one place payments writes outside the caller's unit of work, on
+    purpose: a failed PIN attempt must stay counted even though the use case it was
+    made for fails and is rolled back (see verify_pin). The transaction is opened and
+    committed by `with own.begin():` around a single counted UPDATE and its audit row.
+
     The request's session keeps its pooled connection while this one commits, so
     drawing from the same pool could wait forever when every connection is busy.
     """
@@ -125,8 +133,9 @@ def _apart_session() -> Session:
     return Session(_apart_engines[key])
 
 
-def _audit_apart(action: str, card_id: int, actor_id: int | None, details: dict) -> None:
-    """Write one audit record in its own committed transaction."""
+def _audit_apart(action: str, card_id: int, actor_id: int | None,
+                 details: dict[str, Any]) -> None:
+    """Write one audit record in its own transaction (kept when the caller's rolls back)."""
     rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
                        details=details)
     db.expunge(rec)
@@ -135,11 +144,14 @@ def _audit_apart(action: str, card_id: int, actor_id: int | None, details: dict)
 
 
 def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
-    """Check `pin` for `card`; every attempt is audited in its own transaction.
+    """Check `pin` for `card`; a refused attempt is counted and audited in its own
+    transaction.
 
     Raises CardLocked when the card is locked (or this attempt locks it) and WrongPin
-    with the attempts left otherwise. A right PIN clears the failure count (in the
-    caller's transaction).
+    with the attempts left otherwise. The caller's unit of work then rolls back, but
+    the failed attempt was already committed apart (see _apart_session), so five wrong
+    PINs lock the card whatever the caller does. A right PIN clears the failure count
+    and is audited in the caller's transaction, with the payment it allowed.
     """
     if card.locked_at is not None:
         _audit_apart("post_card.pin_refused", card.id, actor_id, {"why": "locked"})
@@ -209,7 +221,7 @@ def cards_of(user_id: int) -> list[PostCard]:
                            .order_by(PostCard.id)))
 
 
-# --- Use cases (commit) ----------------------------------------------------------
+# --- Use cases (flush; the caller's unit of work commits) ---------------------------
 
 
 def _add_years(d: date, years: int) -> date:
@@ -219,11 +231,13 @@ def _add_years(d: date, years: int) -> date:
         return d.replace(year=d.year + years, day=28)
 
 
-def open_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
-              user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
-    """Create a card with its ledger accounts and hashed PIN. Flushes; caller commits.
+def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
+               user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
+    """Issue a post card (the holder chose `pin`): the card, its ledger accounts and
+    hashed PIN; audited. Flushes.
 
-    Raises ValidationFailed for missing holder details and InvalidPin.
+    Raises ValidationFailed for missing holder details and InvalidPin for a PIN that
+    is not 4-6 digits.
     """
     holder_name, national_id, mobile = (holder_name or "").strip(), (national_id or "").strip(), \
         re.sub(r"\s", "", mobile or "")
@@ -254,53 +268,40 @@ def open_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
     return card
 
 
-def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
-               user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
-    """A clerk issues a post card at the counter; the holder chose `pin`. Commits.
-
-    Raises ValidationFailed for missing details and InvalidPin for a PIN that is not
-    4-6 digits.
-    """
-    try:
-        card = open_card(holder_name=holder_name, national_id=national_id, mobile=mobile,
-                         pin=pin, user_id=user_id, clerk_id=clerk_id, office_id=office_id)
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return card
-
-
-def _set_status(card_id: int, *, clerk_id: int | None, action: str, **values) -> PostCard:
+def _set_status(card_id: int, *, clerk_id: int | None, action: str,
+                **values: Any) -> PostCard:
     card = db.scalar(select(PostCard).where(PostCard.id == card_id).with_for_update())
     if card is None:
         raise NotFound()
     for k, v in values.items():
         setattr(card, k, v)
     record_audit(action, object_type="post_card", object_id=card.id, actor_id=clerk_id)
-    db.commit()
+    db.flush()
     return card
 
 
 def freeze_card(card_id: int, *, clerk_id: int | None) -> PostCard:
-    """Stop all spending and top-ups on the card until unfrozen. Commits; audited."""
+    """Stop all spending and top-ups on the card until unfrozen. Audited; flushes.
+    Raises NotFound."""
     return _set_status(card_id, clerk_id=clerk_id, action="post_card.frozen",
                        status=CardStatus.FROZEN)
 
 
 def unfreeze_card(card_id: int, *, clerk_id: int | None) -> PostCard:
-    """Let a frozen card be used again. Commits; audited."""
+    """Let a frozen card be used again. Audited; flushes. Raises NotFound."""
     return _set_status(card_id, clerk_id=clerk_id, action="post_card.unfrozen",
                        status=CardStatus.ACTIVE)
 
 
 def unlock_card(card_id: int, *, clerk_id: int | None) -> PostCard:
-    """Clear a PIN lock after the clerk checked the holder's ID. Commits; audited."""
+    """Clear a PIN lock after the clerk checked the holder's ID. Audited; flushes.
+    Raises NotFound."""
     return _set_status(card_id, clerk_id=clerk_id, action="post_card.unlocked",
                        locked_at=None, failed_pin_attempts=0)
 
 
 def change_pin(card_id: int, *, new_pin: str, clerk_id: int | None) -> PostCard:
-    """Set a new PIN chosen by the holder at the counter (also unlocks). Commits."""
+    """Set a new PIN chosen by the holder at the counter (also unlocks); audited.
+    Flushes. Raises NotFound, InvalidPin."""
     return _set_status(card_id, clerk_id=clerk_id, action="post_card.pin_changed",
                        pin_hash=hash_pin(new_pin), locked_at=None, failed_pin_attempts=0)

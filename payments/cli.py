@@ -7,6 +7,9 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app.database import unit_of_work
+from payments.ledger import verify
+
 
 @click.group("ledger")
 def ledger_group() -> None:
@@ -17,9 +20,9 @@ def ledger_group() -> None:
 @with_appcontext
 def verify_cmd() -> None:
     """Check every ledger invariant; exit 1 and list the offending ids if any fails."""
-    from payments.ledger import verify
-
-    problems = verify()
+    # A command is a use case: it owns its unit of work (this one only reads).
+    with unit_of_work():
+        problems = verify()
     if not problems:
         click.echo("ledger ok: every entry balances, no card below zero, "
                    "cached balances match, holds consistent")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.database import db
+from app.database import unit_of_work
 from app.jobs import periodic
 from payments import services
 
@@ -11,12 +11,8 @@ from payments import services
 def expire_stale_holds() -> list[int]:
     """Void every post-card hold past its expiry (the money goes back to the card).
 
-    Periodic; commits its own work. Returns the payment ids released.
+    Periodic; runs as one unit of work (the holds, their payments and the card
+    balances change together). Returns the payment ids released.
     """
-    try:
-        released = services.expire_holds()
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-    return released
+    with unit_of_work():
+        return services.expire_holds()

@@ -1,6 +1,6 @@
 """The double-entry ledger: accounts, journal entries, holds, and the invariant check.
 
-Every function here flushes; the caller commits. Money moves only through
+Every function here flushes; the caller's unit of work commits. Money moves only through
 `post_entry`, which locks the accounts it touches in ascending id order (SELECT ... FOR
 UPDATE on PostgreSQL), refuses to take an account marked `no_overdraft` below zero, and
 updates the cached balances in the same transaction as the postings.
@@ -12,10 +12,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from app.database import db, utcnow
+from app.database import Base, db, utcnow
+from app.errors import NotFound
 from payments.errors import HoldResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount
 from payments.models import (
     Account,
@@ -32,14 +35,14 @@ class UnbalancedEntry(ValueError):
     """A programming error: the postings given do not sum to zero per currency."""
 
 
-def _insert_ignore(model, values: dict) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.execute(insert(model).values(**values).on_conflict_do_nothing())
+def _insert() -> Any:
+    """The dialect's INSERT that knows ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def insert_ignore(model: type[Base], values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: a row another transaction inserted first wins."""
+    db.execute(_insert()(model).values(**values).on_conflict_do_nothing())
 
 
 def get_account(code: str, kind: AccountKind, currency: str, *,
@@ -47,7 +50,7 @@ def get_account(code: str, kind: AccountKind, currency: str, *,
     """The account called `code`, created on first use (safe under concurrency)."""
     acc = db.scalar(select(Account).where(Account.code == code))
     if acc is None:
-        _insert_ignore(Account, {"code": code, "kind": str(kind), "currency": currency,
+        insert_ignore(Account, {"code": code, "kind": str(kind), "currency": currency,
                                  "balance": 0, "no_overdraft": no_overdraft,
                                  "created_at": utcnow()})
         acc = db.scalar(select(Account).where(Account.code == code))
@@ -57,8 +60,18 @@ def get_account(code: str, kind: AccountKind, currency: str, *,
     return acc
 
 
-def drawer_account(office_id: int, currency: str = "IQD") -> Account:
-    return get_account(f"drawer:{office_id}:{currency}", AccountKind.CASH_DRAWER, currency)
+def _drawer_code(office_id: int | None, currency: str) -> str:
+    return f"drawer:{office_id}:{currency}"
+
+
+def drawer_account(office_id: int | None, currency: str = "IQD") -> Account:
+    """The office's cash drawer, created when cash first moves through it."""
+    return get_account(_drawer_code(office_id, currency), AccountKind.CASH_DRAWER, currency)
+
+
+def find_drawer_account(office_id: int, currency: str = "IQD") -> Account | None:
+    """The office's cash drawer if cash ever moved through it; creates nothing."""
+    return db.scalar(select(Account).where(Account.code == _drawer_code(office_id, currency)))
 
 
 def stripe_clearing_account(currency: str) -> Account:
@@ -164,12 +177,7 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
 
 def _insert_entry(**values) -> JournalEntry | None:
     """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING the new row."""
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = (insert(JournalEntry).values(**values)
+    stmt = (_insert()(JournalEntry).values(**values)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(JournalEntry))
     return db.scalars(stmt).one_or_none()
@@ -218,8 +226,6 @@ def _lock_hold(hold_id: int) -> Hold:
     hold = db.scalar(select(Hold).where(Hold.id == hold_id).with_for_update()
                      .execution_options(populate_existing=True))
     if hold is None:
-        from app.errors import NotFound
-
         raise NotFound()
     return hold
 

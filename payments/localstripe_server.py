@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 
 def _serve(port: int, state: str | None) -> None:
+    # Heavy optional test tools, imported only in the server's own process: the app
+    # imports this module without localstripe or aiohttp installed.
     from aiohttp import web
     from localstripe import resources, server
 

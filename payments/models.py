@@ -168,6 +168,10 @@ class PostCard(Base):
         return " ".join(n[i : i + 4] for i in range(0, len(n), 4))
 
 
+# The purpose of a payment that tops up a post card (reference: "post_card", card id).
+TOPUP = "card_topup"
+
+
 class PaymentMethod(enum.StrEnum):
     POST_CARD = "post_card"
     STRIPE = "stripe"

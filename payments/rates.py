@@ -77,12 +77,11 @@ def parse_rate(raw: str) -> Decimal:
 
 
 def add_rate(base: str, rate: str | Decimal, *, valid_from: datetime | None = None,
-             quote: str = HOME, actor_id: int | None = None, commit: bool = True
-             ) -> ExchangeRate:
+             quote: str = HOME, actor_id: int | None = None) -> ExchangeRate:
     """Set a new rate from `valid_from` (now); the open rate before it ends there.
 
-    Past payments keep the rate they stored. Raises ValidationFailed for an unknown
-    currency or a rate that is not a positive number. Commits unless commit=False.
+    Past payments keep the rate they stored; audited. Flushes. Raises ValidationFailed
+    for an unknown currency or a rate that is not a positive number.
     """
     base = (base or "").upper()
     if base not in EXPONENT or base == quote:
@@ -102,6 +101,4 @@ def add_rate(base: str, rate: str | Decimal, *, valid_from: datetime | None = No
     db.flush()
     record_audit("exchange_rate.set", object_type="exchange_rate", object_id=row.id,
                  actor_id=actor_id, details={"base": base, "quote": quote, "rate": str(value)})
-    if commit:
-        db.commit()
     return row

@@ -16,6 +16,7 @@ from reportlab.pdfgen.canvas import Canvas
 from app.i18n import BAGHDAD
 from app.money import format_money
 from app.pdf import FONT, FONT_BOLD, draw_text, register_fonts
+from payments.providers import PROVIDERS, provider_for
 
 W, H = A4
 M = 18 * mm
@@ -26,11 +27,9 @@ PURPOSES = {
     "customs_duty": ("الرسوم الكمركية", "Customs duty"),
     "shop_order": ("طلب من متجر", "Shop order"),
 }
-METHODS = {
-    "cash": ("نقداً", "Cash"),
-    "post_card": ("بطاقة البريد", "Post card"),
-    "stripe": ("بطاقة مصرفية", "Bank card"),
-}
+# How each payment method is printed, from its provider (shop's receipts use it too).
+METHODS: dict[str, tuple[str, str]] = {name: provider.label
+                                       for name, provider in PROVIDERS.items()}
 STATUSES = {
     "created": ("أنشئ", "Created"), "pending": ("قيد الانتظار", "Pending"),
     "succeeded": ("مدفوع", "Paid"), "failed": ("فشل", "Failed"),
@@ -146,7 +145,7 @@ def payment_receipt(payment, *, office_name: str | None = None,
     doc.row("التاريخ", "Date", _when(payment.created_at))
     doc.row("الغرض", "For", f"{ar} / {en}" if ar != en else en)
     doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
-    mar, men = METHODS.get(payment.method, (payment.method, payment.method))
+    mar, men = provider_for(payment).label
     doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
     if payment.card is not None:
         doc.row("البطاقة", "Card", payment.card.masked.replace("•", "*"))

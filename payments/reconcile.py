@@ -8,17 +8,20 @@ import stripe
 from flask import current_app
 from sqlalchemy import select
 
-from app.database import db
+from app.database import db, unit_of_work
 from app.jobs import periodic
 from payments import gateway
-from payments.models import Payment, PaymentMethod, PaymentStatus, ReconciliationRun
+from payments.models import Payment, PaymentStatus, ReconciliationRun
 
 BOOKED = {PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
           PaymentStatus.DISPUTED}
 
 
 def compare(limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
-    """(PaymentIntents checked, differences) for Stripe's `limit` most recent intents."""
+    """(PaymentIntents checked, differences) for Stripe's `limit` most recent intents.
+
+    Reads only, and locks nothing: Stripe is asked while no payment row is held.
+    """
     c = gateway.client()
     intents = c.v1.payment_intents.list(params={"limit": limit}).data
     diffs: list[dict[str, Any]] = []
@@ -53,9 +56,9 @@ def compare(limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
                               "stripe": in_stripe, "barid": in_ledger})
     oldest = min((pi.created for pi in intents), default=None)
     if oldest is not None and len(intents) < limit:
+        # Only bank-card payments have a PaymentIntent.
         for p in db.scalars(select(Payment).where(
-                Payment.method == PaymentMethod.STRIPE, Payment.status.in_(BOOKED),
-                Payment.stripe_payment_intent.is_not(None))):
+                Payment.status.in_(BOOKED), Payment.stripe_payment_intent.is_not(None))):
             if p.stripe_payment_intent not in seen:
                 diffs.append({"intent": p.stripe_payment_intent, "payment": p.id,
                               "problem": "booked payment unknown to Stripe"})
@@ -63,23 +66,31 @@ def compare(limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
 
 
 def run_reconciliation() -> ReconciliationRun:
-    """Compare Stripe with the ledger and store the differences found. Commits."""
+    """Compare Stripe with the ledger and store the differences found (a new
+    ReconciliationRun; Stripe unreachable is stored as a difference). Flushes."""
     run = ReconciliationRun()
     try:
         run.checked, run.differences = compare()
     except stripe.StripeError as exc:
         run.differences = [{"problem": "Stripe unreachable", "error": str(exc)[:200]}]
     db.add(run)
-    db.commit()
+    db.flush()
     if run.differences:
         current_app.logger.warning("stripe reconciliation: %d difference(s)",
                                    len(run.differences))
     return run
 
 
+def recent_runs(limit: int = 20) -> list[ReconciliationRun]:
+    """The latest reconciliation runs, newest first."""
+    return list(db.scalars(select(ReconciliationRun).order_by(ReconciliationRun.id.desc())
+                           .limit(limit)))
+
+
 @periodic(every_seconds=3600, queue="low")
 def reconcile_stripe() -> None:
     """Hourly: compare recent Stripe PaymentIntents and refunds with the ledger and keep
-    every difference for the supervisors' reconciliation page. Commits."""
+    every difference for the supervisors' reconciliation page, in one unit of work."""
     if gateway.card_payments_enabled():
-        run_reconciliation()
+        with unit_of_work():
+            run_reconciliation()

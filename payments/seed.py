@@ -11,8 +11,12 @@ from urllib.parse import urlparse
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from app.database import db
+from app.auth.models import PostOffice, User
+from app.database import db, unit_of_work
 from app.seed import seeder
+from payments import cards, rates, services
+from payments.localstripe_server import start as start_localstripe
+from payments.models import ExchangeRate, PostCard
 
 log = logging.getLogger("barid.payments")
 
@@ -23,32 +27,35 @@ DEMO_CARD_PIN = "1234"
 
 @seeder(100)
 def seed_payments() -> None:
-    """Exchange rates to IQD and a topped-up post card for shopper@barid.iq (idempotent)."""
-    from app.auth.models import PostOffice, User
-    from payments import cards, rates, services
-    from payments.models import ExchangeRate, PostCard
+    """Exchange rates to IQD and a topped-up post card for shopper@barid.iq (idempotent).
 
-    for base, rate in DEMO_RATES.items():
-        if db.scalar(select(ExchangeRate.id).where(ExchangeRate.base == base)) is None:
-            rates.add_rate(base, Decimal(rate), commit=False)
-    db.commit()
+    The rates and the demo card are two units of work: production keeps the rates.
+    """
+    with unit_of_work():
+        for base, rate in DEMO_RATES.items():
+            if db.scalar(select(ExchangeRate.id).where(ExchangeRate.base == base)) is None:
+                rates.add_rate(base, Decimal(rate))
     if current_app.config.get("BARID_ENV") == "production":
         return
+    with unit_of_work():
+        _seed_demo_card()
+
+
+def _seed_demo_card() -> None:
     shopper = db.scalar(select(User).where(User.email == "shopper@barid.iq"))
     if shopper is None or db.scalar(select(PostCard.id).where(PostCard.user_id == shopper.id)):
         return
     clerk = db.scalar(select(User).where(User.email == "clerk@barid.iq"))
     office = db.scalar(select(PostOffice).order_by(PostOffice.id))
-    card = cards.open_card(holder_name=shopper.full_name, national_id="199001234567",
-                           mobile=shopper.phone or "+9647701234567", pin=DEMO_CARD_PIN,
-                           user_id=shopper.id, clerk_id=clerk.id if clerk else None,
-                           office_id=office.id if office else None)
+    card = cards.issue_card(holder_name=shopper.full_name, national_id="199001234567",
+                            mobile=shopper.phone or "+9647701234567", pin=DEMO_CARD_PIN,
+                            user_id=shopper.id, clerk_id=clerk.id if clerk else None,
+                            office_id=office.id if office else None)
     if office is not None and clerk is not None:
         services.receive_cash(office_id=office.id, clerk_id=clerk.id, amount=150_000,
                               currency="IQD", reference_kind="post_card",
                               reference_id=str(card.id), purpose=services.TOPUP,
                               idempotency_key=f"demo-topup-{card.id}")
-    db.commit()
     log.info("demo post card %s (PIN %s) for shopper@barid.iq", card.number, DEMO_CARD_PIN)
 
 
@@ -67,15 +74,14 @@ def start_localstripe_for_run(app: Flask) -> Any:
     if u.hostname not in ("127.0.0.1", "localhost"):
         return None
     try:
+        # An optional test tool (GPL), absent in production: only asked whether it is there.
         import localstripe  # noqa: F401
     except ImportError:
         log.warning("localstripe is not installed: bank-card payments are unavailable")
         app.config["STRIPE_SECRET_KEY"] = None
         return None
-    from payments.localstripe_server import start
-
     try:
-        ls = start(u.port or 8420)
+        ls = start_localstripe(u.port or 8420)
     except RuntimeError as exc:
         log.warning("%s: bank-card payments are unavailable", exc)
         app.config["STRIPE_SECRET_KEY"] = None

@@ -1,22 +1,27 @@
-"""Payments and refunds: the functions other domains call, and the payment state machine.
+"""Payments and refunds: the functions other domains call, the payment state machine,
+and the use cases behind the payments pages.
 
 A payment is money received for an opaque reference (`reference_kind`, `reference_id`)
 and for a `purpose` (postage, customs_duty, card_topup, ...). Its result is announced
 as `payment.succeeded` / `payment.failed` / `refund.succeeded` events; nothing here
-knows what an order or a parcel is.
+knows what an order or a parcel is. What differs between the post card, Stripe and
+cash is asked of the payment's provider (payments.providers).
 
-The cross-domain functions (receive_cash, pay_with_post_card, authorize_post_card,
-capture_payment, void_payment, start_card_payment, refund) flush; the caller commits.
-Every one is idempotent on its `idempotency_key`: the same key returns the first result
-and moves money once. On any DomainError the caller must roll back.
+Every function here adds and flushes; none commits. Whatever starts the use case (a
+view, an API handler, the job runner, a CLI command) opens `app.database.unit_of_work()`
+around the call, and a DomainError raised inside rolls the whole of it back. The
+cross-domain functions (receive_cash, pay_with_post_card, authorize_post_card,
+capture_payment, void_payment, start_card_payment, refund) are idempotent on their
+`idempotency_key`: the same key returns the first result and moves money once.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import stripe
@@ -26,11 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
-from app.database import db, utcnow
-from app.errors import NotFound, ValidationFailed
+from app.auth.models import PostOffice, User
+from app.database import db, savepoint, utcnow
+from app.errors import Forbidden, NotFound, ValidationFailed
 from app.events import publish
-from app.money import format_money
-from payments import cards, gateway, ledger
+from app.i18n import BAGHDAD
+from app.money import EXPONENT, format_money
+from payments import cards, gateway, ledger, payables
 from payments.errors import (
     CardPaymentsUnavailable,
     IdempotencyConflict,
@@ -38,9 +45,11 @@ from payments.errors import (
     RefundTooLarge,
     TopUpLimitExceeded,
 )
-from payments.ledger import credit, debit, positive_amount
+from payments.ledger import StatementLine, positive_amount
 from payments.models import (
+    TOPUP,
     Account,
+    Dispute,
     Hold,
     HoldStatus,
     Payment,
@@ -50,10 +59,10 @@ from payments.models import (
     PostCard,
     Refund,
 )
+from payments.providers import destination_of, provider_for, share
 from payments.rates import home_to_foreign
 
 S = PaymentStatus
-TOPUP = "card_topup"
 CHARGE_CURRENCY = "USD"  # Stripe does not list IQD
 
 # The payment state machine: the only moves apply_transition allows.
@@ -75,6 +84,7 @@ EVENTS = {
     S.DISPUTED: "payment.disputed",
 }
 REFUNDABLE = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED})
+PAID = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 
 
 def payment_payload(p: Payment) -> dict[str, Any]:
@@ -84,9 +94,15 @@ def payment_payload(p: Payment) -> dict[str, Any]:
             "refunded_amount": p.refunded_amount}
 
 
+def can_transition(payment: Payment, to: PaymentStatus) -> bool:
+    """Whether the state machine allows `payment` to move to `to` now."""
+    return to in TRANSITIONS[PaymentStatus(payment.status)]
+
+
 def apply_transition(payment: Payment, to: PaymentStatus, *, actor_id: int | None = None,
                      reason: str = "") -> None:
-    """Move `payment` to `to`, record who and why, publish the matching event.
+    """The one way a payment changes status: check the move against TRANSITIONS, record
+    it (from, to, who, why, when) in payment_transitions and publish the matching event.
 
     Raises PaymentStateError for a move the table does not allow. Flushes.
     """
@@ -103,6 +119,18 @@ def apply_transition(payment: Payment, to: PaymentStatus, *, actor_id: int | Non
         publish(EVENTS[to], payment_payload(payment))
 
 
+def is_open_hold(payment: Payment) -> bool:
+    """Whether `payment` is reserved money that capture_payment or void_payment resolves
+    (a post-card hold still pending)."""
+    return provider_for(payment).is_open_hold(payment)
+
+
+def pays_on_card_page(payment: Payment) -> bool:
+    """Whether the payer still has to pay `payment` on the bank-card page."""
+    return provider_for(payment).confirms_in_browser and payment.status in (S.PENDING,
+                                                                            S.FAILED)
+
+
 # --- shared helpers --------------------------------------------------------------
 
 
@@ -116,8 +144,6 @@ def _check_purpose(purpose: str) -> str:
 
 
 def _check_currency(currency: str) -> str:
-    from app.money import EXPONENT
-
     if currency not in EXPONENT:
         raise ValidationFailed(_l("Unknown currency."))
     return currency
@@ -128,8 +154,8 @@ def _existing(idempotency_key: str, **expected: Any) -> Payment | None:
     p = db.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
     if p is None:
         return None
-    for field, value in expected.items():
-        if value is not None and getattr(p, field) != value:
+    for name, value in expected.items():
+        if value is not None and getattr(p, name) != value:
             raise IdempotencyConflict()
     return p
 
@@ -137,7 +163,8 @@ def _existing(idempotency_key: str, **expected: Any) -> Payment | None:
 def _insert_payment(p: Payment) -> Payment:
     """Insert `p`; when a concurrent request with the same key won, return its payment."""
     try:
-        with db.begin_nested():
+        # Only the insert is undone when the key is taken; the caller's work goes on.
+        with savepoint():
             db.add(p)
             db.flush()
     except IntegrityError:
@@ -166,28 +193,28 @@ def check_topup(card: PostCard, amount: int) -> None:
     if amount > limit:
         raise TopUpLimitExceeded(_l("A top-up can be at most %(max)s.",
                                     max=format_money(limit, card.currency)))
-    acc = db.get(Account, card.account_id)
-    if acc.balance + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
+    if account_balance(card.account_id) + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
         raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
                                     max=format_money(cfg["PAYMENTS_CARD_MAX_BALANCE"],
                                                      card.currency)))
 
 
-def _destination(payment: Payment) -> Account:
-    """The account credited when `payment` succeeds."""
-    if payment.purpose == TOPUP:
-        card = db.get(PostCard, int(payment.reference_id))
-        return db.get(Account, card.account_id)
-    return ledger.purpose_account(payment.purpose, payment.currency)
-
-
 def _after_topup_check(payment: Payment) -> None:
     if payment.purpose == TOPUP:
-        card = db.get(PostCard, int(payment.reference_id))
-        acc = db.get(Account, card.account_id)
-        if acc.balance > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
+        card = cards.get_card(int(payment.reference_id))
+        if account_balance(card.account_id) > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
             raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.", max=format_money(
                 current_app.config["PAYMENTS_CARD_MAX_BALANCE"], card.currency)))
+
+
+def _receive(p: Payment, *, key: str, kind: str, description: str, actor_id: int | None,
+             office_id: int | None = None) -> None:
+    """Book the money of `p` coming in, by its provider's legs, to its destination."""
+    entry, _ = ledger.post_entry(
+        idempotency_key=key, kind=kind,
+        legs=provider_for(p).receive_legs(p, destination_of(p)),
+        description=description, actor_id=actor_id, office_id=office_id, payment_id=p.id)
+    p.entry_id = entry.id
 
 
 # --- cash at the counter ---------------------------------------------------------
@@ -199,9 +226,9 @@ def receive_cash(*, office_id: int, clerk_id: int, amount: int, currency: str,
     """Cash handed to a clerk: debit the office's drawer, credit the purpose's account.
 
     purpose="card_topup" with reference ("post_card", card id) tops up that card. The
-    payment is succeeded at once and `payment.succeeded` is published. Flushes; the
-    caller commits. Raises InvalidAmount, ValidationFailed, TopUpLimitExceeded,
-    CardFrozen/CardExpired (top-ups), IdempotencyConflict.
+    payment is succeeded at once and `payment.succeeded` is published. Flushes. Raises
+    InvalidAmount, ValidationFailed, TopUpLimitExceeded, CardFrozen/CardExpired
+    (top-ups), IdempotencyConflict.
     """
     positive_amount(amount)
     _check_purpose(purpose)
@@ -222,14 +249,10 @@ def receive_cash(*, office_id: int, clerk_id: int, amount: int, currency: str,
         card_id=int(reference_id) if purpose == TOPUP else None))
     if p.status != S.CREATED:
         return p
-    entry, _ = ledger.post_entry(
-        idempotency_key=f"payment:{p.id}:received", kind="cash_in",
-        legs=[debit(ledger.drawer_account(office_id, currency), amount),
-              credit(_destination(p), amount)],
-        description=f"cash {purpose} {reference_kind}:{reference_id}",
-        actor_id=clerk_id, office_id=office_id, payment_id=p.id)
+    _receive(p, key=f"payment:{p.id}:received", kind="cash_in",
+             description=f"cash {purpose} {reference_kind}:{reference_id}",
+             actor_id=clerk_id, office_id=office_id)
     _after_topup_check(p)
-    p.entry_id = entry.id
     apply_transition(p, S.SUCCEEDED, actor_id=clerk_id, reason="cash received")
     record_audit("payment.cash_received", object_type="payment", object_id=p.id,
                  actor_id=clerk_id, details={"amount": amount, "currency": currency,
@@ -256,10 +279,10 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
     """Pay at once from a post card after checking its PIN.
 
     Locks the card's account row, checks the balance, debits the card and credits the
-    purpose's account; publishes payment.succeeded. Flushes; the caller commits. Raises
-    InvalidCardNumber, CardNotFound, WrongPin, CardLocked, CardFrozen, CardExpired,
-    InsufficientFunds, InvalidAmount, IdempotencyConflict. A wrong PIN is recorded even
-    if the caller rolls back.
+    purpose's account; publishes payment.succeeded. Flushes. Raises InvalidCardNumber,
+    CardNotFound, WrongPin, CardLocked, CardFrozen, CardExpired, InsufficientFunds,
+    InvalidAmount, IdempotencyConflict. A wrong PIN is counted even though the caller's
+    unit of work rolls back (see cards.verify_pin).
     """
     positive_amount(amount)
     _check_purpose(purpose)
@@ -280,12 +303,9 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
         reference_id=reference_id, card_id=card.id, payer_user_id=actor_id))
     if p.status != S.CREATED:
         return p
-    entry, _ = ledger.post_entry(
-        idempotency_key=f"payment:{p.id}:card", kind="card_payment",
-        legs=[debit(db.get(Account, card.account_id), amount), credit(_destination(p), amount)],
-        description=f"post card {purpose} {reference_kind}:{reference_id}",
-        actor_id=actor_id, payment_id=p.id)
-    p.entry_id = entry.id
+    _receive(p, key=f"payment:{p.id}:card", kind="card_payment",
+             description=f"post card {purpose} {reference_kind}:{reference_id}",
+             actor_id=actor_id)
     apply_transition(p, S.SUCCEEDED, actor_id=actor_id, reason="paid with post card")
     record_audit("payment.post_card", object_type="payment", object_id=p.id, actor_id=actor_id,
                  details={"card_id": card.id, "amount": amount, "purpose": purpose})
@@ -300,7 +320,7 @@ def authorize_post_card(*, card_number: str, pin: str, amount: int, currency: st
 
     Capture with capture_payment when the order is confirmed, void with void_payment on
     cancel; an unresolved hold is voided after `hold_minutes` by the expiry job.
-    Flushes; the caller commits. Raises as pay_with_post_card.
+    Flushes. Raises as pay_with_post_card.
     """
     positive_amount(amount)
     _check_purpose(purpose)
@@ -320,26 +340,17 @@ def authorize_post_card(*, card_number: str, pin: str, amount: int, currency: st
 def hold_on_card(card: PostCard, *, amount: int, reference_kind: str, reference_id: str,
                  purpose: str, idempotency_key: str, actor_id: int | None,
                  hold_minutes: int | None = None) -> Payment:
-    """The hold itself, once the card and PIN were checked. Flushes."""
-    minutes = hold_minutes or current_app.config["PAYMENTS_HOLD_MINUTES"]
+    """The hold itself, once the card and PIN were checked: a pending post-card payment
+    and the ledger hold behind it. Flushes. Raises InsufficientFunds."""
     p = _insert_payment(Payment(
         idempotency_key=idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
         currency=card.currency, purpose=purpose, reference_kind=reference_kind,
         reference_id=str(reference_id), card_id=card.id, payer_user_id=actor_id))
     if p.status != S.CREATED:
         return p
-    ledger.authorize(card, amount, idempotency_key=f"payment:{p.id}:hold",
-                     expires_at=utcnow() + timedelta(minutes=minutes), payment_id=p.id,
-                     actor_id=actor_id)
-    apply_transition(p, S.PENDING, actor_id=actor_id, reason="held on post card")
+    reason = provider_for(p).authorize(p, actor_id=actor_id, hold_minutes=hold_minutes)
+    apply_transition(p, S.PENDING, actor_id=actor_id, reason=reason)
     return p
-
-
-def _hold_of(payment: Payment) -> Hold:
-    hold = db.scalar(select(Hold).where(Hold.payment_id == payment.id))
-    if hold is None:
-        raise PaymentStateError(_l("This payment has no hold."))
-    return hold
 
 
 def _lock_payment(payment_id: int) -> Payment:
@@ -352,44 +363,43 @@ def _lock_payment(payment_id: int) -> Payment:
 
 def capture_payment(payment_id: int, *, amount: int | None = None,
                     actor_id: int | None = None) -> Payment:
-    """Capture a held post-card payment (all of it, or less: the rest goes back).
+    """Capture a held payment (all of it, or less: the rest goes back to the card).
 
-    Capturing twice is a no-op. Flushes; the caller commits. Raises PaymentStateError,
-    HoldResolved (already voided), InvalidAmount.
+    Capturing twice is a no-op. Flushes. Raises PaymentStateError (nothing held, or
+    not waiting for capture), HoldResolved (already voided), InvalidAmount.
     """
     p = _lock_payment(payment_id)
-    hold = _hold_of(p)
-    take = hold.amount if amount is None else amount
-    if p.status in (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED) and \
-            hold.status == HoldStatus.CAPTURED:
+    provider = provider_for(p)
+    if provider.captured(p) and p.status in PAID:
         return p
     if p.status != S.PENDING:
         raise PaymentStateError(_l("This payment is not waiting for capture."))
-    hold = ledger.capture(hold.id, take, _destination(p), actor_id=actor_id)
-    p.amount = take
-    p.entry_id = hold.resolve_entry_id
+    p.amount, p.entry_id = provider.capture(p, amount, destination_of(p), actor_id=actor_id)
     apply_transition(p, S.SUCCEEDED, actor_id=actor_id, reason="hold captured")
     return p
 
 
 def void_payment(payment_id: int, *, actor_id: int | None = None,
                  reason: str = "cancelled") -> Payment:
-    """Release a held post-card payment back to the card; voiding twice is a no-op.
+    """Release a held payment back to the card; voiding twice is a no-op.
 
-    Flushes; the caller commits. Raises PaymentStateError for a captured payment.
+    Flushes. Raises PaymentStateError for a captured payment or one with no hold.
     """
     p = _lock_payment(payment_id)
     if p.status == S.CANCELLED:
         return p
     if p.status != S.PENDING:
         raise PaymentStateError(_l("Only a payment waiting for capture can be released."))
-    ledger.void(_hold_of(p).id, actor_id=actor_id)
+    provider_for(p).void(p, actor_id=actor_id)
     apply_transition(p, S.CANCELLED, actor_id=actor_id, reason=reason)
     return p
 
 
-def expire_holds(now=None) -> list[int]:
-    """Void every hold past its expiry; returns the payment ids released. Flushes."""
+def expire_holds(now: datetime | None = None) -> list[int]:
+    """Void every post-card hold past its expiry; returns the payment ids released.
+
+    Changes the holds, their payments (cancelled) and the card balances. Flushes.
+    """
     now = now or utcnow()
     ids = list(db.scalars(select(Hold.payment_id).where(
         Hold.status == HoldStatus.AUTHORIZED, Hold.expires_at < now).order_by(Hold.id)))
@@ -434,8 +444,8 @@ def start_card_payment(*, amount: int, currency: str, reference_kind: str, refer
 
     The amount is the server's own (IQD); the rate and both amounts are saved on the
     payment. Success is booked only from the verified webhook (see payments.webhooks).
-    Flushes; the caller commits. Raises CardPaymentsUnavailable (no key or Stripe
-    unreachable), NoExchangeRate, InvalidAmount, TopUpLimitExceeded, IdempotencyConflict.
+    Flushes. Raises CardPaymentsUnavailable (no key or Stripe unreachable),
+    NoExchangeRate, InvalidAmount, TopUpLimitExceeded, IdempotencyConflict.
     """
     if not gateway.card_payments_enabled():
         raise CardPaymentsUnavailable()
@@ -464,95 +474,43 @@ def start_card_payment(*, amount: int, currency: str, reference_kind: str, refer
         exchange_rate_id=rate_id))
     if p.stripe_payment_intent:
         return _start_info(p)
-    _create_intent(p, gateway.client())
-    apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="payment intent created")
+    reason = provider_for(p).authorize(p, actor_id=payer_user_id)
+    apply_transition(p, S.PENDING, actor_id=payer_user_id, reason=reason)
     return _start_info(p)
-
-
-def _create_intent(p: Payment, c: stripe.StripeClient) -> None:
-    """One PaymentIntent per attempt; the key makes a retried call return the same one."""
-    try:
-        pi = c.v1.payment_intents.create(
-            params={"amount": p.charged_amount, "currency": p.charged_currency.lower(),
-                    "payment_method_types": ["card"],
-                    "metadata": {"barid_payment_id": str(p.id),
-                                 "reference_kind": p.reference_kind,
-                                 "reference_id": p.reference_id}},
-            options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt, "create")},
-        )
-    except stripe.StripeError as exc:
-        current_app.logger.warning("stripe create failed for payment %s: %s", p.id, exc)
-        raise CardPaymentsUnavailable() from exc
-    p.stripe_payment_intent = pi.id
-    p.stripe_client_secret = pi.client_secret
-    db.flush()
-
-
-def _new_attempt(p: Payment, c: stripe.StripeClient, actor_id: int | None) -> None:
-    """After a decline, try again on a fresh PaymentIntent (the old one is cancelled)."""
-    old = p.stripe_payment_intent
-    p.attempt += 1
-    p.failure_message = None
-    _create_intent(p, c)
-    try:
-        c.v1.payment_intents.cancel(old, options={
-            "idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt - 1, "cancel")})
-    except stripe.StripeError:
-        current_app.logger.info("could not cancel declined intent %s", old)
-    apply_transition(p, S.PENDING, actor_id=actor_id, reason="new attempt")
 
 
 def confirm_card_payment(payment_id: int, *, payment_method: str,
                          payer_user_id: int | None) -> dict[str, Any]:
-    """Attach the card the browser tokenised and confirm the PaymentIntent. Commits.
+    """Attach the card the browser tokenised and confirm the payment with its provider.
 
     Returns {"status": "succeeded"|"processing"|"requires_action"|"failed",
     "client_secret", "message"}. A decline marks the payment failed (payment.failed);
     a later try with another card starts a new attempt. Success itself is booked from
-    the webhook. Raises NotFound for someone else's payment, PaymentStateError,
-    CardPaymentsUnavailable.
+    the webhook. Flushes. Raises NotFound for someone else's payment or one not paid on
+    the card page, ValidationFailed, PaymentStateError, CardPaymentsUnavailable.
     """
-    try:
-        result = _confirm(payment_id, payment_method, payer_user_id)
-        db.commit()
-        return result
-    except Exception:
-        db.rollback()
-        raise
-
-
-def _confirm(payment_id: int, payment_method: str, payer_user_id: int | None) -> dict[str, Any]:
+    # Stripe is called under the payment's row lock on purpose: the lock makes one
+    # confirmation at a time per payment (a double click, a second tab), so two
+    # requests never start two new attempts or confirm a superseded PaymentIntent.
+    # It holds one payment's row only, and every call carries an idempotency key.
     p = _lock_payment(payment_id)
-    if p.method != PaymentMethod.STRIPE or (p.payer_user_id and p.payer_user_id != payer_user_id):
+    provider = provider_for(p)
+    if not provider.confirms_in_browser or (p.payer_user_id and
+                                            p.payer_user_id != payer_user_id):
         raise NotFound()
-    if not re.match(r"^(pm|card|tok)_\w+$", payment_method or ""):
-        raise ValidationFailed(_l("The card could not be read. Please try again."))
-    c = gateway.client()
+    # Before any call to Stripe: a bad token must not start a new attempt.
+    provider.check_token(payment_method)
     if p.status == S.FAILED:
-        _new_attempt(p, c, payer_user_id)
+        provider.retry(p)
+        apply_transition(p, S.PENDING, actor_id=payer_user_id, reason="new attempt")
     if p.status != S.PENDING:
         raise PaymentStateError(_l("This payment is already %(s)s.", s=p.status))
-    opts = {"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt, "attach")}
-    try:
-        c.v1.payment_intents.update(p.stripe_payment_intent,
-                                    params={"payment_method": payment_method}, options=opts)
-        pi = c.v1.payment_intents.confirm(
-            p.stripe_payment_intent,
-            options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,
-                                                                "confirm")})
-    except stripe.CardError as exc:
-        message = exc.user_message or str(_l("The card was declined."))
-        p.failure_message = message[:300]
+    outcome = provider.confirm(p, payment_method)
+    if outcome.status == "failed":
+        p.failure_message = outcome.message[:300]
         apply_transition(p, S.FAILED, actor_id=payer_user_id, reason="card declined")
-        return {"status": "failed", "client_secret": p.stripe_client_secret,
-                "message": message}
-    except stripe.StripeError as exc:
-        raise CardPaymentsUnavailable() from exc
-    if pi.status == "requires_action":
-        return {"status": "requires_action", "client_secret": p.stripe_client_secret,
-                "message": ""}
-    return {"status": "succeeded" if pi.status == "succeeded" else "processing",
-            "client_secret": p.stripe_client_secret, "message": ""}
+    return {"status": outcome.status, "client_secret": p.stripe_client_secret,
+            "message": outcome.message}
 
 
 def book_card_success(p: Payment, pi: Any) -> bool:
@@ -566,20 +524,10 @@ def book_card_success(p: Payment, pi: Any) -> bool:
     if int(pi.amount) != p.charged_amount or str(pi.currency).upper() != p.charged_currency:
         raise ValueError(f"payment {p.id}: Stripe charged {pi.amount} {pi.currency}, "
                          f"expected {p.charged_amount} {p.charged_currency}")
-    clearing = ledger.stripe_clearing_account(p.charged_currency)
-    dest = _destination(p)
-    if p.charged_currency == p.currency:
-        legs = [debit(clearing, p.amount), credit(dest, p.amount)]
-    else:
-        legs = [debit(clearing, p.charged_amount),
-                credit(ledger.fx_account(p.charged_currency), p.charged_amount),
-                debit(ledger.fx_account(p.currency), p.amount), credit(dest, p.amount)]
-    entry, _ = ledger.post_entry(idempotency_key=f"stripe:{pi.id}:succeeded",
-                                 kind="bank_topup" if p.purpose == TOPUP else "bank_card",
-                                 legs=legs,
-                                 description=f"stripe {p.purpose} {p.reference_kind}:"
-                                             f"{p.reference_id}", payment_id=p.id)
-    p.entry_id = entry.id
+    _receive(p, key=f"stripe:{pi.id}:succeeded",
+             kind="bank_topup" if p.purpose == TOPUP else "bank_card",
+             description=f"stripe {p.purpose} {p.reference_kind}:{p.reference_id}",
+             actor_id=None)
     apply_transition(p, S.SUCCEEDED, reason="stripe payment_intent succeeded")
     return True
 
@@ -601,49 +549,51 @@ def apply_payment_intent(p: Payment, pi: Any) -> bool:
     return False
 
 
-# --- refunds ---------------------------------------------------------------------
-
-
-def _share(total: int, part: int, whole: int) -> int:
-    """`total * part / whole`, rounded half up, in integers."""
-    return int((Decimal(total) * part / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _refund_legs(p: Payment, amount: int, charged: int | None,
-                 office_id: int | None) -> list[ledger.Leg]:
-    dest = _destination(p)
-    if p.method == PaymentMethod.POST_CARD:
-        return [debit(dest, amount), credit(db.get(Account, p.card.account_id), amount)]
-    if p.method == PaymentMethod.CASH:
-        return [debit(dest, amount),
-                credit(ledger.drawer_account(office_id or p.office_id, p.currency), amount)]
-    clearing = ledger.stripe_clearing_account(p.charged_currency)
-    if p.charged_currency == p.currency:
-        return [debit(dest, amount), credit(clearing, amount)]
-    return [debit(dest, amount), credit(ledger.fx_account(p.currency), amount),
-            debit(ledger.fx_account(p.charged_currency), charged),
-            credit(clearing, charged)]
-
-
-def _charged_share(p: Payment, amount: int) -> int | None:
-    if p.method != PaymentMethod.STRIPE:
+def payment_by_intent(pi_id: str | None) -> Payment | None:
+    """The payment of PaymentIntent `pi_id`, its row locked (None when unknown)."""
+    if not pi_id:
         return None
-    refunded_charged = sum(r.charged_amount or 0 for r in p.refunds)
-    if amount == p.refundable:  # the last refund takes what is left, so totals match
-        return p.charged_amount - refunded_charged
-    return max(1, _share(p.charged_amount, amount, p.amount))
+    return db.scalar(select(Payment).where(Payment.stripe_payment_intent == pi_id)
+                     .with_for_update())
+
+
+def sync_payment_intent(pi_id: str | None) -> str:
+    """Re-fetch the PaymentIntent from Stripe and apply it to its payment.
+
+    Stripe is asked first and the payment locked after, so no row is locked while
+    Stripe answers; applying is monotone (a stale answer changes nothing), see
+    apply_payment_intent. Returns what happened, for the event's outcome. Changes the
+    payment and the ledger; flushes. Raises stripe errors when Stripe cannot be reached.
+    """
+    if not pi_id or db.scalar(select(Payment.id).where(
+            Payment.stripe_payment_intent == pi_id)) is None:
+        return "unknown payment intent"
+    pi = gateway.client().v1.payment_intents.retrieve(pi_id)
+    p = payment_by_intent(pi_id)
+    if p is None:
+        return "unknown payment intent"
+    try:
+        changed = apply_payment_intent(p, pi)
+    except ValueError as exc:  # an amount we did not ask for: left for reconciliation
+        record_audit("payment.stripe_mismatch", object_type="payment", object_id=p.id,
+                     details={"error": str(exc)})
+        return "mismatch"
+    return f"{pi.status}: {'changed' if changed else 'no change'}"
+
+
+# --- refunds ---------------------------------------------------------------------
 
 
 def refund(payment_id: int, amount: int, reason: str, actor_id: int | None,
            idempotency_key: str, *, office_id: int | None = None) -> Refund:
-    """Give back `amount` of a payment to its original method.
+    """Give back `amount` of a payment to where it came from (its provider's legs).
 
     Post card: back onto the card. Cash: out of the drawer of `office_id` (default the
     office that took it). Stripe: a Stripe refund (idempotency key from ours) in the
     charged currency, in proportion. Publishes refund.succeeded and moves the payment
-    to partially_refunded / refunded. Flushes; the caller commits. Raises InvalidAmount,
-    RefundTooLarge, PaymentStateError, CardPaymentsUnavailable, InsufficientFunds (a
-    card top-up already spent).
+    to partially_refunded / refunded. Flushes. Raises InvalidAmount, RefundTooLarge,
+    PaymentStateError, IdempotencyConflict, CardPaymentsUnavailable, InsufficientFunds
+    (a card top-up already spent).
     """
     positive_amount(amount)
     prior = db.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
@@ -657,28 +607,25 @@ def refund(payment_id: int, amount: int, reason: str, actor_id: int | None,
     if amount > p.refundable:
         raise RefundTooLarge(_l("At most %(max)s can still be refunded.",
                                 max=format_money(p.refundable, p.currency)))
-    charged = _charged_share(p, amount)
+    provider = provider_for(p)
+    charged = provider.charged_share(p, amount)
     r = Refund(idempotency_key=idempotency_key, payment_id=p.id, amount=amount,
                currency=p.currency, reason=(reason or "")[:300], actor_id=actor_id,
                office_id=office_id or p.office_id, charged_amount=charged)
     db.add(r)
     db.flush()
     entry, _ = ledger.post_entry(idempotency_key=f"refund:{r.id}", kind="refund",
-                                 legs=_refund_legs(p, amount, charged, office_id),
+                                 legs=provider.refund_legs(p, amount, charged, office_id),
                                  description=f"refund of payment {p.id}", actor_id=actor_id,
-                                 office_id=r.office_id if p.method == PaymentMethod.CASH else None,
-                                 payment_id=p.id)
+                                 office_id=provider.refund_office(p, r), payment_id=p.id)
     r.entry_id = entry.id
-    if p.method == PaymentMethod.STRIPE:
-        try:
-            sr = gateway.client().v1.refunds.create(
-                params={"payment_intent": p.stripe_payment_intent, "amount": charged,
-                        "metadata": {"barid_refund_id": str(r.id)}},
-                options={"idempotency_key": gateway.idempotency_key("refund", p.id,
-                                                                    idempotency_key)})
-        except stripe.StripeError as exc:
-            raise CardPaymentsUnavailable() from exc
-        r.stripe_refund_id = sr.id
+    # A bank-card refund calls Stripe under the payment's row lock on purpose: the lock
+    # makes "what is still refundable" and the refund in Stripe one step, so two clerks
+    # refunding the same payment at once can never give back more in Stripe than the
+    # ledger allows; if Stripe refuses, the ledger legs above roll back with the unit
+    # of work. Only this payment's row waits, and the call's key makes a retry refund
+    # once.
+    provider.give_back(p, r, idempotency_key)
     _record_refund(p, r, actor_id)
     return r
 
@@ -706,12 +653,13 @@ def record_stripe_refund(p: Payment, stripe_refund_id: str, charged: int) -> Ref
     p = _lock_payment(p.id)
     if p.status not in REFUNDABLE and p.status != S.DISPUTED:
         return None
+    assert p.charged_amount is not None
     already = sum(r.charged_amount or 0 for r in p.refunds)
     charged = min(charged, p.charged_amount - already)
     if charged <= 0:
         return None
     amount = p.refundable if already + charged >= p.charged_amount else \
-        min(p.refundable, _share(p.amount, charged, p.charged_amount))
+        min(p.refundable, share(p.amount, charged, p.charged_amount))
     if amount <= 0:
         return None
     r = Refund(idempotency_key=f"stripe:{stripe_refund_id}", payment_id=p.id, amount=amount,
@@ -720,7 +668,7 @@ def record_stripe_refund(p: Payment, stripe_refund_id: str, charged: int) -> Ref
     db.add(r)
     db.flush()
     entry, _ = ledger.post_entry(idempotency_key=f"refund:{r.id}", kind="refund",
-                                 legs=_refund_legs(p, amount, charged, None),
+                                 legs=provider_for(p).refund_legs(p, amount, charged, None),
                                  description=f"stripe refund {stripe_refund_id}", payment_id=p.id)
     r.entry_id = entry.id
     _record_refund(p, r, None)
@@ -731,6 +679,7 @@ def record_stripe_refund(p: Payment, stripe_refund_id: str, charged: int) -> Ref
 
 
 def get_payment(payment_id: int) -> Payment:
+    """The payment; raises NotFound."""
     p = db.get(Payment, payment_id)
     if p is None:
         raise NotFound()
@@ -743,3 +692,260 @@ def payments_for(reference_kind: str, reference_id: str) -> list[Payment]:
         Payment.reference_kind == reference_kind, Payment.reference_id == str(reference_id)
     ).order_by(Payment.id)))
 
+
+def paid_for(reference_kind: str, reference_id: str) -> list[Payment]:
+    """The payments of one reference that took money (refunded ones included)."""
+    return [p for p in payments_for(reference_kind, reference_id) if p.status in PAID]
+
+
+def account_balance(account_id: int | None) -> int:
+    """An account's balance (0 for none)."""
+    acc = db.get(Account, account_id) if account_id is not None else None
+    return acc.balance if acc is not None else 0
+
+
+def card_balance_after(p: Payment) -> int | None:
+    """The balance of the card a payment used or topped up, for its receipt."""
+    return account_balance(p.card.account_id) if p.card is not None else None
+
+
+# --- the pages' use cases --------------------------------------------------------
+# Each is one use case of a payments page; the view opens the unit of work around it.
+
+
+def cash_top_up(card_id: int, *, amount: int, clerk_id: int, office_id: int,
+                idempotency_key: str) -> Payment:
+    """A clerk takes cash and tops up a post card. Flushes.
+
+    Raises InvalidAmount, TopUpLimitExceeded, CardFrozen, CardExpired, NotFound.
+    """
+    return receive_cash(office_id=office_id, clerk_id=clerk_id, amount=amount,
+                        currency="IQD", reference_kind="post_card",
+                        reference_id=str(card_id), purpose=TOPUP,
+                        idempotency_key=f"counter-topup:{idempotency_key}")
+
+
+def refund_payment(payment_id: int, *, amount: int, reason: str, actor_id: int,
+                   office_id: int | None, idempotency_key: str) -> Refund:
+    """Refund (part of) a payment at the counter to its original method. Flushes.
+
+    Raises RefundTooLarge, PaymentStateError, InvalidAmount, CardPaymentsUnavailable.
+    """
+    return refund(payment_id, amount, reason, actor_id, f"counter-refund:{idempotency_key}",
+                  office_id=office_id)
+
+
+def owned_card(card_id: int, user_id: int) -> PostCard:
+    """The card if `user_id` holds it; NotFound otherwise (no hint that it exists)."""
+    card = db.get(PostCard, card_id)
+    if card is None or card.user_id != user_id:
+        raise NotFound()
+    return card
+
+
+def owned_payment(payment_id: int, user_id: int) -> Payment:
+    """The payment if `user_id` paid it or holds its card; NotFound otherwise."""
+    p = db.get(Payment, payment_id)
+    if p is None:
+        raise NotFound()
+    if p.payer_user_id != user_id and not (p.card is not None and p.card.user_id == user_id):
+        raise NotFound()
+    return p
+
+
+def start_online_top_up(card_id: int, *, user_id: int, amount: int,
+                        idempotency_key: str) -> CardPaymentStart:
+    """The holder tops up their own card with a bank card: start the Stripe payment.
+
+    Flushes. Raises NotFound (not their card), TopUpLimitExceeded, InvalidAmount,
+    CardFrozen, CardExpired, CardPaymentsUnavailable, NoExchangeRate.
+    """
+    owned_card(card_id, user_id)
+    return start_card_payment(amount=amount, currency="IQD", reference_kind="post_card",
+                              reference_id=str(card_id), purpose=TOPUP,
+                              payer_user_id=user_id,
+                              idempotency_key=f"online-topup:{user_id}:{idempotency_key}")
+
+
+def start_bill_card_payment(kind: str, reference_id: str, *, user: Any,
+                            idempotency_key: str) -> CardPaymentStart:
+    """Start paying a registered reference with a bank card. Flushes.
+
+    Raises NotFound (nothing due), CardPaymentsUnavailable, NoExchangeRate.
+    """
+    due = payables.resolve(kind, reference_id, user)
+    return start_card_payment(amount=due.amount, currency=due.currency, reference_kind=kind,
+                              reference_id=reference_id, purpose=due.purpose,
+                              payer_user_id=user.id,
+                              idempotency_key=f"bill:{kind}:{reference_id}:card:"
+                                              f"{idempotency_key}")
+
+
+def pay_bill_with_post_card(kind: str, reference_id: str, *, user: Any, card_number: str,
+                            pin: str, idempotency_key: str) -> Payment:
+    """Pay a registered reference with a post card and its PIN. Flushes.
+
+    Raises NotFound (nothing due) and the post card's errors (wrong PIN, locked,
+    frozen, not enough balance).
+    """
+    due = payables.resolve(kind, reference_id, user)
+    return pay_with_post_card(card_number=card_number, pin=pin, amount=due.amount,
+                              currency=due.currency, reference_kind=kind,
+                              reference_id=reference_id, purpose=due.purpose,
+                              actor_id=user.id,
+                              idempotency_key=f"bill:{kind}:{reference_id}:post:"
+                                              f"{idempotency_key}")
+
+
+def refresh_card_payment(payment_id: int, *, user_id: int) -> Payment:
+    """Ask Stripe for a pending bank-card payment's state now (a server-side re-fetch)
+    and apply it, as the webhook's job would. Flushes. Raises NotFound (not theirs).
+
+    Stripe unreachable changes nothing: the webhook's job books the payment later.
+    """
+    p = owned_payment(payment_id, user_id)
+    if provider_for(p).confirms_in_browser and p.status == S.PENDING:
+        try:
+            sync_payment_intent(p.stripe_payment_intent)
+        except stripe.StripeError as exc:
+            current_app.logger.info("re-fetch of payment %s failed: %s", p.id, exc)
+    return get_payment(payment_id)
+
+
+def card_statement(card: PostCard, *, days: int = 90) -> tuple[int, list[StatementLine]]:
+    """(opening, lines) of the card's account over the last `days` days."""
+    since = datetime.combine(date.today() - timedelta(days=days), time(), BAGHDAD)
+    assert card.account_id is not None
+    return ledger.statement_lines(card.account_id, since=since)
+
+
+def require_staff_office(user: Any) -> int:
+    """The post office of a staff user; raises Forbidden for one attached to none."""
+    if user.post_office_id is None:
+        raise Forbidden(_l("Your account is not attached to a post office. Ask an "
+                           "administrator."))
+    return user.post_office_id
+
+
+@dataclass
+class DrawerReport:
+    office_id: int
+    day: date
+    opening: int
+    closing: int
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    by_clerk: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cash_in(self) -> int:
+        return sum(v for v in self.totals.values() if v > 0)
+
+    @property
+    def cash_out(self) -> int:
+        return -sum(v for v in self.totals.values() if v < 0)
+
+
+def drawer_report(office_id: int, day: date, currency: str = "IQD") -> DrawerReport:
+    """The office drawer's day (Baghdad time): opening, each movement, expected cash.
+
+    Reads only: an office whose drawer never moved money has no drawer account yet,
+    and its report is empty (the account is created when cash first moves).
+    """
+    start = datetime.combine(day, time(), BAGHDAD)
+    end = start + timedelta(days=1)
+    acc = ledger.find_drawer_account(office_id, currency)
+    if acc is None:
+        return DrawerReport(office_id=office_id, day=day, opening=0, closing=0)
+    opening, lines = ledger.statement_lines(acc.id, since=start, until=end)
+    report = DrawerReport(office_id=office_id, day=day, opening=opening,
+                          closing=opening + sum(a for _, a, _ in lines))
+    totals: dict[str, int] = defaultdict(int)
+    clerks: dict[str, int] = defaultdict(int)
+    for entry, amount, running in lines:
+        payment = db.get(Payment, entry.payment_id) if entry.payment_id else None
+        if entry.kind == "refund":
+            kind = "refund"
+        elif payment is not None and payment.purpose == TOPUP:
+            kind = "topup"
+        else:
+            kind = payment.purpose if payment else entry.kind
+        clerk = db.get(User, entry.actor_id) if entry.actor_id else None
+        name = clerk.full_name if clerk else "-"
+        totals[kind] += amount
+        clerks[name] += amount
+        report.lines.append({"entry": entry, "kind": kind, "amount": amount,
+                             "running": running, "clerk": name, "payment": payment})
+    report.totals = dict(totals)
+    report.by_clerk = dict(clerks)
+    return report
+
+
+CARD_ACTIONS = {"freeze": cards.freeze_card, "unfreeze": cards.unfreeze_card,
+                "unlock": cards.unlock_card}
+
+
+def set_card_status(card_id: int, action: str, *, clerk_id: int) -> PostCard:
+    """freeze | unfreeze | unlock a card (audited). Flushes. Raises NotFound."""
+    fn = CARD_ACTIONS.get(action)
+    if fn is None:
+        raise NotFound()
+    return fn(card_id, clerk_id=clerk_id)
+
+
+def find_cards(q: str) -> list[PostCard]:
+    """Cards whose number or holder's national ID is exactly `q` (spaces ignored)."""
+    q = (q or "").replace(" ", "").strip()
+    if not q:
+        return []
+    return list(db.scalars(select(PostCard).where(
+        (PostCard.number == q) | (PostCard.national_id == q)).order_by(PostCard.id)))
+
+
+def user_id_by_email(email: str | None) -> int | None:
+    """The id of the Barid account with this e-mail; raises NotFound when there is none.
+    None for no e-mail given."""
+    if not email:
+        return None
+    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound()
+    return user.id
+
+
+def issue_card_at_counter(*, holder_name: str, national_id: str, mobile: str, pin: str,
+                          account_email: str | None, clerk_id: int | None,
+                          office_id: int | None) -> PostCard:
+    """A clerk issues a post card at the counter, linked to the holder's Barid account
+    when an e-mail is given. Flushes. Raises NotFound (no account has that e-mail),
+    ValidationFailed, InvalidPin."""
+    user_id = user_id_by_email(account_email)
+    return cards.issue_card(holder_name=holder_name, national_id=national_id, mobile=mobile,
+                           pin=pin, user_id=user_id, clerk_id=clerk_id, office_id=office_id)
+
+
+def office_name(office_id: int | None, locale: str | None = None) -> str:
+    """The office's name in `locale`, or both languages (for bilingual paper)."""
+    office = db.get(PostOffice, office_id) if office_id else None
+    if office is None:
+        return "-"
+    if locale:
+        return f"{office.name(locale)} ({office.code})"
+    return f"{office.name_ar} - {office.name_en} ({office.code})"
+
+
+def user_name(user_id: int | None) -> str | None:
+    """A user's full name (a clerk's, on a receipt); None for nobody."""
+    user = db.get(User, user_id) if user_id else None
+    return user.full_name if user else None
+
+
+def recent_disputes(limit: int = 200) -> list[Dispute]:
+    """The latest card disputes, newest first."""
+    return list(db.scalars(select(Dispute).order_by(Dispute.id.desc()).limit(limit)))
+
+
+def recent_card_payments(card_id: int, limit: int = 30) -> list[Payment]:
+    """The card's latest payments, newest first."""
+    return list(db.scalars(select(Payment).where(Payment.card_id == card_id)
+                           .order_by(Payment.id.desc()).limit(limit)))

@@ -16,6 +16,12 @@ SETTINGS: tuple[Setting, ...] = (
     # Server-side pepper for post-card PINs; kept apart from SECRET_KEY so rotating one
     # does not invalidate the other.
     Setting("PIN_PEPPER", default="dev-only-pepper", secret=True),
+    # argon2id costs of post-card PIN hashes (tests lower them to run faster).
+    Setting("PIN_ARGON2_TIME_COST", parse=int, default=3, doc="argon2id passes for PINs"),
+    Setting("PIN_ARGON2_MEMORY_KIB", parse=int, default=65536,
+            doc="argon2id memory for PINs, KiB"),
+    Setting("PIN_ARGON2_PARALLELISM", parse=int, default=4,
+            doc="argon2id lanes for PINs"),
     Setting("STRIPE_SECRET_KEY", default="sk_test_barid_local", secret=True),
     Setting("STRIPE_PUBLISHABLE_KEY", default="pk_test_barid_local"),
     Setting("STRIPE_WEBHOOK_SECRET", default="whsec_barid_local", secret=True),

@@ -1,4 +1,9 @@
-"""Shopper pages: my post cards, statements, online top-up, and paying for a reference."""
+"""Shopper pages: my post cards, statements, online top-up, and paying for a reference.
+
+Each view parses its input, checks who asks, opens the unit of work around one use
+case of payments.services, and renders. A domain error is caught outside the unit of
+work, so whatever the use case flushed before it is rolled back.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,10 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.database import db
+from app.database import unit_of_work
 from app.errors import DomainError
-from payments import cards, counter, gateway, payables, receipts, services
+from payments import cards, gateway, payables, receipts, services
 from payments.forms import OnlineTopUpForm, PayWithPostCardForm, parse_amount
-from payments.models import Account, PaymentMethod
 
 bp = Blueprint("payments", __name__, url_prefix="/payments", static_folder="static",
                static_url_path="/payments-static")
@@ -36,7 +40,7 @@ def _pdf(data: bytes, name: str) -> Response:
 @login_required
 def my_cards():
     mine = cards.cards_of(current_user.id)
-    balances = {c.id: db.get(Account, c.account_id).balance for c in mine}
+    balances = {c.id: services.account_balance(c.account_id) for c in mine}
     return render_template("payments/my_cards.html", cards=mine, balances=balances,
                            card_payments=gateway.card_payments_enabled())
 
@@ -44,33 +48,34 @@ def my_cards():
 @bp.get("/cards/<int:card_id>/statement")
 @login_required
 def statement(card_id: int):
-    card = counter.owned_card(card_id, current_user.id)
-    opening, lines = counter.card_statement(card)
+    card = services.owned_card(card_id, current_user.id)
+    opening, lines = services.card_statement(card)
     return render_template("payments/statement.html", card=card, opening=opening,
                            lines=list(reversed(lines)),
-                           balance=db.get(Account, card.account_id).balance)
+                           balance=services.account_balance(card.account_id))
 
 
 @bp.get("/cards/<int:card_id>/statement.pdf")
 @login_required
 def statement_pdf(card_id: int):
-    card = counter.owned_card(card_id, current_user.id)
-    opening, lines = counter.card_statement(card)
+    card = services.owned_card(card_id, current_user.id)
+    opening, lines = services.card_statement(card)
     data = receipts.card_statement(card, opening, lines,
-                                   balance=db.get(Account, card.account_id).balance)
+                                   balance=services.account_balance(card.account_id))
     return _pdf(data, f"statement-{card.number[-4:]}.pdf")
 
 
 @bp.route("/cards/<int:card_id>/topup", methods=["GET", "POST"])
 @login_required
 def online_top_up(card_id: int):
-    card = counter.owned_card(card_id, current_user.id)
+    card = services.owned_card(card_id, current_user.id)
     form = OnlineTopUpForm()
     if form.validate_on_submit():
         try:
-            start = counter.start_online_top_up(card.id, user_id=current_user.id,
-                                                amount=parse_amount(form.amount.data),
-                                                idempotency_key=form.key.data)
+            with unit_of_work():
+                start = services.start_online_top_up(card.id, user_id=current_user.id,
+                                                     amount=parse_amount(form.amount.data),
+                                                     idempotency_key=form.key.data)
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
@@ -85,8 +90,8 @@ def online_top_up(card_id: int):
 @login_required
 def pay(payment_id: int):
     """The bank-card page of one Stripe payment (Stripe Elements)."""
-    p = counter.owned_payment(payment_id, current_user.id)
-    if p.method != PaymentMethod.STRIPE or p.status not in ("pending", "failed"):
+    p = services.owned_payment(payment_id, current_user.id)
+    if not services.pays_on_card_page(p):
         return redirect(url_for(".result", payment_id=p.id))
     return render_template("payments/pay_card.html", p=p, js_url=gateway.js_url(),
                            publishable_key=current_app.config.get("STRIPE_PUBLISHABLE_KEY"),
@@ -97,12 +102,13 @@ def pay(payment_id: int):
 @login_required
 def confirm(payment_id: int):
     """JSON for the page's script: attach the tokenised card and confirm."""
-    counter.owned_payment(payment_id, current_user.id)
+    services.owned_payment(payment_id, current_user.id)
     body = request.get_json(silent=True) or {}
     try:
-        result = services.confirm_card_payment(payment_id,
-                                               payment_method=str(body.get("payment_method")),
-                                               payer_user_id=current_user.id)
+        with unit_of_work():
+            result = services.confirm_card_payment(
+                payment_id, payment_method=str(body.get("payment_method")),
+                payer_user_id=current_user.id)
     except DomainError as exc:
         return jsonify(status="error", message=str(exc.message)), exc.http_status
     result["next"] = url_for(".result", payment_id=payment_id)
@@ -112,16 +118,26 @@ def confirm(payment_id: int):
 @bp.get("/pay/<int:payment_id>/result")
 @login_required
 def result(payment_id: int):
-    p = counter.refresh_card_payment(payment_id, user_id=current_user.id)
+    """The payment's outcome.
+
+    The one payments GET that may write, kept on purpose (tests/tracking pins it): a
+    pending bank-card payment is re-fetched from Stripe on the server and its answer
+    applied, exactly as the webhook's job would do it (idempotent, never backwards), so
+    the payer who comes back from the bank sees the result without waiting for the
+    webhook. Any other payment is only read. Stripe is asked before the payment's row
+    is locked (services.sync_payment_intent).
+    """
+    with unit_of_work():
+        p = services.refresh_card_payment(payment_id, user_id=current_user.id)
     return render_template("payments/result.html", p=p)
 
 
 @bp.get("/receipts/<int:payment_id>.pdf")
 @login_required
 def receipt(payment_id: int):
-    p = counter.owned_payment(payment_id, current_user.id)
-    bal = db.get(Account, p.card.account_id).balance if p.card else None
-    return _pdf(receipts.payment_receipt(p, card_balance=bal), f"receipt-{p.id}.pdf")
+    p = services.owned_payment(payment_id, current_user.id)
+    return _pdf(receipts.payment_receipt(p, card_balance=services.card_balance_after(p)),
+                f"receipt-{p.id}.pdf")
 
 
 @bp.route("/pay-for/<kind>/<reference_id>", methods=["GET", "POST"])
@@ -130,21 +146,24 @@ def pay_for(kind: str, reference_id: str):
     """Pay any reference another domain registered, by post card + PIN or bank card."""
     due = payables.resolve(kind, reference_id, current_user)
     form = PayWithPostCardForm()
-    done = [p for p in services.payments_for(kind, reference_id)
-            if p.status in ("succeeded", "partially_refunded", "refunded")]
+    done = services.paid_for(kind, reference_id)
     if request.method == "POST" and request.form.get("method") == "bank_card":
         try:
-            start = counter.start_bill_card_payment(kind, reference_id, user=current_user,
-                                                    idempotency_key=request.form.get("key", ""))
+            with unit_of_work():
+                start = services.start_bill_card_payment(
+                    kind, reference_id, user=current_user,
+                    idempotency_key=request.form.get("key", ""))
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
             return redirect(url_for(".pay", payment_id=start.payment.id))
     elif form.validate_on_submit():
         try:
-            p = counter.pay_bill_with_post_card(kind, reference_id, user=current_user,
-                                                card_number=form.card_number.data,
-                                                pin=form.pin.data, idempotency_key=form.key.data)
+            # A wrong PIN rolls this back but stays counted (see cards.verify_pin).
+            with unit_of_work():
+                p = services.pay_bill_with_post_card(
+                    kind, reference_id, user=current_user, card_number=form.card_number.data,
+                    pin=form.pin.data, idempotency_key=form.key.data)
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:

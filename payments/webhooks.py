@@ -14,9 +14,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.audit import record_audit
-from app.database import db, utcnow
+from app.auth.models import Role, User, UserRole
+from app.database import db, unit_of_work, utcnow
 from app.events import enqueue_after_commit
-from payments import gateway, services
+from app.notify import notify
+from payments import gateway, ledger, services
 from payments.models import Dispute, Payment, PaymentStatus, StripeEvent
 
 
@@ -27,7 +29,8 @@ class WebhookRejected(Exception):
 def receive(payload: bytes, signature: str | None) -> bool:
     """Verify and store one webhook delivery; returns False for an event already stored.
 
-    Commits. Raises WebhookRejected (nothing stored) for a missing, bad or stale
+    Stores the event and stages its job (run once the caller's unit of work commits).
+    Flushes. Raises WebhookRejected (nothing stored) for a missing, bad or stale
     signature (older than STRIPE_WEBHOOK_TOLERANCE seconds) or a malformed body.
     """
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
@@ -36,15 +39,13 @@ def receive(payload: bytes, signature: str | None) -> bool:
     try:
         event = stripe.Webhook.construct_event(
             payload, signature, secret,
-            tolerance=current_app.config.get("STRIPE_WEBHOOK_TOLERANCE", 300))
+            tolerance=current_app.config["STRIPE_WEBHOOK_TOLERANCE"])
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise WebhookRejected(str(exc)) from exc
     body: dict[str, Any] = event.to_dict()
     if not isinstance(body.get("id"), str) or not isinstance(body.get("type"), str):
         raise WebhookRejected("not an event")
-    from payments.ledger import _insert_ignore
-
-    _insert_ignore(StripeEvent, {"id": body["id"], "type": body["type"],
+    ledger.insert_ignore(StripeEvent, {"id": body["id"], "type": body["type"],
                                  "created": int(body.get("created") or 0), "payload": body,
                                  "received_at": utcnow()})
     stored = db.scalar(select(StripeEvent).where(StripeEvent.id == body["id"]))
@@ -52,7 +53,7 @@ def receive(payload: bytes, signature: str | None) -> bool:
     if fresh:
         stored.outcome = "queued"
         enqueue_after_commit(process_stripe_event, event_id=body["id"])
-    db.commit()
+    db.flush()
     return fresh
 
 
@@ -66,54 +67,43 @@ def process_stripe_event(event_id: str) -> None:
     payment_intent.*: re-fetch the PaymentIntent and apply its current state.
     charge.refunded: book every Stripe refund of the charge not booked yet.
     charge.dispute.created: mark the payment disputed and tell the supervisors.
-    Changes payments and the ledger; the job runner commits. Raises stripe errors when
-    Stripe cannot be reached (the runner retries).
+    Changes payments, the ledger and the stored event in one unit of work (it joins the
+    job runner's when there is one). Raises stripe errors when Stripe cannot be
+    reached (nothing is kept; the runner retries).
     """
-    ev = db.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
-    if ev is None or ev.processed_at is not None:
-        return
-    obj = (ev.payload.get("data") or {}).get("object") or {}
-    if ev.type.startswith("payment_intent."):
-        outcome = sync_payment_intent(obj.get("id"))
-    elif ev.type in ("charge.refunded", "charge.refund.updated"):
-        outcome = sync_refunds(obj.get("payment_intent"))
-    elif ev.type == "charge.dispute.created":
-        outcome = open_dispute(obj)
-    else:
-        outcome = "ignored"
-    ev.processed_at = utcnow()
-    ev.outcome = outcome
-    db.flush()
-
-
-def _payment_by_intent(pi_id: str | None) -> Payment | None:
-    if not pi_id:
-        return None
-    return db.scalar(select(Payment).where(Payment.stripe_payment_intent == pi_id)
-                     .with_for_update())
-
-
-def sync_payment_intent(pi_id: str | None) -> str:
-    """Re-fetch the PaymentIntent and apply it to its payment. Flushes."""
-    p = _payment_by_intent(pi_id)
-    if p is None:
-        return "unknown payment intent"
-    pi = gateway.client().v1.payment_intents.retrieve(pi_id)
-    try:
-        changed = services.apply_payment_intent(p, pi)
-    except ValueError as exc:  # an amount we did not ask for: left for reconciliation
-        record_audit("payment.stripe_mismatch", object_type="payment", object_id=p.id,
-                     details={"error": str(exc)})
-        return "mismatch"
-    return f"{pi.status}: {'changed' if changed else 'no change'}"
+    with unit_of_work():
+        # The event's row lock makes a second delivery of this job wait, then see it
+        # processed; it locks no payment while Stripe is asked.
+        ev = db.scalar(select(StripeEvent).where(StripeEvent.id == event_id)
+                       .with_for_update())
+        if ev is None or ev.processed_at is not None:
+            return
+        obj = (ev.payload.get("data") or {}).get("object") or {}
+        if ev.type.startswith("payment_intent."):
+            outcome = services.sync_payment_intent(obj.get("id"))
+        elif ev.type in ("charge.refunded", "charge.refund.updated"):
+            outcome = sync_refunds(obj.get("payment_intent"))
+        elif ev.type == "charge.dispute.created":
+            outcome = open_dispute(obj)
+        else:
+            outcome = "ignored"
+        ev.processed_at = utcnow()
+        ev.outcome = outcome
+        db.flush()
 
 
 def sync_refunds(pi_id: str | None) -> str:
-    """Book refunds made in Stripe (the dashboard) that Barid did not make. Flushes."""
-    p = _payment_by_intent(pi_id)
-    if p is None:
+    """Book refunds made in Stripe (the dashboard) that Barid did not make. Flushes.
+
+    Stripe is asked before the payment's row is locked, so no lock waits on Stripe.
+    """
+    if not pi_id or db.scalar(select(Payment.id).where(
+            Payment.stripe_payment_intent == pi_id)) is None:
         return "unknown payment intent"
     refunds = gateway.client().v1.refunds.list(params={"payment_intent": pi_id, "limit": 100})
+    p = services.payment_by_intent(pi_id)
+    if p is None:
+        return "unknown payment intent"
     booked = 0
     for r in refunds.data:
         meta = r.metadata.to_dict() if r.metadata else {}
@@ -129,7 +119,7 @@ def open_dispute(obj: dict[str, Any]) -> str:
     pi_id = obj.get("payment_intent")
     if not pi_id and obj.get("charge"):
         pi_id = gateway.client().v1.charges.retrieve(obj["charge"]).payment_intent
-    p = _payment_by_intent(pi_id)
+    p = services.payment_by_intent(pi_id)
     if p is None:
         return "unknown payment intent"
     if db.scalar(select(Dispute).where(Dispute.stripe_dispute_id == obj.get("id"))):
@@ -139,7 +129,7 @@ def open_dispute(obj: dict[str, Any]) -> str:
                    currency=str(obj.get("currency") or "usd").upper(),
                    reason=str(obj.get("reason") or "")[:64],
                    status=str(obj.get("status") or "needs_response")[:32]))
-    if PaymentStatus.DISPUTED in services.TRANSITIONS[PaymentStatus(p.status)]:
+    if services.can_transition(p, PaymentStatus.DISPUTED):
         services.apply_transition(p, PaymentStatus.DISPUTED, reason="stripe dispute opened")
     record_audit("payment.disputed", object_type="payment", object_id=p.id,
                  details={"dispute": obj.get("id"), "reason": obj.get("reason")})
@@ -148,9 +138,6 @@ def open_dispute(obj: dict[str, Any]) -> str:
 
 
 def _tell_supervisors(p: Payment, obj: dict[str, Any]) -> None:
-    from app.auth.models import Role, User, UserRole
-    from app.notify import notify
-
     supervisors = db.scalars(select(User).join(UserRole).where(
         UserRole.role == Role.SUPERVISOR, User.active.is_(True)))
     for user in supervisors:

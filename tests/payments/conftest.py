@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.database import db
+from app.database import db, unit_of_work
 
 _seq = itertools.count(1)
 SECRET = "whsec_test_barid"
@@ -61,15 +61,17 @@ def make_card(app_ctx, office, clerk):
     from payments import cards, services
 
     def make(balance: int = 0, pin: str = "1234", user_id: int | None = None):
-        card = cards.issue_card(holder_name="زينب علي", national_id=f"1990{next(_seq):08d}",
-                                mobile="+9647701234567", pin=pin, user_id=user_id,
-                                clerk_id=clerk.id, office_id=office.id)
-        if balance:
-            services.receive_cash(office_id=office.id, clerk_id=clerk.id, amount=balance,
-                                  currency="IQD", reference_kind="post_card",
-                                  reference_id=str(card.id), purpose="card_topup",
-                                  idempotency_key=f"seed-topup-{card.id}")
-            db.commit()
+        # issue_card and receive_cash flush only: the fixture owns the unit of work.
+        with unit_of_work():
+            card = cards.issue_card(holder_name="زينب علي",
+                                    national_id=f"1990{next(_seq):08d}",
+                                    mobile="+9647701234567", pin=pin, user_id=user_id,
+                                    clerk_id=clerk.id, office_id=office.id)
+            if balance:
+                services.receive_cash(office_id=office.id, clerk_id=clerk.id, amount=balance,
+                                      currency="IQD", reference_kind="post_card",
+                                      reference_id=str(card.id), purpose="card_topup",
+                                      idempotency_key=f"seed-topup-{card.id}")
         return card
 
     return make
@@ -79,7 +81,8 @@ def make_card(app_ctx, office, clerk):
 def usd_rate(app_ctx):
     from payments.rates import add_rate
 
-    return add_rate("USD", Decimal("1310"))
+    with unit_of_work():  # add_rate flushes only
+        return add_rate("USD", Decimal("1310"))
 
 
 @pytest.fixture(scope="session")

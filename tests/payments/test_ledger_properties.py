@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
-from app.database import Base, db, get_engine
+from app.database import Base, db, get_engine, unit_of_work
 from payments import cards, services
 from payments.errors import InsufficientFunds, RefundTooLarge, TopUpLimitExceeded
 from payments.ledger import verify
@@ -68,12 +68,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.office_id = office.id
         self.clerk_id = make_user("machine@barid.iq", "clerk", office_id=office.id).id
         made = []
-        for _ in range(2):
-            card = cards.issue_card(holder_name="Ali", national_id="1", mobile="+9647700000000",
-                                    pin="4321", user_id=None, clerk_id=self.clerk_id,
-                                    office_id=office.id)
-            self.expected[card.id] = 0
-            made.append(card.number)
+        with unit_of_work():  # issue_card flushes only
+            for _ in range(2):
+                card = cards.issue_card(holder_name="Ali", national_id="1",
+                                        mobile="+9647700000000", pin="4321", user_id=None,
+                                        clerk_id=self.clerk_id, office_id=office.id)
+                self.expected[card.id] = 0
+                made.append(card.number)
         return multiple(*made)
 
     def _card_id(self, number: str) -> int:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.auth.models import User
 from app.database import db
@@ -108,6 +108,17 @@ def test_refund_at_the_counter_and_end_of_day_drawer(client, counter_clerk, offi
     text = pdf_text(pdf.data)
     assert "15,000 IQD" in text and "Expected cash" in text and "Huda Clerk" in text
     assert ledger_problems() == []
+
+
+def test_drawer_page_of_an_office_that_never_took_cash_writes_nothing(client, counter_clerk):
+    login(client, counter_clerk)
+    before = db.scalar(select(func.count()).select_from(Account))
+    assert client.get("/backoffice/payments/drawer").status_code == 200
+    assert client.get("/backoffice/payments/drawer.pdf").status_code == 200
+    db.rollback()
+    # A GET page never writes: no drawer account appears until cash first moves.
+    assert db.scalar(select(func.count()).select_from(Account)) == before
+    assert db.scalar(select(Account).where(Account.code.like("drawer:%"))) is None
 
 
 def test_shopper_sees_only_their_own_cards_and_statement(client, app_ctx, make_card):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app.audit import AuditRecord
-from app.database import db, get_engine
+from app.database import db, get_engine, unit_of_work
 from payments import cards, services
 from payments.errors import (
     CardExpired,
@@ -104,7 +104,8 @@ def test_wrong_pin_five_times_locks_even_when_caller_rolls_back(make_card, clerk
 
 def test_frozen_and_expired_cards_are_refused(make_card, clerk):
     card = make_card(balance=10_000)
-    cards.freeze_card(card.id, clerk_id=clerk.id)
+    with unit_of_work():  # freeze_card flushes only
+        cards.freeze_card(card.id, clerk_id=clerk.id)
     with pytest.raises(CardFrozen):
         pay(card)
     db.rollback()
@@ -113,7 +114,8 @@ def test_frozen_and_expired_cards_are_refused(make_card, clerk):
                               reference_kind="post_card", reference_id=str(card.id),
                               purpose="card_topup", idempotency_key="t-frozen")
     db.rollback()
-    cards.unfreeze_card(card.id, clerk_id=clerk.id)
+    with unit_of_work():
+        cards.unfreeze_card(card.id, clerk_id=clerk.id)
     card = db.get(type(card), card.id)
     card.expires_on = cards.today_in_baghdad() - timedelta(days=1)
     db.commit()

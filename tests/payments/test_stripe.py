@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from app.database import db
+from app.database import db, unit_of_work
 from app.jobs import drain
 from payments import gateway, services
 from payments.errors import CardPaymentsUnavailable
@@ -279,16 +279,20 @@ def test_reconciliation_reports_a_refund_only_stripe_knows_until_its_webhook(
     pid, pi = _paid_by_card(stripe_app, key="duty-recon")
     post_event(client, event("payment_intent.succeeded", pi.to_dict()))
     drain(stripe_app)
-    clean = run_reconciliation()
+    with unit_of_work():  # run_reconciliation flushes; its caller owns the transaction
+        clean = run_reconciliation()
     assert (clean.checked, clean.differences) == (1, [])
     gateway.client().v1.refunds.create(params={"payment_intent": pi.id, "amount": 300})
-    found = run_reconciliation()
+    with unit_of_work():
+        found = run_reconciliation()
     assert [(d["problem"], d["stripe"], d["barid"]) for d in found.differences] == [
         ("refunds differ", 300, 0)]
     charge = gateway.client().v1.charges.retrieve(pi.latest_charge.id)
     post_event(client, event("charge.refunded", charge.to_dict()))
     drain(stripe_app)
-    assert run_reconciliation().differences == []
+    with unit_of_work():
+        last = run_reconciliation()
+    assert last.differences == []
     db.rollback()
     assert db.query(ReconciliationRun).count() == 3
 

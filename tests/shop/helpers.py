@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from app.auth.models import PostOffice, Role, User, UserRole
-from app.database import db
+from app.database import db, unit_of_work
 from payments.rates import add_rate
 from shop.models import Category, Merchant, MerchantStatus, Product
 
@@ -71,4 +71,5 @@ def make_product(merchant: Merchant, category: Category | None = None, **fields)
 def set_rate(currency: str, rate: str) -> None:
     """Store an exchange rate through payments (IQD per one unit of `currency`)."""
 
-    add_rate(currency, rate)
+    with unit_of_work():  # add_rate flushes only; the helper stores the rate for good
+        add_rate(currency, rate)

@@ -174,7 +174,7 @@ def test_direct_post_card_payment_still_waits_for_payment_succeeded(app, shopper
 
 def test_stripe_payment_marks_the_order_paid_only_from_payment_succeeded(
         stripe_app, shopper, lamp):
-    from payments import counter, gateway, services
+    from payments import gateway, services
     from payments.rates import add_rate
 
     add_rate("USD", "1310")
@@ -186,13 +186,15 @@ def test_stripe_payment_marks_the_order_paid_only_from_payment_succeeded(
     pm = gateway.client().v1.payment_methods.create(params={
         "type": "card", "card": {"number": OK_CARD, "exp_month": 12, "exp_year": 2034,
                                  "cvc": "123"}}).id
-    result = services.confirm_card_payment(start.payment.id, payment_method=pm,
-                                           payer_user_id=shopper.id)
+    with unit_of_work():  # payments' services flush only; the caller owns the transaction
+        result = services.confirm_card_payment(start.payment.id, payment_method=pm,
+                                               payer_user_id=shopper.id)
     assert result["status"] == "succeeded"
     drain(stripe_app)
     # The browser said succeeded; the order waits for the server's own word.
     assert _order(order.id).status == "pending_payment"
-    counter.refresh_card_payment(start.payment.id, user_id=shopper.id)  # server re-fetch
+    with unit_of_work():
+        services.refresh_card_payment(start.payment.id, user_id=shopper.id)  # server re-fetch
     drain(stripe_app)
     paid = _order(order.id)
     assert paid.status == "paid" and paid.payment_id == start.payment.id
