@@ -24,7 +24,7 @@ from app.database import db, utcnow
 from app.errors import Conflict, NotFound
 from app.events import DomainEvent, publish
 from payments import services as payments
-from payments.models import PaymentMethod, PaymentStatus
+from payments.models import PaymentStatus
 from payments.services import CardPaymentStart
 from shop.models import (
     Consignment,
@@ -217,7 +217,7 @@ def _void_or_leave(order: Order, *, actor_id: int | None, reason: str) -> None:
     """Release an unpaid order's post-card hold; a Stripe payment still pending is left
     to Stripe: if it succeeds after all, on_payment_succeeded refunds it."""
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
-        if p.method == PaymentMethod.POST_CARD and p.status == PaymentStatus.PENDING:
+        if payments.is_open_hold(p):
             payments.void_payment(p.id, actor_id=actor_id, reason=reason)
 
 
@@ -225,8 +225,7 @@ def _release_other_holds(order: Order, paid_by: int) -> None:
     """Paid another way (a bank card after a post-card hold): the hold goes back now
     rather than when it runs out."""
     for p in payments.payments_for(ORDER_KIND, str(order.id)):
-        if p.id != paid_by and p.method == PaymentMethod.POST_CARD \
-                and p.status == PaymentStatus.PENDING:
+        if p.id != paid_by and payments.is_open_hold(p):
             payments.void_payment(p.id, reason="order paid by another payment")
 
 
@@ -314,7 +313,7 @@ def confirm_order(order_id: int) -> bool:
     if order.status != O.PENDING_PAYMENT or order.payment_id is None:
         return False
     p = payments.get_payment(order.payment_id)
-    if p.method != PaymentMethod.POST_CARD or p.status != PaymentStatus.PENDING:
+    if not payments.is_open_hold(p):
         return False
     payments.capture_payment(p.id, actor_id=None)
     return True

@@ -167,3 +167,15 @@ def test_settings_are_not_read_from_the_environment_at_call_time():
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if "os.environ" in line or "os.getenv" in line]
     assert offenders == []
+
+
+def test_payment_methods_are_told_apart_only_by_their_providers():
+    """Post card, Stripe and cash differ inside payments/providers.py; elsewhere a
+    payment is asked through the provider protocol, not `if payment.method == ...`."""
+    compare = re.compile(r"\.method\s*(==|!=|in\b|not in\b)\s*.*PaymentMethod|"
+                         r"PaymentMethod\.\w+\s*(==|!=)|\.method\s*(==|!=)\s*PaymentMethod")
+    offenders = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+                 for name, path in MODULES.items() if name != "payments.providers"
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if compare.search(line)]
+    assert offenders == []
