@@ -146,14 +146,8 @@ def _not_in_browser() -> PaymentStateError:
     return PaymentStateError(_l("This payment is not paid on the bank-card page."))
 
 
-class _PaidAtOnce:
-    """Shared by methods that take the money at once and reserve nothing."""
-
-    confirms_in_browser: ClassVar[bool] = False
-
-    def authorize(self, p: Payment, *, actor_id: int | None,
-                  hold_minutes: int | None = None) -> str:
-        raise _no_hold()
+class _NoHold:
+    """Shared by methods that reserve nothing: there is no hold to capture or void."""
 
     def captured(self, p: Payment) -> bool:
         raise _no_hold()
@@ -166,6 +160,16 @@ class _PaidAtOnce:
         return False
 
     def void(self, p: Payment, *, actor_id: int | None) -> None:
+        raise _no_hold()
+
+
+class _PaidAtOnce(_NoHold):
+    """Shared by methods that take the money at once and reserve nothing."""
+
+    confirms_in_browser: ClassVar[bool] = False
+
+    def authorize(self, p: Payment, *, actor_id: int | None,
+                  hold_minutes: int | None = None) -> str:
         raise _no_hold()
 
     def charged_share(self, p: Payment, amount: int) -> int | None:
@@ -263,7 +267,7 @@ class PostCardProvider(_PaidAtOnce):
 _PM_RE = re.compile(r"^(pm|card|tok)_\w+$")
 
 
-class StripeProvider:
+class StripeProvider(_NoHold):
     """Bank cards through Stripe, charged in the payment's `charged_currency` (USD).
 
     Money arrives in the Stripe clearing account, in the charged currency; when that is
@@ -310,19 +314,6 @@ class StripeProvider:
         p.stripe_client_secret = pi.client_secret
         db.flush()
         return "payment intent created"
-
-    def captured(self, p: Payment) -> bool:
-        raise _no_hold()
-
-    def capture(self, p: Payment, amount: int | None, destination: Account, *,
-                actor_id: int | None) -> tuple[int, int]:
-        raise _no_hold()
-
-    def is_open_hold(self, p: Payment) -> bool:
-        return False
-
-    def void(self, p: Payment, *, actor_id: int | None) -> None:
-        raise _no_hold()
 
     def charged_share(self, p: Payment, amount: int) -> int | None:
         assert p.charged_amount is not None

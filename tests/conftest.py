@@ -229,3 +229,28 @@ def screenshots() -> Path:
     folder = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture()
+def count_commits(app) -> Iterator:
+    """`with count_commits() as commits:` counts the transactions the code under test
+    commits through the shared session (one unit of work is one commit)."""
+    from sqlalchemy import event
+
+    from app.database import db
+
+    @contextlib.contextmanager
+    def counting() -> Iterator[list[int]]:
+        commits: list[int] = []
+
+        def seen(session) -> None:
+            if session.get_nested_transaction() is None:
+                commits.append(1)
+
+        event.listen(db, "after_commit", seen)
+        try:
+            yield commits
+        finally:
+            event.remove(db, "after_commit", seen)
+
+    return counting

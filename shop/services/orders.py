@@ -246,6 +246,17 @@ def start_card_payment(order_id: int, user_id: int) -> CardPaymentStart:
         idempotency_key=f"order:{order.id}:card")
 
 
+def _locked_order_of(data: dict[str, Any]) -> Order | None:
+    """The order a payments event is about, locked; None when it is about something else
+    or an order that does not exist."""
+    if data.get("reference_kind") != ORDER_KIND:
+        return None
+    try:
+        return lock_order(int(data["reference_id"]))
+    except (NotFound, ValueError):
+        return None
+
+
 def on_payment_succeeded(event: DomainEvent) -> None:
     """A payment for an order succeeded: the order becomes paid (once).
 
@@ -253,11 +264,8 @@ def on_payment_succeeded(event: DomainEvent) -> None:
     paid it first) the money is given back at once. Flushes; the job commits.
     """
     data = event.payload
-    if data.get("reference_kind") != ORDER_KIND:
-        return
-    try:
-        order = lock_order(int(data["reference_id"]))
-    except (NotFound, ValueError):
+    order = _locked_order_of(data)
+    if order is None:
         return
     pid = int(data["payment_id"])
     if order.status == O.PENDING_PAYMENT:
@@ -286,11 +294,8 @@ def on_refund_succeeded(event: DomainEvent) -> None:
     order's refunded amount follows the payment's, and a paid order becomes partially
     refunded or refunded. Flushes; the job commits."""
     data = event.payload
-    if data.get("reference_kind") != ORDER_KIND:
-        return
-    try:
-        order = lock_order(int(data["reference_id"]))
-    except (NotFound, ValueError):
+    order = _locked_order_of(data)
+    if order is None:
         return
     if order.payment_id != int(data["payment_id"]):
         return  # a late duplicate payment given back: not this order's money

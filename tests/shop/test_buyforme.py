@@ -140,7 +140,8 @@ def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]
 
 
 def test_recorded_purchase_becomes_a_parcel_the_shopper_follows(app, client, shopper, rates,
-                                                                make_card, office):
+                                                                make_card, office,
+                                                                count_commits):
     from app.auth.models import User
     from tracking import s10
     from tracking.models import Parcel
@@ -151,10 +152,12 @@ def test_recorded_purchase_becomes_a_parcel_the_shopper_follows(app, client, sho
     login(client, db.get(User, buyer_id))
     form = client.get(f"/backoffice/procurement/{rid}").get_data(as_text=True)
     assert '<option selected value="US">' in form  # guessed from the dollar price
-    res = client.post(f"/backoffice/procurement/{rid}/purchased", data={
-        "foreign_order_number": "AMZ-1001", "foreign_tracking_number": "1Z999AA10123456784",
-        "ships_from": "US", "hs_code": ""})
+    with count_commits() as commits:
+        res = client.post(f"/backoffice/procurement/{rid}/purchased", data={
+            "foreign_order_number": "AMZ-1001",
+            "foreign_tracking_number": "1Z999AA10123456784", "ships_from": "US", "hs_code": ""})
     assert res.status_code == 302
+    assert len(commits) == 1, "the request, its consignment and the inbound parcel commit once"
     client.post("/logout")
     db.rollback()
     req = db.get(BuyRequest, rid)

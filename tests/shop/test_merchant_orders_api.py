@@ -96,16 +96,18 @@ def test_lists_only_own_consignments_with_filters(client, shops):
 
 
 @pytest.mark.commits  # idempotency keys are stored on a connection of their own
-def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops):
+def test_acknowledge_then_ready_makes_one_parcel_with_a_label(client, shops, count_commits):
     c = make_order(db.get(Merchant, shops["mine"]), db.get(Product, shops["product"]))
     cid, order_id = c.id, c.order_id
     r = client.post(f"/api/v1/consignments/{cid}/acknowledge", headers=shops["auth"])
     assert r.status_code == 200 and r.json["acknowledged_at"]
     db.remove()
     assert db.get(Order, order_id).status == OrderStatus.PROCESSING
-    r = client.post(f"/api/v1/consignments/{cid}/ready", json={"weight_g": 700},
-                    headers={**shops["auth"], "Idempotency-Key": "ready-1"})
+    with count_commits() as commits:
+        r = client.post(f"/api/v1/consignments/{cid}/ready", json={"weight_g": 700},
+                        headers={**shops["auth"], "Idempotency-Key": "ready-1"})
     assert r.status_code == 200, r.json
+    assert len(commits) == 1, "the consignment and tracking's parcel commit together"
     number = r.json["tracking_number"]
     assert s10.validate(number) and number.endswith("IQ") and r.json["status"] == "ready"
     again = client.post(f"/api/v1/consignments/{cid}/ready", json={},
