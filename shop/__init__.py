@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from babel import Locale
 from babel.numbers import get_currency_name
@@ -13,7 +12,8 @@ from app.i18n import current_locale
 from app.settings import load_settings
 from shop import api as merchant_api  # the merchant API, portal and webhooks
 from shop import backoffice, jobs, order_views, seed, settings, views  # noqa: F401
-from shop.pricing import price_in_iqd
+from shop.models import Product
+from shop.pricing import Rates, ShopPrice, price_in_iqd
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("shop.models",)
@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
     backoffice.init_app(app)
     merchant_api.init_app(app)
 
-    def shop_price(product: Any, rates: dict | None = None) -> Any:
+    def shop_price(product: Product, rates: Rates | None = None) -> ShopPrice:
         return price_in_iqd(product, rates)
 
     app.add_template_global(shop_price, "shop_price")

@@ -164,7 +164,7 @@ class QuoteForm(FlaskForm):
     note = TextAreaField(_l("Note for the shopper"), validators=[Optional(), Length(max=500)])
 
     def values(self) -> dict[str, Any]:
-        def blank(v: Any) -> Any:
+        def blank(v: str | None) -> str | None:
             v = (v or "").strip().translate({0x0660 + d: str(d) for d in range(10)})
             return v or None
 

@@ -24,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -77,7 +78,7 @@ def _pay_form(form: CheckoutForm | None, quote: Any, dest_args: dict[str, Any],
 
 @bp.route("/addresses", methods=["GET", "POST"])
 @login_required
-def address_book() -> Any:
+def address_book() -> ResponseReturnValue:
     form = AddressForm()
     errors: dict[str, Any] = {}
     back = safe_next(request.values.get("next"))
@@ -142,7 +143,7 @@ def _payment_choice(form: CheckoutForm) -> PaymentChoice:
 
 def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
                    quote: checkout.Quote | None = None, status: int = 200,
-                   changed: bool = False) -> Any:
+                   changed: bool = False) -> ResponseReturnValue:
     problem = None
     dest_errors: dict[str, Any] = {}
     if quote is None and dest_args.get("method"):
@@ -167,13 +168,13 @@ def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = Non
 
 @bp.get("/checkout")
 @login_required
-def checkout_page() -> Any:
+def checkout_page() -> ResponseReturnValue:
     return _checkout_page(_dest_args(request.args))
 
 
 @bp.post("/checkout")
 @login_required
-def place_order() -> Any:
+def place_order() -> ResponseReturnValue:
     form = CheckoutForm()
     dest_args = _dest_args(request.form)
     if not form.validate_on_submit():
@@ -244,7 +245,7 @@ def order_cancel(order_id: int) -> Response:
 
 @bp.route("/orders/<int:order_id>/pay", methods=["GET", "POST"])
 @login_required
-def order_pay(order_id: int) -> Any:
+def order_pay(order_id: int) -> ResponseReturnValue:
     """Paying an order by bank card: a button that starts the Stripe payment, then the
     payments domain's card page."""
     order = orders.owned_order(order_id, current_user.id)
@@ -281,7 +282,7 @@ def order_receipt(order_id: int) -> Response:
 
 @bp.route("/buy-for-me", methods=["GET", "POST"])
 @login_required
-def buy_for_me() -> Any:
+def buy_for_me() -> ResponseReturnValue:
     form = BuyForMeForm()
     estimate = None
     errors: dict[str, Any] = {}
@@ -306,7 +307,7 @@ def buy_for_me() -> Any:
 
 
 def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
-                 status: int = 200, changed: bool = False) -> Any:
+                 status: int = 200, changed: bool = False) -> ResponseReturnValue:
     quote = None
     problem = None
     if req.status == "quoted" and dest_args.get("method"):
@@ -328,14 +329,14 @@ def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | No
 
 @bp.get("/buy-for-me/<int:request_id>")
 @login_required
-def buy_request(request_id: int) -> Any:
+def buy_request(request_id: int) -> ResponseReturnValue:
     req = buyforme.owned_request(request_id, current_user.id)
     return _accept_page(req, _dest_args(request.args))
 
 
 @bp.post("/buy-for-me/<int:request_id>/accept")
 @login_required
-def buy_request_accept(request_id: int) -> Any:
+def buy_request_accept(request_id: int) -> ResponseReturnValue:
     req = buyforme.owned_request(request_id, current_user.id)
     form = CheckoutForm()
     dest_args = _dest_args(request.form)
