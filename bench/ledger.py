@@ -92,7 +92,7 @@ def bench_ledger(url: str, clients: int, seconds: float, cards: int) -> tuple[fl
         ids = []
         for i in range(cards):
             c = card_svc.issue_card(holder_name="Bench", national_id=str(i),
-                                    mobile="+9647700000000", pin="1234", user_id=None,
+                                    mobile="+9647700000000", pin="4826", user_id=None,
                                     clerk_id=None, office_id=None)
             services.receive_cash(office_id=None, clerk_id=None, amount=10**9, currency="IQD",
                                   reference_kind="post_card", reference_id=str(c.id),

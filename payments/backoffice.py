@@ -20,6 +20,7 @@ from app.database import unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
 from payments import cards, rates, receipts, reconcile, services
+from payments.errors import InvalidPin
 from payments.forms import (
     FindCardForm,
     IssueCardForm,
@@ -63,6 +64,9 @@ def issue_card():
                     office_id=current_user.post_office_id)
         except NotFound:
             form.account_email.errors.append(_("No Barid account has this e-mail."))
+            return render_template("payments/bo_issue.html", form=form), 422
+        except InvalidPin as exc:  # the form checks this first; the service has the last word
+            form.pin.errors.append(str(exc.message))
             return render_template("payments/bo_issue.html", form=form), 422
         except DomainError as exc:
             flash(str(exc.message), "error")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from datetime import date, datetime
 from typing import Any
 
@@ -20,11 +21,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.audit import record_audit
-from app.database import db, get_engine, utcnow
+from app.database import db, get_engine, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.i18n import BAGHDAD
 from payments.errors import (
@@ -32,14 +34,21 @@ from payments.errors import (
     CardFrozen,
     CardLocked,
     CardNotFound,
+    CardNumbersExhausted,
     InvalidCardNumber,
     InvalidPin,
     WrongPin,
 )
 from payments.ledger import get_account
 from payments.models import AccountKind, CardStatus, PostCard
+from payments.pins import require_strong_pin
 
 CARD_PREFIX = "9647"  # Iraq's calling code and 7: reads as an Iraqi Post card
+CARD_RANDOM_DIGITS = 11  # 16 = 4 prefix + 11 random + 1 Luhn
+# Draws of a new number before giving up. With 10^11 bodies, even ten million cards make
+# a clash about 1 in 10,000 per draw: eight clashes in a row mean the random source is
+# broken, and issuing must stop rather than loop.
+MAX_NUMBER_DRAWS = 8
 MAX_PIN_ATTEMPTS = 5
 CARD_YEARS = 5
 _PIN_RE = re.compile(r"^\d{4,6}$")
@@ -65,9 +74,15 @@ def luhn_valid(number: str) -> bool:
     return number.isdigit() and len(number) > 1 and luhn_check_digit(number[:-1]) == number[-1]
 
 
-def card_number_for(serial: int) -> str:
-    """16 digits: the fixed prefix, an 11-digit serial and the Luhn digit."""
-    body = f"{CARD_PREFIX}{serial:011d}"
+def new_card_number() -> str:
+    """16 digits: the fixed prefix, 11 digits from the operating system's cryptographic
+    random source, and the Luhn digit.
+
+    Random rather than a serial so that nobody holding one card can count their way to
+    the next (10^11 possible bodies: a guessed number is almost never a card). The
+    caller makes it unique (see issue_card).
+    """
+    body = f"{CARD_PREFIX}{secrets.randbelow(10 ** CARD_RANDOM_DIGITS):0{CARD_RANDOM_DIGITS}d}"
     return body + luhn_check_digit(body)
 
 
@@ -233,11 +248,12 @@ def _add_years(d: date, years: int) -> date:
 
 def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
                user_id: int | None, clerk_id: int | None, office_id: int | None) -> PostCard:
-    """Issue a post card (the holder chose `pin`): the card, its ledger accounts and
-    hashed PIN; audited. Flushes.
+    """Issue a post card (the holder chose `pin`): the card with a new random number,
+    its ledger accounts and hashed PIN; audited. Flushes.
 
-    Raises ValidationFailed for missing holder details and InvalidPin for a PIN that
-    is not 4-6 digits.
+    Raises ValidationFailed for missing holder details, InvalidPin for a PIN that is
+    not 4-6 digits, WeakPin for one a thief would try first (see payments.pins), and
+    CardNumbersExhausted if no unused number could be drawn (a broken random source).
     """
     holder_name, national_id, mobile = (holder_name or "").strip(), (national_id or "").strip(), \
         re.sub(r"\s", "", mobile or "")
@@ -249,15 +265,12 @@ def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
     if not re.match(r"^\+?\d{8,15}$", mobile):
         raise ValidationFailed(_l("The mobile number is not valid."),
                                fields={"mobile": _l("Digits only, e.g. +9647701234567")})
+    require_strong_pin(pin)
     pin_hash = hash_pin(pin)
-    card = PostCard(holder_name=holder_name, national_id=national_id, mobile=mobile,
-                    user_id=user_id, issued_by_id=clerk_id, issued_at_office_id=office_id,
-                    pin_hash=pin_hash,
-                    expires_on=_add_years(today_in_baghdad(), CARD_YEARS))
-    db.add(card)
-    db.flush()
-    # The serial is the row id: database sequences never hand out a value twice.
-    card.number = card_number_for(card.id)
+    card = _insert_with_new_number(dict(
+        holder_name=holder_name, national_id=national_id, mobile=mobile, user_id=user_id,
+        issued_by_id=clerk_id, issued_at_office_id=office_id, pin_hash=pin_hash,
+        expires_on=_add_years(today_in_baghdad(), CARD_YEARS)))
     card.account_id = get_account(f"card:{card.id}", AccountKind.POST_CARD, card.currency,
                                   no_overdraft=True).id
     card.hold_account_id = get_account(f"card_hold:{card.id}", AccountKind.CARD_HOLD,
@@ -266,6 +279,29 @@ def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
                  actor_id=clerk_id, details={"office_id": office_id, "user_id": user_id})
     db.flush()
     return card
+
+
+def _insert_with_new_number(values: dict[str, Any]) -> PostCard:
+    """Insert a card under a freshly drawn number, drawing again if it is taken.
+
+    The unique constraint on post_cards.number is the judge, not a look-up first: a
+    look-up cannot see a number another counter is issuing at the same moment. Each
+    try runs in a savepoint, so a clash undoes only that insert. Cards are never
+    deleted, so a number once issued stays taken: it is never handed out again.
+    """
+    for _ in range(MAX_NUMBER_DRAWS):
+        number = new_card_number()
+        card = PostCard(number=number, **values)
+        try:
+            with savepoint():
+                db.add(card)
+                db.flush()
+        except IntegrityError:
+            if db.scalar(select(PostCard.id).where(PostCard.number == number)) is None:
+                raise  # some other constraint failed: not ours to retry
+            continue
+        return card
+    raise CardNumbersExhausted()
 
 
 def _set_status(card_id: int, *, clerk_id: int | None, action: str,
@@ -302,6 +338,7 @@ def unlock_card(card_id: int, *, clerk_id: int | None) -> PostCard:
 
 def change_pin(card_id: int, *, new_pin: str, clerk_id: int | None) -> PostCard:
     """Set a new PIN chosen by the holder at the counter (also unlocks); audited.
-    Flushes. Raises NotFound, InvalidPin."""
+    Flushes. Raises NotFound, InvalidPin, WeakPin (see payments.pins)."""
+    require_strong_pin(new_pin)
     return _set_status(card_id, clerk_id=clerk_id, action="post_card.pin_changed",
                        pin_hash=hash_pin(new_pin), locked_at=None, failed_pin_attempts=0)

@@ -34,6 +34,17 @@ class InvalidCardNumber(ValidationFailed):
         super().__init__(message or _l("This is not a valid post card number."), **kw)
 
 
+class CardNumbersExhausted(DomainError):
+    """Every drawn card number was taken: the random source is broken. Nothing issued."""
+
+    code = "card_numbers_exhausted"
+    http_status = 503
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("No new card number could be made. Try again later."),
+                         **kw)
+
+
 class CardNotFound(NotFound):
     code = "card_not_found"
 
@@ -80,6 +91,17 @@ class InvalidPin(ValidationFailed):
 
     def __init__(self, message=None, **kw):
         super().__init__(message or _l("A PIN is 4 to 6 digits."), **kw)
+
+
+class WeakPin(InvalidPin):
+    """A PIN of the right shape that a thief would try first (see payments.pins)."""
+
+    code = "weak_pin"
+
+    def __init__(self, message, *, weakness: str, **kw):
+        kw.setdefault("fields", {"pin": message})
+        super().__init__(message, **kw)
+        self.weakness = weakness
 
 
 class RefundTooLarge(ValidationFailed):

@@ -7,11 +7,25 @@ import uuid
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp
+from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
+
+from payments.pins import PIN_RE, WHY, weakness
 
 REQUIRED = _l("Required.")
 PIN = Regexp(r"^\d{4,6}$", message=_l("A PIN is 4 to 6 digits."))
 AMOUNT = Regexp(r"^\s*[\d,]+\s*$", message=_l("Whole dinars, digits only."))
+
+
+def strong_pin(_form: FlaskForm, field: PasswordField) -> None:
+    """A new PIN the holder chooses: not one a thief tries first (see payments.pins).
+
+    The shape is PIN's to judge; issue_card refuses a weak PIN too, this only says so
+    next to the field before anything is tried.
+    """
+    pin = field.data or ""
+    why = weakness(pin) if PIN_RE.match(pin) else None
+    if why is not None:
+        raise ValidationError(str(WHY[why]))
 
 
 def new_key() -> str:
@@ -23,7 +37,8 @@ class IssueCardForm(FlaskForm):
     national_id = StringField(_l("National ID number"), [InputRequired(REQUIRED), Length(max=32)])
     mobile = StringField(_l("Mobile"), [InputRequired(REQUIRED), Length(max=16)])
     account_email = StringField(_l("Barid account e-mail (if any)"), [Optional(), Length(max=254)])
-    pin = PasswordField(_l("PIN chosen by the holder"), [InputRequired(REQUIRED), PIN])
+    pin = PasswordField(_l("PIN chosen by the holder"),
+                        [InputRequired(REQUIRED), PIN, strong_pin])
     pin_again = PasswordField(_l("PIN again"), [InputRequired(REQUIRED),
                                                EqualTo("pin", message=_l("The PINs differ."))])
 

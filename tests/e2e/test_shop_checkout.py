@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.database import db
 from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (
     PASSWORD,
     make_address,
@@ -95,7 +96,7 @@ def test_shopper_checks_out_with_the_post_card_and_sees_the_order_paid(
     _switch(page, "العربية")
 
     page.fill("#card_number", number)
-    page.fill("#pin", "1234")
+    page.fill("#pin", CARD_PIN)
     page.click(".pay-form button[type=submit]")
     page.wait_for_load_state()
     assert "/shop/orders/" in page.url

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from app.database import db, unit_of_work
+from tests.payments.helpers import CARD_PIN
 
 _seq = itertools.count(1)
 SECRET = "whsec_test_barid"
@@ -60,7 +61,7 @@ def make_card(app_ctx, office, clerk):
     """make_card(balance=..., pin=...) -> card, topped up with cash at the counter."""
     from payments import cards, services
 
-    def make(balance: int = 0, pin: str = "1234", user_id: int | None = None):
+    def make(balance: int = 0, pin: str = CARD_PIN, user_id: int | None = None):
         # issue_card and receive_cash flush only: the fixture owns the unit of work.
         with unit_of_work():
             card = cards.issue_card(holder_name="زينب علي",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from app.database import db
 
+# The PIN make_card gives a card. Not 1234: issuing refuses weak PINs (payments.pins).
+CARD_PIN = "4826"
+
 
 def balance(card) -> int:
     from payments.models import Account

@@ -13,7 +13,7 @@ from app.database import db
 from payments import services
 from payments.errors import InsufficientFunds
 from payments.models import Account, Payment
-from tests.payments.helpers import balance, ledger_problems
+from tests.payments.helpers import CARD_PIN, balance, ledger_problems
 
 THREADS = 16
 SPENDS_PER_THREAD = 25
@@ -42,7 +42,7 @@ def test_sixteen_threads_spending_keep_every_invariant(app, make_card):
                     idx, amount = digest % 3, 500 + digest % 4500
                     try:
                         services.pay_with_post_card(
-                            card_number=numbers[idx], pin="1234", amount=amount,
+                            card_number=numbers[idx], pin=CARD_PIN, amount=amount,
                             currency="IQD", reference_kind="parcel", reference_id=key,
                             purpose="postage", idempotency_key=key, actor_id=None)
                         db.commit()

@@ -24,6 +24,7 @@ from payments.errors import InsufficientFunds, RefundTooLarge, TopUpLimitExceede
 from payments.ledger import verify
 from payments.models import Account
 from tests.payments.conftest import make_user
+from tests.payments.helpers import CARD_PIN
 
 amounts = st.integers(min_value=1, max_value=40_000)
 _keys = itertools.count()
@@ -71,7 +72,7 @@ class LedgerMachine(RuleBasedStateMachine):
         with unit_of_work():  # issue_card flushes only
             for _ in range(2):
                 card = cards.issue_card(holder_name="Ali", national_id="1",
-                                        mobile="+9647700000000", pin="4321", user_id=None,
+                                        mobile="+9647700000000", pin=CARD_PIN, user_id=None,
                                         clerk_id=self.clerk_id, office_id=office.id)
                 self.expected[card.id] = 0
                 made.append(card.number)
@@ -100,7 +101,7 @@ class LedgerMachine(RuleBasedStateMachine):
         k = key("spend")
         try:
             p = services.pay_with_post_card(
-                card_number=card, pin="4321", amount=amount, currency="IQD",
+                card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
                 reference_kind="parcel", reference_id=k, purpose="postage",
                 idempotency_key=k, actor_id=None)
             db.commit()
@@ -113,7 +114,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.refundable[p.id] = amount
         # The same request again moves nothing.
         again = services.pay_with_post_card(
-            card_number=card, pin="4321", amount=amount, currency="IQD",
+            card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
             reference_kind="parcel", reference_id=k, purpose="postage",
             idempotency_key=k, actor_id=None)
         db.commit()
@@ -126,7 +127,7 @@ class LedgerMachine(RuleBasedStateMachine):
         k = key("hold")
         try:
             p = services.authorize_post_card(
-                card_number=card, pin="4321", amount=amount, currency="IQD",
+                card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
                 reference_kind="order", reference_id=k, purpose="shop_order",
                 idempotency_key=k, actor_id=None)
             db.commit()

@@ -24,10 +24,10 @@ from payments.errors import (
     WrongPin,
 )
 from payments.models import Account, JournalEntry, Payment, Posting
-from tests.payments.helpers import balance, ledger_problems
+from tests.payments.helpers import CARD_PIN, balance, ledger_problems
 
 
-def pay(card, amount=1000, pin="1234", key="k1", purpose="postage", actor_id=None):
+def pay(card, amount=1000, pin=CARD_PIN, key="k1", purpose="postage", actor_id=None):
     p = services.pay_with_post_card(card_number=card.number, pin=pin, amount=amount,
                                     currency="IQD", reference_kind="parcel",
                                     reference_id="RR000000080IQ", purpose=purpose,
@@ -49,7 +49,7 @@ def test_card_number_has_prefix_luhn_and_is_never_reused(make_card):
         assert cards.luhn_valid(c.number)
     assert a.number != b.number
     assert cards.luhn_check_digit("7992739871") == "3"  # the textbook example
-    assert a.pin_hash.startswith("$argon2id$") and "1234" not in a.pin_hash
+    assert a.pin_hash.startswith("$argon2id$") and CARD_PIN not in a.pin_hash
 
 
 def test_cash_top_up_then_pay_moves_money_and_keeps_the_books(make_card, office):
@@ -91,14 +91,14 @@ def test_wrong_pin_five_times_locks_even_when_caller_rolls_back(make_card, clerk
     db.rollback()
     # Now even the right PIN is refused until a clerk unlocks.
     with pytest.raises(CardLocked):
-        pay(card, pin="1234", key="right")
+        pay(card, pin=CARD_PIN, key="right")
     db.rollback()
     assert money_snapshot() == before
     failed = db.scalars(select(AuditRecord).where(AuditRecord.action == "post_card.pin_failed")
                         .order_by(AuditRecord.id)).all()
     assert len(failed) == 5 and failed[-1].details["locked"] is True
     cards.unlock_card(card.id, clerk_id=clerk.id)
-    assert pay(card, pin="1234", key="after").status == "succeeded"
+    assert pay(card, pin=CARD_PIN, key="after").status == "succeeded"
     assert balance(card) == 9000
 
 
@@ -130,7 +130,7 @@ def test_bad_number_bad_amount_and_insufficient_balance(make_card):
     before = money_snapshot()
     wrong_luhn = card.number[:-1] + str((int(card.number[-1]) + 1) % 10)
     with pytest.raises(InvalidCardNumber):
-        services.pay_with_post_card(card_number=wrong_luhn, pin="1234", amount=10,
+        services.pay_with_post_card(card_number=wrong_luhn, pin=CARD_PIN, amount=10,
                                     currency="IQD", reference_kind="x", reference_id="1",
                                     purpose="postage", idempotency_key="a", actor_id=None)
     for bad in (0, -5):
@@ -182,7 +182,7 @@ def test_refund_back_onto_the_card_and_never_above_what_was_paid(make_card, cler
 
 def test_hold_capture_and_void_resolve_once(make_card):
     card = make_card(balance=10_000)
-    args = dict(card_number=card.number, pin="1234", currency="IQD", reference_kind="order",
+    args = dict(card_number=card.number, pin=CARD_PIN, currency="IQD", reference_kind="order",
                 purpose="shop_order", actor_id=None)
     held = services.authorize_post_card(amount=6000, reference_id="1", idempotency_key="h1",
                                         **args)
@@ -212,7 +212,7 @@ def test_expired_holds_are_voided_by_the_job(make_card):
 
     card = make_card(balance=10_000)
     held = services.authorize_post_card(
-        card_number=card.number, pin="1234", amount=6000, currency="IQD",
+        card_number=card.number, pin=CARD_PIN, amount=6000, currency="IQD",
         reference_kind="order", reference_id="9", purpose="shop_order",
         idempotency_key="hx", actor_id=None, hold_minutes=1)
     db.commit()

@@ -19,6 +19,7 @@ from shop.services import buyforme
 from shop.services.buyforme import BuyRequestStateError
 from shop.services.checkout import PaymentChoice, destination_for
 from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     login,
     make_shopper,
@@ -98,7 +99,7 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
     assert q.delivery_fee == 3_000 and q.total == quoted.total + 3_000
     with unit_of_work():
         order = buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
-            "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+            "post_card", card_number=card.number, pin=CARD_PIN), seen_digest=q.digest,
             checkout_key="accept-1")
     order_id, total = order.id, order.total
     assert (order.kind, order.total, order.service_fee) == ("buy_for_me", q.total, 5_895)
@@ -131,7 +132,7 @@ def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]
     q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
     with unit_of_work():
         buyforme.accept_quote(rid, shopper.id, dest, payment=PaymentChoice(
-            "post_card", card_number=card.number, pin="1234"), seen_digest=q.digest,
+            "post_card", card_number=card.number, pin=CARD_PIN), seen_digest=q.digest,
             checkout_key=f"accept-{rid}")
     drain(app)
     db.rollback()

@@ -30,7 +30,7 @@ from tests.payments.conftest import (  # noqa: F401 (fixtures)
     office,
     stripe_app,
 )
-from tests.payments.helpers import ledger_problems
+from tests.payments.helpers import CARD_PIN, ledger_problems
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     baghdad_shop,
     door,
@@ -97,7 +97,7 @@ def test_post_card_is_held_at_checkout_then_captured_and_the_order_paid(
     card = make_card(balance=100_000)
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                   pin="1234"))
+                                                   pin=CARD_PIN))
     total = order.total  # 20,000 + 5,000 delivery
     assert total == 25_000
     held = db.get(Payment, order.payment_id)
@@ -123,7 +123,7 @@ def test_post_card_is_held_at_checkout_then_captured_and_the_order_paid(
 def test_holder_pays_with_their_own_card_chosen_by_id(app, shopper, lamp, make_card):
     mine = make_card(balance=50_000, user_id=shopper.id)
     mine_account = mine.account_id
-    order = _checkout(shopper, lamp, PaymentChoice("post_card", card_id=mine.id, pin="1234"))
+    order = _checkout(shopper, lamp, PaymentChoice("post_card", card_id=mine.id, pin=CARD_PIN))
     drain(app)
     assert _order(order.id).status == "paid" and balance(mine_account) == 25_000
 
@@ -132,13 +132,13 @@ def test_someone_elses_card_by_id_is_not_found(shopper, lamp, make_card):
     other = make_shopper("Card Owner")
     theirs = make_card(balance=50_000, user_id=other.id)
     with pytest.raises(NotFound):
-        _checkout(shopper, lamp, PaymentChoice("post_card", card_id=theirs.id, pin="1234"))
+        _checkout(shopper, lamp, PaymentChoice("post_card", card_id=theirs.id, pin=CARD_PIN))
     assert db.scalar(select(Order)) is None and balance(theirs.account_id) == 50_000
 
 
 @pytest.mark.parametrize(("funds", "pin", "error"), [
     (100_000, "9999", WrongPin),
-    (10_000, "1234", InsufficientFunds),
+    (10_000, CARD_PIN, InsufficientFunds),
 ])
 @pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_refused_card_leaves_no_order_and_no_reservation(shopper, lamp, make_card, funds,
@@ -162,7 +162,7 @@ def test_direct_post_card_payment_still_waits_for_payment_succeeded(app, shopper
         card = make_card(balance=100_000)
         card_account = card.account_id
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                       pin="1234"))
+                                                       pin=CARD_PIN))
     finally:
         app.config["SHOP_POST_CARD_HOLD"] = hold
     assert db.get(Payment, order.payment_id).status == "succeeded"
@@ -206,7 +206,7 @@ def test_unpaid_order_expires_stock_comes_back_and_the_hold_is_voided(app, shopp
     card = make_card(balance=100_000)
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                   pin="1234"), quantity=2)
+                                                   pin=CARD_PIN), quantity=2)
     assert stock(lamp) == 1 and balance(card_account) == 100_000 - order.total
     assert expire_unpaid_orders() == []  # not yet due
     db.get(Order, order.id).expires_at = utcnow() - timedelta(seconds=1)
@@ -233,7 +233,7 @@ def test_payment_arriving_after_expiry_is_given_back(app, shopper, lamp, make_ca
         card = make_card(balance=100_000)
         card_account = card.account_id
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                       pin="1234"))
+                                                       pin=CARD_PIN))
     finally:
         app.config["SHOP_POST_CARD_HOLD"] = hold
     db.get(Order, order.id).expires_at = utcnow() - timedelta(seconds=1)
@@ -250,7 +250,7 @@ def test_cancelling_a_paid_order_refunds_and_restores_stock(app, shopper, lamp, 
     card = make_card(balance=100_000)
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                   pin="1234"), quantity=2)
+                                                   pin=CARD_PIN), quantity=2)
     drain(app)
     assert _order(order.id).status == "paid" and stock(lamp) == 1
 
@@ -273,7 +273,7 @@ def test_cancelling_before_payment_releases_the_hold(app, shopper, lamp, make_ca
     card = make_card(balance=100_000)
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                   pin="1234"))
+                                                   pin=CARD_PIN))
     with unit_of_work():
         orders.cancel_order(order.id, shopper.id)
     drain(app)
@@ -302,7 +302,7 @@ def test_parcel_scans_move_the_consignment_and_the_order(app, shopper, lamp, mak
 
     card = make_card(balance=100_000)
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
-                                                   pin="1234"))
+                                                   pin=CARD_PIN))
     drain(app)
     [c] = _order(order.id).consignments
     parcel = preadvise(domestic_draft(), order_ref=f"consignment:{c.id}")
@@ -347,7 +347,7 @@ def test_a_consignment_cancelled_by_its_merchant_is_refunded_in_part(app, shoppe
     b_id = b.id
     order = _placed(place(shopper, door(make_address(shopper)),
                           payment=PaymentChoice("post_card", card_number=card.number,
-                                                pin="1234")))
+                                                pin=CARD_PIN)))
     drain(app)
     share = next(c for c in _order(order.id).consignments if c.merchant_id == other.id)
     orders.cancel_consignment(share.id, actor_id=other.owner_id, reason="damaged in stock")

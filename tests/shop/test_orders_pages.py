@@ -16,6 +16,7 @@ from app.database import db
 from app.jobs import drain
 from shop.models import Address, Order, Product
 from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     baghdad_shop,
     login,
@@ -59,7 +60,7 @@ def test_checkout_page_shows_server_totals_and_ignores_a_sent_amount(
 
     res = client.post("/shop/checkout", data={
         "method": "door", "address_id": address.id, "digest": _digest(html),
-        "key": _key(html), "payment": "post_card", "card_number": number, "pin": "1234",
+        "key": _key(html), "payment": "post_card", "card_number": number, "pin": CARD_PIN,
         # A tampered amount and price: the server has its own.
         "total": "1", "price": "1", "amount": "1"})
     assert res.status_code == 302, _html(res)
@@ -141,7 +142,7 @@ def test_cancel_button_cancels_and_refunds(app, client, shopper, baghdad_shop, s
     put_in_cart(shopper, lamp)
     card = make_card(balance=50_000)
     order = place(shopper, door(make_address(shopper)), payment=PaymentChoice(
-        "post_card", card_number=card.number, pin="1234"))
+        "post_card", card_number=card.number, pin=CARD_PIN))
     order_id = order.id
     drain(app)
     login(client, shopper)
