@@ -28,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 
 from payments.errors import InvalidPin, WeakPin
 
-PIN_RE = re.compile(r"^\d{4,6}$")
+PIN_RE = re.compile(r"^[0-9]{4,6}$")  # ASCII digits: \d also takes ٠-٩ and other scripts
 
 # The 20 four-digit PINs chosen most often, from the widely published analyses of
 # leaked and disclosed PIN sets (e.g. Data Genetics' study of 3.4 million four-digit
