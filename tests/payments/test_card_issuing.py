@@ -10,7 +10,7 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from app.database import db, unit_of_work
-from payments import cards, forms, pins, services
+from payments import cards, forms, pins, seed, services
 from payments.errors import CardNumbersExhausted, InvalidPin, WeakPin
 from payments.models import Account, PostCard
 from tests.payments.helpers import CARD_PIN
@@ -195,6 +195,15 @@ def test_the_reason_is_told_in_the_users_language(app_ctx):
         en = {str(m) for m in pins.WHY.values()}
     assert len(ar) == len(en) == 3 and not ar & en
     assert all("الرمز السري" in m for m in ar)
+
+
+def test_the_demo_card_is_still_made_with_a_pin_that_passes(app_ctx):
+    shopper = person("Shopper", "shopper")
+    assert shopper.email == "shopper@barid.iq"
+    with unit_of_work():
+        seed._seed_demo_card()
+    assert pins.weakness(seed.DEMO_CARD_PIN) is None
+    assert len(cards.cards_of(shopper.id)) == 1
 
 
 # --- The back-office form ----------------------------------------------------------
