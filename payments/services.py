@@ -101,11 +101,19 @@ def can_transition(payment: Payment, to: PaymentStatus) -> bool:
 
 def apply_transition(payment: Payment, to: PaymentStatus, *, actor_id: int | None = None,
                      reason: str = "") -> None:
-    """The one way a payment changes status: check the move against TRANSITIONS, record
-    it (from, to, who, why, when) in payment_transitions and publish the matching event.
+    """The one way a payment changes status: lock the payment's row and re-read it, check
+    the move against TRANSITIONS from the status it has now, record it (from, to, who,
+    why, when) in payment_transitions and publish the matching event.
 
-    Raises PaymentStateError for a move the table does not allow. Flushes.
+    Raises PaymentStateError for a move the table does not allow, also when another
+    transaction moved the payment since this session loaded it (the caller's unit of
+    work then rolls back whatever it did on the old status). Flushes.
     """
+    # A status read before the lock may be old: two requests that both loaded "pending"
+    # would otherwise both record pending -> succeeded and publish payment.succeeded
+    # twice. The session's own changes are flushed first, so the re-read keeps them.
+    db.flush()
+    _lock_payment(payment.id)
     frm = PaymentStatus(payment.status)
     if to not in TRANSITIONS[frm]:
         raise PaymentStateError(
@@ -354,6 +362,9 @@ def hold_on_card(card: PostCard, *, amount: int, reference_kind: str, reference_
 
 
 def _lock_payment(payment_id: int) -> Payment:
+    """The payment with its row locked, re-read from the database: what another
+    transaction committed replaces what this session had loaded (populate_existing),
+    so every check made after the lock sees the status as it is. Raises NotFound."""
     p = db.scalar(select(Payment).where(Payment.id == payment_id).with_for_update()
                   .execution_options(populate_existing=True))
     if p is None:
@@ -550,11 +561,13 @@ def apply_payment_intent(p: Payment, pi: Any) -> bool:
 
 
 def payment_by_intent(pi_id: str | None) -> Payment | None:
-    """The payment of PaymentIntent `pi_id`, its row locked (None when unknown)."""
+    """The payment of PaymentIntent `pi_id`, its row locked and re-read (None when
+    unknown): the result page loaded it before asking Stripe, and the status it saw may
+    have been booked by the webhook's job since."""
     if not pi_id:
         return None
     return db.scalar(select(Payment).where(Payment.stripe_payment_intent == pi_id)
-                     .with_for_update())
+                     .with_for_update().execution_options(populate_existing=True))
 
 
 def sync_payment_intent(pi_id: str | None) -> str:

@@ -1,20 +1,23 @@
 """The catalog as shoppers see it (browse, search, one product) and as merchants keep it
-(create and change products, categories).
+(create and change products, categories), and the one place stock changes.
 
 Shoppers only ever see active products of active merchants: every read goes through
-`_visible()`.
+`_visible()`. Stock is changed only by `take_stock`, `give_back_stock` and `set_stock`,
+each one SQL statement per product (see the section below).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Update, func, or_, select, update
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import db
 from app.errors import NotFound, ValidationFailed
@@ -214,10 +217,13 @@ def update_product(merchant_id: int, product_id: int, data: dict[str, Any]) -> P
     fields = _load_product_fields(data, partial=True)
     if "category_id" in fields:
         _check_category(fields["category_id"])
+    stock = fields.pop("stock", None)
     for name, value in fields.items():
         setattr(product, name, value)
     product.refresh_search()
     db.flush()
+    if stock is not None:
+        set_stock({product.id: stock})
     return product
 
 
@@ -239,3 +245,69 @@ def create_category(slug: str, name_ar: str, name_en: str, *,
     db.add(category)
     db.flush()
     return category
+
+
+# -- stock ---------------------------------------------------------------------------------
+# Stock is arithmetic done by the database on the row as it is now, never a number worked
+# out in Python from a row read a moment ago: two checkouts may both have read "1 left",
+# but only one `stock = stock - 1 WHERE stock >= 1` matches a row. That holds on
+# PostgreSQL (the second UPDATE waits for the first and re-checks its WHERE on the new
+# row) and on SQLite (one writer at a time), with or without an earlier SELECT ... FOR
+# UPDATE. Products are changed in id order: stock rows are the first locks a use case
+# takes (ARCHITECTURE.md mechanism 7), and id order keeps two carts from deadlocking.
+
+
+def _write_stock(stmt: Update) -> dict[int, int]:
+    """Run one stock UPDATE; returns {product id: stock now} for the rows it changed and
+    brings a product already loaded in the session up to date (without marking it
+    changed, so no later flush writes an old number back)."""
+    rows = db.execute(stmt.returning(Product.id, Product.stock),
+                      execution_options={"synchronize_session": False}).all()
+    for product_id, stock in rows:
+        loaded = db.identity_map.get(db.identity_key(Product, product_id))
+        if loaded is not None:
+            set_committed_value(loaded, "stock", stock)
+    return {product_id: stock for product_id, stock in rows}
+
+
+def take_stock(wanted: Mapping[int, int]) -> list[int]:
+    """Take `wanted` (product id -> units, each above zero) out of stock, product by
+    product in id order, each with one conditional UPDATE (`stock = stock - n WHERE
+    stock >= n`).
+
+    Returns the ids of the products that had fewer units left than wanted (or are gone):
+    nothing was taken from those, but the others' units were taken, so a caller that gets
+    any id back raises and lets its unit of work (or savepoint) undo the rest. Flushes.
+    """
+    short: list[int] = []
+    for product_id in sorted(wanted):
+        n = wanted[product_id]
+        if n <= 0:
+            raise ValueError(f"take_stock: {n} units of product {product_id}")
+        if not _write_stock(update(Product).where(Product.id == product_id,
+                                                  Product.stock >= n)
+                            .values(stock=Product.stock - n)):
+            short.append(product_id)
+    return short
+
+
+def give_back_stock(wanted: Mapping[int, int]) -> None:
+    """Put `wanted` (product id -> units) back in stock (an order cancelled, expired or
+    refused), each with one UPDATE (`stock = stock + n`), in product id order. A product
+    deleted since is skipped. Flushes."""
+    for product_id in sorted(wanted):
+        n = wanted[product_id]
+        if n > 0:
+            _write_stock(update(Product).where(Product.id == product_id)
+                         .values(stock=Product.stock + n))
+
+
+def set_stock(levels: Mapping[int, int]) -> None:
+    """Set the stock of products to counts the merchant gives (product id -> units, zero
+    or more), in product id order, each with one UPDATE whatever the session had loaded.
+    Flushes."""
+    for product_id in sorted(levels):
+        n = levels[product_id]
+        if n < 0:
+            raise ValueError(f"set_stock: {n} units of product {product_id}")
+        _write_stock(update(Product).where(Product.id == product_id).values(stock=n))

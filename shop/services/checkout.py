@@ -322,7 +322,8 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
             raise EmptyCart(_l("Your cart is empty."))
         return _draft(quote)
 
-    placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price)
+    placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price,
+                          locale=locale)
     if not placed.replayed:
         cart = db.scalar(select(Cart).where(Cart.user_id == user_id))
         if cart is not None:

@@ -127,6 +127,7 @@ def set_stock_levels(merchant_id: int, items: list[dict[str, Any]]) -> list[Prod
     by_id = {p.id: p for p in rows}
     by_sku = {p.merchant_sku: p for p in rows if p.merchant_sku}
     seen: set[int] = set()
+    levels: dict[int, int] = {}
     changed: list[Product] = []
     for n, item in enumerate(items):
         product = (by_id.get(item["product_id"]) if item.get("product_id") is not None
@@ -138,9 +139,11 @@ def set_stock_levels(merchant_id: int, items: list[dict[str, Any]]) -> list[Prod
             raise ValidationFailed(_l("A product appears twice."),
                                    fields={f"items.{n}": ["duplicate"]})
         seen.add(product.id)
-        product.stock = int(item["stock"])
+        levels[product.id] = int(item["stock"])
         changed.append(product)
-    db.flush()
+    # Written in SQL whatever the session had loaded (an old number equal to the new one
+    # must not skip the write).
+    catalog.set_stock(levels)
     return changed
 
 

@@ -33,8 +33,8 @@ from shop.models import (
     OrderEvent,
     OrderKind,
     OrderStatus,
-    Product,
 )
+from shop.services import catalog
 from shop.services.buy_request_states import request_order_closed, request_paid
 from shop.services.references import ORDER_KIND
 
@@ -189,20 +189,14 @@ def _follow_fulfilment(order: Order, *, actor_id: int | None, reason: str) -> No
 # -- payment -------------------------------------------------------------------------------
 
 def _release_stock(order: Order, consignments: list[Consignment]) -> None:
-    """Give the units of `consignments` back to stock, locking product rows in id order."""
+    """Give the units of `consignments` back to stock (`stock = stock + n` in SQL, in
+    product id order: catalog.give_back_stock)."""
     ids = {c.id for c in consignments}
     wanted: dict[int, int] = {}
     for line in order.lines:
         if line.consignment_id in ids and line.product_id is not None:
             wanted[line.product_id] = wanted.get(line.product_id, 0) + line.quantity
-    if not wanted:
-        return
-    products = db.scalars(select(Product).where(Product.id.in_(sorted(wanted)))
-                          .order_by(Product.id).with_for_update(of=Product)
-                          .execution_options(populate_existing=True)).unique()
-    for product in products:
-        product.stock += wanted[product.id]
-    db.flush()
+    catalog.give_back_stock(wanted)
 
 
 def _refund_order_payment(order: Order, amount: int, *, reason: str, key: str,

@@ -30,6 +30,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from payments import services as payments
 from payments.cards import cards_of
 from shop.models import Consignment, DeliveryMethod, Order, OrderLine, Product
+from shop.services import catalog
 from shop.services.addresses import owned_address, pickup_office
 from shop.services.orders import record_placed
 from shop.services.references import ORDER_KIND, new_number
@@ -275,15 +276,29 @@ def _write(user: User, draft: OrderDraft, payment: str, checkout_key: str | None
                 rate=ln.rate, rate_id=ln.rate_id, unit_price_iqd=ln.unit_price_iqd,
                 line_total_iqd=ln.line_total_iqd, weight_g=ln.weight_g, hs_code=ln.hs_code,
                 duty_rate_bps=ln.duty_rate_bps, duty_estimate=ln.duty_estimate))
-            if ln.product is not None:
-                # The CHECK constraint (stock >= 0) backs the stock check the pricing made.
-                ln.product.stock -= ln.quantity
     db.flush()
     return order
 
 
+def _take_stock(draft: OrderDraft, locale: str) -> None:
+    """Take the units of the draft's catalog lines out of stock. Raises SoldOut when
+    another order took them first: the pricing read the stock, but only the conditional
+    UPDATE decides (see shop.services.catalog)."""
+    wanted: dict[int, int] = {}
+    products: dict[int, Product] = {}
+    for dc in draft.consignments:
+        for ln in dc.lines:
+            if ln.product is not None:
+                wanted[ln.product.id] = wanted.get(ln.product.id, 0) + ln.quantity
+                products[ln.product.id] = ln.product
+    short = catalog.take_stock(wanted)
+    if short:
+        raise SoldOut(_l("Sold out: %(title)s.",
+                         title=products[short[0]].title(locale)))
+
+
 def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None,
-                 price: Callable[[], OrderDraft]) -> Placement:
+                 price: Callable[[], OrderDraft], locale: str = "en") -> Placement:
     """Place an order: the one way checkout and buy for me write one. Flushes.
 
     A `checkout_key` that already placed an order of this shopper returns that order
@@ -294,8 +309,8 @@ def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None
     recorded as placed (order.placed published) and, when paying with a post card, the
     total held on the card (taken at once with SHOP_POST_CARD_HOLD off).
 
-    Raises ValidationFailed (no way to pay), whatever `price` raises, SoldOut (the stock
-    constraint: someone took the last units), NotFound / ValidationFailed for the card
+    Raises ValidationFailed (no way to pay), whatever `price` raises, SoldOut (someone
+    took the last units first; `locale` names the product), NotFound / ValidationFailed for the card
     choice and the post card's errors (wrong PIN, not enough balance, ...).
     """
     check_payment_method(payment)
@@ -310,13 +325,19 @@ def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None
         # database's constraints have the last word) leaves the transaction usable to
         # look up the order the other submission placed.
         with savepoint():
+            # Stock first: stock rows are the first locks taken (before the post card's
+            # ledger accounts), and a sold-out order writes nothing.
+            _take_stock(draft, locale)
             order = _write(user, draft, payment.method, key)
             record_placed(order, actor_id=user.id)
             if payment.method == "post_card":
                 take_post_card_payment(order, payment, user)
-    except IntegrityError:
+    except (IntegrityError, SoldOut) as exc:
+        # The same key's first submission may have taken the last unit a moment ago.
         found = placed_with(user.id, key) if key is not None else None
         if found is not None:
             return Placement(found, True)
+        if isinstance(exc, SoldOut):
+            raise
         raise SoldOut(_l("Sorry, someone bought the last one first.")) from None
     return Placement(order, False)
