@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from app.database import db, get_engine, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.i18n import BAGHDAD
 from payments.errors import (
+    CardBusy,
     CardExpired,
     CardFrozen,
     CardLocked,
@@ -164,20 +166,26 @@ def _holds_sqlite_write_lock(session: Session) -> bool:
                         "in_transaction", False))
 
 
+def _on_own_connection() -> bool:
+    """Whether apart writes go on a connection of their own right now (see above)."""
+    session = db()
+    return not (isinstance(session.get_bind(), Connection)
+                or _holds_sqlite_write_lock(session))
+
+
 def _write_apart(work: ApartWork[T]) -> T:
     """Run `work(session)` so that what it writes is kept whatever the caller's unit of
     work does (see the comment above). `work` may be run twice on SQLite (replayed after
     a rollback), so it builds fresh rows each time."""
     session = db()
-    if isinstance(session.get_bind(), Connection):
-        return work(session)
-    if _holds_sqlite_write_lock(session):
-        result = work(session)
-        session.flush()
+    if _on_own_connection():
+        with _apart_session() as own, own.begin():
+            return work(own)
+    result = work(session)
+    session.flush()
+    if not isinstance(session.get_bind(), Connection):
         session.info.setdefault(_KEEP_IF_ROLLED_BACK, []).append(work)
-        return result
-    with _apart_session() as own, own.begin():
-        return work(own)
+    return result
 
 
 @event.listens_for(db, "after_commit")
@@ -208,12 +216,24 @@ def _audit_row(action: str, card_id: int, actor_id: int | None,
                                          "ip_address", "request_id", "details")}
 
 
-def _reserve_attempt(card_id: int, actor_id: int | None) -> int | None:
-    """Count one PIN attempt on the card, apart; returns the attempts counted now, or
-    None when the card is locked (or its last attempt is being checked right now).
+def _adding_audit(row: dict[str, Any]) -> ApartWork[None]:
+    def add(s: Session) -> None:
+        s.add(AuditRecord(**row))
+    return add
+
+
+def _reserve_attempt(card_id: int, actor_id: int | None) -> int:
+    """Count one PIN attempt on the card, apart; returns the attempts counted now.
 
     One conditional UPDATE counts and checks the limit at once, so a burst of attempts
-    cannot pass the limit between a read and a write.
+    cannot pass the limit between a read and a write. The count holds the failures and
+    the attempts being checked right now; when it is full but the card is not locked,
+    other attempts are still being checked: wait for them (a right PIN frees the
+    count, the fifth wrong one locks the card), up to PIN_WAIT_SECONDS. Waiting is only
+    possible on a connection of our own: on SQLite's request connection we hold the one
+    write lock the other attempts need to finish.
+
+    Raises CardLocked (audited apart) and CardBusy (still full after waiting).
     """
     def reserve(s: Session) -> int | None:
         return s.execute(
@@ -225,11 +245,26 @@ def _reserve_attempt(card_id: int, actor_id: int | None) -> int | None:
             .execution_options(synchronize_session=False)
         ).scalar_one_or_none()
 
-    counted = _write_apart(reserve)
-    if counted is None:
-        refused = _audit_row("post_card.pin_refused", card_id, actor_id, {"why": "locked"})
-        _write_apart(lambda s: s.add(AuditRecord(**refused)))
-    return counted
+    def is_locked() -> bool:
+        query = select(PostCard.locked_at).where(PostCard.id == card_id)
+        if not _on_own_connection():
+            return db.execute(query.execution_options(populate_existing=True)
+                              ).scalar_one_or_none() is not None
+        with _apart_session() as own:
+            return own.execute(query).scalar_one_or_none() is not None
+
+    give_up_at = time.monotonic() + float(current_app.config["PIN_WAIT_SECONDS"])
+    while True:
+        counted = _write_apart(reserve)
+        if counted is not None:
+            return counted
+        if is_locked():
+            _write_apart(_adding_audit(
+                _audit_row("post_card.pin_refused", card_id, actor_id, {"why": "locked"})))
+            raise CardLocked()
+        if not _on_own_connection() or time.monotonic() >= give_up_at:
+            raise CardBusy()
+        time.sleep(0.02)
 
 
 def _give_back(card_id: int) -> None:
@@ -273,14 +308,13 @@ def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
     transaction, with the payment it allowed; a wrong one is audited apart and the last
     allowed one locks the card.
 
-    Raises CardLocked (the card was locked, or this attempt locked it) and WrongPin
-    with the attempts left otherwise. Changes the card's failed_pin_attempts and
+    Raises CardLocked (the card was locked, or this attempt locked it), CardBusy (too
+    many attempts being checked at once for too long) and WrongPin with the attempts
+    left otherwise. Changes the card's failed_pin_attempts and
     locked_at, committed apart.
     """
     try:
         counted = _reserve_attempt(card.id, actor_id)
-        if counted is None:
-            raise CardLocked()
         if _pin_matches(card, pin):
             _give_back(card.id)
             record_audit("post_card.pin_ok", object_type="post_card", object_id=card.id,

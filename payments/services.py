@@ -39,6 +39,7 @@ from app.i18n import BAGHDAD
 from app.money import EXPONENT, format_money
 from payments import cards, gateway, ledger, payables
 from payments.errors import (
+    CardBusy,
     CardExpired,
     CardFrozen,
     CardLocked,
@@ -272,7 +273,7 @@ def receive_cash(*, office_id: int, clerk_id: int, amount: int, currency: str,
 # Who may hear why a card was refused: the clerk at the counter (who can look any card
 # up in the back office anyway) and, for their own card, the holder's linked account.
 _TOLD_WHY = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
-_REFUSALS = (CardNotFound, WrongPin, CardLocked, CardFrozen, CardExpired)
+_REFUSALS = (CardNotFound, WrongPin, CardLocked, CardBusy, CardFrozen, CardExpired)
 
 
 def _told_why(card: PostCard | None, actor_id: int | None) -> bool:
@@ -288,7 +289,7 @@ def _card_for_spending(card_number: str, pin: str, currency: str,
                        actor_id: int | None) -> PostCard:
     """The card, once usable and its PIN right. Raises InvalidCardNumber (not a card
     number at all); then to the holder and the counter CardNotFound, CardFrozen,
-    CardExpired, CardLocked or WrongPin, and to anyone else CardRefused for all of
+    CardExpired, CardLocked, CardBusy or WrongPin, and to anyone else CardRefused for all of
     them, with no attempts count (one answer: a stranger cannot tell which)."""
     card: PostCard | None = None
     try:
