@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from payments.errors import (
 )
 from payments.ledger import get_account
 from payments.models import AccountKind, CardStatus, PostCard
+
+log = logging.getLogger("barid.payments.cards")
 
 CARD_PREFIX = "9647"  # Iraq's calling code and 7: reads as an Iraqi Post card
 MAX_PIN_ATTEMPTS = 5
@@ -200,9 +203,12 @@ def _replay_after_rollback(session: Session, transaction: Any) -> None:
     pending = session.info.pop(_KEEP_IF_ROLLED_BACK, None)
     if not pending:
         return
-    with _apart_session() as own, own.begin():
-        for work in pending:
-            work(own)
+    try:
+        with _apart_session() as own, own.begin():
+            for work in pending:
+                work(own)
+    except Exception:  # the rollback under way must not be turned into another error
+        log.exception("post card PIN attempts could not be kept after a rollback")
 
 
 def _audit_row(action: str, card_id: int, actor_id: int | None,
