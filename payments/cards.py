@@ -1,35 +1,39 @@
 """The post card: numbers, PINs, usability checks, and the clerk's card use cases.
 
 Everything here adds and flushes; the caller's unit of work commits. One deliberate
-exception: a failed PIN is counted (and audited) in its own short transaction on its
-own connection (`_apart_session`), so the count survives when the payment it was
-given for fails and the caller's unit of work rolls back. Otherwise a thief could try
-PIN after PIN for free.
+exception: every PIN attempt is counted (and a refused one audited) apart from the
+caller's unit of work, before the PIN is checked (`_write_apart`), so the count holds
+under a burst of attempts and survives when the payment it was given for fails and the
+caller's unit of work rolls back. Otherwise a thief could try PIN after PIN for free.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.audit import record_audit
+from app.audit import AuditRecord, record_audit
 from app.database import db, get_engine, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.i18n import BAGHDAD
 from payments.errors import (
+    CardBusy,
     CardExpired,
     CardFrozen,
     CardLocked,
@@ -42,6 +46,8 @@ from payments.errors import (
 from payments.ledger import get_account
 from payments.models import AccountKind, CardStatus, PostCard
 from payments.pins import require_strong_pin
+
+log = logging.getLogger("barid.payments.cards")
 
 CARD_PREFIX = "9647"  # Iraq's calling code and 7: reads as an Iraqi Post card
 CARD_RANDOM_DIGITS = 11  # 16 = 4 prefix + 11 random + 1 Luhn
@@ -127,16 +133,34 @@ def _pin_matches(card: PostCard, pin: str) -> bool:
         return False
 
 
+# --- Counting PIN attempts apart from the caller's unit of work ---------------------
+#
+# A failed PIN must stay counted when the use case it was given for fails and its unit
+# of work rolls back; otherwise a thief tries PIN after PIN for free. So the count is
+# written in a transaction of its own ("apart"), committed at once:
+#
+# * PostgreSQL (and SQLite while the request has written nothing yet): on a connection
+#   of its own (`_apart_session`), committed before the caller goes on.
+# * SQLite once the request's transaction has written: SQLite has one writer at a time
+#   and the request's own connection holds that lock, so another connection would wait
+#   for it (up to its busy timeout) and never get it. The write then goes on the
+#   request's own connection, where it is atomic because that connection is the only
+#   writer, and is kept in `session.info`: if the request's transaction ends without a
+#   commit, the same writes are replayed apart right after, once the lock is free
+#   (`_replay_after_rollback`). The small window between that rollback and the replay is
+#   the one place a concurrent attempt could be checked beyond the limit; the embedded
+#   default is one process, and production runs PostgreSQL.
+# * A session joined to a transaction someone else owns (bound to a Connection, as the
+#   rolled-back tests do): that owner decides for everything, so the write goes there.
+
 _apart_engines: dict[str, Engine] = {}
+_KEEP_IF_ROLLED_BACK = "barid_pin_writes_to_replay"
+T = TypeVar("T")
+ApartWork = Callable[[Session], T]
 
 
 def _apart_session() -> Session:
     """A session on its own connection, outside the pool the request's session uses.
-
-    This is the one place payments writes outside the caller's unit of work, on
-    purpose: a failed PIN attempt must stay counted even though the use case it was
-    made for fails and is rolled back (see verify_pin). The transaction is opened and
-    committed by `with own.begin():` around a single counted UPDATE and its audit row.
 
     The request's session keeps its pooled connection while this one commits, so
     drawing from the same pool could wait forever when every connection is busy.
@@ -144,59 +168,185 @@ def _apart_session() -> Session:
     url = get_engine().url
     key = url.render_as_string(hide_password=False)
     if key not in _apart_engines:
-        _apart_engines[key] = create_engine(url, poolclass=NullPool)
+        kw: dict[str, Any] = {"poolclass": NullPool}
+        if url.get_backend_name() == "sqlite":
+            kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        _apart_engines[key] = create_engine(url, **kw)
     return Session(_apart_engines[key])
 
 
-def _audit_apart(action: str, card_id: int, actor_id: int | None,
-                 details: dict[str, Any]) -> None:
-    """Write one audit record in its own transaction (kept when the caller's rolls back)."""
+def _holds_sqlite_write_lock(session: Session) -> bool:
+    """Whether `session` is on SQLite and its transaction has already written (pysqlite
+    opens the database transaction only at the first write)."""
+    if session.get_bind().dialect.name != "sqlite" or not session.in_transaction():
+        return False
+    return bool(getattr(session.connection().connection.dbapi_connection,
+                        "in_transaction", False))
+
+
+def _on_own_connection() -> bool:
+    """Whether apart writes go on a connection of their own right now (see above)."""
+    session = db()
+    return not (isinstance(session.get_bind(), Connection)
+                or _holds_sqlite_write_lock(session))
+
+
+def _write_apart(work: ApartWork[T]) -> T:
+    """Run `work(session)` so that what it writes is kept whatever the caller's unit of
+    work does (see the comment above). `work` may be run twice on SQLite (replayed after
+    a rollback), so it builds fresh rows each time."""
+    session = db()
+    if _on_own_connection():
+        with _apart_session() as own, own.begin():
+            return work(own)
+    result = work(session)
+    session.flush()
+    if not isinstance(session.get_bind(), Connection):
+        session.info.setdefault(_KEEP_IF_ROLLED_BACK, []).append(work)
+    return result
+
+
+@event.listens_for(db, "after_commit")
+def _kept_by_commit(session: Session) -> None:
+    session.info.pop(_KEEP_IF_ROLLED_BACK, None)
+
+
+@event.listens_for(db, "after_transaction_end")
+def _replay_after_rollback(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None:
+        return
+    pending = session.info.pop(_KEEP_IF_ROLLED_BACK, None)
+    if not pending:
+        return
+    try:
+        with _apart_session() as own, own.begin():
+            for work in pending:
+                work(own)
+    except Exception:  # the rollback under way must not be turned into another error
+        log.exception("post card PIN attempts could not be kept after a rollback")
+
+
+def _audit_row(action: str, card_id: int, actor_id: int | None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values of an audit record (actor, address, request) as record_audit would
+    add it, to be written apart."""
     rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
                        details=details)
     db.expunge(rec)
-    with _apart_session() as own, own.begin():
-        own.add(rec)
+    return {c: getattr(rec, c) for c in ("action", "object_type", "object_id", "actor_id",
+                                         "ip_address", "request_id", "details")}
+
+
+def _adding_audit(row: dict[str, Any]) -> ApartWork[None]:
+    def add(s: Session) -> None:
+        s.add(AuditRecord(**row))
+    return add
+
+
+def _reserve_attempt(card_id: int, actor_id: int | None) -> int:
+    """Count one PIN attempt on the card, apart; returns the attempts counted now.
+
+    One conditional UPDATE counts and checks the limit at once, so a burst of attempts
+    cannot pass the limit between a read and a write. The count holds the failures and
+    the attempts being checked right now; when it is full but the card is not locked,
+    other attempts are still being checked: wait for them (a right PIN frees the
+    count, the fifth wrong one locks the card), up to PIN_WAIT_SECONDS. Waiting is only
+    possible on a connection of our own: on SQLite's request connection we hold the one
+    write lock the other attempts need to finish.
+
+    Raises CardLocked (audited apart) and CardBusy (still full after waiting).
+    """
+    def reserve(s: Session) -> int | None:
+        return s.execute(
+            update(PostCard)
+            .where(PostCard.id == card_id, PostCard.failed_pin_attempts < MAX_PIN_ATTEMPTS,
+                   PostCard.locked_at.is_(None))
+            .values(failed_pin_attempts=PostCard.failed_pin_attempts + 1)
+            .returning(PostCard.failed_pin_attempts)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+
+    def is_locked() -> bool:
+        query = select(PostCard.locked_at).where(PostCard.id == card_id)
+        if not _on_own_connection():
+            return db.execute(query.execution_options(populate_existing=True)
+                              ).scalar_one_or_none() is not None
+        with _apart_session() as own:
+            return own.execute(query).scalar_one_or_none() is not None
+
+    give_up_at = time.monotonic() + float(current_app.config["PIN_WAIT_SECONDS"])
+    while True:
+        counted = _write_apart(reserve)
+        if counted is not None:
+            return counted
+        if is_locked():
+            _write_apart(_adding_audit(
+                _audit_row("post_card.pin_refused", card_id, actor_id, {"why": "locked"})))
+            raise CardLocked()
+        if not _on_own_connection() or time.monotonic() >= give_up_at:
+            raise CardBusy()
+        time.sleep(0.02)
+
+
+def _give_back(card_id: int) -> None:
+    """A right PIN: the attempts counted so far, this one too, are given back (apart, so
+    a payment that fails afterwards for another reason does not cost the holder a try)."""
+    def reset(s: Session) -> None:
+        s.execute(update(PostCard)
+                  .where(PostCard.id == card_id, PostCard.locked_at.is_(None))
+                  .values(failed_pin_attempts=0)
+                  .execution_options(synchronize_session=False))
+
+    _write_apart(reset)
+
+
+def _record_failure(card_id: int, counted: int, actor_id: int | None) -> bool:
+    """A wrong PIN, already counted: lock the card at the limit and audit, apart.
+    Returns whether the card is now locked."""
+    locked = counted >= MAX_PIN_ATTEMPTS
+    row = _audit_row("post_card.pin_failed", card_id, actor_id,
+                     {"failed": counted, "locked": locked})
+
+    def record(s: Session) -> None:
+        if locked:
+            s.execute(update(PostCard)
+                      .where(PostCard.id == card_id, PostCard.locked_at.is_(None))
+                      .values(locked_at=utcnow())
+                      .execution_options(synchronize_session=False))
+        s.add(AuditRecord(**row))
+
+    _write_apart(record)
+    return locked
 
 
 def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
-    """Check `pin` for `card`; a refused attempt is counted and audited in its own
-    transaction.
+    """Check `pin` for `card`: count the attempt first, then check the PIN.
 
-    Raises CardLocked when the card is locked (or this attempt locks it) and WrongPin
-    with the attempts left otherwise. The caller's unit of work then rolls back, but
-    the failed attempt was already committed apart (see _apart_session), so five wrong
-    PINs lock the card whatever the caller does. A right PIN clears the failure count
-    and is audited in the caller's transaction, with the payment it allowed.
+    The attempt is counted (apart from the caller's unit of work, see `_write_apart`)
+    before the slow hash is checked, and a locked card is refused without hashing, so
+    at most MAX_PIN_ATTEMPTS wrong PINs are ever checked per card, however many arrive
+    at once. A right PIN gives the attempts back and is audited in the caller's
+    transaction, with the payment it allowed; a wrong one is audited apart and the last
+    allowed one locks the card.
+
+    Raises CardLocked (the card was locked, or this attempt locked it), CardBusy (too
+    many attempts being checked at once for too long) and WrongPin with the attempts
+    left otherwise. Changes the card's failed_pin_attempts and
+    locked_at, committed apart.
     """
-    if card.locked_at is not None:
-        _audit_apart("post_card.pin_refused", card.id, actor_id, {"why": "locked"})
-        raise CardLocked()
-    if _pin_matches(card, pin):
-        # A right PIN is audited with the payment it allowed (same transaction).
-        record_audit("post_card.pin_ok", object_type="post_card", object_id=card.id,
-                     actor_id=actor_id)
-        if card.failed_pin_attempts:
-            card.failed_pin_attempts = 0
-            db.flush()
-        return
-    with _apart_session() as own, own.begin():
-        failed = own.execute(
-            update(PostCard).where(PostCard.id == card.id)
-            .values(failed_pin_attempts=PostCard.failed_pin_attempts + 1)
-            .returning(PostCard.failed_pin_attempts)
-        ).scalar_one()
-        locked = failed >= MAX_PIN_ATTEMPTS
-        if locked:
-            own.execute(update(PostCard).where(PostCard.id == card.id, PostCard.locked_at.is_(None))
-                        .values(locked_at=utcnow()))
-        rec = record_audit("post_card.pin_failed", object_type="post_card", object_id=card.id,
-                           actor_id=actor_id, details={"failed": failed, "locked": locked})
-        db.expunge(rec)
-        own.add(rec)
-    db.expire(card, ["failed_pin_attempts", "locked_at"])
-    if locked:
-        raise CardLocked()
-    raise WrongPin(MAX_PIN_ATTEMPTS - failed)
+    try:
+        counted = _reserve_attempt(card.id, actor_id)
+        if _pin_matches(card, pin):
+            _give_back(card.id)
+            record_audit("post_card.pin_ok", object_type="post_card", object_id=card.id,
+                         actor_id=actor_id)
+            return
+        if _record_failure(card.id, counted, actor_id):
+            raise CardLocked()
+        raise WrongPin(MAX_PIN_ATTEMPTS - counted)
+    finally:
+        # Written with UPDATE statements, possibly on another connection: read afresh.
+        db.expire(card, ["failed_pin_attempts", "locked_at"])
 
 
 # --- Lookup and checks -----------------------------------------------------------

@@ -72,6 +72,28 @@ class CardLocked(Forbidden):
                           "A post office clerk can unlock it."), **kw)
 
 
+class CardBusy(Conflict):
+    code = "card_busy"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The card is busy with other payments. "
+                                       "Try again in a moment."), **kw)
+
+
+class CardRefused(DomainError):
+    """The one answer to someone paying online who is neither the card's holder nor a
+    clerk: a wrong number, a wrong PIN and a locked, frozen or expired card all look
+    the same, so a stranger learns nothing about the card by trying."""
+
+    code = "card_refused"
+    http_status = 422
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The card number or PIN is not right, or the card "
+                                       "cannot pay. Check them, or ask at a post office."),
+                         **kw)
+
+
 class CardFrozen(Forbidden):
     code = "card_frozen"
 

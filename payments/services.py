@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
-from app.auth.models import PostOffice, User
+from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.events import publish
@@ -39,11 +39,18 @@ from app.i18n import BAGHDAD
 from app.money import EXPONENT, format_money
 from payments import cards, gateway, ledger, payables
 from payments.errors import (
+    CardBusy,
+    CardExpired,
+    CardFrozen,
+    CardLocked,
+    CardNotFound,
     CardPaymentsUnavailable,
+    CardRefused,
     IdempotencyConflict,
     PaymentStateError,
     RefundTooLarge,
     TopUpLimitExceeded,
+    WrongPin,
 )
 from payments.ledger import StatementLine, positive_amount
 from payments.models import (
@@ -271,11 +278,36 @@ def receive_cash(*, office_id: int, clerk_id: int, amount: int, currency: str,
 # --- the post card ---------------------------------------------------------------
 
 
+# Who may hear why a card was refused: the clerk at the counter (who can look any card
+# up in the back office anyway) and, for their own card, the holder's linked account.
+_TOLD_WHY = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
+_REFUSALS = (CardNotFound, WrongPin, CardLocked, CardBusy, CardFrozen, CardExpired)
+
+
+def _told_why(card: PostCard | None, actor_id: int | None) -> bool:
+    if actor_id is None:
+        return False
+    if card is not None and card.user_id == actor_id:
+        return True
+    actor = db.get(User, actor_id)
+    return actor is not None and actor.has_role(*_TOLD_WHY)
+
+
 def _card_for_spending(card_number: str, pin: str, currency: str,
                        actor_id: int | None) -> PostCard:
-    card = cards.find_card(card_number)
-    cards.check_usable(card, for_spending=False)
-    cards.verify_pin(card, pin, actor_id=actor_id)
+    """The card, once usable and its PIN right. Raises InvalidCardNumber (not a card
+    number at all); then to the holder and the counter CardNotFound, CardFrozen,
+    CardExpired, CardLocked, CardBusy or WrongPin, and to anyone else CardRefused for all of
+    them, with no attempts count (one answer: a stranger cannot tell which)."""
+    card: PostCard | None = None
+    try:
+        card = cards.find_card(card_number)
+        cards.check_usable(card, for_spending=False)
+        cards.verify_pin(card, pin, actor_id=actor_id)
+    except _REFUSALS as exc:
+        if _told_why(card, actor_id):
+            raise
+        raise CardRefused() from exc
     if currency != card.currency:
         raise ValidationFailed(_l("This card pays in %(c)s only.", c=card.currency))
     return card
@@ -289,8 +321,9 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
     Locks the card's account row, checks the balance, debits the card and credits the
     purpose's account; publishes payment.succeeded. Flushes. Raises InvalidCardNumber,
     CardNotFound, WrongPin, CardLocked, CardFrozen, CardExpired, InsufficientFunds,
-    InvalidAmount, IdempotencyConflict. A wrong PIN is counted even though the caller's
-    unit of work rolls back (see cards.verify_pin).
+    InvalidAmount, IdempotencyConflict (to a stranger CardRefused instead of the card's
+    refusals, see _card_for_spending). A PIN attempt is counted even though the
+    caller's unit of work rolls back (see cards.verify_pin).
     """
     positive_amount(amount)
     _check_purpose(purpose)

@@ -22,6 +22,10 @@ SETTINGS: tuple[Setting, ...] = (
             doc="argon2id memory for PINs, KiB"),
     Setting("PIN_ARGON2_PARALLELISM", parse=int, default=4,
             doc="argon2id lanes for PINs"),
+    # A card's PIN attempts are counted before they are checked; when five are being
+    # checked at once, a further one waits this long for them before it is refused.
+    Setting("PIN_WAIT_SECONDS", parse=float, default=5.0,
+            doc="seconds a PIN attempt waits while five others are checked"),
     Setting("STRIPE_SECRET_KEY", default="sk_test_barid_local", secret=True),
     Setting("STRIPE_PUBLISHABLE_KEY", default="pk_test_barid_local"),
     Setting("STRIPE_WEBHOOK_SECRET", default="whsec_barid_local", secret=True),

@@ -83,21 +83,22 @@ def test_wrong_pin_five_times_locks_even_when_caller_rolls_back(make_card, clerk
     before = money_snapshot()
     for left in (4, 3, 2, 1):
         with pytest.raises(WrongPin) as exc:
-            pay(card, pin="9999", key=f"w{left}")
+            pay(card, pin="9999", key=f"w{left}", actor_id=clerk.id)
         assert exc.value.attempts_left == left
         db.rollback()  # the caller's transaction is thrown away; the count is not
     with pytest.raises(CardLocked):
-        pay(card, pin="9999", key="w0")
+        pay(card, pin="9999", key="w0", actor_id=clerk.id)
     db.rollback()
     # Now even the right PIN is refused until a clerk unlocks.
     with pytest.raises(CardLocked):
-        pay(card, pin=CARD_PIN, key="right")
+        pay(card, pin=CARD_PIN, key="right", actor_id=clerk.id)
     db.rollback()
     assert money_snapshot() == before
     failed = db.scalars(select(AuditRecord).where(AuditRecord.action == "post_card.pin_failed")
                         .order_by(AuditRecord.id)).all()
     assert len(failed) == 5 and failed[-1].details["locked"] is True
-    cards.unlock_card(card.id, clerk_id=clerk.id)
+    with unit_of_work():  # the clerk's page commits the unlock
+        cards.unlock_card(card.id, clerk_id=clerk.id)
     assert pay(card, pin=CARD_PIN, key="after").status == "succeeded"
     assert balance(card) == 9000
 
@@ -106,8 +107,8 @@ def test_frozen_and_expired_cards_are_refused(make_card, clerk):
     card = make_card(balance=10_000)
     with unit_of_work():  # freeze_card flushes only
         cards.freeze_card(card.id, clerk_id=clerk.id)
-    with pytest.raises(CardFrozen):
-        pay(card)
+    with pytest.raises(CardFrozen):  # at the counter the clerk is told why
+        pay(card, actor_id=clerk.id)
     db.rollback()
     with pytest.raises(CardFrozen):
         services.receive_cash(office_id=1, clerk_id=clerk.id, amount=100, currency="IQD",
@@ -120,7 +121,7 @@ def test_frozen_and_expired_cards_are_refused(make_card, clerk):
     card.expires_on = cards.today_in_baghdad() - timedelta(days=1)
     db.commit()
     with pytest.raises(CardExpired):
-        pay(card, key="exp")
+        pay(card, key="exp", actor_id=clerk.id)
     db.rollback()
     assert balance(card) == 10_000
 

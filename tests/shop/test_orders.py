@@ -16,7 +16,7 @@ from app.database import db, unit_of_work, utcnow
 from app.errors import NotFound
 from app.events import DomainEvent
 from app.jobs import drain
-from payments.errors import InsufficientFunds, WrongPin
+from payments.errors import CardRefused, InsufficientFunds
 from payments.models import Payment
 from shop.jobs import expire_unpaid_orders
 from shop.models import Order, OrderEvent, Product
@@ -137,7 +137,7 @@ def test_someone_elses_card_by_id_is_not_found(shopper, lamp, make_card):
 
 
 @pytest.mark.parametrize(("funds", "pin", "error"), [
-    (100_000, "9999", WrongPin),
+    (100_000, "9999", CardRefused),  # not the shopper's card: the stranger's one answer
     (10_000, CARD_PIN, InsufficientFunds),
 ])
 @pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
