@@ -241,7 +241,7 @@ def test_a_stranger_cannot_tell_a_missing_card_a_wrong_pin_or_a_locked_card(
     locked = make_card(balance=10_000)
     locked.locked_at = utcnow()
     db.commit()
-    missing = cards.card_number_for(999_999)  # a well-formed number no card has
+    missing = cards.new_card_number()  # a well-formed number no card has
     assert db.scalar(select(PostCard).where(PostCard.number == missing)) is None
     _login(client, _person("Stranger Person"), fee)
 
