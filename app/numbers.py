@@ -30,6 +30,7 @@ MAX_LINE_QUANTITY = 1_000        # items on one order line or declared article
 MAX_AMOUNT = 1_000_000_000_000   # any single payment or refund, in minor units
 MAX_GRAMS = 1_000_000            # one tonne: above any parcel or article
 MAX_CM = 1_000                   # ten metres: above any parcel's side
+MAX_PAGE = 100_000               # a page number of a listing
 
 # Digits people type besides ASCII: Arabic-Indic (٠-٩), Extended Arabic-Indic as on
 # Persian/Urdu keyboards (۰-۹); and the Arabic thousands separator (٬).

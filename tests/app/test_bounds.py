@@ -118,3 +118,23 @@ def test_an_api_cursor_past_bigint_is_refused():
         with pytest.raises(ValidationFailed) as err:
             decode_cursor(cursor(value))
         assert "cursor" in err.value.fields
+
+
+@pytest.mark.parametrize("path", [
+    "/backoffice/admin/audit?page=99999999999999999999",
+    "/shop/?page=99999999999999999999",
+    "/shop/search?q=x&page=99999999999999999999",
+    "/backoffice/payments/cards?q=99999999999999999999",
+    f"/backoffice/admin/audit?actor={2**70}",
+])
+def test_huge_numbers_in_query_strings_are_no_500(client, everyone, path):
+    _log_in(client, everyone)
+    assert client.get(path).status_code < 500, path
+
+
+def test_a_scan_for_an_office_past_bigint_is_refused(client, everyone):
+    _log_in(client, everyone)
+    for office_id in (2**70, "99999999999999999999", -1):
+        res = client.post("/backoffice/parcels/scan", json={
+            "number": "EE123456785IQ", "code": "EMB", "office_id": office_id})
+        assert res.status_code == 200 and res.json["reason_code"] == "unknown_office"
