@@ -71,3 +71,19 @@ def test_huge_ids_in_paths_and_queries_are_never_a_500(client, shop):
         assert client.get(path, headers=auth(secret)).status_code == 404, path
     r = client.get(f"/api/v1/consignments?order_id={HUGE}", headers=auth(secret))
     assert r.status_code == 422 and "order_id" in r.json["fields"]
+
+
+@pytest.mark.parametrize("product_id", [str(HUGE), "99999999999999999999", "-1", "1e9", "abc"])
+def test_a_cart_line_for_an_impossible_product_is_a_message(client, shop, product_id):
+    merchant, category = shop
+    make_product(merchant, category, stock=5)
+    db.commit()
+    for path in ("/shop/cart/add", "/shop/cart/update", "/shop/cart/remove"):
+        res = client.post(path, data={"product_id": product_id, "quantity": "1"},
+                          follow_redirects=True)
+        assert res.status_code < 500, (path, res.status_code)
+    # Arabic first: "This product is not available."
+    res = client.post("/shop/cart/add", data={"product_id": product_id, "quantity": "1"},
+                      follow_redirects=True)
+    assert "غير متوفر" in res.get_data(as_text=True)
+
