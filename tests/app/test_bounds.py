@@ -126,6 +126,10 @@ def test_an_api_cursor_past_bigint_is_refused():
     "/shop/search?q=x&page=99999999999999999999",
     "/backoffice/payments/cards?q=99999999999999999999",
     f"/backoffice/admin/audit?actor={2**70}",
+    "/payments/pay-for/customs_duty/99999999999999999999",
+    f"/payments/pay-for/order/{2**70}",
+    f"/payments/pay-for/card_topup/{2**70}",
+    f"/payments/pay/{2**63}",
 ])
 def test_huge_numbers_in_query_strings_are_no_500(client, everyone, path):
     _log_in(client, everyone)
