@@ -40,6 +40,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "app" / "static"),
         instance_path=str(INSTANCE_DIR),
     )
+    web.install_converters(app)
     load_app_settings(app, overrides)
     logs.configure_logging()
     init_engine(app.config["DATABASE_URL"])

@@ -18,13 +18,30 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from app.auth.models import BACKOFFICE_ROLES
 from app.database import unit_of_work
 from app.i18n import set_user_locale
+from app.numbers import MAX_BIGINT
 
 bp = Blueprint("web", __name__)
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` for every route: a number beyond what a BIGINT id can be matches no
+    route (404), instead of reaching PostgreSQL, which refuses the bind (a 500)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_BIGINT)
+        super().__init__(map, *args, **kwargs)
+
+
+def install_converters(app: Flask) -> None:
+    """Replace the `int` URL converter; call before any route is added (a rule keeps the
+    converter it was compiled with)."""
+    app.url_map.converters["int"] = IdConverter
 
 
 def has_endpoint(name: str) -> bool:

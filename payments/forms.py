@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
@@ -11,9 +12,29 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp,
 
 from payments.pins import PIN_RE, WHY, weakness
 
+from app.money import format_money
+from app.numbers import MAX_AMOUNT, WholeNumberField, parse_whole
+
 REQUIRED = _l("Required.")
 PIN = Regexp(r"^\d{4,6}$", message=_l("A PIN is 4 to 6 digits."))
-AMOUNT = Regexp(r"^\s*[\d,]+\s*$", message=_l("Whole dinars, digits only."))
+WHOLE_DINARS = _l("Whole dinars, digits only.")
+ABOVE_ZERO = _l("The amount must be a whole number above zero.")
+
+
+def _dinars(amount: int) -> str:
+    return format_money(amount, "IQD")
+
+
+def _topup_max() -> int:
+    return int(current_app.config["PAYMENTS_TOPUP_MAX"])
+
+
+def topup_amount() -> WholeNumberField:
+    """Dinars to put on a card: 1 to PAYMENTS_TOPUP_MAX ("75,000" and "٧٥٠٠٠" too)."""
+    return WholeNumberField(_l("Amount (IQD)"), [InputRequired(REQUIRED)], min=1,
+                            max=_topup_max, invalid=WHOLE_DINARS, show=_dinars,
+                            too_small=ABOVE_ZERO,
+                            too_large=_l("A top-up can be at most %(max)s."))
 
 
 def strong_pin(_form: FlaskForm, field: PasswordField) -> None:
@@ -44,7 +65,7 @@ class IssueCardForm(FlaskForm):
 
 
 class TopUpForm(FlaskForm):
-    amount = StringField(_l("Amount (IQD)"), [InputRequired(REQUIRED), AMOUNT])
+    amount = topup_amount()
     key = HiddenField(default=new_key)
 
 
@@ -56,7 +77,11 @@ class FindCardForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
-    amount = StringField(_l("Amount to refund"), [InputRequired(REQUIRED), AMOUNT])
+    # At most what the payment took, which the refund service checks; the bound here
+    # keeps a mistyped hundred digits away from the database.
+    amount = WholeNumberField(_l("Amount to refund"), [InputRequired(REQUIRED)], min=1,
+                              max=MAX_AMOUNT, invalid=WHOLE_DINARS,
+                              show=_dinars, too_small=ABOVE_ZERO)
     reason = TextAreaField(_l("Reason"), [InputRequired(REQUIRED), Length(max=300)])
     key = HiddenField(default=new_key)
 
@@ -73,9 +98,16 @@ class PayWithPostCardForm(FlaskForm):
 
 
 class OnlineTopUpForm(FlaskForm):
-    amount = StringField(_l("Amount (IQD)"), [InputRequired(REQUIRED), AMOUNT])
+    amount = topup_amount()
     key = HiddenField(default=new_key)
 
 
-def parse_amount(raw: str) -> int:
-    return int((raw or "0").replace(",", "").strip() or 0)
+def parse_amount(value: int | str | None) -> int:
+    """The amount of a validated amount field (its data is already the int).
+
+    Raises ValueError for text that is not a whole amount: a view that reaches this has
+    skipped validate_on_submit()."""
+    amount = value if isinstance(value, int) else parse_whole(value)
+    if amount is None:
+        raise ValueError("not a whole amount")
+    return amount

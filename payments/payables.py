@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import NotFound
+from app.numbers import MAX_BIGINT
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ def register_payable(kind: str, resolver: Resolver) -> None:
 def resolve(kind: str, reference_id: str, user: Any) -> Payable:
     """The amount due for (kind, id) for `user`; raises NotFound when nothing is due."""
     resolver = _resolvers.get(kind)
+    # A reference is opaque, but digits past BIGINT name no row anywhere: a resolver that
+    # looks it up would have PostgreSQL refuse the bind (a 500) instead of "not found".
+    if reference_id.isascii() and reference_id.isdigit() and (
+            len(reference_id) > 19 or int(reference_id) > MAX_BIGINT):
+        raise NotFound()
     due = resolver(reference_id, user) if resolver else None
     if due is None or due.amount <= 0:
         raise NotFound()

@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.geo import governorates
 from app.i18n import current_locale
+from app.numbers import MAX_BIGINT, parse_whole
 from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
 from shop.services.delivery_fees import customs_categories
@@ -33,24 +34,25 @@ class QuantityField(IntegerField):
     def process_formdata(self, valuelist: list[Any]) -> None:
         if not valuelist:
             return
+        # Arabic-Indic digits typed on an Arabic keyboard are still numbers; a sign, a
+        # fraction or an exponent is not a quantity.
         raw = str(valuelist[0]).strip()
-        # Arabic-Indic digits typed on an Arabic keyboard are still numbers.
-        raw = raw.translate({0x0660 + d: str(d) for d in range(10)})
-        try:
-            self.data = int(raw)
-        except ValueError:
+        number = parse_whole(raw.removeprefix("-"))
+        if number is None:
             self.data = None
-            raise ValueError(_l("Enter the quantity as a whole number.")) from None
+            raise ValueError(_l("Enter the quantity as a whole number."))
+        # "-1" is a whole number out of range: NumberRange says which range.
+        self.data = -number if raw.startswith("-") else number
 
 
 class ProductIdField(HiddenField):
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist:
-            try:
-                self.data = int(valuelist[0])
-            except ValueError:
+            # An id beyond BIGINT would make PostgreSQL refuse the query (a 500).
+            self.data = parse_whole(str(valuelist[0]))
+            if self.data is None or not 1 <= self.data <= MAX_BIGINT:
                 self.data = None
-                raise ValueError(_l("This product is not available.")) from None
+                raise ValueError(_l("This product is not available."))
 
 
 class AddToCartForm(FlaskForm):

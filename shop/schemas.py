@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from app.api.platform import PageQuery
+from app.api.platform import ID_RANGE, PageQuery
+from app.numbers import MAX_PRICE, MAX_STOCK
 
 COUNTRY = validate.Regexp(r"^[A-Z]{2}$", error=_l("Use a two-letter country code, e.g. TR."))
 SLUG = validate.Regexp(
@@ -21,7 +22,7 @@ SLUG = validate.Regexp(
 class ProductSchema(Schema):
     """A product as a merchant describes it; the price is in the merchant's minor units."""
 
-    category_id = fields.Integer(required=True)
+    category_id = fields.Integer(required=True, strict=True, validate=ID_RANGE)
     merchant_sku = fields.String(load_default=None, validate=validate.Length(max=64))
     title_ar = fields.String(required=True, validate=validate.Length(min=1, max=300))
     title_en = fields.String(required=True, validate=validate.Length(min=1, max=300))
@@ -29,12 +30,17 @@ class ProductSchema(Schema):
     description_en = fields.String(load_default="", validate=validate.Length(max=10000))
     price = fields.Integer(
         required=True, strict=True,
-        validate=validate.Range(min=1, error=_l("The price must be above zero.")),
+        validate=[
+            validate.Range(min=1, error=_l("The price must be above zero.")),
+            validate.Range(max=MAX_PRICE, error=_l(
+                "The price can be at most %(max)s (in minor units).", max=f"{MAX_PRICE:,}")),
+        ],
     )
-    stock = fields.Integer(
-        load_default=0, strict=True,
-        validate=validate.Range(min=0, error=_l("Stock cannot be negative.")),
-    )
+    stock = fields.Integer(load_default=0, strict=True, validate=[
+        validate.Range(min=0, error=_l("Stock cannot be negative.")),
+        validate.Range(max=MAX_STOCK, error=_l("Stock can be at most %(max)s.",
+                                                max=f"{MAX_STOCK:,}")),
+    ])
     weight_g = fields.Integer(
         required=True, strict=True,
         validate=validate.Range(min=1, max=100_000, error=_l("Give the weight in grams.")),
@@ -62,7 +68,7 @@ class MerchantSchema(Schema):
         ["IQD", "USD", "EUR", "TRY", "AED", "CNY"]))
     governorate = fields.String(load_default=None, allow_none=True,
                                 validate=validate.Regexp(r"^IQ-[A-Z]{2}$"))
-    post_office_id = fields.Integer(load_default=None, allow_none=True)
+    post_office_id = fields.Integer(load_default=None, allow_none=True, validate=ID_RANGE)
     commission_bps = fields.Integer(load_default=0, strict=True, validate=validate.Range(
         min=0, max=10000, error=_l("The commission is between 0 and 10000 basis points.")))
 
@@ -165,11 +171,15 @@ class ProductQuerySchema(PageQuery):
 
 
 class StockItemSchema(Schema):
-    product_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    product_id = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                validate=ID_RANGE)
     merchant_sku = fields.String(load_default=None, allow_none=True,
                                  validate=validate.Length(min=1, max=64))
-    stock = fields.Integer(required=True, strict=True, validate=validate.Range(
-        min=0, max=1_000_000, error="Stock cannot be negative."))
+    stock = fields.Integer(required=True, strict=True, validate=[
+        validate.Range(min=0, error=_l("Stock cannot be negative.")),
+        validate.Range(max=MAX_STOCK, error=_l("Stock can be at most %(max)s.",
+                                                max=f"{MAX_STOCK:,}")),
+    ])
 
 
 class StockUpdateSchema(Schema):
@@ -281,7 +291,7 @@ class ConsignmentQuerySchema(PageQuery):
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
         ["awaiting_payment", "open", "ready", "shipped", "delivered", "cancelled",
          "expired"]))
-    order_id = fields.Integer(load_default=None, allow_none=True)
+    order_id = fields.Integer(load_default=None, allow_none=True, validate=ID_RANGE)
     since = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
         "description": "placed at or after this time"})
 

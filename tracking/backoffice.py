@@ -34,6 +34,7 @@ from app.database import db, unit_of_work
 from app.errors import DomainError, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
 from app.money import MoneyError, to_minor
+from app.numbers import MAX_BIGINT
 from tracking import forms, labels
 from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
 from tracking.services import bulk, customs, delivery
@@ -298,7 +299,9 @@ def scan_one() -> Response:
         office_id = int(data.get("office_id"))
     except (TypeError, ValueError):
         office_id = None
-    if office_id is None or db.get(PostOffice, office_id) is None:
+    # An id past BIGINT would make PostgreSQL refuse the lookup (a 500).
+    if office_id is None or not 1 <= office_id <= MAX_BIGINT \
+            or db.get(PostOffice, office_id) is None:
         return jsonify({"outcome": "rejected", "tracking_number": number, "code": code,
                         "reason_code": "unknown_office",
                         "reason": _("Choose the office first.")}), 200

@@ -11,15 +11,23 @@ from wtforms import (
     FieldList,
     FormField,
     HiddenField,
-    IntegerField,
     PasswordField,
     SelectField,
     StringField,
     SubmitField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
 from app.geo import governorates
+from app.numbers import (
+    MAX_CM,
+    MAX_GRAMS,
+    MAX_LINE_QUANTITY,
+    MAX_PRICE,
+    DecimalAmountField,
+    HiddenIdField,
+    WholeNumberField,
+)
 from tracking.services.events import DELIVERY_ACTIONS, NON_DELIVERY_REASONS
 
 REQUIRED = _l("Required.")
@@ -43,10 +51,12 @@ class ArticleForm(FlaskForm):
         csrf = False
 
     description = StringField(_l("Contents"), validators=[Optional(), Length(max=200)])
-    quantity = IntegerField(_l("Quantity"), validators=[Optional(), NumberRange(min=1)])
-    net_weight_grams = IntegerField(_l("Net weight (g)"), validators=[Optional(),
-                                                                      NumberRange(min=0)])
-    value = StringField(_l("Value"), validators=[Optional(), Length(max=20)])
+    quantity = WholeNumberField(_l("Quantity"), validators=[Optional()], min=1,
+                                max=MAX_LINE_QUANTITY)
+    net_weight_grams = WholeNumberField(_l("Net weight (g)"), validators=[Optional()],
+                                        min=0, max=MAX_GRAMS)
+    value = DecimalAmountField(_l("Value"), validators=[Optional(), Length(max=20)],
+                               max=MAX_PRICE)
     currency = SelectField(_l("Currency"), choices=CURRENCIES, default="IQD")
     hs_code = StringField(_l("HS tariff number"), validators=[Optional(), Length(max=10)])
     origin_country = StringField(_l("Country of origin"), validators=[Optional(),
@@ -80,10 +90,18 @@ class AcceptanceForm(FlaskForm):
     recipient_address = StringField(_l("Address (abroad only)"),
                                     validators=[Optional(), Length(max=300)])
 
-    weight_grams = IntegerField(_l("Weight (g)"), validators=[InputRequired(REQUIRED)])
-    length_cm = IntegerField(_l("Length (cm)"), validators=[Optional()], default=0)
-    width_cm = IntegerField(_l("Width (cm)"), validators=[Optional()], default=0)
-    height_cm = IntegerField(_l("Height (cm)"), validators=[Optional()], default=0)
+    # The parcel weight limit is the service's (MAX_PARCEL_WEIGHT_GRAMS, said in kg);
+    # the bound here only keeps a mistyped number of digits from the database.
+    weight_grams = WholeNumberField(_l("Weight (g)"), validators=[InputRequired(REQUIRED)],
+                                    min=1, max=MAX_GRAMS,
+                                    too_small=_l("Weigh the parcel: the weight must be "
+                                                 "more than zero."))
+    length_cm = WholeNumberField(_l("Length (cm)"), validators=[Optional()], default=0,
+                                 min=0, max=MAX_CM)
+    width_cm = WholeNumberField(_l("Width (cm)"), validators=[Optional()], default=0,
+                                min=0, max=MAX_CM)
+    height_cm = WholeNumberField(_l("Height (cm)"), validators=[Optional()], default=0,
+                                 min=0, max=MAX_CM)
 
     customs_category = SelectField(_l("Kind of contents"), choices=CATEGORY_CHOICES,
                                    default="")
@@ -127,16 +145,16 @@ class UploadForm(FlaskForm):
 
 
 class RevalueForm(FlaskForm):
-    article_id = HiddenField()
-    value = StringField(_l("New value"), validators=[InputRequired(REQUIRED),
-                                                     Length(max=20)])
+    article_id = HiddenIdField(validators=[InputRequired(REQUIRED)])
+    value = DecimalAmountField(_l("New value"), validators=[InputRequired(REQUIRED),
+                                                            Length(max=20)], max=MAX_PRICE)
     currency = SelectField(_l("Currency"), choices=CURRENCIES, default="USD")
     note = StringField(_l("Why"), validators=[Optional(), Length(max=300)])
     submit = SubmitField(_l("Revalue"))
 
 
 class ReclassifyForm(FlaskForm):
-    article_id = HiddenField()
+    article_id = HiddenIdField(validators=[InputRequired(REQUIRED)])
     hs_code = StringField(_l("HS tariff number"), validators=[InputRequired(REQUIRED),
                                                               Length(max=10)])
     note = StringField(_l("Why"), validators=[Optional(), Length(max=300)])

@@ -38,6 +38,7 @@ from app.api.models import ApiKey
 from app.api.owners import owner_active
 from app.database import db, unit_of_work
 from app.errors import DomainError, ValidationFailed, error_response, handle_domain_error
+from app.numbers import MAX_BIGINT
 
 API_PREFIX = "/api/v1"
 API_VERSION = "2026-11-01"
@@ -355,7 +356,12 @@ class ApiBlueprint(Blueprint):
         return decorate
 
 
-# -- cursor pagination -------------------------------------------------------------------
+# -- ids and cursor pagination -----------------------------------------------------------
+
+# An id a client sends (in a body, a query or a cursor): a BIGINT, so PostgreSQL never sees
+# a bind it must refuse with a 500.
+ID_RANGE = validate.Range(min=1, max=MAX_BIGINT, error=_l("This id does not exist."))
+
 
 class PageQuery(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100),
@@ -386,7 +392,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         kind, _, value = text.partition(":")
         if kind != "id":
             raise ValueError(kind)
-        return int(value)
+        after = int(value)
+        if not 1 <= after <= MAX_BIGINT:
+            raise ValueError(value)
+        return after
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationFailed(_l("This cursor is not valid."),
                                fields={"cursor": ["invalid"]}) from exc

@@ -30,6 +30,7 @@ from app.database import db, unit_of_work
 from app.errors import DomainError
 from app.geo import governorates
 from app.i18n import current_locale
+from app.numbers import MAX_PAGE
 
 AUDIT_PAGE_SIZE = 50
 
@@ -162,7 +163,8 @@ def admin_offices():
 def admin_audit():
     action = request.args.get("action", "").strip()
     actor = request.args.get("actor", "").strip()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    # Capped: a page number past BIGINT would make PostgreSQL refuse the OFFSET (a 500).
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     stmt = select(AuditRecord).order_by(AuditRecord.id.desc())
     actor_missing = False
     if action:
