@@ -10,10 +10,9 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
 
-from payments.pins import PIN_RE, WHY, weakness
-
 from app.money import format_money
 from app.numbers import MAX_AMOUNT, WholeNumberField, parse_whole
+from payments.pins import PIN_RE, WHY, weakness
 
 REQUIRED = _l("Required.")
 PIN = Regexp(r"^\d{4,6}$", message=_l("A PIN is 4 to 6 digits."))
