@@ -15,6 +15,7 @@ from flask import Flask
 from app.settings import (
     ConfigError,
     Setting,
+    declared,
     load_settings,
     parse_bool,
     parse_optional,
@@ -79,11 +80,10 @@ FIXED: dict[str, Any] = {
 }
 
 
-def production_problems(config: dict[str, Any]) -> list[str]:
-    """What makes `config` unfit for BARID_ENV=production (empty when it is fit)."""
+def production_problems(app: Flask) -> list[str]:
+    """What makes `app`'s settings unfit for BARID_ENV=production (empty when fit)."""
     problems = []
-    if _production(config) and "SECRET_KEY" not in os.environ and not config.get(
-            "_SECRET_KEY_GIVEN"):
+    if _production(app.config) and declared(app)["SECRET_KEY"].source == "default":
         problems.append(
             "SECRET_KEY must be set when BARID_ENV=production "
             "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')."
@@ -103,9 +103,7 @@ def load_app_settings(app: Flask, overrides: dict[str, Any] | None = None) -> No
     app.config.update(FIXED)
     load_settings(app, "app", SETTINGS, overrides)
     app.config.update(overrides)
-    if "SECRET_KEY" in overrides:
-        app.config["_SECRET_KEY_GIVEN"] = True
-    problems = production_problems(app.config)
+    problems = production_problems(app)
     if problems:
         raise ConfigError(" ".join(problems))
     INSTANCE_DIR.mkdir(exist_ok=True)
@@ -113,4 +111,5 @@ def load_app_settings(app: Flask, overrides: dict[str, Any] | None = None) -> No
 
 def database_url() -> str:
     """The database URL from the environment alone (for Alembic run outside the app)."""
-    return os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'barid.sqlite3'}")
+    [setting] = [s for s in SETTINGS if s.name == "DATABASE_URL"]
+    return os.environ.get(setting.env_name, setting.default)

@@ -412,8 +412,3 @@ PROVIDERS: dict[str, PaymentProvider] = {
 def provider_for(p: Payment) -> PaymentProvider:
     """The provider of `p`'s method."""
     return PROVIDERS[p.method]
-
-
-def provider_of(method: str) -> PaymentProvider:
-    """The provider called `method` (KeyError for a method Barid does not have)."""
-    return PROVIDERS[method]

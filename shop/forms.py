@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.geo import governorates
 from app.i18n import current_locale
-from app.numbers import MAX_BIGINT, parse_whole
+from app.numbers import MAX_BIGINT, ascii_digits, parse_whole
 from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
 from shop.services.delivery_fees import customs_categories
@@ -167,8 +167,7 @@ class QuoteForm(FlaskForm):
 
     def values(self) -> dict[str, Any]:
         def blank(v: str | None) -> str | None:
-            v = (v or "").strip().translate({0x0660 + d: str(d) for d in range(10)})
-            return v or None
+            return ascii_digits(v or "") or None
 
         return {"price": blank(self.price.data), "weight_g": blank(self.weight_g.data),
                 "shipping_fee": blank(self.shipping_fee.data), "note": self.note.data or ""}

@@ -13,11 +13,11 @@ from app.auth.models import PostOffice
 from app.database import db
 from app.errors import NotFound, ValidationFailed
 from app.geo import governorate
+from app.numbers import ascii_digits
 from shop.models import Address
 
 MAX_ADDRESSES = 20
 _POSTAL = re.compile(r"^\d{5}$")
-_ARABIC_DIGITS = {0x0660 + d: str(d) for d in range(10)}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def validate_address(data: AddressInput) -> dict[str, str | None]:
         errors["recipient_name"] = _l("Write the name of the person who receives it.")
     phone = ""
     try:
-        phone = normalise_phone((data.phone or "").translate(_ARABIC_DIGITS), "phone")
+        phone = normalise_phone(ascii_digits(data.phone or ""), "phone")
     except ValidationFailed as exc:
         errors.update(exc.fields)
     code = (data.governorate or "").strip()
@@ -56,7 +56,7 @@ def validate_address(data: AddressInput) -> dict[str, str | None]:
     if not landmark:
         errors["landmark"] = _l("Write the nearest landmark, for example a mosque, a school "
                                 "or a well-known shop.")
-    postal = (data.postal_code or "").strip().translate(_ARABIC_DIGITS)
+    postal = ascii_digits(data.postal_code or "")
     if postal and not _POSTAL.match(postal):
         errors["postal_code"] = _l("A postal code has five digits. Leave it empty if you "
                                    "do not know it.")
