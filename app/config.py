@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.redisconn import sentinel_url
 from app.settings import (
     ConfigError,
     Setting,
@@ -34,6 +35,11 @@ def _production(cfg: dict[str, Any]) -> bool:
     return cfg.get("BARID_ENV") == "production"
 
 
+def _redis_url(cfg: dict[str, Any]) -> str | None:
+    sentinels = cfg.get("REDIS_SENTINELS")
+    return sentinel_url(sentinels, cfg["REDIS_SENTINEL_MASTER"]) if sentinels else None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("BARID_ENV", default="development",
             doc="production, or development (the embedded default)"),
@@ -41,8 +47,14 @@ SETTINGS: tuple[Setting, ...] = (
             doc="signs sessions and signed references; required in production"),
     Setting("DATABASE_URL", default=f"sqlite:///{INSTANCE_DIR / 'barid.sqlite3'}",
             secret=True, doc="SQLAlchemy URL; PostgreSQL in production"),
+    Setting("REDIS_SENTINELS", parse=parse_optional, default=None,
+            doc="host:port,host:port,... of the Redis Sentinels (the two sites); "
+                "REDIS_URL is then built from them"),
+    Setting("REDIS_SENTINEL_MASTER", default="barid",
+            doc="the name the Sentinels know the Redis primary by"),
     # No Redis configured means jobs run on the inline executor inside the web process.
-    Setting("REDIS_URL", parse=parse_optional, default=None, secret=True),
+    Setting("REDIS_URL", parse=parse_optional, secret=True, computed=_redis_url,
+            doc="redis://host:port/db; unset (and no Sentinels) runs jobs inline"),
     Setting("PUBLIC_BASE_URL", default="http://127.0.0.1:5000"),
     Setting("MAIL_BACKEND", computed=lambda c: "smtp" if _production(c) else "folder",
             doc="smtp, folder or memory"),
