@@ -11,7 +11,7 @@ TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/tran
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
 TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server
 
-.PHONY: run test install install-embedded install-dev translations debs-run debs-test services lint clean
+.PHONY: run test failover-drill install install-embedded install-dev translations debs-run debs-test services lint clean
 
 run: install-embedded translations debs-run
 	$(BIN)/barid run
@@ -20,6 +20,10 @@ test: install-dev translations debs-test services
 	$(BIN)/ruff check .
 	$(BIN)/mypy app/
 	$(BIN)/pytest
+
+# The two-site failover drill (deploy/drill.sh): PostgreSQL and Redis failovers under load.
+failover-drill: install-dev translations debs-test
+	./deploy/drill.sh
 
 lint: install-dev
 	$(BIN)/ruff check .
