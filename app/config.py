@@ -72,6 +72,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_RATE_LIMIT", parse=int, default=10,
             doc="failed logins allowed per identifier and address in the window"),
     Setting("LOGIN_RATE_WINDOW", parse=int, default=300, doc="seconds"),
+    Setting("REGISTER_RATE_LIMIT", parse=int, default=5,
+            doc="sign-ups allowed per client address, and per e-mail or mobile, in the window"),
+    Setting("REGISTER_RATE_WINDOW", parse=int, default=3600, doc="seconds"),
+    Setting("REGISTER_CODE_TTL", parse=int, default=900,
+            doc="seconds a sign-up's confirmation code stays valid"),
+    Setting("REGISTER_CODE_TRIES", parse=int, default=5,
+            doc="wrong confirmation codes allowed per sign-up"),
     # Seconds after which a pending outbox job that no executor finished is sent again.
     Setting("OUTBOX_STALE_AFTER", parse=int, default=300),
 )
