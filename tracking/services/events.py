@@ -96,8 +96,6 @@ REASONS: dict[str, Any] = {
     "bad_approver": _l("Only a supervisor other than you may approve this hand-over."),
     "no_office": _l("Your account is not attached to a post office. Ask an "
                     "administrator."),
-    "handover_at_counter": _l("Record a hand-over with the receiver's name and identity "
-                              "document."),
 }
 OUT_OF_SEQUENCE = _l("Saved, but out of sequence: the parcel had already gone further. "
                      "It is flagged on the parcel page and does not change the status.")
