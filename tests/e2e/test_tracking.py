@@ -96,6 +96,12 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     assert scan("EMG", number) == "ok"
     assert scan("EDG", number) == "ok"
     page.screenshot(path=str(screenshots / "tracking-scan-ar.png"), full_page=True)
+    # The parcel page offers the hand-over here, at its destination: name and ID only.
+    page.goto(live_server + f"/backoffice/parcels/{number}")
+    assert page.locator("#receiver_id_number").is_visible()
+    assert page.locator("#supervisor_login").count() == 0
+    page.screenshot(path=str(screenshots / "tracking-handover-ar.png"), full_page=True)
+    page.goto(live_server + "/backoffice/parcels/scan")
     assert scan("EMI", number, receiver_name="فاطمة الموسوي",
                 receiver_id_number="A1234567") == "ok"
     ctx.close()
