@@ -27,6 +27,9 @@ SETTINGS: tuple[Setting, ...] = (
             doc="JSON: IQD per one unit of a foreign currency, for valuing declarations"),
     Setting("DELIVERY_MAX_ATTEMPTS", parse=int, default=3,
             doc="failed delivery attempts before a parcel goes back to its sender"),
+    Setting("SCAN_REPEAT_WINDOW_SECONDS", parse=int, default=600,
+            doc="the same event at the same office on the same parcel within this many "
+                "seconds is a repeated scan and changes nothing; 0 turns the rule off"),
     Setting("PICKUP_HOLD_DAYS", parse=int, default=14,
             doc="days a parcel waits for pickup before it goes back"),
     Setting("STALE_AFTER_HOURS", parse=parse_json,

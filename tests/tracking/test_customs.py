@@ -62,7 +62,8 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     assert "20,240 IQD" in notify.sent_messages[0]["body"]
 
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert (out.outcome, out.reason_code) == ("rejected", "duty_unpaid")
 
     case_id = case.id
@@ -71,8 +72,11 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     case = db.get(CustomsCase, case_id)
     assert case.paid_at is not None and case.payment_id == "pay-1"
     assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    ev.record_scan(number="LX123456785CN", code="EMG", office_id=offices[0].id,
+                   actor_id=clerk.id)
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert out.outcome == "accepted" and out.status == "delivered"
 
 
@@ -153,7 +157,7 @@ def test_only_customs_may_release_an_inbound_parcel(offices, clerk):
                          actor_id=clerk.id)
     assert out.reason_code == "customs_only"
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="x")
+                         actor_id=clerk.id, receiver_name="x", receiver_id_number="1")
     assert out.reason_code == "held_by_customs"
 
 
@@ -186,8 +190,11 @@ def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
         20_240, "customs_duty", "customs_duty")
     run_jobs()  # payments announces the payment; marking it paid again changes nothing
     assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    ev.record_scan(number="LX123456785CN", code="EMG", office_id=offices[0].id,
+                   actor_id=clerk.id)
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert out.outcome == "accepted"
 
 
