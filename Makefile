@@ -7,9 +7,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/translations payments/*/translations tracking/translations tracking/*/translations shop/translations shop/*/translations)
 # Debian packages: fonts for PDFs; chromium for browser tests; zbar and poppler to read
-# back the barcodes and pages the tests render.
+# back the barcodes and pages the tests render; nginx (and openssl for a throw-away
+# certificate) to run the shipped deploy/nginx config in front of the app.
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
-TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server
+TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server nginx openssl
 
 .PHONY: run test install install-embedded install-dev translations debs-run debs-test services lint clean
 
