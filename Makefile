@@ -1,7 +1,10 @@
 # Two commands: `make run` (the embedded platform on http://127.0.0.1:5000) and
 # `make test` (the whole suite against local PostgreSQL and Redis).
 
-PYTHON ?= python3.11
+# The newest Python Barid supports (3.11 to 3.13) that this machine can run (a name on
+# the PATH may be a shim for a version that is not active, so each is tried).
+PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3.11; do \
+	$$p -c '' >/dev/null 2>&1 && command -v $$p && break; done),python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
@@ -27,7 +30,7 @@ lint: install-dev
 	$(BIN)/mypy app/
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(VENV)/.installed
