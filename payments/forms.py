@@ -92,7 +92,8 @@ class DecisionForm(FlaskForm):
 
 
 class RateForm(FlaskForm):
-    base = SelectField(_l("Currency"), choices=["USD", "EUR", "TRY", "AED", "CNY", "GBP", "SAR"])
+    base = SelectField(_l("Currency"), choices=["USD", "EUR", "TRY", "AED", "CNY", "GBP", "SAR",
+                                                "JOD", "KWD"])
     rate = StringField(_l("Dinars for one unit"), [InputRequired(REQUIRED), Length(max=20)])
 
 
