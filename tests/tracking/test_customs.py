@@ -255,3 +255,35 @@ def test_every_customs_state_change_is_one_recorded_transition(offices, clerk, o
     assert TRANSITIONS[case.state] == frozenset()
     with pytest.raises(Conflict):
         apply_transition(case, "released", actor_id=officer.id)
+
+
+def test_assessment_values_declarations_at_the_administrators_rate(offices, clerk):
+    from app.database import unit_of_work
+    from payments.rates import add_rate
+
+    _tariff()
+    register_inbound("LX123456799CN", inbound_draft())
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == "LX123456799CN"))
+    before = customs.compute(parcel)
+    assert before.declared_value_iqd == 52_400  # 40.00 USD at the table's 1,310
+    with unit_of_work():  # an administrator changes the rate in the back office
+        add_rate("USD", "1400")
+    parcel, case = _arrive("LX123456799CN", offices, clerk)
+    # 40.00 USD at 1,400 = 56,000 IQD; HS 8518 is 10 %.
+    assert case.declared_value_iqd == 56_000 and case.duty_iqd == 5_600
+
+
+def test_a_currency_without_a_rate_is_held_for_an_officer(offices, clerk):
+    from sqlalchemy import delete
+
+    from payments.models import ExchangeRate
+
+    _tariff()
+    # The administrators never set a rate for the Kuwaiti dinar.
+    db.execute(delete(ExchangeRate).where(ExchangeRate.base == "KWD"))
+    draft = inbound_draft()
+    draft.articles = [Article(description="Tea", quantity=1, value_amount=4000,
+                              value_currency="KWD", hs_code="090230", origin_country="KW")]
+    register_inbound("LX123456808CN", draft)
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == "LX123456808CN"))
+    assert customs.compute(parcel).hold_code == "unknown_currency"
