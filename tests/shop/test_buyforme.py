@@ -46,7 +46,8 @@ def test_estimate_shows_each_line_in_dinars(shopper, rates):
     assert cost.duty_rate_bps == 2_000                    # clothing, no tariff line: 20 %
     assert cost.duty_estimate == 26_195
     assert cost.service_fee == 6_549                      # 5 % of the items
-    assert cost.total == 130_974 + 22_000 + 26_195 + 6_549
+    assert cost.customs_fees == 5_000 + 10_000            # inspection and stamp, own line
+    assert cost.total == 130_974 + 22_000 + 26_195 + 15_000 + 6_549
     assert cost.rate == "1310" and cost.rate_id == rates["USD"].id
 
 
@@ -86,8 +87,8 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
             "price": "45.00", "shipping_fee": "18000", "note": "Price dropped on the site"})
     # 45.00 USD x 1,310 x 2 = 117,900; duty 20 %; service 5 %; shipping as given.
     assert (quoted.status, quoted.items_iqd, quoted.shipping_fee) == ("quoted", 117_900, 18_000)
-    assert quoted.total == 117_900 + 18_000 + 23_580 + 5_895
-    assert quoted.estimate_total == 185_718 and quoted.quote_expires_at > utcnow()
+    assert quoted.total == 117_900 + 18_000 + 23_580 + 15_000 + 5_895
+    assert quoted.estimate_total == 200_718 and quoted.quote_expires_at > utcnow()
     audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "buy_request.quoted"))
     assert audit.actor_id == buyer.id and audit.details["before"]["unit_price"] == 4_999
     with pytest.raises(BuyRequestStateError), unit_of_work():
@@ -116,7 +117,7 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
                                         foreign_order_number="AMZ-1001",
                                         foreign_tracking_number="1Z999")
     assert done.status == "purchased" and done.foreign_order_number == "AMZ-1001"
-    assert total == 168_375
+    assert total == 183_375
 
 
 def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]:
@@ -290,7 +291,9 @@ def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
     login(client, shopper)
     res = client.post("/shop/buy-for-me", data={**REQUEST, "action": "estimate"})
     html = res.get_data(as_text=True)
-    assert res.status_code == 200 and "185,718 IQD" in html and "26,195 IQD" in html
+    assert res.status_code == 200 and "200,718 IQD" in html and "26,195 IQD" in html
+    # Customs' fees are their own line, beside the duty.
+    assert "رسوم الكمارك" in html and "15,000 IQD" in html
     assert db.scalar(select(BuyRequest)) is None  # an estimate stores nothing
     res = client.post("/shop/buy-for-me", data={**REQUEST, "url": "ftp://x.example.com/a",
                                                 "action": "send"})
