@@ -326,3 +326,135 @@ def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
     assert res.status_code == 302 and "/pay" in res.headers["Location"]
     db.expire_all()
     assert db.get(BuyRequest, req.id).status == "accepted"
+
+
+# -- duty and customs fees charged once ----------------------------------------------------
+
+def _arrived(app, shopper, office, make_card, rate_bp: int):
+    """A paid request bought abroad (the quote took 26,195 duty and 15,000 fees) whose
+    parcel reached the office of exchange, customs assessing the jacket's HS 62 at
+    `rate_bp` and releasing it; returns (case id, order id, card id, card balance after
+    the order was paid)."""
+    from payments.models import Payment, PostCard
+    from payments.services import account_balance
+    from tracking.models import CustomsCase, Parcel, TariffLine
+    from tracking.services.events import record_partner_event
+
+    rid, buyer_id = _paid_request(app, shopper, office, make_card)
+    order = db.get(Order, db.get(BuyRequest, rid).order_id)
+    order_id = order.id
+    assert (order.duty_estimate, order.customs_fees) == (26_195, 15_000)
+    card = db.get(PostCard, db.get(Payment, order.payment_id).card_id)
+    card_id, paid_balance = card.id, account_balance(card.account_id)
+    with unit_of_work():
+        buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="AMZ-1",
+                                 ships_from="US")
+        # The tariff changes after the quote: customs assesses by its own table.
+        db.add(TariffLine(hs_prefix="62", rate_bp=rate_bp, description_en="Clothing",
+                          description_ar="ملابس"))
+    parcel = db.scalar(select(Parcel))
+    assert (parcel.customs_prepaid_duty_iqd, parcel.customs_prepaid_fees_iqd) == (26_195,
+                                                                                  15_000)
+    with unit_of_work():
+        record_partner_event(number=parcel.tracking_number, code="EMD",
+                             occurred_at=utcnow(), location="Baghdad International Airport")
+    drain(app)
+    db.rollback()
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    assert case.state == "released" and case.prepaid_iqd == 41_195
+    return case.id, order_id, card_id, paid_balance
+
+
+def _card_balance(card_id: int) -> int:
+    from payments.models import PostCard
+    from payments.services import account_balance
+
+    db.rollback()
+    return account_balance(db.get(PostCard, card_id).account_id)
+
+
+def _hand_over(office, clerk):
+    from tracking.models import Parcel
+    from tracking.services.events import record_scan
+
+    number = db.scalar(select(Parcel)).tracking_number
+    with unit_of_work():
+        return record_scan(number=number, code="EMI", office_id=office.id,
+                           actor_id=clerk.id, receiver_name="Zainab Ali")
+
+
+def test_assessed_as_quoted_nothing_more_is_due_and_the_parcel_is_handed_over(
+        app, client, shopper, rates, make_card, office, clerk):
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase, Parcel
+    from tracking.services.customs import duty_payable
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 2_000)
+    case = db.get(CustomsCase, case_id)
+    # 99.98 USD at 1,310 = 130,974 IQD; 20 % = 26,195; fees 15,000: all paid in the quote.
+    assert (case.duty_iqd, case.assessed_total_iqd, case.total_due_iqd) == (26_195, 41_195, 0)
+    assert not case.duty_outstanding and duty_payable(str(case_id), None) is None
+    number = db.scalar(select(Parcel)).tracking_number
+    page = client.get(f"/track/{number}/duty").get_data(as_text=True)
+    assert "لا شيء آخر للدفع" in page
+    out = _hand_over(office, clerk)
+    assert out.outcome == "accepted", out.reason
+    assert _card_balance(card_id) == paid  # nothing more taken, nothing given back
+    assert db.scalar(select(AuditRecord).where(
+        AuditRecord.action == "order.customs_excess_refunded")) is None
+    assert ledger_problems() == []
+
+
+def test_assessed_higher_the_shopper_pays_only_the_difference(app, client, shopper, rates,
+                                                              make_card, office, clerk):
+    from payments.services import get_payment
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase, Parcel
+    from tracking.services import customs
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 3_000)
+    case = db.get(CustomsCase, case_id)
+    # 30 % of 130,974 = 39,292 + 15,000 fees = 54,292; 41,195 paid in the quote.
+    assert (case.assessed_total_iqd, case.total_due_iqd) == (54_292, 13_097)
+    assert _hand_over(office, clerk).reason_code == "duty_unpaid"
+    number = db.scalar(select(Parcel)).tracking_number
+    page = client.get(f"/track/{number}/duty").get_data(as_text=True)
+    assert "13,097 IQD" in page and "41,195 IQD" in page  # the credit shown on its own line
+    payable = customs.duty_payable(str(case_id), None)
+    assert payable.amount == 13_097
+    with unit_of_work():
+        customs.pay_duty_in_cash(case_id, clerk_id=clerk.id, office_id=office.id)
+    case = db.get(CustomsCase, case_id)
+    assert get_payment(int(case.payment_id)).amount == 13_097
+    assert _hand_over(office, clerk).outcome == "accepted"
+    assert _card_balance(card_id) == paid
+    assert ledger_problems() == []
+
+
+def test_assessed_lower_the_excess_goes_back_to_the_post_card_once(app, shopper, rates,
+                                                                  make_card, office, clerk):
+    from app.events import DomainEvent
+    from shop.jobs import refund_prepaid_customs_excess
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 1_000)
+    case = db.get(CustomsCase, case_id)
+    # 10 % of 130,974 = 13,097 + 15,000 = 28,097; the quote took 41,195: 13,098 too much.
+    assert (case.assessed_total_iqd, case.total_due_iqd, case.prepaid_excess_iqd) == (
+        28_097, 0, 13_098)
+    assert _card_balance(card_id) == paid + 13_098
+    # The job runs again (a retry, a second delivery): nothing more moves.
+    released = db.scalar(select(DomainEvent).where(DomainEvent.name == "customs.released"))
+    for _ in range(2):
+        with unit_of_work():
+            refund_prepaid_customs_excess(released)
+    drain(app)
+    assert _card_balance(card_id) == paid + 13_098
+    order = db.get(Order, order_id)
+    assert (order.refunded_amount, order.status) == (13_098, "partially_refunded")
+    [audit] = db.scalars(select(AuditRecord).where(
+        AuditRecord.action == "order.customs_excess_refunded")).all()
+    assert audit.details["amount"] == 13_098 and audit.details["case_id"] == case_id
+    assert _hand_over(office, clerk).outcome == "accepted"
+    assert ledger_problems() == []
