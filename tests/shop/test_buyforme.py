@@ -18,7 +18,14 @@ from shop.models import BuyRequest, Order
 from shop.services import buyforme
 from shop.services.buyforme import BuyRequestStateError
 from shop.services.checkout import PaymentChoice, destination_for
-from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.conftest import (  # noqa: F401
+    _fast_pins,
+    clerk,
+    localstripe,
+    make_card,
+    office,
+    stripe_app,
+)
 from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     login,
@@ -330,22 +337,25 @@ def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
 
 # -- duty and customs fees charged once ----------------------------------------------------
 
-def _arrived(app, shopper, office, make_card, rate_bp: int):
+def _arrived(app, shopper, office, make_card, rate_bp: int, paid=None):
     """A paid request bought abroad (the quote took 26,195 duty and 15,000 fees) whose
     parcel reached the office of exchange, customs assessing the jacket's HS 62 at
     `rate_bp` and releasing it; returns (case id, order id, card id, card balance after
-    the order was paid)."""
+    the order was paid). `paid`: (request id, buyer id) of a request paid otherwise
+    than by post card (card id and balance are then None)."""
     from payments.models import Payment, PostCard
     from payments.services import account_balance
     from tracking.models import CustomsCase, Parcel, TariffLine
     from tracking.services.events import record_partner_event
 
-    rid, buyer_id = _paid_request(app, shopper, office, make_card)
+    rid, buyer_id = paid or _paid_request(app, shopper, office, make_card)
     order = db.get(Order, db.get(BuyRequest, rid).order_id)
     order_id = order.id
     assert (order.duty_estimate, order.customs_fees) == (26_195, 15_000)
-    card = db.get(PostCard, db.get(Payment, order.payment_id).card_id)
-    card_id, paid_balance = card.id, account_balance(card.account_id)
+    card_id = paid_balance = None
+    if paid is None:
+        card = db.get(PostCard, db.get(Payment, order.payment_id).card_id)
+        card_id, paid_balance = card.id, account_balance(card.account_id)
     with unit_of_work():
         buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="AMZ-1",
                                  ships_from="US")
@@ -457,4 +467,57 @@ def test_assessed_lower_the_excess_goes_back_to_the_post_card_once(app, shopper,
         AuditRecord.action == "order.customs_excess_refunded")).all()
     assert audit.details["amount"] == 13_098 and audit.details["case_id"] == case_id
     assert _hand_over(office, clerk).outcome == "accepted"
+    assert ledger_problems() == []
+
+
+def test_assessed_lower_the_excess_goes_back_to_the_bank_card_once(app, shopper, rates,
+                                                                  office, clerk,
+                                                                  stripe_app, localstripe):
+    from payments import gateway
+    from payments import services as pay
+    from payments.models import Payment, Refund
+    from shop.services import orders
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase
+
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    buyer_id, shopper_id = buyer.id, shopper.id
+    rid = _request(shopper)
+    with unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
+    dest = pickup(office)
+    q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
+    with unit_of_work():
+        order = buyforme.accept_quote(rid, shopper_id, dest, payment=PaymentChoice("stripe"),
+                                      seen_digest=q.digest, checkout_key="accept-card")
+        order_id = order.id
+    with unit_of_work():
+        pid = orders.start_card_payment(order_id, shopper_id).payment.id
+    pm = gateway.client().v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12,
+                                 "exp_year": 2034, "cvc": "123"}}).id
+    with unit_of_work():
+        assert pay.confirm_card_payment(pid, payment_method=pm,
+                                        payer_user_id=shopper_id)["status"] == "succeeded"
+    with unit_of_work():  # what the webhook's job does
+        pay.sync_payment_intent(db.get(Payment, pid).stripe_payment_intent)
+    drain(app)
+    db.rollback()
+    assert db.get(BuyRequest, rid).status == "paid"
+
+    case_id, _o, _c, _b = _arrived(app, shopper, office, None, 1_000, paid=(rid, buyer_id))
+    assert db.get(CustomsCase, case_id).prepaid_excess_iqd == 13_098
+    drain(app)
+    db.rollback()
+    [refund] = db.scalars(select(Refund).where(Refund.payment_id == pid)).all()
+    assert refund.amount == 13_098 and refund.stripe_refund_id
+    at_stripe = gateway.client().v1.refunds.list(params={
+        "payment_intent": db.get(Payment, pid).stripe_payment_intent}).data
+    assert [(r.id, r.amount) for r in at_stripe] == [(refund.stripe_refund_id,
+                                                      refund.charged_amount)]
+    with unit_of_work():  # the job again: Stripe is not asked twice
+        assert buyforme.refund_prepaid_excess(case_id) == 0
+    assert len(gateway.client().v1.refunds.list(params={
+        "payment_intent": db.get(Payment, pid).stripe_payment_intent}).data) == 1
+    assert db.get(Order, order_id).refunded_amount == 13_098
     assert ledger_problems() == []
