@@ -3,11 +3,10 @@
 The shopper pastes the link with what to buy; Barid shows an estimated landed cost in
 dinars (the item at the stored exchange rate, international shipping by weight,
 estimated duty by customs category, customs' inspection and stamp fees, the service fee,
-each its own line). Procurement
-approves with a final quote (price, weight or shipping adjusted) or rejects with a
-reason. The shopper accepts the quote, which places an order awaiting payment (the same
-payment options as checkout), or lets it expire. After payment procurement records the
-purchase abroad.
+each its own line). Procurement approves with a final quote (price, weight or shipping
+adjusted) or rejects with a reason. The shopper accepts the quote, which places an order
+awaiting payment (the same payment options as checkout), or lets it expire. After
+payment procurement records the purchase abroad.
 
 Duty and customs fees are charged once: the parcel registered for the purchase carries
 what the quote took for them (tracking credits it at assessment, so the shopper pays
@@ -428,7 +427,10 @@ def refund_prepaid_excess(case_id: int) -> int:
     key = f"order:{order.id}:customs-excess:{case.id}"
     if payments.refund_made_with(key) is not None:
         return 0
-    excess = case.prepaid_excess_iqd
+    # Never more than is left of the payment (part of it may have gone back already).
+    excess = min(case.prepaid_excess_iqd, payments.get_payment(order.payment_id).refundable)
+    if excess <= 0:
+        return 0
     refund = payments.refund(order.payment_id, excess,
                              "customs assessed less duty and fees than the quote", None, key)
     record_audit("order.customs_excess_refunded", object_type="order", object_id=order.id,
