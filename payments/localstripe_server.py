@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import pickle
 import socket
@@ -28,6 +29,7 @@ def _serve(port: int, state: str | None) -> None:
     # imports this module without localstripe or aiohttp installed.
     from aiohttp import web
     from localstripe import resources, server
+    from localstripe.errors import UserError
 
     def dump(store) -> None:
         if state:
@@ -43,8 +45,45 @@ def _serve(port: int, state: str | None) -> None:
     resources.Store.dump_to_disk = dump
     resources.Store.try_load_from_disk = load
     resources.store.try_load_from_disk()
+    _add_disputes(server.app, web, resources, UserError)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None,
                 handle_signals=True)
+
+
+def _add_disputes(app, web, resources, user_error) -> None:
+    """Disputes, which localstripe lacks: `GET /v1/disputes/{id}` as Stripe answers it,
+    and a test hook `POST /_config/disputes` (charge, amount, reason, status; or
+    `/_config/disputes/{id}` to change one) doing what Stripe's dispute test cards do.
+    Kept in memory only: a restarted server knows none."""
+    disputes: dict[str, dict] = {}
+
+    async def open_or_change(request):
+        data = dict(await request.post())
+        known = disputes.get(request.match_info.get("id", ""))
+        if known is None:
+            charge = resources.Charge._api_retrieve(str(data.get("charge") or ""))
+            known = {"id": "dp_" + os.urandom(7).hex(), "object": "dispute",
+                     "amount": charge.amount, "currency": charge.currency,
+                     "charge": charge.id, "payment_intent": charge.payment_intent,
+                     "reason": "fraudulent", "status": "needs_response",
+                     "created": int(time.time()), "livemode": False, "metadata": {}}
+            disputes[known["id"]] = known
+        if data.get("amount"):
+            known["amount"] = int(data["amount"])
+        for key in ("reason", "status"):
+            if data.get(key):
+                known[key] = data[key]
+        return web.json_response(known)
+
+    def retrieve(request):
+        found = disputes.get(request.match_info["id"])
+        if found is None:
+            raise user_error(404, "Not Found")
+        return web.json_response(found)
+
+    app.router.add_post("/_config/disputes", open_or_change)
+    app.router.add_post("/_config/disputes/{id}", open_or_change)
+    app.router.add_get("/v1/disputes/{id}", retrieve)
 
 
 def free_port() -> int:
@@ -66,6 +105,20 @@ class LocalStripe:
         req = urllib.request.Request(  # noqa: S310 (loopback only)
             f"{self.url}/_config/webhooks/{name}", data=data.encode(), method="POST")
         urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 (loopback only)
+
+    def open_dispute(self, charge: str, **fields: str | int) -> dict:
+        """Open a dispute on `charge` as a cardholder's bank would (a test hook)."""
+        return self._post("/_config/disputes", {"charge": charge, **fields})
+
+    def change_dispute(self, dispute_id: str, **fields: str | int) -> dict:
+        return self._post(f"/_config/disputes/{dispute_id}", fields)
+
+    def _post(self, path: str, fields: dict) -> dict:
+        data = urllib.parse.urlencode({k: str(v) for k, v in fields.items()}).encode()
+        req = urllib.request.Request(f"{self.url}{path}", data=data,  # noqa: S310
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=5) as res:  # noqa: S310 (loopback only)
+            return json.loads(res.read())
 
     def stop(self) -> None:
         if self.process.poll() is None:

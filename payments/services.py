@@ -677,6 +677,11 @@ def refund(payment_id: int, amount: int, reason: str, actor_id: int | None,
     return r
 
 
+def refund_made_with(idempotency_key: str) -> Refund | None:
+    """The refund already made under `idempotency_key`, if any. Reads only."""
+    return db.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
+
+
 def _record_refund(p: Payment, r: Refund, actor_id: int | None) -> None:
     p.refunded_amount += r.amount
     if p.status != S.DISPUTED:

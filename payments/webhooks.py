@@ -1,8 +1,11 @@
 """Stripe webhooks: verify on the raw body, store each event once, process in a job.
 
-The request only verifies and stores; the job re-fetches the PaymentIntent from Stripe
-and brings the payment in line with it, so an event that arrives twice, late or out
-of order changes the payment once and never backwards.
+The request only verifies and stores; the job re-fetches what the event is about from
+Stripe (the PaymentIntent, the charge or refund, the dispute) and brings Barid in line
+with that, so an event that arrives twice, late or out of order changes the payment
+once and never backwards, and a payload that says something Stripe does not (a forged
+but validly signed one, a leaked signing secret) changes nothing beyond what Stripe
+says. When Stripe cannot be asked, the job raises and is retried; nothing changes.
 """
 
 from __future__ import annotations
@@ -65,11 +68,15 @@ def process_stripe_event(event_id: str) -> None:
     """Job: apply one stored Stripe event. Safe to run twice (does nothing the second time).
 
     payment_intent.*: re-fetch the PaymentIntent and apply its current state.
-    charge.refunded: book every Stripe refund of the charge not booked yet.
-    charge.dispute.created: mark the payment disputed and tell the supervisors.
+    charge.refunded, charge.refund.updated, refund.*: re-fetch the charge or refund
+    named, then book every refund Stripe lists for its PaymentIntent not booked yet.
+    charge.dispute.*: re-fetch the dispute; record it (amount, reason, status as Stripe
+    says), mark the payment disputed and tell the supervisors, or bring a known one up
+    to date. Only the object's id is read from the payload.
     Changes payments, the ledger and the stored event in one unit of work (it joins the
     job runner's when there is one). Raises stripe errors when Stripe cannot be
-    reached (nothing is kept; the runner retries).
+    reached or answers with an error other than "no such object" (nothing is kept;
+    the runner retries).
     """
     with unit_of_work():
         # The event's row lock makes a second delivery of this job wait, then see it
@@ -81,15 +88,61 @@ def process_stripe_event(event_id: str) -> None:
         obj = (ev.payload.get("data") or {}).get("object") or {}
         if ev.type.startswith("payment_intent."):
             outcome = services.sync_payment_intent(obj.get("id"))
-        elif ev.type in ("charge.refunded", "charge.refund.updated"):
-            outcome = sync_refunds(obj.get("payment_intent"))
-        elif ev.type == "charge.dispute.created":
-            outcome = open_dispute(obj)
+        elif ev.type in REFUND_EVENTS:
+            outcome = _sync_refunds_of(obj)
+        elif ev.type.startswith("charge.dispute."):
+            outcome = sync_dispute(obj.get("id"))
         else:
             outcome = "ignored"
         ev.processed_at = utcnow()
         ev.outcome = outcome
         db.flush()
+
+
+REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated", "refund.created",
+                           "refund.updated", "refund.failed"})
+NOT_AT_STRIPE = "not found at Stripe"
+
+
+def _fetch(retrieve: Any, object_id: Any) -> Any:
+    """`retrieve(object_id)` from Stripe, or None when Stripe has no such object (a
+    forged event: nothing to do, and nothing to retry). Any other failure is raised so
+    the job is retried."""
+    if not isinstance(object_id, str) or not object_id:
+        return None
+    try:
+        return retrieve(object_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return None
+        raise
+
+
+def _id_of(value: Any) -> str | None:
+    """An id Stripe gives either as it is or as the expanded object."""
+    value = getattr(value, "id", value)
+    return value if isinstance(value, str) and value else None
+
+
+def _sync_refunds_of(obj: dict[str, Any]) -> str:
+    """The PaymentIntent of the charge or refund an event names, as Stripe says (not as
+    the payload does), then its refunds booked. Flushes."""
+    stripe_api = gateway.client().v1
+    object_id = obj.get("id")
+    if obj.get("object") == "refund" or str(object_id or "").startswith("re_"):
+        found = _fetch(stripe_api.refunds.retrieve, object_id)
+        if found is None:
+            return NOT_AT_STRIPE
+        pi_id = _id_of(found.payment_intent)
+        if pi_id is None:
+            charge = _fetch(stripe_api.charges.retrieve, _id_of(found.charge))
+            pi_id = _id_of(charge.payment_intent) if charge is not None else None
+    else:
+        charge = _fetch(stripe_api.charges.retrieve, object_id)
+        if charge is None:
+            return NOT_AT_STRIPE
+        pi_id = _id_of(charge.payment_intent)
+    return sync_refunds(pi_id)
 
 
 def sync_refunds(pi_id: str | None) -> str:
@@ -114,35 +167,55 @@ def sync_refunds(pi_id: str | None) -> str:
     return f"{booked} refund(s) booked"
 
 
-def open_dispute(obj: dict[str, Any]) -> str:
-    """Record a dispute, mark its payment disputed and tell every supervisor. Flushes."""
-    pi_id = obj.get("payment_intent")
-    if not pi_id and obj.get("charge"):
-        pi_id = gateway.client().v1.charges.retrieve(obj["charge"]).payment_intent
+def sync_dispute(dispute_id: Any) -> str:
+    """Re-fetch a dispute from Stripe and record it as Stripe has it. Flushes.
+
+    A new one is stored (amount, currency, reason, status from Stripe), its payment
+    becomes disputed, the supervisors are told, and it is audited; a known one takes
+    Stripe's amount, reason and status (audited when they change). A dispute Stripe does
+    not know, or on a payment Barid does not know, changes nothing.
+    """
+    stripe_api = gateway.client().v1
+    found = _fetch(stripe_api.disputes.retrieve, dispute_id)
+    if found is None:
+        return NOT_AT_STRIPE
+    pi_id = _id_of(getattr(found, "payment_intent", None))
+    if pi_id is None:
+        charge = _fetch(stripe_api.charges.retrieve, _id_of(found.charge))
+        pi_id = _id_of(charge.payment_intent) if charge is not None else None
     p = services.payment_by_intent(pi_id)
     if p is None:
         return "unknown payment intent"
-    if db.scalar(select(Dispute).where(Dispute.stripe_dispute_id == obj.get("id"))):
-        return "dispute known"
-    db.add(Dispute(payment_id=p.id, stripe_dispute_id=str(obj.get("id")),
-                   amount=int(obj.get("amount") or 0),
-                   currency=str(obj.get("currency") or "usd").upper(),
-                   reason=str(obj.get("reason") or "")[:64],
-                   status=str(obj.get("status") or "needs_response")[:32]))
+    stated = {"amount": int(found.amount or 0),
+              "currency": str(found.currency or "usd").upper()[:3],
+              "reason": str(found.reason or "")[:64],
+              "status": str(found.status or "needs_response")[:32]}
+    known = db.scalar(select(Dispute).where(Dispute.stripe_dispute_id == found.id))
+    if known is not None:
+        before = {k: getattr(known, k) for k in stated}
+        if before == stated:
+            return "dispute known"
+        for k, v in stated.items():
+            setattr(known, k, v)
+        record_audit("payment.dispute_updated", object_type="payment", object_id=p.id,
+                     details={"dispute": found.id, "before": before, "after": stated})
+        return "dispute updated"
+    db.add(Dispute(payment_id=p.id, stripe_dispute_id=str(found.id), **stated))
     if services.can_transition(p, PaymentStatus.DISPUTED):
         services.apply_transition(p, PaymentStatus.DISPUTED, reason="stripe dispute opened")
     record_audit("payment.disputed", object_type="payment", object_id=p.id,
-                 details={"dispute": obj.get("id"), "reason": obj.get("reason")})
-    _tell_supervisors(p, obj)
+                 details={"dispute": found.id, "reason": stated["reason"],
+                          "amount": stated["amount"], "currency": stated["currency"]})
+    _tell_supervisors(p, stated["reason"])
     return "disputed"
 
 
-def _tell_supervisors(p: Payment, obj: dict[str, Any]) -> None:
+def _tell_supervisors(p: Payment, reason: str) -> None:
     supervisors = db.scalars(select(User).join(UserRole).where(
         UserRole.role == Role.SUPERVISOR, User.active.is_(True)))
     for user in supervisors:
         notify(email=user.email, subject=f"Barid: card payment {p.id} disputed",
                body=(f"A bank-card payment was disputed.\nPayment: {p.id}\n"
                      f"Reference: {p.reference_kind} {p.reference_id}\n"
-                     f"Reason: {obj.get('reason') or '-'}\n"
+                     f"Reason: {reason or '-'}\n"
                      "Open the disputes page in the back office to respond."))

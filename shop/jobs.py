@@ -48,6 +48,14 @@ def consignment_parcel_delivered(event: DomainEvent) -> None:
     orders.on_parcel_event(event)
 
 
+@subscribe("customs.released")
+def refund_prepaid_customs_excess(event: DomainEvent) -> None:
+    """Subscriber: customs released a buy-for-me parcel having assessed less than the
+    quote took for duty and fees; the excess goes back to the order's payment (once).
+    The job runner commits; a refund error is raised so the job is retried."""
+    buyforme.refund_prepaid_excess(int(event.payload["case_id"]))
+
+
 @periodic(every_seconds=60, queue="low")
 def expire_unpaid_orders() -> list[int]:
     """Periodic: orders unpaid past SHOP_ORDER_PAYMENT_MINUTES expire; their stock is

@@ -356,6 +356,8 @@ class Order(Base):
     delivery_fee: Mapped[int] = mapped_column(default=0)
     shipping_fee: Mapped[int] = mapped_column(default=0)  # international
     duty_estimate: Mapped[int] = mapped_column(default=0)
+    # Customs' inspection and stamp fees paid ahead (buy for me), credited on arrival.
+    customs_fees: Mapped[int] = mapped_column(default=0)
     handling_fee: Mapped[int] = mapped_column(default=0)
     service_fee: Mapped[int] = mapped_column(default=0)  # buy for me
     total: Mapped[int] = mapped_column(default=0)
@@ -383,7 +385,7 @@ class Order(Base):
     @property
     def fees_total(self) -> int:
         return (self.delivery_fee + self.shipping_fee + self.duty_estimate
-                + self.handling_fee + self.service_fee)
+                + self.customs_fees + self.handling_fee + self.service_fee)
 
     def governorate_name(self, locale: str) -> str:
         place = governorate(self.governorate)
@@ -409,6 +411,7 @@ class Consignment(Base):
     delivery_fee: Mapped[int] = mapped_column(default=0)
     shipping_fee: Mapped[int] = mapped_column(default=0)
     duty_estimate: Mapped[int] = mapped_column(default=0)
+    customs_fees: Mapped[int] = mapped_column(default=0)
     handling_fee: Mapped[int] = mapped_column(default=0)
     service_fee: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
@@ -528,6 +531,7 @@ class BuyRequest(Base):
     items_iqd: Mapped[int] = mapped_column(default=0)
     shipping_fee: Mapped[int] = mapped_column(default=0)
     duty_estimate: Mapped[int] = mapped_column(default=0)
+    customs_fees: Mapped[int] = mapped_column(default=0)  # inspection and stamp
     service_fee: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
     estimate_total: Mapped[int] = mapped_column(default=0)  # what the shopper first saw

@@ -28,6 +28,7 @@ AMOUNTS = (
     ("delivery_fee", "التوصيل داخل العراق", "Delivery in Iraq"),
     ("shipping_fee", "الشحن الدولي", "International shipping"),
     ("duty_estimate", "الرسوم الكمركية التقديرية", "Estimated customs duty"),
+    ("customs_fees", "رسوم الكمارك (الفحص والطوابع)", "Customs fees (inspection and stamp)"),
     ("handling_fee", "أجور التخليص", "Customs handling"),
     ("service_fee", "أجور خدمة اشترِ لي", "Buy-for-me service"),
 )

@@ -44,6 +44,7 @@ _DOCUMENT_WORDS = (
     _l("HS"), _l("Importer's reference"), _l("Invoice"), _l("Licence"), _l("Certificate"),
     _l("Gift"), _l("Documents"), _l("Commercial sample"), _l("Returned goods"),
     _l("Sale of goods"), _l("Other"), _l("Duty"), _l("Inspection fee"), _l("Stamp fee"),
+    _l("Paid in advance with the order"),
     _l("Total paid"),
     _l("I certify that the particulars given in this declaration are correct and that this "
        "item does not contain any dangerous article prohibited by postal regulations."),
@@ -434,7 +435,10 @@ def render_duty_receipt(case: CustomsCase) -> bytes:
     c.drawString(m, y - 6, grouped(parcel.tracking_number))
     y -= 24
     rows = [("Duty", case.duty_iqd), ("Inspection fee", case.inspection_fee_iqd),
-            ("Stamp fee", case.stamp_fee_iqd), ("Total paid", case.total_due_iqd)]
+            ("Stamp fee", case.stamp_fee_iqd)]
+    if case.prepaid_iqd:
+        rows.append(("Paid in advance with the order", -case.prepaid_iqd))
+    rows.append(("Total paid", case.total_due_iqd))
     for label, amount in rows:
         la, le = bi(label)
         c.setFont(FONT_BOLD if label == "Total paid" else FONT, 9)

@@ -97,6 +97,10 @@ class Parcel(Base):
     invoice_number: Mapped[str] = mapped_column(String(64), default="")
     licence_number: Mapped[str] = mapped_column(String(64), default="")
     certificate_number: Mapped[str] = mapped_column(String(64), default="")
+    # Duty and customs fees already paid for this parcel before it arrived (a buy-for-me
+    # quote): customs credits them against what it assesses (whole dinars).
+    customs_prepaid_duty_iqd: Mapped[int] = mapped_column(default=0)
+    customs_prepaid_fees_iqd: Mapped[int] = mapped_column(default=0)
 
     accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # The counter form's one-time key: submitting the same form twice makes one parcel.
@@ -228,7 +232,10 @@ class CustomsCase(Base):
     duty_iqd: Mapped[int] = mapped_column(default=0)
     inspection_fee_iqd: Mapped[int] = mapped_column(default=0)
     stamp_fee_iqd: Mapped[int] = mapped_column(default=0)
+    # What is still to pay: the assessment less `prepaid_iqd`, never below zero.
     total_due_iqd: Mapped[int] = mapped_column(default=0)
+    # Duty and fees paid before arrival (the parcel's), credited at assessment.
+    prepaid_iqd: Mapped[int] = mapped_column(default=0)
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     hold_reason_code: Mapped[str | None] = mapped_column(String(32))
     hold_reason: Mapped[str | None] = mapped_column(String(300))
@@ -245,6 +252,16 @@ class CustomsCase(Base):
     @property
     def duty_outstanding(self) -> bool:
         return self.total_due_iqd > 0 and self.paid_at is None
+
+    @property
+    def assessed_total_iqd(self) -> int:
+        """Duty and fees as customs assessed them, before any prepaid credit."""
+        return self.duty_iqd + self.inspection_fee_iqd + self.stamp_fee_iqd
+
+    @property
+    def prepaid_excess_iqd(self) -> int:
+        """What was paid before arrival beyond the assessment: owed back to the payer."""
+        return max(0, self.prepaid_iqd - self.assessed_total_iqd)
 
 
 class CustomsCaseTransition(Base):

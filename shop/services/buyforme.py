@@ -2,11 +2,16 @@
 
 The shopper pastes the link with what to buy; Barid shows an estimated landed cost in
 dinars (the item at the stored exchange rate, international shipping by weight,
-estimated duty by customs category, the service fee, each its own line). Procurement
-approves with a final quote (price, weight or shipping adjusted) or rejects with a
-reason. The shopper accepts the quote, which places an order awaiting payment (the same
-payment options as checkout), or lets it expire. After payment procurement records the
-purchase abroad.
+estimated duty by customs category, customs' inspection and stamp fees, the service fee,
+each its own line). Procurement approves with a final quote (price, weight or shipping
+adjusted) or rejects with a reason. The shopper accepts the quote, which places an order
+awaiting payment (the same payment options as checkout), or lets it expire. After
+payment procurement records the purchase abroad.
+
+Duty and customs fees are charged once: the parcel registered for the purchase carries
+what the quote took for them (tracking credits it at assessment, so the shopper pays
+only a difference), and when customs releases the parcel having assessed less, the
+excess goes back to the order's payment (`refund_prepaid_excess`, on customs.released).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from app.auth.models import User
 from app.database import db, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.money import convert, to_minor
+from payments import services as payments
 from payments.errors import NoExchangeRate
 from payments.rates import rate_at
 from shop.models import (
@@ -46,7 +52,7 @@ from shop.services.buy_request_states import (
     move_request,
     record_submitted,
 )
-from shop.services.orders import acknowledge_consignment
+from shop.services.orders import acknowledge_consignment, lock_order
 from shop.services.placing import (
     ConsignmentDraft,
     Destination,
@@ -59,7 +65,15 @@ from shop.services.placing import (
 )
 from shop.services.references import new_number
 from tracking import s10
-from tracking.models import SERVICE_INDICATORS, ContentsCategory, Parcel, Service
+from tracking.models import (
+    SERVICE_INDICATORS,
+    ContentsCategory,
+    CustomsCase,
+    CustomsState,
+    Parcel,
+    Service,
+)
+from tracking.services.customs import customs_fees_iqd, record_prepaid_customs
 from tracking.services.lookup import public_view
 from tracking.services.parcels import Address, Article, ParcelDraft, register_inbound
 
@@ -79,10 +93,12 @@ class Landed:
     duty_rate_bps: int
     duty_estimate: int
     service_fee: int
+    customs_fees: int = 0  # customs' inspection and stamp fees, their own line
 
     @property
     def total(self) -> int:
-        return self.items_iqd + self.shipping_fee + self.duty_estimate + self.service_fee
+        return (self.items_iqd + self.shipping_fee + self.duty_estimate + self.customs_fees
+                + self.service_fee)
 
 
 def _rate(currency: str) -> tuple[Decimal, int]:
@@ -114,7 +130,7 @@ def landed_cost(*, unit_price: int, currency: str, quantity: int, weight_g: int,
         shipping_fee=fees.international_shipping(weight_g * quantity)
         if shipping_fee is None else shipping_fee,
         duty_rate_bps=duty_bps, duty_estimate=fees.bps_of(items, duty_bps),
-        service_fee=fees.service_fee(items))
+        customs_fees=customs_fees_iqd(), service_fee=fees.service_fee(items))
 
 
 def _load(data: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +162,7 @@ def _apply(req: BuyRequest, cost: Landed) -> None:
     req.rate, req.rate_id = cost.rate, cost.rate_id
     req.items_iqd, req.shipping_fee = cost.items_iqd, cost.shipping_fee
     req.duty_estimate, req.service_fee = cost.duty_estimate, cost.service_fee
+    req.customs_fees = cost.customs_fees
     req.total = cost.total
 
 
@@ -376,11 +393,51 @@ def record_purchase(request_id: int, *, clerk_id: int, foreign_order_number: str
     move_request(req, B.PURCHASED, actor_id=clerk_id, reason=number,
                  tracking_number=parcel_number)
     parcel = register_inbound(parcel_number, draft, order_ref=order_ref)
+    # What the quote took for duty and fees is credited by customs on arrival.
+    record_prepaid_customs(parcel.id, duty_iqd=c.duty_estimate, fees_iqd=c.customs_fees,
+                           actor_id=clerk_id, reference=order_ref)
     linked = db.get(Consignment, c.id)
     if linked is not None and linked.parcel_id is None:
         linked.parcel_id, linked.tracking_number = parcel.id, parcel.tracking_number
         db.flush()
     return req
+
+
+def refund_prepaid_excess(case_id: int) -> int:
+    """Customs released a buy-for-me parcel having assessed less duty and fees than the
+    quote took: the excess goes back to the order's payment, to where it came from (the
+    post card through the ledger, a bank card through a Stripe refund). Audited; the
+    order's refunded amount follows through refund.succeeded.
+
+    Safe to run twice: the refund's idempotency key names the case, so a repeat finds
+    the refund already made and changes nothing. Returns the dinars refunded now (0
+    when nothing is owed, the parcel is not a buy-for-me purchase, or it was refunded
+    already). Flushes. Raises payments' refund errors (the job is retried).
+    """
+    case = db.get(CustomsCase, case_id)
+    if case is None or case.state != CustomsState.RELEASED or case.prepaid_excess_iqd <= 0:
+        return 0
+    kind, _, raw = (case.parcel.order_ref or "").partition(":")
+    c = db.get(Consignment, int(raw)) if kind == "consignment" and raw.isdigit() else None
+    if c is None or c.order.kind != OrderKind.BUY_FOR_ME:
+        return 0
+    order = lock_order(c.order_id)
+    if order.payment_id is None:
+        return 0
+    key = f"order:{order.id}:customs-excess:{case.id}"
+    if payments.refund_made_with(key) is not None:
+        return 0
+    # Never more than is left of the payment (part of it may have gone back already).
+    excess = min(case.prepaid_excess_iqd, payments.get_payment(order.payment_id).refundable)
+    if excess <= 0:
+        return 0
+    refund = payments.refund(order.payment_id, excess,
+                             "customs assessed less duty and fees than the quote", None, key)
+    record_audit("order.customs_excess_refunded", object_type="order", object_id=order.id,
+                 details={"case_id": case.id, "prepaid_iqd": case.prepaid_iqd,
+                          "assessed_iqd": case.assessed_total_iqd, "amount": excess,
+                          "payment_id": order.payment_id, "refund_id": refund.id})
+    return excess
 
 
 def request_parcel(req: BuyRequest, locale: str) -> dict[str, Any] | None:
@@ -443,7 +500,8 @@ def _draft(req: BuyRequest, q: AcceptQuote) -> OrderDraft:
             merchant_id=None, zone=q.zone, international=True,
             weight_g=req.weight_g * req.quantity, items_total=req.items_iqd,
             delivery_fee=q.delivery_fee, shipping_fee=req.shipping_fee,
-            duty_estimate=req.duty_estimate, service_fee=req.service_fee,
+            duty_estimate=req.duty_estimate, customs_fees=req.customs_fees,
+            service_fee=req.service_fee,
             lines=[LineDraft(
                 product=None, title_ar=req.title, title_en=req.title, options=req.options,
                 quantity=req.quantity, unit_price=req.unit_price, currency=req.currency,

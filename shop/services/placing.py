@@ -205,6 +205,7 @@ class ConsignmentDraft:
     delivery_fee: int
     shipping_fee: int = 0
     duty_estimate: int = 0
+    customs_fees: int = 0
     handling_fee: int = 0
     service_fee: int = 0
     lines: list[LineDraft] = field(default_factory=list)
@@ -212,7 +213,8 @@ class ConsignmentDraft:
     @property
     def total(self) -> int:
         return (self.items_total + self.delivery_fee + self.shipping_fee
-                + self.duty_estimate + self.handling_fee + self.service_fee)
+                + self.duty_estimate + self.customs_fees + self.handling_fee
+                + self.service_fee)
 
 
 @dataclass
@@ -252,6 +254,7 @@ def _write(user: User, draft: OrderDraft, payment: str, checkout_key: str | None
         district=dest.district, landmark=dest.landmark, postal_code=dest.postal_code,
         items_total=draft.sum("items_total"), delivery_fee=draft.sum("delivery_fee"),
         shipping_fee=draft.sum("shipping_fee"), duty_estimate=draft.sum("duty_estimate"),
+        customs_fees=draft.sum("customs_fees"),
         handling_fee=draft.sum("handling_fee"), service_fee=draft.sum("service_fee"),
         total=draft.sum("total"), rates=draft.rates, payment_method=payment,
         expires_at=utcnow() + timedelta(minutes=minutes),
@@ -263,6 +266,7 @@ def _write(user: User, draft: OrderDraft, payment: str, checkout_key: str | None
                         international=dc.international, weight_g=dc.weight_g,
                         items_total=dc.items_total, delivery_fee=dc.delivery_fee,
                         shipping_fee=dc.shipping_fee, duty_estimate=dc.duty_estimate,
+                        customs_fees=dc.customs_fees,
                         handling_fee=dc.handling_fee, service_fee=dc.service_fee,
                         total=dc.total)
         db.add(c)

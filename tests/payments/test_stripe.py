@@ -234,26 +234,125 @@ def test_refunds_from_barid_and_from_the_stripe_dashboard_are_booked_once(stripe
     assert codes["stripe:USD"] == 1908 - 763 - 500
 
 
-def test_dispute_marks_payment_and_tells_the_supervisor(stripe_app, usd_rate):
+def _charge_of(pi) -> str:
+    return pi.latest_charge.id if hasattr(pi.latest_charge, "id") else pi.latest_charge
+
+
+def _succeeded(stripe_app, client, key):
+    pid, pi = _paid_by_card(stripe_app, key=key)
+    post_event(client, event("payment_intent.succeeded", pi.to_dict()))
+    drain(stripe_app)
+    return pid, pi
+
+
+def test_dispute_marks_payment_and_tells_the_supervisor(stripe_app, usd_rate, localstripe):
+    from app.audit import AuditRecord
     from app.notify import sent_messages
     from tests.payments.conftest import make_user
 
     make_user("boss@barid.iq", "supervisor")
     client = stripe_app.test_client()
-    pid, pi = _paid_by_card(stripe_app, key="duty-dispute")
-    post_event(client, event("payment_intent.succeeded", pi.to_dict()))
-    drain(stripe_app)
+    pid, pi = _succeeded(stripe_app, client, "duty-dispute")
     sent_messages.clear()
-    dispute = {"id": "dp_test1", "object": "dispute", "amount": 1908, "currency": "usd",
-               "charge": "ch_x", "payment_intent": pi.id, "reason": "fraudulent",
-               "status": "needs_response"}
+    opened = localstripe.open_dispute(_charge_of(pi), reason="fraudulent")
+    # Validly signed, but the payload's figures are not Stripe's: Stripe's are kept.
+    forged = {**opened, "amount": 999_999, "currency": "eur", "reason": "general",
+              "status": "won", "payment_intent": "pi_someone_else"}
     for _ in range(3):
-        post_event(client, event("charge.dispute.created", dispute))
+        post_event(client, event("charge.dispute.created", forged))
     drain(stripe_app)
     db.rollback()
     assert db.get(Payment, pid).status == "disputed"
-    assert db.query(Dispute).count() == 1
+    [d] = db.scalars(select(Dispute)).all()
+    assert (d.payment_id, d.stripe_dispute_id, d.amount, d.currency, d.reason, d.status) == (
+        pid, opened["id"], 1908, "USD", "fraudulent", "needs_response")
     assert [m["email"] for m in sent_messages] == ["boss@barid.iq"]
+
+    # Later news of the dispute: again Stripe's word, not the payload's.
+    localstripe.change_dispute(opened["id"], status="under_review")
+    post_event(client, event("charge.dispute.updated", {**forged, "status": "lost"}))
+    drain(stripe_app)
+    db.rollback()
+    d = db.scalar(select(Dispute))
+    assert (d.amount, d.status) == (1908, "under_review")
+    assert db.query(AuditRecord).filter_by(action="payment.dispute_updated").count() == 1
+    assert ledger_problems() == []
+
+
+def test_a_dispute_stripe_does_not_know_changes_nothing(stripe_app, usd_rate):
+    client = stripe_app.test_client()
+    pid, pi = _succeeded(stripe_app, client, "duty-forged-dispute")
+    forged = {"id": "dp_forged123", "object": "dispute", "amount": 1908, "currency": "usd",
+              "charge": _charge_of(pi), "payment_intent": pi.id, "reason": "fraudulent",
+              "status": "needs_response"}
+    post_event(client, event("charge.dispute.created", forged))
+    drain(stripe_app)
+    db.rollback()
+    assert db.get(Payment, pid).status == "succeeded"
+    assert db.query(Dispute).count() == 0
+    [stored] = db.scalars(select(StripeEvent).where(
+        StripeEvent.type == "charge.dispute.created")).all()
+    assert stored.processed_at is not None and stored.outcome == "not found at Stripe"
+
+
+def test_when_stripe_cannot_be_asked_nothing_changes_and_the_job_is_retried(
+        stripe_app, usd_rate, localstripe, monkeypatch):
+    from app.events import OutboxJob
+
+    client = stripe_app.test_client()
+    pid, pi = _succeeded(stripe_app, client, "duty-unreachable")
+    opened = localstripe.open_dispute(_charge_of(pi))
+    dash = gateway.client().v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    post_event(client, event("charge.dispute.created", opened))
+    post_event(client, event("charge.refunded", gateway.client().v1.charges.retrieve(
+        _charge_of(pi)).to_dict()))
+    # Stripe is out of reach: the fetch fails, so the jobs fail and change nothing.
+    monkeypatch.setitem(stripe_app.config, "STRIPE_API_BASE", f"http://127.0.0.1:{free_port()}")
+    drain(stripe_app)
+    db.rollback()
+    assert db.get(Payment, pid).status == "succeeded"
+    assert db.query(Dispute).count() == 0 and db.query(Refund).count() == 0
+    waiting = db.scalars(select(OutboxJob).where(
+        OutboxJob.task == "payments.webhooks:process_stripe_event",
+        OutboxJob.last_error.is_not(None))).all()
+    assert len(waiting) == 2 and all(j.state == "pending" for j in waiting)
+    assert all(e.processed_at is None for e in db.scalars(select(StripeEvent).where(
+        StripeEvent.type.in_(["charge.dispute.created", "charge.refunded"]))))
+    # Stripe is back and the retry comes due: now the events apply, from Stripe's word.
+    monkeypatch.setitem(stripe_app.config, "STRIPE_API_BASE", localstripe.url)
+    for j in waiting:
+        j.run_after = j.created_at
+    db.commit()
+    drain(stripe_app)
+    db.rollback()
+    assert db.get(Payment, pid).status == "disputed"
+    assert db.scalar(select(Dispute)).amount == 1908
+    [r] = db.scalars(select(Refund)).all()
+    assert (r.stripe_refund_id, r.charged_amount) == (dash.id, 500)
+    assert ledger_problems() == []
+
+
+def test_a_refund_event_books_what_stripe_says_not_the_payload(stripe_app, usd_rate):
+    client = stripe_app.test_client()
+    pid, pi = _succeeded(stripe_app, client, "duty-forged-refund")
+    other_pid, other_pi = _succeeded(stripe_app, client, "duty-forged-refund-2")
+    dash = gateway.client().v1.refunds.create(params={"payment_intent": pi.id, "amount": 300})
+    charge = gateway.client().v1.charges.retrieve(_charge_of(pi)).to_dict()
+    # The payload claims the whole charge was refunded, and names the other payment.
+    forged = {**charge, "amount_refunded": 1908, "refunded": True,
+              "payment_intent": other_pi.id,
+              "refunds": {"object": "list", "data": [{**dash.to_dict(), "amount": 1908}]}}
+    post_event(client, event("charge.refunded", forged))
+    # A refund event about a refund Stripe never made changes nothing.
+    post_event(client, event("refund.created", {**dash.to_dict(), "id": "re_forged123"}))
+    drain(stripe_app)
+    db.rollback()
+    [r] = db.scalars(select(Refund)).all()
+    assert (r.payment_id, r.stripe_refund_id, r.charged_amount) == (pid, dash.id, 300)
+    assert r.amount == round(300 * 25_000 / 1908)
+    assert db.get(Payment, pid).status == "partially_refunded"
+    assert db.get(Payment, other_pid).refunded_amount == 0
+    assert ledger_problems() == []
 
 
 def test_without_a_secret_key_card_payments_are_clearly_unavailable(app_ctx, usd_rate):

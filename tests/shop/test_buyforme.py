@@ -18,7 +18,14 @@ from shop.models import BuyRequest, Order
 from shop.services import buyforme
 from shop.services.buyforme import BuyRequestStateError
 from shop.services.checkout import PaymentChoice, destination_for
-from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.conftest import (  # noqa: F401
+    _fast_pins,
+    clerk,
+    localstripe,
+    make_card,
+    office,
+    stripe_app,
+)
 from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     login,
@@ -46,7 +53,8 @@ def test_estimate_shows_each_line_in_dinars(shopper, rates):
     assert cost.duty_rate_bps == 2_000                    # clothing, no tariff line: 20 %
     assert cost.duty_estimate == 26_195
     assert cost.service_fee == 6_549                      # 5 % of the items
-    assert cost.total == 130_974 + 22_000 + 26_195 + 6_549
+    assert cost.customs_fees == 5_000 + 10_000            # inspection and stamp, own line
+    assert cost.total == 130_974 + 22_000 + 26_195 + 15_000 + 6_549
     assert cost.rate == "1310" and cost.rate_id == rates["USD"].id
 
 
@@ -86,8 +94,8 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
             "price": "45.00", "shipping_fee": "18000", "note": "Price dropped on the site"})
     # 45.00 USD x 1,310 x 2 = 117,900; duty 20 %; service 5 %; shipping as given.
     assert (quoted.status, quoted.items_iqd, quoted.shipping_fee) == ("quoted", 117_900, 18_000)
-    assert quoted.total == 117_900 + 18_000 + 23_580 + 5_895
-    assert quoted.estimate_total == 185_718 and quoted.quote_expires_at > utcnow()
+    assert quoted.total == 117_900 + 18_000 + 23_580 + 15_000 + 5_895
+    assert quoted.estimate_total == 200_718 and quoted.quote_expires_at > utcnow()
     audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "buy_request.quoted"))
     assert audit.actor_id == buyer.id and audit.details["before"]["unit_price"] == 4_999
     with pytest.raises(BuyRequestStateError), unit_of_work():
@@ -116,7 +124,7 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
                                         foreign_order_number="AMZ-1001",
                                         foreign_tracking_number="1Z999")
     assert done.status == "purchased" and done.foreign_order_number == "AMZ-1001"
-    assert total == 168_375
+    assert total == 183_375
 
 
 def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]:
@@ -290,7 +298,9 @@ def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
     login(client, shopper)
     res = client.post("/shop/buy-for-me", data={**REQUEST, "action": "estimate"})
     html = res.get_data(as_text=True)
-    assert res.status_code == 200 and "185,718 IQD" in html and "26,195 IQD" in html
+    assert res.status_code == 200 and "200,718 IQD" in html and "26,195 IQD" in html
+    # Customs' fees are their own line, beside the duty.
+    assert "رسوم الكمارك" in html and "15,000 IQD" in html
     assert db.scalar(select(BuyRequest)) is None  # an estimate stores nothing
     res = client.post("/shop/buy-for-me", data={**REQUEST, "url": "ftp://x.example.com/a",
                                                 "action": "send"})
@@ -323,3 +333,191 @@ def test_pages_estimate_send_review_and_accept(client, shopper, rates, office):
     assert res.status_code == 302 and "/pay" in res.headers["Location"]
     db.expire_all()
     assert db.get(BuyRequest, req.id).status == "accepted"
+
+
+# -- duty and customs fees charged once ----------------------------------------------------
+
+def _arrived(app, shopper, office, make_card, rate_bp: int, paid=None):
+    """A paid request bought abroad (the quote took 26,195 duty and 15,000 fees) whose
+    parcel reached the office of exchange, customs assessing the jacket's HS 62 at
+    `rate_bp` and releasing it; returns (case id, order id, card id, card balance after
+    the order was paid). `paid`: (request id, buyer id) of a request paid otherwise
+    than by post card (card id and balance are then None)."""
+    from payments.models import Payment, PostCard
+    from payments.services import account_balance
+    from tracking.models import CustomsCase, Parcel, TariffLine
+    from tracking.services.events import record_partner_event
+
+    rid, buyer_id = paid or _paid_request(app, shopper, office, make_card)
+    order = db.get(Order, db.get(BuyRequest, rid).order_id)
+    order_id = order.id
+    assert (order.duty_estimate, order.customs_fees) == (26_195, 15_000)
+    card_id = paid_balance = None
+    if paid is None:
+        card = db.get(PostCard, db.get(Payment, order.payment_id).card_id)
+        card_id, paid_balance = card.id, account_balance(card.account_id)
+    with unit_of_work():
+        buyforme.record_purchase(rid, clerk_id=buyer_id, foreign_order_number="AMZ-1",
+                                 ships_from="US")
+        # The tariff changes after the quote: customs assesses by its own table.
+        db.add(TariffLine(hs_prefix="62", rate_bp=rate_bp, description_en="Clothing",
+                          description_ar="ملابس"))
+    parcel = db.scalar(select(Parcel))
+    assert (parcel.customs_prepaid_duty_iqd, parcel.customs_prepaid_fees_iqd) == (26_195,
+                                                                                  15_000)
+    with unit_of_work():
+        record_partner_event(number=parcel.tracking_number, code="EMD",
+                             occurred_at=utcnow(), location="Baghdad International Airport")
+    drain(app)
+    db.rollback()
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    assert case.state == "released" and case.prepaid_iqd == 41_195
+    return case.id, order_id, card_id, paid_balance
+
+
+def _card_balance(card_id: int) -> int:
+    from payments.models import PostCard
+    from payments.services import account_balance
+
+    db.rollback()
+    return account_balance(db.get(PostCard, card_id).account_id)
+
+
+def _hand_over(office, clerk):
+    from tracking.models import Parcel
+    from tracking.services.events import record_scan
+
+    number = db.scalar(select(Parcel)).tracking_number
+    with unit_of_work():
+        return record_scan(number=number, code="EMI", office_id=office.id,
+                           actor_id=clerk.id, receiver_name="Zainab Ali")
+
+
+def test_assessed_as_quoted_nothing_more_is_due_and_the_parcel_is_handed_over(
+        app, client, shopper, rates, make_card, office, clerk):
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase, Parcel
+    from tracking.services.customs import duty_payable
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 2_000)
+    case = db.get(CustomsCase, case_id)
+    # 99.98 USD at 1,310 = 130,974 IQD; 20 % = 26,195; fees 15,000: all paid in the quote.
+    assert (case.duty_iqd, case.assessed_total_iqd, case.total_due_iqd) == (26_195, 41_195, 0)
+    assert not case.duty_outstanding and duty_payable(str(case_id), None) is None
+    number = db.scalar(select(Parcel)).tracking_number
+    page = client.get(f"/track/{number}/duty").get_data(as_text=True)
+    assert "لا شيء آخر للدفع" in page
+    out = _hand_over(office, clerk)
+    assert out.outcome == "accepted", out.reason
+    assert _card_balance(card_id) == paid  # nothing more taken, nothing given back
+    assert db.scalar(select(AuditRecord).where(
+        AuditRecord.action == "order.customs_excess_refunded")) is None
+    assert ledger_problems() == []
+
+
+def test_assessed_higher_the_shopper_pays_only_the_difference(app, client, shopper, rates,
+                                                              make_card, office, clerk):
+    from payments.services import get_payment
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase, Parcel
+    from tracking.services import customs
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 3_000)
+    case = db.get(CustomsCase, case_id)
+    # 30 % of 130,974 = 39,292 + 15,000 fees = 54,292; 41,195 paid in the quote.
+    assert (case.assessed_total_iqd, case.total_due_iqd) == (54_292, 13_097)
+    assert _hand_over(office, clerk).reason_code == "duty_unpaid"
+    number = db.scalar(select(Parcel)).tracking_number
+    page = client.get(f"/track/{number}/duty").get_data(as_text=True)
+    assert "13,097 IQD" in page and "41,195 IQD" in page  # the credit shown on its own line
+    payable = customs.duty_payable(str(case_id), None)
+    assert payable.amount == 13_097
+    with unit_of_work():
+        customs.pay_duty_in_cash(case_id, clerk_id=clerk.id, office_id=office.id)
+    case = db.get(CustomsCase, case_id)
+    assert get_payment(int(case.payment_id)).amount == 13_097
+    assert _hand_over(office, clerk).outcome == "accepted"
+    assert _card_balance(card_id) == paid
+    assert ledger_problems() == []
+
+
+def test_assessed_lower_the_excess_goes_back_to_the_post_card_once(app, shopper, rates,
+                                                                  make_card, office, clerk):
+    from app.events import DomainEvent
+    from shop.jobs import refund_prepaid_customs_excess
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase
+
+    case_id, order_id, card_id, paid = _arrived(app, shopper, office, make_card, 1_000)
+    case = db.get(CustomsCase, case_id)
+    # 10 % of 130,974 = 13,097 + 15,000 = 28,097; the quote took 41,195: 13,098 too much.
+    assert (case.assessed_total_iqd, case.total_due_iqd, case.prepaid_excess_iqd) == (
+        28_097, 0, 13_098)
+    assert _card_balance(card_id) == paid + 13_098
+    # The job runs again (a retry, a second delivery): nothing more moves.
+    released = db.scalar(select(DomainEvent).where(DomainEvent.name == "customs.released"))
+    for _ in range(2):
+        with unit_of_work():
+            refund_prepaid_customs_excess(released)
+    drain(app)
+    assert _card_balance(card_id) == paid + 13_098
+    order = db.get(Order, order_id)
+    assert (order.refunded_amount, order.status) == (13_098, "partially_refunded")
+    [audit] = db.scalars(select(AuditRecord).where(
+        AuditRecord.action == "order.customs_excess_refunded")).all()
+    assert audit.details["amount"] == 13_098 and audit.details["case_id"] == case_id
+    assert _hand_over(office, clerk).outcome == "accepted"
+    assert ledger_problems() == []
+
+
+def test_assessed_lower_the_excess_goes_back_to_the_bank_card_once(app, shopper, rates,
+                                                                  office, clerk,
+                                                                  stripe_app, localstripe):
+    from payments import gateway
+    from payments import services as pay
+    from payments.models import Payment, Refund
+    from shop.services import orders
+    from tests.payments.helpers import ledger_problems
+    from tracking.models import CustomsCase
+
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    buyer_id, shopper_id = buyer.id, shopper.id
+    rid = _request(shopper)
+    with unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
+    dest = pickup(office)
+    q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
+    with unit_of_work():
+        order = buyforme.accept_quote(rid, shopper_id, dest, payment=PaymentChoice("stripe"),
+                                      seen_digest=q.digest, checkout_key="accept-card")
+        order_id = order.id
+    with unit_of_work():
+        pid = orders.start_card_payment(order_id, shopper_id).payment.id
+    pm = gateway.client().v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12,
+                                 "exp_year": 2034, "cvc": "123"}}).id
+    with unit_of_work():
+        assert pay.confirm_card_payment(pid, payment_method=pm,
+                                        payer_user_id=shopper_id)["status"] == "succeeded"
+    with unit_of_work():  # what the webhook's job does
+        pay.sync_payment_intent(db.get(Payment, pid).stripe_payment_intent)
+    drain(app)
+    db.rollback()
+    assert db.get(BuyRequest, rid).status == "paid"
+
+    case_id, _o, _c, _b = _arrived(app, shopper, office, None, 1_000, paid=(rid, buyer_id))
+    assert db.get(CustomsCase, case_id).prepaid_excess_iqd == 13_098
+    drain(app)
+    db.rollback()
+    [refund] = db.scalars(select(Refund).where(Refund.payment_id == pid)).all()
+    assert refund.amount == 13_098 and refund.stripe_refund_id
+    at_stripe = gateway.client().v1.refunds.list(params={
+        "payment_intent": db.get(Payment, pid).stripe_payment_intent}).data
+    assert [(r.id, r.amount) for r in at_stripe] == [(refund.stripe_refund_id,
+                                                      refund.charged_amount)]
+    with unit_of_work():  # the job again: Stripe is not asked twice
+        assert buyforme.refund_prepaid_excess(case_id) == 0
+    assert len(gateway.client().v1.refunds.list(params={
+        "payment_intent": db.get(Payment, pid).stripe_payment_intent}).data) == 1
+    assert db.get(Order, order_id).refunded_amount == 13_098
+    assert ledger_problems() == []

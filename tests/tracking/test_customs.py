@@ -287,3 +287,55 @@ def test_a_currency_without_a_rate_is_held_for_an_officer(offices, clerk):
     register_inbound("LX123456808CN", draft)
     parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == "LX123456808CN"))
     assert customs.compute(parcel).hold_code == "unknown_currency"
+
+
+def test_duty_and_fees_paid_in_advance_are_credited_and_refused_when_too_late(
+        offices, clerk, officer):
+    from app.errors import Conflict, ValidationFailed
+
+    _tariff()
+    parcel = register_inbound("LX123456785CN", inbound_draft())
+    with pytest.raises(ValidationFailed):
+        customs.record_prepaid_customs(parcel.id, duty_iqd=-1, fees_iqd=0, actor_id=None,
+                                       reference="consignment:1")
+    for _ in range(2):  # the same figures twice: recorded and audited once
+        customs.record_prepaid_customs(parcel.id, duty_iqd=3_000, fees_iqd=15_000,
+                                       actor_id=clerk.id, reference="consignment:1")
+    assert db.query(AuditRecord).filter_by(action="customs.prepaid_recorded").count() == 1
+    parcel, case = _arrive("LX123456785CN", offices, clerk)
+    # 5,240 duty + 15,000 fees assessed, 18,000 paid ahead: 2,240 left to pay, none back.
+    assert (case.assessed_total_iqd, case.prepaid_iqd) == (20_240, 18_000)
+    assert (case.total_due_iqd, case.prepaid_excess_iqd) == (2_240, 0)
+    assert customs.duty_payable(str(case.id), None).amount == 2_240
+    out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
+                         actor_id=clerk.id, receiver_name="Omar Hassan")
+    assert out.reason_code == "duty_unpaid"
+    audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "customs.assessed"))
+    assert (audit.details["assessed_iqd"], audit.details["prepaid_iqd"]) == (20_240, 18_000)
+    # Once customs has assessed, a credit would come too late: refused, nothing changes.
+    with pytest.raises(Conflict):
+        customs.record_prepaid_customs(parcel.id, duty_iqd=9_000, fees_iqd=15_000,
+                                       actor_id=clerk.id, reference="consignment:1")
+    db.rollback()
+    assert db.get(Parcel, parcel.id).customs_prepaid_duty_iqd == 3_000
+
+
+def test_an_officer_revaluing_a_held_parcel_keeps_the_credit(offices, clerk, officer):
+    _tariff()
+    parcel = register_inbound("LX123456785CN", inbound_draft(articles=[
+        Article(description="Smart watch", quantity=1, value_amount=2000,
+                value_currency="USD", hs_code="999999", origin_country="CN")]))
+    customs.record_prepaid_customs(parcel.id, duty_iqd=10_000, fees_iqd=15_000,
+                                   actor_id=None, reference="consignment:9")
+    parcel, case = _arrive("LX123456785CN", offices, clerk)
+    assert case.state == "held"
+    customs.reclassify(case.id, parcel.articles[0].id, hs_code="910211",
+                       officer_id=officer.id)
+    customs.release(case.id, officer_id=officer.id, note="invoice checked")
+    case = db.get(CustomsCase, case.id)
+    # 20 USD = 26,200 IQD at 10 % = 2,620 + 15,000 = 17,620: 7,380 paid too much.
+    assert (case.total_due_iqd, case.prepaid_excess_iqd) == (0, 7_380)
+    assert not case.duty_outstanding
+    released = db.scalars(select(DomainEvent).where(
+        DomainEvent.name == "customs.released")).all()
+    assert [e.payload["prepaid_excess_iqd"] for e in released] == [7_380]

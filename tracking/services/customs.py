@@ -212,7 +212,12 @@ def _store(case: CustomsCase, a: Assessment) -> None:
     case.duty_iqd = a.duty_iqd
     case.inspection_fee_iqd = a.inspection_fee_iqd
     case.stamp_fee_iqd = a.stamp_fee_iqd
-    case.total_due_iqd = a.total_due_iqd
+    # Duty and fees paid before arrival (a buy-for-me quote) are credited: only the
+    # difference is due; what was paid beyond the assessment is owed back
+    # (CustomsCase.prepaid_excess_iqd), which the payer's side refunds on release.
+    parcel = case.parcel
+    case.prepaid_iqd = parcel.customs_prepaid_duty_iqd + parcel.customs_prepaid_fees_iqd
+    case.total_due_iqd = max(0, a.total_due_iqd - case.prepaid_iqd)
     case.lines = a.lines
     case.assessed_at = utcnow()
 
@@ -297,6 +302,8 @@ def assess(parcel_id: int) -> CustomsCase | None:
         _release(case, actor_id=None, source="customs", note="released automatically")
     record_audit("customs.assessed", object_type="customs_case", object_id=case.id,
                  details={"state": case.state, "form": case.form,
+                          "assessed_iqd": case.assessed_total_iqd,
+                          "prepaid_iqd": case.prepaid_iqd,
                           "total_due_iqd": case.total_due_iqd,
                           "hold": case.hold_reason_code})
     return case
@@ -381,7 +388,9 @@ def release(case_id: int, *, officer_id: int, note: str = "") -> CustomsCase:
     _release(case, actor_id=officer_id, source="customs", note=note)
     record_audit("customs.released", object_type="customs_case", object_id=case.id,
                  actor_id=officer_id,
-                 details={"total_due_iqd": case.total_due_iqd, "note": note})
+                 details={"assessed_iqd": case.assessed_total_iqd,
+                          "prepaid_iqd": case.prepaid_iqd,
+                          "total_due_iqd": case.total_due_iqd, "note": note})
     return case
 
 
@@ -439,6 +448,46 @@ def mark_duty_paid(case: CustomsCase, payment_id: str) -> bool:
                  details={"payment_id": payment_id, "amount_iqd": case.total_due_iqd})
     db.flush()
     return True
+
+
+def customs_fees_iqd() -> int:
+    """The fees customs charges on every assessed parcel (inspection and stamp), in
+    dinars, as an estimate before arrival. Reads settings only."""
+    return int(current_app.config["CUSTOMS_INSPECTION_FEE_IQD"]) \
+        + int(current_app.config["CUSTOMS_STAMP_FEE_IQD"])
+
+
+def record_prepaid_customs(parcel_id: int, *, duty_iqd: int, fees_iqd: int,
+                           actor_id: int | None, reference: str) -> Parcel:
+    """Record that the recipient already paid `duty_iqd` of duty and `fees_iqd` of
+    customs fees for an inbound parcel (a buy-for-me quote, `reference` saying which):
+    the assessment on arrival credits them, so only a difference is due, and an excess
+    is announced on release (CustomsCase.prepaid_excess_iqd, in `customs.released`).
+
+    Audited when it changes something; the same figures again change nothing. Flushes.
+    Raises NotFound, ValidationFailed (a negative amount), Conflict (customs already
+    assessed the parcel: the credit would come too late).
+    """
+    if not (isinstance(duty_iqd, int) and isinstance(fees_iqd, int)) \
+            or duty_iqd < 0 or fees_iqd < 0:
+        raise ValidationFailed(_l("Prepaid duty and fees cannot be negative."))
+    parcel = db.scalar(select(Parcel).where(Parcel.id == parcel_id).with_for_update())
+    if parcel is None:
+        raise NotFound(_l("No parcel has this number."))
+    if (parcel.customs_prepaid_duty_iqd, parcel.customs_prepaid_fees_iqd) \
+            == (duty_iqd, fees_iqd):
+        return parcel
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    if case is not None and case.state != CustomsState.ASSESSING:
+        raise Conflict(_l("Customs has already assessed this parcel."))
+    before = {"duty_iqd": parcel.customs_prepaid_duty_iqd,
+              "fees_iqd": parcel.customs_prepaid_fees_iqd}
+    parcel.customs_prepaid_duty_iqd, parcel.customs_prepaid_fees_iqd = duty_iqd, fees_iqd
+    record_audit("customs.prepaid_recorded", object_type="parcel", object_id=parcel.id,
+                 actor_id=actor_id, details={"before": before, "duty_iqd": duty_iqd,
+                                             "fees_iqd": fees_iqd, "reference": reference})
+    db.flush()
+    return parcel
 
 
 def _payable_case(case_id: int) -> CustomsCase:

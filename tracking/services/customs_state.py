@@ -48,7 +48,8 @@ def case_payload(case: CustomsCase, **extra: Any) -> dict[str, Any]:
     return {"case_id": case.id, "parcel_id": case.parcel_id,
             "tracking_number": parcel.tracking_number if parcel else None,
             "order_ref": parcel.order_ref if parcel else None, "status": case.state,
-            "total_due_iqd": case.total_due_iqd, **extra}
+            "total_due_iqd": case.total_due_iqd, "prepaid_iqd": case.prepaid_iqd,
+            "prepaid_excess_iqd": case.prepaid_excess_iqd, **extra}
 
 
 def _record(case: CustomsCase, frm: CustomsState | None, to: CustomsState,
