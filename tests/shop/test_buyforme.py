@@ -389,8 +389,12 @@ def _hand_over(office, clerk):
 
     number = db.scalar(select(Parcel)).tracking_number
     with unit_of_work():
+        # The parcel reaches the delivery office, where the addressee shows an
+        # identity document.
+        record_scan(number=number, code="EMG", office_id=office.id, actor_id=clerk.id)
         return record_scan(number=number, code="EMI", office_id=office.id,
-                           actor_id=clerk.id, receiver_name="Zainab Ali")
+                           actor_id=clerk.id, receiver_name="Zainab Ali",
+                           receiver_id_number="A1234567")
 
 
 def test_assessed_as_quoted_nothing_more_is_due_and_the_parcel_is_handed_over(

@@ -308,7 +308,8 @@ def test_duty_and_fees_paid_in_advance_are_credited_and_refused_when_too_late(
     assert (case.total_due_iqd, case.prepaid_excess_iqd) == (2_240, 0)
     assert customs.duty_payable(str(case.id), None).amount == 2_240
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert out.reason_code == "duty_unpaid"
     audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "customs.assessed"))
     assert (audit.details["assessed_iqd"], audit.details["prepaid_iqd"]) == (20_240, 18_000)
