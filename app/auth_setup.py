@@ -7,7 +7,7 @@ from flask import Flask
 from flask_babel import gettext
 from sqlalchemy import select
 
-from app import backoffice
+from app import backoffice, notify_admin
 from app.auth import admin, seed, views  # noqa: F401  (admin and seed register on import)
 from app.auth.cli import create_user_cmd
 from app.auth.identifiers import format_phone
@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(backoffice.bp)
     admin.register_nav()
+    notify_admin.register_nav()
     app.cli.add_command(create_user_cmd)
 
     @app.context_processor

@@ -50,6 +50,11 @@ def _production(cfg: dict[str, Any]) -> bool:
     return cfg.get("BARID_ENV") == "production"
 
 
+def _sms_backend(cfg: dict[str, Any]) -> str:
+    mail = cfg.get("MAIL_BACKEND")
+    return mail if mail in ("memory", "folder") else "log"
+
+
 def _redis_url(cfg: dict[str, Any]) -> str | None:
     sentinels = cfg.get("REDIS_SENTINELS")
     return sentinel_url(sentinels, cfg["REDIS_SENTINEL_MASTER"]) if sentinels else None
@@ -87,6 +92,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAIL_PASSWORD", default=None, secret=True),
     Setting("MAIL_FROM", default="Barid <no-reply@barid.iq>"),
     Setting("MAIL_FOLDER", default=str(INSTANCE_DIR / "mail")),
+    Setting("SMS_BACKEND", computed=_sms_backend,
+            doc="http (the SMS gateway), log, folder (beside the e-mail) or memory; "
+                "by default the same as MAIL_BACKEND in development and tests, log with smtp"),
+    Setting("SMS_HTTP_URL", parse=parse_optional, default=None,
+            doc="the SMS gateway's URL; it is sent a JSON POST {to, text, sender}"),
+    Setting("SMS_HTTP_TOKEN", parse=parse_optional, default=None, secret=True,
+            doc="bearer token for the SMS gateway"),
+    Setting("SMS_SENDER_ID", default="IraqiPost",
+            doc="the sender name the SMS gateway shows"),
+    Setting("SMS_HTTP_TIMEOUT", parse=float, default=10.0,
+            doc="seconds to wait for the SMS gateway before the message is retried"),
     Setting("MAX_CONTENT_LENGTH", parse=int, default=2 * 1024 * 1024,
             doc="largest request body in bytes"),
     Setting("SESSION_COOKIE_SECURE", parse=parse_bool, computed=_production),
@@ -152,6 +168,8 @@ def production_problems(app: Flask) -> list[str]:
             "BARID_ALLOW_SQLITE"):
         problems.append("DATABASE_URL is SQLite; production runs on PostgreSQL "
                         "(BARID_ALLOW_SQLITE=1 allows SQLite on one host).")
+    if cfg.get("SMS_BACKEND") == "http" and not cfg.get("SMS_HTTP_URL"):
+        problems.append("SMS_BACKEND is http but SMS_HTTP_URL is not set.")
     if not cfg.get("REDIS_URL"):
         problems.append("REDIS_URL is not set: without Redis no job runs under gunicorn "
                         "and each process counts its own rate limits.")

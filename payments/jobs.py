@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from app.database import unit_of_work
+from app.events import DomainEvent, subscribe
 from app.jobs import periodic
-from payments import services
+from payments import notices, services
+
+
+@subscribe("refund.succeeded")
+def tell_payer_refund_made(event: DomainEvent) -> None:
+    """Subscriber: the payer is told a refund was made (once per channel). The job
+    runner commits."""
+    notices.refund_made(event)
+
+
+@subscribe("payment.succeeded")
+def tell_holder_card_topped_up(event: DomainEvent) -> None:
+    """Subscriber: a post card's holder is told of a top-up and the balance now (once
+    per channel); other payments are left alone. The job runner commits."""
+    notices.card_topped_up(event)
 
 
 @periodic(every_seconds=60, queue="low")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.database import unit_of_work
 from app.events import DomainEvent, subscribe
 from app.jobs import periodic
+from shop import notices
 from shop.services import buyforme, orders
 
 
@@ -54,6 +55,28 @@ def refund_prepaid_customs_excess(event: DomainEvent) -> None:
     quote took for duty and fees; the excess goes back to the order's payment (once).
     The job runner commits; a refund error is raised so the job is retried."""
     buyforme.refund_prepaid_excess(int(event.payload["case_id"]))
+
+
+@subscribe("order.placed")
+@subscribe("order.paid")
+def tell_shopper_order_news(event: DomainEvent) -> None:
+    """Subscriber: the owner of an order is told it was placed, or paid (once per
+    channel). The job runner commits."""
+    notices.order_news(event)
+
+
+@subscribe("consignment.shipped")
+def tell_shopper_consignment_shipped(event: DomainEvent) -> None:
+    """Subscriber: the owner of an order is told a consignment of it shipped, with its
+    tracking number (once per channel). The job runner commits."""
+    notices.consignment_shipped(event)
+
+
+@subscribe("buy_request.quoted")
+def tell_shopper_quote_ready(event: DomainEvent) -> None:
+    """Subscriber: a shopper is told procurement's quote for their buy-for-me request
+    is ready (once per channel). The job runner commits."""
+    notices.buy_request_quoted(event)
 
 
 @periodic(every_seconds=60, queue="low")

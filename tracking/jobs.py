@@ -11,6 +11,7 @@ from __future__ import annotations
 from app.database import unit_of_work
 from app.events import DomainEvent, subscribe
 from app.jobs import periodic
+from tracking import notices
 from tracking.services import bulk, customs, delivery
 
 
@@ -32,6 +33,27 @@ def duty_payment_succeeded(event: DomainEvent) -> None:
     Commits its unit of work; raises payments' refund errors (the job is retried)."""
     with unit_of_work():
         customs.on_payment_succeeded(event)
+
+
+@subscribe("parcel.status_changed")
+def tell_recipient_parcel_moved(event: DomainEvent) -> None:
+    """Subscriber: the recipient is told their parcel is out for delivery, ready for
+    pickup or could not be delivered (once per channel). The job runner commits."""
+    notices.parcel_moved(event)
+
+
+@subscribe("customs.released")
+def tell_recipient_duty_due(event: DomainEvent) -> None:
+    """Subscriber: the recipient of a released parcel with duty outstanding is told how
+    much and where to pay (once per channel). The job runner commits."""
+    notices.duty_due(event)
+
+
+@subscribe("customs.duty_paid")
+def tell_recipient_duty_paid(event: DomainEvent) -> None:
+    """Subscriber: the recipient is told their duty was received (once per channel).
+    The job runner commits."""
+    notices.duty_paid(event)
 
 
 def process_ingest_batch(*, batch_id: int) -> None:

@@ -14,6 +14,7 @@ from wtforms import (
     BooleanField,
     HiddenField,
     PasswordField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -68,6 +69,18 @@ class ChangePasswordForm(FlaskForm):
                     EqualTo("new_password", _l("The two passwords are not the same."))],
     )
     submit = SubmitField(_l("Change password"))
+
+
+NOTIFY_CHOICES = (("both", _l("E-mail and SMS")), ("email", _l("E-mail only")),
+                  ("sms", _l("SMS only")), ("none", _l("Neither: tell me nothing")))
+
+
+class NotificationChannelsForm(FlaskForm):
+    """How a citizen wants to be told what happens to their orders and parcels."""
+
+    channels = RadioField(_l("Tell me what happens to my orders and parcels by"),
+                          choices=NOTIFY_CHOICES, validators=[InputRequired(REQUIRED)])
+    submit = SubmitField(_l("Save"))
 
 
 class LogoutForm(FlaskForm):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin, UserMixin
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import Base, utcnow
@@ -86,6 +86,10 @@ class User(UserMixin, Base):
     )
     post_office_id: Mapped[int | None] = mapped_column(ForeignKey("post_offices.id"))
     locale: Mapped[str] = mapped_column(String(5), default="ar")
+    # The channels the citizen chose for notifications (app.notify); both by default,
+    # each used only where the account has the address.
+    notify_by_email: Mapped[bool] = mapped_column(default=True, server_default=true())
+    notify_by_sms: Mapped[bool] = mapped_column(default=True, server_default=true())
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]

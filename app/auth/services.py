@@ -468,6 +468,34 @@ def log_out(user_id: int) -> None:
     db.flush()
 
 
+NOTIFY_CHANNELS = {"both": (True, True), "email": (True, False), "sms": (False, True),
+                   "none": (False, False)}
+
+
+def notification_channels(user: User) -> str:
+    """The citizen's choice of channels as the account page names it (both, email,
+    sms, none)."""
+    chosen = (bool(user.notify_by_email), bool(user.notify_by_sms))
+    return next(k for k, v in NOTIFY_CHANNELS.items() if v == chosen)
+
+
+def set_notification_channels(user_id: int, choice: str) -> User:
+    """Record on which channels the citizen is told of their orders and parcels
+    (`both`, `email`, `sms` or `none`); audited when it changes. Flushes. Raises
+    ValidationFailed for another choice."""
+    if choice not in NOTIFY_CHANNELS:
+        msg = _l("Choose how you want to be told.")
+        raise ValidationFailed(msg, fields={"channels": msg})
+    user = _get_user(user_id)
+    before = notification_channels(user)
+    user.notify_by_email, user.notify_by_sms = NOTIFY_CHANNELS[choice]
+    db.flush()
+    if before != choice:
+        record_audit("auth.notification_channels", object_type="user", object_id=user.id,
+                     actor_id=user.id, details={"before": before, "after": choice})
+    return user
+
+
 def change_password(user_id: int, current_password: str, new_password: str) -> User:
     """Replace a user's password after checking the current one.
 

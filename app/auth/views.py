@@ -24,6 +24,7 @@ from app.auth.forms import (
     ChangePasswordForm,
     LoginForm,
     LogoutForm,
+    NotificationChannelsForm,
     RegisterForm,
     RegistrationCodeForm,
     show_errors,
@@ -170,10 +171,27 @@ def logout():
     return redirect("/")
 
 
-@bp.route("/account")
+@bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
-    return render_template("auth/account.html", logout_form=LogoutForm())
+    form = NotificationChannelsForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.set_notification_channels(current_user.id, form.channels.data)
+        except DomainError as exc:
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            flash(_("Your choice is saved."), "success")
+            return redirect(url_for("auth.account"))
+    elif form.is_submitted():
+        status = 422
+    else:
+        form.channels.data = services.notification_channels(current_user)
+    return render_template("auth/account.html", logout_form=LogoutForm(),
+                           channels_form=form), status
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

@@ -21,7 +21,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.database import db, unit_of_work, utcnow
+from app.database import db, savepoint, unit_of_work, utcnow
 from app.events import DomainEvent, JobState, OutboxJob
 from app.logs import reset_request_id, set_request_id
 
@@ -106,9 +106,20 @@ def _run_task(job_id: int, task: str, args: dict[str, Any] | None, event_id: str
 
 
 def _record_failure(job_id: int, exc: BaseException) -> None:
-    """Count a failed attempt in its own unit of work, after the task's was rolled back."""
+    """Count a failed attempt in its own unit of work, after the task's was rolled back.
+
+    An exception may carry `after_rollback`, a function that records what must outlive
+    the rollback (a notification's failure in its log); it runs in this unit of work.
+    """
     try:
         with unit_of_work():
+            note = getattr(exc, "after_rollback", None)
+            if callable(note):
+                try:
+                    with savepoint():
+                        note()
+                except Exception:
+                    log.exception("could not record what job %s left to note", job_id)
             job = db.execute(
                 select(OutboxJob).where(OutboxJob.id == job_id).with_for_update()
             ).scalar_one_or_none()

@@ -58,8 +58,12 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     assert case.declared_value_iqd == 52_400
     assert case.duty_iqd == 5_240 and case.total_due_iqd == 20_240
     assert _codes(parcel) == ["EMC", "EMD", "EDC"]
-    assert [m["phone"] for m in notify.sent_messages] == ["+9647711112222"]
-    assert "20,240 IQD" in notify.sent_messages[0]["body"]
+    # One message a channel, to the parcel's recipient (no account: Arabic).
+    sms = [m for m in notify.sent_messages if m["channel"] == "sms"]
+    emails = [m for m in notify.sent_messages if m["channel"] == "email"]
+    assert [m["phone"] for m in sms] == ["+9647711112222"]
+    assert [m["email"] for m in emails] == ["omar@example.iq"]
+    assert "20,240 IQD" in sms[0]["body"] and "الكمرك" in emails[0]["body"]
 
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
                          actor_id=clerk.id, receiver_name="Omar Hassan",
@@ -72,6 +76,10 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     case = db.get(CustomsCase, case_id)
     assert case.paid_at is not None and case.payment_id == "pay-1"
     assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    # The recipient is told once a channel that the duty was received.
+    paid = [(m["channel"], m["phone"] or m["email"]) for m in notify.sent_messages
+            if m.get("kind") == "customs_duty_paid"]
+    assert sorted(paid) == [("email", "omar@example.iq"), ("sms", "+9647711112222")]
     ev.record_scan(number="LX123456785CN", code="EMG", office_id=offices[0].id,
                    actor_id=clerk.id)
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -30,8 +29,8 @@ from sqlalchemy import select
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.money import EXPONENT, convert, format_money
-from app.notify import notify
+from app.events import publish
+from app.money import EXPONENT, convert
 from payments import services as pay
 from payments.errors import NoExchangeRate
 from payments.models import PaymentStatus
@@ -45,7 +44,7 @@ from tracking.models import (
     ParcelEvent,
     TariffLine,
 )
-from tracking.services.customs_state import apply_transition
+from tracking.services.customs_state import apply_transition, case_payload
 from tracking.services.events import EventReport, ingest_for_parcel
 from tracking.services.parcels import get_parcel
 
@@ -234,25 +233,6 @@ def _lock_case(case_id: int) -> CustomsCase:
     return case
 
 
-def _notify_duty(case: CustomsCase) -> None:
-    parcel = case.parcel
-    if not case.duty_outstanding:
-        return
-    with force_locale("ar"):
-        subject = _("Customs duty for parcel %(number)s", number=parcel.tracking_number)
-        body_ar = _("Your parcel %(number)s has passed customs. Duty and fees due: "
-                    "%(amount)s. Pay online or at the post office to receive it.",
-                    number=parcel.tracking_number,
-                    amount=format_money(case.total_due_iqd, "IQD", "ar"))
-    with force_locale("en"):
-        body_en = _("Your parcel %(number)s has passed customs. Duty and fees due: "
-                    "%(amount)s. Pay online or at the post office to receive it.",
-                    number=parcel.tracking_number,
-                    amount=format_money(case.total_due_iqd, "IQD", "en"))
-    notify(email=parcel.recipient_email, phone=parcel.recipient_phone or None,
-           subject=subject, body=f"{body_ar}\n\n{body_en}")
-
-
 def _release(case: CustomsCase, *, actor_id: int | None, source: str, note: str = "") -> None:
     apply_transition(case, CustomsState.RELEASED, actor_id=actor_id, reason=note)
     case.hold_reason_code = None
@@ -263,7 +243,6 @@ def _release(case: CustomsCase, *, actor_id: int | None, source: str, note: str 
     ))
     if not out.ok:
         raise Conflict(out.reason)
-    _notify_duty(case)
 
 
 def _exchange_office_of(parcel: Parcel) -> int | None:
@@ -447,6 +426,7 @@ def mark_duty_paid(case: CustomsCase, payment_id: str) -> bool:
     record_audit("customs.duty_paid", object_type="customs_case", object_id=case.id,
                  details={"payment_id": payment_id, "amount_iqd": case.total_due_iqd})
     db.flush()
+    publish("customs.duty_paid", case_payload(case, payment_id=payment_id))
     return True
 
 
