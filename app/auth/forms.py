@@ -80,7 +80,7 @@ class NotificationChannelsForm(FlaskForm):
 
     channels = RadioField(_l("Tell me what happens to my orders and parcels by"),
                           choices=NOTIFY_CHOICES, validators=[InputRequired(REQUIRED)])
-    submit = SubmitField(_l("Save"))
+    save_channels = SubmitField(_l("Save"))
 
 
 class LogoutForm(FlaskForm):
