@@ -60,8 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_RATE_LIMIT", parse=int, default=10,
             doc="failed logins allowed per identifier and address in the window"),
     Setting("LOGIN_RATE_WINDOW", parse=int, default=300, doc="seconds"),
-    # Seconds after which a pending outbox job that no executor finished is sent again.
-    Setting("OUTBOX_STALE_AFTER", parse=int, default=300),
+    # Seconds after which a pending outbox job that no executor finished is looked up in
+    # rq, and sent again if rq has lost it.
+    Setting("OUTBOX_STALE_AFTER", parse=int, default=60),
 )
 
 # Fixed values that are not settings an operator changes.
