@@ -561,3 +561,122 @@ def test_inline_executor_runs_periodic_jobs(jobs_app, only_test_periodics):
     finally:
         stop_inline_executor()
     assert count("periodic") == 1, "ran at start, not again within its interval"
+
+
+# --- the sweeper ---------------------------------------------------------------------------
+
+
+def test_sweeper_leaves_a_backlog_waiting_in_its_queue_alone(rq_app, caplog):
+    from app.jobs import sweep
+
+    for n in range(30):
+        enqueue_after_commit(print_receipt, receipt=f"R-{n}")
+    enqueue_after_commit(print_receipt, receipt="later", run_after=utcnow_plus(3600))
+    db.commit()
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    with caplog.at_level(logging.INFO, logger="barid.jobs"):
+        assert sweep() == [], "every row is waiting in its queue or in the schedule"
+    assert "none lost" in caplog.text
+    work_burst()
+    assert count("receipt") == 30, "each job ran once"
+
+
+def test_sweeper_resends_a_job_rq_lost_once(rq_app, caplog):
+    from rq.job import Job
+
+    from app.jobs import rq_job_id, sweep
+
+    enqueue_after_commit(print_receipt, receipt="lost")
+    enqueue_after_commit(print_receipt, receipt="kept")
+    db.commit()
+    lost, kept = outbox_rows()
+    # rq loses one job (a Redis restart without persistence, a flushed key ...).
+    Job.fetch(rq_job_id(lost.id), connection=rq_conn()).delete()
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    with caplog.at_level(logging.WARNING, logger="barid.jobs"):
+        assert sweep() == [lost.id]
+    assert "sweeper re-sent 1 lost outbox jobs" in caplog.text
+    assert sweep() == [], "sent again, it waits in its queue"
+    work_burst()
+    with get_engine().connect() as conn:
+        refs = sorted(conn.execute(select(job_effects.c.ref)).scalars())
+    assert refs == ["kept", "lost"]
+
+
+def test_sweeper_resends_a_job_rq_gave_up_on_while_its_row_is_pending(rq_app):
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+
+    from app.jobs import rq_job_id, sweep
+
+    enqueue_after_commit(print_receipt, receipt="abandoned")
+    db.commit()
+    [row] = outbox_rows()
+    # rq moved it to the failed registry (an abandoned work-horse with no retries left)
+    # while the row, never claimed, is still pending.
+    job = Job.fetch(rq_job_id(row.id), connection=rq_conn())
+    from rq import Queue
+
+    Queue("default", connection=rq_conn()).remove(job)
+    FailedJobRegistry(queue=Queue("default", connection=rq_conn())).add(job, ttl=600)
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    assert sweep() == [row.id]
+    assert rq_job_id(row.id) not in FailedJobRegistry(
+        queue=Queue("default", connection=rq_conn())).get_job_ids()
+    work_burst()
+    assert count("receipt") == 1
+
+
+def test_only_one_sweeper_runs_at_a_time(rq_app, monkeypatch):
+    import threading
+
+    from app.jobs.sweeper import LOCK_KEY, run_sweeper
+
+    # Another worker's sweeper holds the lock: this one does not start.
+    held = rq_conn().lock(LOCK_KEY, timeout=30)
+    assert held.acquire(blocking=False)
+    try:
+        assert run_sweeper(rq_app, rq_conn(), force=True) is None
+    finally:
+        held.release()
+
+    # Two sweepers at the same moment: one sweeps, the other finds the lock taken.
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def slow_sweep(app=None):
+        ran.append(1)
+        gate.wait(5)
+        return []
+
+    monkeypatch.setattr("app.jobs.sweeper.sweep", slow_sweep)
+    results: list = []
+    conn = rq_conn()
+    threads = [threading.Thread(target=lambda: results.append(
+        run_sweeper(rq_app, conn, force=True))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(ran) == 1 and sorted(map(repr, results)) == ["None", "[]"]
+
+
+def test_sweeper_is_not_a_queued_job_and_runs_once_per_interval(rq_app):
+    from app.jobs import periodic_jobs
+    from app.jobs.sweeper import run_sweeper
+
+    assert "outbox-sweeper" not in [j.name for j in periodic_jobs()], \
+        "a queued sweeper would wait behind the backlog it clears"
+    rq_app.config["OUTBOX_SWEEP_EVERY"] = 60
+    assert run_sweeper(rq_app, rq_conn()) == []
+    assert run_sweeper(rq_app, rq_conn()) is None, "another worker swept this interval"
+
+
+def utcnow_plus(seconds: int):
+    from datetime import timedelta
+
+    from app.database import utcnow
+
+    return utcnow() + timedelta(seconds=seconds)
