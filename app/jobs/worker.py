@@ -3,7 +3,7 @@
 rq's Worker quits when Redis goes away (its loop breaks on a connection error, and
 registering a worker needs Redis), so `barid worker` runs it in a loop of its own: when
 Redis cannot be reached it logs once, waits with capped exponential backoff
-(1, 2, 4 ... 30 s), builds a new rq worker and goes on. SIGTERM or SIGINT stops it
+(1, 2, 4, 8, 10 s), builds a new rq worker and goes on. SIGTERM or SIGINT stops it
 promptly at any point: during a job through rq's warm shutdown, during a wait at once.
 
 The beat thread (periodic jobs and the outbox sweeper) runs for the life of the
@@ -39,7 +39,7 @@ log = logging.getLogger("barid.jobs")
 
 # Seconds between attempts to reach Redis again: doubled after each failure up to the cap.
 BACKOFF_FIRST = 1.0
-BACKOFF_CAP = 30.0
+BACKOFF_CAP = 10.0
 # A worker that ran this long before it lost Redis starts its backoff afresh.
 BACKOFF_RESET_AFTER = 60.0
 
@@ -225,7 +225,7 @@ def worker_command(queues_opt: str, burst: bool, name: str | None, no_fork: bool
 
     By default each job runs in a forked work-horse (rq's Worker), so a job that
     crashes, hangs past its timeout or leaks memory does not take the worker down.
-    When Redis is down the worker waits for it (backoff up to 30 s) instead of exiting;
+    When Redis is down the worker waits for it (backoff up to 10 s) instead of exiting;
     with --burst it exits with status 1.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
