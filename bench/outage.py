@@ -176,8 +176,8 @@ def redis_backlog(app, db_url: str, jobs: int, workdir: Path) -> None:
     with get_engine().connect() as conn:
         total, distinct = conn.execute(
             select(func.count(), func.count(bench_effects.c.n.distinct()))).one()
-    runs = [m for i in range(2)
-            for m in re.findall(r"outbox job (\d+) \(outbox-", (workdir / f"worker{i}.log").read_text())]
+    logs = [(workdir / f"worker{i}.log").read_text() for i in range(2)]
+    runs = [m for text in logs for m in re.findall(r"outbox job (\d+) \(outbox-", text)]
     print(f"Redis back: first job done after {first or 0:.2f} s, {jobs} jobs drained by 2 "
           f"`barid worker` processes in {drained:.2f} s ({jobs / drained:.0f} jobs/s)")
     repeats = len(runs) - len(set(runs))
