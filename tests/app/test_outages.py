@@ -256,6 +256,15 @@ def test_postgresql_restart_under_a_running_app_costs_no_500(app, throwaway_pg,
         assert client.get(f"/track/{number}").status_code == 200, "pre-ping reconnects"
         assert client.get("/readyz").status_code == 200
 
+        # While it is down, a page says so with 503 and Retry-After, not a 500.
+        throwaway_pg.stop("fast")
+        down = client.get(f"/track/{number}")
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").get_json()["failed"] == ["database"]
+        throwaway_pg.start()
+        assert client.get(f"/track/{number}").status_code == 200
+
         # A job after the restart runs on a fresh connection too.
         with app.app_context():
             enqueue_after_commit(note_delivery, ref="after-restart")
