@@ -227,8 +227,6 @@ def candidate_jobs(app: Flask, after_id: int = 0, limit: int = 500) -> list[Stag
     return [Staged(r.id, r.queue, r.run_after) for r in rows]
 
 
-stale_jobs = candidate_jobs
-
 
 def rq_waiting_ids(conn: redis.Redis, queues: Iterable[str]) -> set[str]:
     """The rq ids of every job rq still holds for later or is running now, read in one

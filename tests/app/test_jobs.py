@@ -363,7 +363,7 @@ def test_worker_killed_mid_job_runs_it_again_with_one_effect(rq_app, redis_url, 
     assert count("handover") == 0, "the killed job's transaction was rolled back"
 
     release.touch()
-    rq_app.config["OUTBOX_STALE_AFTER"] = 0
+    rq_app.config.update(OUTBOX_STALE_AFTER=0, OUTBOX_DISPATCH_GRACE=0)
     assert sweep() == [], "until its heartbeat runs out, rq counts the job as running"
     # The killed worker sends no more heartbeats: let its entry in rq's started registry
     # run out (rq gives it up to ~90 s).
