@@ -334,6 +334,24 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
         # The backlog is read from the database at scrape time.
         assert _value(text, "barid_outbox_pending") == _db_count(JobState.PENDING)
         assert _value(text, "barid_outbox_failed") == _db_count(JobState.FAILED)
+
+        # `barid metrics-serve` on a port of its own reads the same sums.
+        side_port = _free_port()
+        side = subprocess.Popen(
+            [str(BIN / "barid"), "metrics-serve", "--port", str(side_port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            side_text = ""
+            while time.monotonic() < deadline and not side_text:
+                with contextlib.suppress(OSError):
+                    side_text = _get(f"http://127.0.0.1:{side_port}/metrics")[1]
+                time.sleep(0.2)
+            assert _value(side_text, *livez[:1], **dict(livez[1])) == sent
+            assert _value(side_text, "barid_jobs_total", task=task, outcome="done") == 2
+        finally:
+            side.terminate()
+            side.wait(10)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
