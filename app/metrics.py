@@ -121,19 +121,27 @@ JOB_OUTCOMES = ("done", "failed", "skipped")
 
 
 def observe_request(method: str, rule: str, status: int, seconds: float) -> None:
-    """Count one answered request under its route rule (never its raw path)."""
+    """Count one answered request under its route rule (never its raw path). A failure
+    to count (the metrics directory full or gone) is logged, never the request's."""
     labels = (method, rule, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    try:
+        HTTP_REQUESTS.labels(*labels).inc()
+        HTTP_LATENCY.labels(*labels).observe(seconds)
+    except Exception:
+        log.exception("metrics: could not count a request")
 
 
 def observe_job(task: str, outcome: str, seconds: float) -> None:
-    """Count one run of job `task` ("module:function") and how long it took."""
+    """Count one run of job `task` ("module:function") and how long it took. Raises
+    ValueError for an unknown outcome; a failure to count is only logged."""
     if outcome not in JOB_OUTCOMES:
         raise ValueError(f"unknown job outcome {outcome!r}")
-    JOBS.labels(task, outcome).inc()
-    if outcome != "skipped":
-        JOB_DURATION.labels(task, outcome).observe(seconds)
+    try:
+        JOBS.labels(task, outcome).inc()
+        if outcome != "skipped":
+            JOB_DURATION.labels(task, outcome).observe(seconds)
+    except Exception:
+        log.exception("metrics: could not count a run of %s", task)
 
 
 # ---------------------------------------------------------------- multi-process files

@@ -8,7 +8,7 @@ whose first attempt is staged as a job on the "webhooks" queue (app.webhooks.job
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,7 +47,7 @@ EVENT_TYPES: dict[str, Any] = {}
 
 
 def register_event_types(types: dict[str, Any],
-                         data: dict[str, Schema | type[Schema]] | None = None) -> None:
+                         data: Mapping[str, Schema | type[Schema]] | None = None) -> None:
     """Make event types known (name -> lazy-translated description), and document each
     in the OpenAPI document's webhooks with the schema of its `data` (by type)."""
     EVENT_TYPES.update(types)

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 from sqlalchemy import func, select
 
+from app import metrics
 from app.database import db, get_engine, utcnow
 from app.events import JobState, OutboxJob, enqueue_after_commit
 from app.metrics import check_mode, gunicorn_on_starting, parse_networks
@@ -90,14 +92,10 @@ def test_metrics_allow_takes_cidr_blocks(app, client, monkeypatch):
 
 
 def test_a_wrong_metrics_allow_stops_the_start_naming_it(monkeypatch):
-    from flask import Flask
-
-    from app.metrics import SETTINGS
-
     assert parse_networks(" 10.0.0.0/8 ,::1") == ["10.0.0.0/8", "::1/128"]
     monkeypatch.setenv("METRICS_ALLOW", "10.0.0.0/8, everyone")
     with pytest.raises(ConfigError, match="METRICS_ALLOW"):
-        load_settings(Flask("t"), "metrics", SETTINGS, overrides={})
+        load_settings(Flask("t"), "metrics", metrics.SETTINGS, overrides={})
 
 
 def test_a_multiproc_dir_given_only_as_a_setting_is_refused(tmp_path):
@@ -361,3 +359,16 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(5)
         log_file.close()
+
+
+def test_a_metrics_store_that_fails_costs_no_request_and_no_job(app, client, monkeypatch):
+    class Broken:
+        def labels(self, *_a):
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(metrics, "HTTP_REQUESTS", Broken())
+    monkeypatch.setattr(metrics, "JOBS", Broken())
+    assert client.get("/livez").status_code == 200
+    metrics.observe_job("tests:anything", "done", 0.1)  # logged, not raised
+    with pytest.raises(ValueError):
+        metrics.observe_job("tests:anything", "lost", 0.1)
