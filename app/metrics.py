@@ -11,11 +11,12 @@ in that directory and a scrape sums them (app.ops builds the scrape registry wit
 `MultiProcessCollector`): counters never go down when another worker answers the
 scrape, and a dead worker's counts stay in the sums.
 
-The directory is emptied when the deployment starts (`gunicorn_on_starting`) and a
-dead gunicorn worker's live gauges are dropped (`gunicorn_child_exit`); the shipped
-deploy/gunicorn.conf.py calls both. rq forks a work-horse per job: every horse of one
-worker writes to that worker's files (see `_process_identity`), so the directory grows
-with the number of workers, not with the number of jobs.
+When gunicorn starts (`gunicorn_on_starting`) the directory loses the files of every
+process that is no longer running, and a dead gunicorn worker's live gauges are dropped
+(`gunicorn_child_exit`); the shipped deploy/gunicorn.conf.py calls both. rq forks a
+work-horse per job: every horse of one worker writes to that worker's files (see
+`_process_identity`), so the directory grows with the number of processes started, not
+with the number of jobs.
 
 Nothing here imports the jobs or the database: the job runner and the request hooks
 call `observe_request` and `observe_job`; app.ops serves the scrape.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from ipaddress import ip_network
 from pathlib import Path
@@ -73,23 +73,24 @@ def multiprocess_mode() -> bool:
     return values.ValueClass is not values.MutexValue
 
 
-_NOT_A_NAME_CHAR = re.compile(r"[^a-z0-9-]")
+# The process that imported this module: `barid worker` itself, before it forks any
+# work-horse (or a gunicorn worker, or the master when the app is preloaded).
+_HOME_PID = os.getpid()
 
 
-def _process_identity() -> str | int:
-    """Whose files this process writes: its pid, or its rq worker's name in a job.
+def _process_identity() -> int:
+    """Whose files this process writes: its own pid, or its rq worker's in a work-horse.
 
-    rq runs one job at a time per worker, each in a new forked work-horse. With the pid
-    every horse would leave files of its own behind, and a scrape would read thousands
-    of them; named after the worker, the horses of one worker take turns on the same
-    files (the worker process itself records nothing while its horse runs).
+    rq runs one job at a time per worker, each in a new forked work-horse. Under its own
+    pid every horse would leave files behind, and a scrape would read thousands of
+    them; under the worker's pid the horses of one worker take turns on the same files
+    (the worker records nothing while its horse runs), and a file is still named after
+    a process whose life can be checked (see `clean_directory`).
     """
-    job = get_current_job()
-    name = getattr(job, "worker_name", None) if job is not None else None
-    if name:
-        # Files are named "<type>_<identity>.db" and the reader splits on "_".
-        return "rq-" + _NOT_A_NAME_CHAR.sub("-", str(name).lower())
-    return os.getpid()
+    pid = os.getpid()
+    if pid != _HOME_PID and get_current_job() is not None:
+        return os.getppid()  # a work-horse: forked by the worker for this job
+    return pid
 
 
 if multiprocess_mode():
@@ -158,18 +159,37 @@ def check_mode(config: dict[str, Any]) -> None:
             + ("given only as a setting." if wanted else "removed after the import."))
 
 
-def clean_directory(path: str | os.PathLike[str]) -> None:
-    """Empty (or create) the shared metrics directory, before any process writes to it.
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but alive
+    return True
 
-    Files left by a previous run would otherwise be added to this run's counts.
+
+def clean_directory(path: str | os.PathLike[str]) -> list[str]:
+    """Empty the shared metrics directory (creating it if needed) of every file that
+    no running process writes; returns the names removed.
+
+    Files of processes gone before this start would otherwise be added to this run's
+    counts. Files of running processes (a `barid worker` that was not restarted with
+    the web server) stay, so their counts keep showing.
     """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
+    removed = []
     for entry in folder.iterdir():
+        owner = entry.stem.rsplit("_", 1)[-1]
+        if entry.suffix == ".db" and owner.isdigit() and _alive(int(owner)):
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink()
+        removed.append(entry.name)
+    return removed
 
 
 def _settings() -> dict[str, Any]:
@@ -181,11 +201,12 @@ def _settings() -> dict[str, Any]:
 
 def gunicorn_on_starting(server: Any = None) -> None:
     """gunicorn's `on_starting` hook (in the master, before any worker is forked):
-    empty PROMETHEUS_MULTIPROC_DIR when it is set."""
+    clear PROMETHEUS_MULTIPROC_DIR of stopped processes' files when it is set."""
     folder = _settings().get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
-        clean_directory(folder)
-        log.info("metrics: emptied %s for a new start", folder)
+        removed = clean_directory(folder)
+        log.info("metrics: removed %s files of stopped processes from %s", len(removed),
+                 folder)
 
 
 def gunicorn_child_exit(server: Any, worker: Any) -> None:

@@ -106,12 +106,25 @@ def test_a_multiproc_dir_given_only_as_a_setting_is_refused(tmp_path):
         check_mode({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
 
 
-def test_gunicorn_on_starting_empties_the_directory(tmp_path, monkeypatch):
-    (tmp_path / "counter_4242.db").write_bytes(b"left from the last run")
+def _dead_pid() -> int:
+    """The pid of a process that has ended (reaped)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(gone.stdout)
+
+
+def test_gunicorn_on_starting_clears_what_stopped_processes_left(tmp_path, monkeypatch):
+    dead_pid = _dead_pid()
+    (tmp_path / f"counter_{dead_pid}.db").write_bytes(b"left from the last run")
+    (tmp_path / "histogram_rq-old.db").write_bytes(b"an older naming")
     (tmp_path / "old").mkdir()
+    # A process still running (a `barid worker` not restarted with the web) keeps its
+    # counts.
+    running = tmp_path / f"counter_{os.getpid()}.db"
+    running.write_bytes(b"still counting")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     gunicorn_on_starting(None)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [running]
 
 
 # --- jobs and backlog, one process ------------------------------------------------------------
@@ -219,7 +232,8 @@ def _worker_pids(folder: Path, master: int) -> set[int]:
 def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_url, tmp_path):
     folder = tmp_path / "metrics"
     folder.mkdir()
-    (folder / "counter_1.db").write_bytes(b"stale")  # what a previous run left
+    stale = folder / f"counter_{_dead_pid()}.db"
+    stale.write_bytes(b"stale")  # what a previous run left
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text("from app.metrics import gunicorn_child_exit as child_exit\n"
                     "from app.metrics import gunicorn_on_starting as on_starting\n")
@@ -246,7 +260,7 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
             time.sleep(0.2)
         else:
             pytest.fail(log.read_text()[-3000:])
-        assert not (folder / "counter_1.db").exists(), "the start emptied the directory"
+        assert not stale.exists(), "the start cleared what the last run left"
 
         sent = 0
         last: dict = {}
@@ -313,10 +327,13 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
         finally:
             app.config["REDIS_URL"] = saved
         assert Queue("default", connection=conn).count == 3
-        done = subprocess.run(
+        files_before = set(folder.glob("*.db"))
+        worker = subprocess.Popen(
             [str(BIN / "barid"), "worker", "--burst", "--queues", "default"],
-            cwd=ROOT, env={**env, "REDIS_URL": redis_url}, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
+            cwd=ROOT, env={**env, "REDIS_URL": redis_url}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        _out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()[-2000:]
         conn.flushdb()
         text = scrape()
         task = f"{__name__}:sort_letters"
@@ -327,8 +344,9 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
         assert lost >= 1
         assert _value(text, "barid_jobs_total", task=f"{__name__}:lose_letters",
                       outcome="failed") == lost
-        # Three horses, one set of files: named after their worker, not their pid.
-        assert len(list(folder.glob("counter_rq-*.db"))) == 1
+        # Three work-horses, one set of files: named after their worker, not themselves.
+        assert {f.name for f in set(folder.glob("*.db")) - files_before} == {
+            f"counter_{worker.pid}.db", f"histogram_{worker.pid}.db"}
         # The backlog is read from the database at scrape time.
         assert _value(text, "barid_outbox_pending") == _db_count(JobState.PENDING)
         assert _value(text, "barid_outbox_failed") == _db_count(JobState.FAILED)
