@@ -1,17 +1,21 @@
 # Two commands: `make run` (the embedded platform on http://127.0.0.1:5000) and
 # `make test` (the whole suite against local PostgreSQL and Redis).
 
-PYTHON ?= python3.11
+# The newest Python Barid supports (3.11 to 3.13) that this machine can run (a name on
+# the PATH may be a shim for a version that is not active, so each is tried).
+PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3.11; do \
+	$$p -c '' >/dev/null 2>&1 && command -v $$p && break; done),python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/translations payments/*/translations tracking/translations tracking/*/translations shop/translations shop/*/translations)
 # Debian packages: fonts for PDFs; chromium for browser tests; zbar and poppler to read
-# back the barcodes and pages the tests render.
+# back the barcodes and pages the tests render; nginx (and openssl for a throw-away
+# certificate) to run the shipped deploy/nginx config in front of the app.
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
-TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server
+TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server nginx openssl
 
-.PHONY: run test install install-embedded install-dev translations debs-run debs-test services lint clean
+.PHONY: run test failover-drill install install-embedded install-dev translations debs-run debs-test services lint clean
 
 run: install-embedded translations debs-run
 	$(BIN)/barid run
@@ -21,12 +25,16 @@ test: install-dev translations debs-test services
 	$(BIN)/mypy app/
 	$(BIN)/pytest
 
+# The two-site failover drill (deploy/drill.sh): PostgreSQL and Redis failovers under load.
+failover-drill: install-dev translations debs-test
+	./deploy/drill.sh
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy app/
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(VENV)/.installed

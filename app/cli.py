@@ -12,7 +12,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
-from app import create_app
+from app import build_app, create_app
+from app.config import production_problems
 from app.database import unit_of_work
 from app.migrate import upgrade_database
 from app.seed import seed_demo
@@ -71,6 +72,38 @@ def run_cmd(ctx: click.Context, host: str, port: int) -> None:
         sys.exit(1)
     app = ctx.ensure_object(ScriptInfo).load_app()
     run_embedded(app, sock, host, port)
+
+
+@main.command("check")
+@click.option("--deploy", is_flag=True,
+              help="Check the settings as production needs them, whatever BARID_ENV says.")
+def check_cmd(deploy: bool) -> None:
+    """Whether Barid would start with this environment; with --deploy, every setting
+    unfit for production. Exit 1 when there is a problem. Starts nothing.
+
+    Reads the same environment `barid run`, gunicorn and `barid worker` read and builds
+    the app without a database engine: nothing connects.
+    """
+    try:
+        app = build_app()
+    except ConfigError as exc:
+        click.echo(f"barid: {exc}", err=True)
+        sys.exit(2)
+    env = app.config.get("BARID_ENV")
+    problems = production_problems(app) if deploy or env == "production" else []
+    if deploy and env != "production":
+        problems.insert(0, f"BARID_ENV is {env!r}, not 'production'.")
+    if not problems:
+        if not deploy and env != "production":
+            click.echo(f"settings read (BARID_ENV={env}); `barid check --deploy` checks "
+                       "them for production")
+            return
+        click.echo("no problems: these settings are fit for production")
+        return
+    click.echo(f"{len(problems)} problem(s) for production:")
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    sys.exit(1)
 
 
 @main.group("config")

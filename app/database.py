@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import (
     JSON,
@@ -82,6 +83,29 @@ db = scoped_session(sessionmaker(expire_on_commit=False))
 _engine: Engine | None = None
 
 
+def engine_url(url: str) -> str:
+    """SQLAlchemy's form of a DATABASE_URL, which may be written as libpq writes it.
+
+    `postgresql://` means the psycopg 3 driver. libpq's several hosts
+    (`postgresql://u@baghdad:5432,basra:5432/barid?target_session_attrs=read-write`,
+    how the two sites are named) become repeated `host=` parameters, which psycopg hands
+    to libpq as one list to try in order.
+    """
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.startswith("postgresql"):
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    path, question, query = tail.partition("?")
+    params = [f"host={quote(h.strip(), safe=':[]')}" for h in hosts.split(",") if h.strip()]
+    query = "&".join(params + ([query] if query else []))
+    return f"{scheme}://{userinfo}{at}/{path}?{query}"
+
+
 def init_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine for `url` and bind the scoped session to it."""
     global _engine
@@ -92,9 +116,7 @@ def init_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(engine_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     db.configure(bind=engine)

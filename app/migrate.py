@@ -9,13 +9,13 @@ from alembic import command
 from alembic.config import Config
 from flask import current_app
 
-from app.config import ROOT
+from app.config import MIGRATIONS_DIR
 
 
 def alembic_config() -> Config:
     """Alembic's configuration for the app's DATABASE_URL and migrations/."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"])
     return cfg
 

@@ -21,7 +21,7 @@ from flask import Flask
 from sqlalchemy import make_url
 from werkzeug.serving import make_server
 
-from app.config import ROOT
+from app.config import MIGRATIONS_DIR
 from app.database import Base, db, get_engine, unit_of_work
 from app.jobs import start_inline_executor, stop_inline_executor
 from app.migrate import upgrade_database
@@ -58,7 +58,7 @@ def claim_port(host: str, port: int) -> socket.socket:
 
 
 def has_migrations() -> bool:
-    versions = ROOT / "migrations" / "versions"
+    versions = MIGRATIONS_DIR / "versions"
     return versions.is_dir() and any(versions.glob("*.py"))
 
 

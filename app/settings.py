@@ -47,7 +47,12 @@ def parse_optional(raw: str) -> str | None:
 class Setting:
     """One setting: its `app.config` name, how to read its environment variable, its
     default (a value, or a function of the settings loaded before it), and whether its
-    value is a secret that `barid config show` masks."""
+    value is a secret that `barid config show` masks.
+
+    A secret with a default has a development value (so `make run` works with nothing
+    set): production refuses to start while such a secret is missing or still that
+    value (app.config.production_problems). `development_default=False` says the
+    default is fit for production too (e.g. the database URL, checked on its own)."""
 
     name: str
     parse: Callable[[str], Any] = str
@@ -56,6 +61,14 @@ class Setting:
     secret: bool = False
     doc: str = ""
     computed: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
+    development_default: bool | None = None  # None: every secret with a default
+
+    @property
+    def refused_in_production(self) -> bool:
+        """Whether production must be given its own value for this setting."""
+        if self.development_default is not None:
+            return self.development_default
+        return self.secret and self.default is not None
 
     @property
     def env_name(self) -> str:

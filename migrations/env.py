@@ -14,9 +14,9 @@ def _url() -> str:
         from app.config import database_url
 
         url = database_url()
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
+    from app.database import engine_url
+
+    return engine_url(url)
 
 
 def _metadata():

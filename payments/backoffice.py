@@ -17,11 +17,12 @@ from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
 from app.database import unit_of_work
-from app.errors import DomainError, NotFound
+from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
-from payments import cards, rates, receipts, reconcile, services
+from payments import cards, rates, receipts, reconcile, refunds, services
 from payments.errors import InvalidPin
 from payments.forms import (
+    DecisionForm,
     FindCardForm,
     IssueCardForm,
     RateForm,
@@ -29,6 +30,7 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
+from payments.models import RateProposal
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -124,7 +126,8 @@ def card_action(card_id: int, action: str):
 def payment(payment_id: int):
     p = services.get_payment(payment_id)
     return render_template("payments/bo_payment.html", p=p, form=RefundForm(),
-                           office_name=services.office_name(p.office_id, current_locale()))
+                           office_name=services.office_name(p.office_id, current_locale()),
+                           requests=refunds.requests_for(p.id), refunds=refunds)
 
 
 @bp.get("/payments/<int:payment_id>/receipt.pdf")
@@ -146,15 +149,50 @@ def refund(payment_id: int):
         return redirect(url_for(".payment", payment_id=payment_id))
     try:
         with unit_of_work():
-            services.refund_payment(payment_id, amount=parse_amount(form.amount.data),
-                                    reason=form.reason.data, actor_id=current_user.id,
-                                    office_id=current_user.post_office_id,
-                                    idempotency_key=form.key.data)
+            done = refunds.refund_at_counter(payment_id, amount=parse_amount(form.amount.data),
+                                             reason=form.reason.data, clerk_id=current_user.id,
+                                             idempotency_key=form.key.data)
     except DomainError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for(".payment", payment_id=payment_id))
-    flash(_("Refund done."), "success")
+    if done.request is not None:
+        flash(_("Refund requested: a supervisor must approve it (%(why)s). No money has "
+                "moved yet.", why=", ".join(refunds.needs_labels(done.request))), "info")
+    else:
+        flash(_("Refund done."), "success")
     return redirect(url_for(".payment", payment_id=payment_id))
+
+
+@bp.get("/refund-requests")
+@role_required(*SUPERVISION)
+def refund_requests():
+    return render_template("payments/bo_refund_requests.html",
+                           pending=refunds.pending_requests(),
+                           decided=refunds.recent_decisions(), form=DecisionForm(),
+                           refunds=refunds, office_name=services.office_name,
+                           user_name=services.user_name, locale=current_locale())
+
+
+@bp.post("/refund-requests/<int:request_id>/<any(approve, decline):decision>")
+@role_required(*SUPERVISION)
+def decide_refund(request_id: int, decision: str):
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        return redirect(url_for(".refund_requests"))
+    try:
+        with unit_of_work():
+            if decision == "approve":
+                refunds.approve_request(request_id, approver_id=current_user.id)
+            else:
+                refunds.decline_request(request_id, approver_id=current_user.id,
+                                        note=form.note.data or "")
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for(".refund_requests"))
+    flash(_("Refund approved and made.") if decision == "approve"
+          else _("Refund request declined. No money moved."), "success")
+    return redirect(url_for(".refund_requests"))
 
 
 def _day() -> date:
@@ -203,20 +241,55 @@ def reconciliation():
 
 
 @bp.route("/rates", methods=["GET", "POST"])
-@role_required(Role.ADMIN)
+@role_required(*SUPERVISION)
 def exchange_rates():
     form = RateForm()
-    if form.validate_on_submit():
-        try:
-            with unit_of_work():
-                rates.add_rate(form.base.data, form.rate.data, actor_id=current_user.id)
-        except DomainError as exc:
-            flash(str(exc.message), "error")
-        else:
-            flash(_("Rate saved. New payments use it from now on."), "success")
-            return redirect(url_for(".exchange_rates"))
+    status = 200
+    if request.method == "POST":
+        # Supervisors see the page to confirm large changes; only an admin sets a rate.
+        if not current_user.has_role(Role.ADMIN):
+            raise Forbidden()
+        if form.validate_on_submit():
+            try:
+                with unit_of_work():
+                    done = rates.propose_rate(form.base.data, form.rate.data,
+                                              actor_id=current_user.id)
+            except DomainError as exc:
+                fields = getattr(exc, "fields", None) or {}
+                form.rate.errors = [str(fields.get("rate") or exc.message)]
+            else:
+                if isinstance(done, RateProposal):
+                    flash(_("This is a change of more than %(n)s%%: it takes effect when "
+                            "another administrator or supervisor confirms it.",
+                            n=rates.confirm_percent()), "info")
+                else:
+                    flash(_("Rate saved. New payments use it from now on."), "success")
+                return redirect(url_for(".exchange_rates"))
+        status = 422
     return render_template("payments/bo_rates.html", form=form, current=rates.current_rates(),
-                           history=rates.rate_history())
+                           history=rates.rate_history(), pending=rates.pending_proposals(),
+                           decision=DecisionForm(), user_name=services.user_name,
+                           can_set=current_user.has_role(Role.ADMIN)), status
+
+
+@bp.post("/rates/proposals/<int:proposal_id>/<any(confirm, decline):decision>")
+@role_required(*SUPERVISION)
+def decide_rate(proposal_id: int, decision: str):
+    if not DecisionForm().validate_on_submit():
+        flash(_("The form expired. Try again."), "error")
+        return redirect(url_for(".exchange_rates"))
+    try:
+        with unit_of_work():
+            if decision == "confirm":
+                rates.confirm_rate(proposal_id, actor_id=current_user.id)
+            else:
+                rates.decline_rate(proposal_id, actor_id=current_user.id)
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for(".exchange_rates"))
+    flash(_("Rate confirmed. New payments use it from now on.") if decision == "confirm"
+          else _("Rate declined. The current rate stays."), "success")
+    return redirect(url_for(".exchange_rates"))
 
 
 def register(app: Flask) -> None:
@@ -230,5 +303,7 @@ def register(app: Flask) -> None:
              order=40)
     nav_item("payments_bo.reconciliation", "Stripe reconciliation", SUPERVISION,
              section="payments", order=50)
-    nav_item("payments_bo.exchange_rates", "Exchange rates", (Role.ADMIN,), section="admin",
+    nav_item("payments_bo.refund_requests", "Refunds to approve", SUPERVISION,
+             section="payments", order=45)
+    nav_item("payments_bo.exchange_rates", "Exchange rates", SUPERVISION, section="admin",
              order=60)

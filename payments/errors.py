@@ -163,3 +163,26 @@ class CardDeclined(DomainError):
 class NoExchangeRate(DomainError):
     code = "no_exchange_rate"
     http_status = 503
+
+
+class AlreadyDecided(Conflict):
+    """A refund request or a rate proposal was approved or declined before."""
+
+    code = "already_decided"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("This was already decided by someone else."), **kw)
+
+
+class SecondPersonRequired(Forbidden):
+    """The one who asked for a refund or proposed a rate cannot also approve it."""
+
+    code = "second_person_required"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("You asked for this yourself: another supervisor or "
+                                       "administrator must approve it."), **kw)
+
+
+class AbsurdRate(ValidationFailed):
+    code = "absurd_rate"

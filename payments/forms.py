@@ -85,8 +85,15 @@ class RefundForm(FlaskForm):
     key = HiddenField(default=new_key)
 
 
+class DecisionForm(FlaskForm):
+    """A supervisor's approve / decline of a refund request or a pending rate."""
+
+    note = StringField(_l("Note (if declined)"), [Optional(), Length(max=300)])
+
+
 class RateForm(FlaskForm):
-    base = SelectField(_l("Currency"), choices=["USD", "EUR", "TRY", "AED", "CNY", "GBP", "SAR"])
+    base = SelectField(_l("Currency"), choices=["USD", "EUR", "TRY", "AED", "CNY", "GBP", "SAR",
+                                                "JOD", "KWD"])
     rate = StringField(_l("Dinars for one unit"), [InputRequired(REQUIRED), Length(max=20)])
 
 

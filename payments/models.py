@@ -269,6 +269,45 @@ class Refund(Base):
     payment: Mapped[Payment] = relationship(back_populates="refunds")
 
 
+class RefundRequestStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"  # the refund was made when it was approved
+    DECLINED = "declined"
+
+
+class RefundRequest(Base):
+    """A counter refund that waits for a second person: another office's payment, an
+    online payment (it belongs to no office) or an amount above the approval threshold.
+
+    A supervisor or admin other than the requester approves it (the refund is made
+    then, once) or declines it. Decided once: `status` leaves `requested` only under the
+    row lock.
+    """
+
+    __tablename__ = "payment_refund_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The counter form's key: a resubmitted form files one request.
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    # Why a second person is needed: other_office, online, above_threshold (comma-joined).
+    needs: Mapped[str] = mapped_column(String(80), default="")
+    status: Mapped[str] = mapped_column(String(16), default=RefundRequestStatus.REQUESTED,
+                                        index=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_office_id: Mapped[int | None] = mapped_column(ForeignKey("post_offices.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str] = mapped_column(String(300), default="")
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("payment_refunds.id"))
+
+    payment: Mapped[Payment] = relationship()
+
+
 class StripeEvent(Base):
     """A verified Stripe webhook event, stored once by its id."""
 
@@ -315,6 +354,33 @@ class ExchangeRate(Base):
     valid_to: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateProposalStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # the rate was set when it was confirmed
+    DECLINED = "declined"
+
+
+class RateProposal(Base):
+    """A new exchange rate too far from the current one to take effect on one person's
+    word: it waits for a second admin or supervisor to confirm (or decline) it."""
+
+    __tablename__ = "exchange_rate_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(String(3))
+    quote: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    # The rate in force when it was proposed, to show the change to the confirmer.
+    current_rate: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    status: Mapped[str] = mapped_column(String(16), default=RateProposalStatus.PENDING,
+                                        index=True)
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    rate_id: Mapped[int | None] = mapped_column(ForeignKey("exchange_rates.id"))
 
 
 class ReconciliationRun(Base):

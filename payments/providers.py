@@ -110,8 +110,7 @@ class PaymentProvider(Protocol):
         back (None when nothing was charged in another currency)."""
         ...
 
-    def refund_legs(self, p: Payment, amount: int, charged: int | None,
-                    office_id: int | None) -> list[Leg]:
+    def refund_legs(self, p: Payment, amount: int, charged: int | None) -> list[Leg]:
         """The ledger legs of a refund of `amount` back to where the money came from."""
         ...
 
@@ -198,10 +197,10 @@ class CashProvider(_PaidAtOnce):
         return [debit(ledger.drawer_account(p.office_id, p.currency), p.amount),
                 credit(destination, p.amount)]
 
-    def refund_legs(self, p: Payment, amount: int, charged: int | None,
-                    office_id: int | None) -> list[Leg]:
+    def refund_legs(self, p: Payment, amount: int, charged: int | None) -> list[Leg]:
         return [debit(destination_of(p), amount),
-                credit(ledger.drawer_account(office_id or p.office_id, p.currency), amount)]
+                # The cash goes back out of the drawer it came into, whoever refunds it.
+                credit(ledger.drawer_account(p.office_id, p.currency), amount)]
 
     def refund_office(self, p: Payment, r: Refund) -> int | None:
         # Cash leaves one drawer: the entry is that office's, for its end-of-day report.
@@ -255,8 +254,7 @@ class PostCardProvider(_PaidAtOnce):
     def void(self, p: Payment, *, actor_id: int | None) -> None:
         ledger.void(self._hold(p).id, actor_id=actor_id)
 
-    def refund_legs(self, p: Payment, amount: int, charged: int | None,
-                    office_id: int | None) -> list[Leg]:
+    def refund_legs(self, p: Payment, amount: int, charged: int | None) -> list[Leg]:
         return [debit(destination_of(p), amount),
                 credit(_account(self._card(p).account_id), amount)]
 
@@ -322,8 +320,7 @@ class StripeProvider(_NoHold):
             return p.charged_amount - refunded_charged
         return max(1, share(p.charged_amount, amount, p.amount))
 
-    def refund_legs(self, p: Payment, amount: int, charged: int | None,
-                    office_id: int | None) -> list[Leg]:
+    def refund_legs(self, p: Payment, amount: int, charged: int | None) -> list[Leg]:
         assert p.charged_currency is not None and charged is not None
         dest = destination_of(p)
         clearing = ledger.stripe_clearing_account(p.charged_currency)

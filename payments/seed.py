@@ -21,7 +21,9 @@ from payments.models import ExchangeRate, PostCard
 log = logging.getLogger("barid.payments")
 
 # Dinars for one unit (demo values, set again by an admin on the rates page).
-DEMO_RATES = {"USD": "1310", "EUR": "1420", "TRY": "38.5", "AED": "356.7", "CNY": "181.2"}
+# Customs values declarations at these too, so each currency it once kept a rate of has one.
+DEMO_RATES = {"USD": "1310", "EUR": "1420", "TRY": "38.5", "AED": "356.7", "CNY": "181.2",
+              "GBP": "1660", "SAR": "349", "JOD": "1848", "KWD": "4260"}
 DEMO_CARD_PIN = "7305"  # not a weak PIN: issue_card refuses those (payments.pins)
 
 

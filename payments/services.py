@@ -631,15 +631,16 @@ def sync_payment_intent(pi_id: str | None) -> str:
 
 
 def refund(payment_id: int, amount: int, reason: str, actor_id: int | None,
-           idempotency_key: str, *, office_id: int | None = None) -> Refund:
+           idempotency_key: str) -> Refund:
     """Give back `amount` of a payment to where it came from (its provider's legs).
 
-    Post card: back onto the card. Cash: out of the drawer of `office_id` (default the
-    office that took it). Stripe: a Stripe refund (idempotency key from ours) in the
-    charged currency, in proportion. Publishes refund.succeeded and moves the payment
-    to partially_refunded / refunded. Flushes. Raises InvalidAmount, RefundTooLarge,
-    PaymentStateError, IdempotencyConflict, CardPaymentsUnavailable, InsufficientFunds
-    (a card top-up already spent).
+    Checks no one's right to refund: the counter goes through payments.refunds, which
+    decides who may. Post card: back onto the card. Cash: out of the drawer of the
+    office that took it, whoever asks and wherever. Stripe: a Stripe refund
+    (idempotency key from ours) in the charged currency, in proportion. Publishes
+    refund.succeeded and moves the payment to partially_refunded / refunded. Flushes.
+    Raises InvalidAmount, RefundTooLarge, PaymentStateError, IdempotencyConflict,
+    CardPaymentsUnavailable, InsufficientFunds (a card top-up already spent).
     """
     positive_amount(amount)
     prior = db.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
@@ -657,11 +658,11 @@ def refund(payment_id: int, amount: int, reason: str, actor_id: int | None,
     charged = provider.charged_share(p, amount)
     r = Refund(idempotency_key=idempotency_key, payment_id=p.id, amount=amount,
                currency=p.currency, reason=(reason or "")[:300], actor_id=actor_id,
-               office_id=office_id or p.office_id, charged_amount=charged)
+               office_id=p.office_id, charged_amount=charged)
     db.add(r)
     db.flush()
     entry, _ = ledger.post_entry(idempotency_key=f"refund:{r.id}", kind="refund",
-                                 legs=provider.refund_legs(p, amount, charged, office_id),
+                                 legs=provider.refund_legs(p, amount, charged),
                                  description=f"refund of payment {p.id}", actor_id=actor_id,
                                  office_id=provider.refund_office(p, r), payment_id=p.id)
     r.entry_id = entry.id
@@ -714,7 +715,7 @@ def record_stripe_refund(p: Payment, stripe_refund_id: str, charged: int) -> Ref
     db.add(r)
     db.flush()
     entry, _ = ledger.post_entry(idempotency_key=f"refund:{r.id}", kind="refund",
-                                 legs=provider_for(p).refund_legs(p, amount, charged, None),
+                                 legs=provider_for(p).refund_legs(p, amount, charged),
                                  description=f"stripe refund {stripe_refund_id}", payment_id=p.id)
     r.entry_id = entry.id
     _record_refund(p, r, None)
@@ -769,16 +770,6 @@ def cash_top_up(card_id: int, *, amount: int, clerk_id: int, office_id: int,
                         currency="IQD", reference_kind="post_card",
                         reference_id=str(card_id), purpose=TOPUP,
                         idempotency_key=f"counter-topup:{idempotency_key}")
-
-
-def refund_payment(payment_id: int, *, amount: int, reason: str, actor_id: int,
-                   office_id: int | None, idempotency_key: str) -> Refund:
-    """Refund (part of) a payment at the counter to its original method. Flushes.
-
-    Raises RefundTooLarge, PaymentStateError, InvalidAmount, CardPaymentsUnavailable.
-    """
-    return refund(payment_id, amount, reason, actor_id, f"counter-refund:{idempotency_key}",
-                  office_id=office_id)
 
 
 def owned_card(card_id: int, user_id: int) -> PostCard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from app.settings import Setting
@@ -37,4 +38,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PAYMENTS_CARD_MAX_BALANCE", parse=int, default=10_000_000, doc="IQD"),
     Setting("PAYMENTS_HOLD_MINUTES", parse=int, default=30,
             doc="minutes a post-card hold lasts before it is released"),
+    # A counter refund above this many dinars takes a supervisor's approval, even of the
+    # clerk's own office's payment (another office's, or an online one, always does).
+    Setting("PAYMENTS_REFUND_APPROVAL_ABOVE", parse=int, default=250_000,
+            doc="IQD above which a counter refund needs a supervisor's approval"),
+    # A new exchange rate further than this from the current one waits for a second
+    # admin or supervisor: a slipped digit would otherwise price every payment.
+    Setting("PAYMENTS_RATE_CONFIRM_PERCENT", parse=Decimal, default=Decimal("10"),
+            doc="percent change of an exchange rate that needs a second person"),
 )

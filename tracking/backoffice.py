@@ -29,12 +29,12 @@ from sqlalchemy import select
 
 from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
+from app.auth.services import InvalidCredentials, attempt_login
 from app.backoffice import nav_item
 from app.database import db, unit_of_work
-from app.errors import DomainError, ValidationFailed
+from app.errors import DomainError, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
 from app.money import MoneyError, to_minor
-from app.numbers import MAX_BIGINT
 from tracking import forms, labels
 from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
 from tracking.services import bulk, customs, delivery
@@ -170,14 +170,18 @@ def parcel(number: str) -> str:
     events = db.scalars(select(ParcelEvent).where(ParcelEvent.parcel_id == p.id)
                         .order_by(ParcelEvent.occurred_at, ParcelEvent.id)).all()
     case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == p.id))
+    destination = ev.destination_office_id(p, list(events))
     office_ids = {e.office_id for e in events if e.office_id} | {
-        i for i in (p.origin_office_id, p.pickup_office_id) if i}
+        i for i in (p.origin_office_id, p.pickup_office_id, destination) if i}
     offices = {o.id: o for o in db.scalars(select(PostOffice).where(
         PostOffice.id.in_(office_ids)))} if office_ids else {}
     return render_template(
         "tracking/parcel.html", parcel=p, events=events, case=case, offices=offices,
         codes=event_codes(), handover=forms.HandoverForm(), duty=forms.DutyPaymentForm(),
-        printed=request.args.get("printed") == "1",
+        printed=request.args.get("printed") == "1", destination=destination,
+        at_destination=destination is not None
+        and destination == current_user.post_office_id,
+        reasons=ev.NON_DELIVERY_REASONS, actions=ev.DELIVERY_ACTIONS,
     )
 
 
@@ -232,15 +236,42 @@ def duty_receipt(number: str) -> Response:
 @bp.post("/<number>/handover")
 @role_required(*COUNTER)
 def handover(number: str) -> Any:
+    """Hand the parcel to its addressee at this clerk's office; elsewhere a supervisor
+    co-signs with their own login name and password (checked, counted and audited as a
+    login attempt)."""
     form = forms.HandoverForm()
     if not form.validate_on_submit():
-        flash(_("Write the name of who received the parcel."), "error")
-    else:
+        flash(_("Write the name of who received the parcel and the number of their "
+                "identity document."), "error")
+        return redirect(url_for("tracking_bo.parcel", number=number))
+    office_id = _office_id()
+    refusal: str | None = None
+    try:
         with unit_of_work():
-            out = ev.record_scan(number=number, code="EMI", office_id=_office_id(),
-                                 actor_id=current_user.id,
-                                 receiver_name=form.receiver_name.data, source="counter")
-        flash(_("Handed over.") if out.ok else out.reason, "success" if out.ok else "error")
+            approver_id = None
+            if (form.supervisor_login.data or "").strip():
+                who = attempt_login(form.supervisor_login.data,
+                                    form.supervisor_password.data or "",
+                                    client_address=request.remote_addr)
+                if isinstance(who, InvalidCredentials):
+                    # Not raised: the failed attempt's audit record is committed.
+                    refusal = str(who.message)
+                else:
+                    approver_id = who.id
+            if refusal is None:
+                out = ev.hand_over(number=number, office_id=office_id,
+                                   clerk_id=current_user.id,
+                                   receiver_name=form.receiver_name.data or "",
+                                   receiver_id_number=form.receiver_id_number.data or "",
+                                   approver_id=approver_id)
+                if out.outcome != "accepted":
+                    refusal = out.reason or _("Not handed over.")
+    except RateLimited as exc:
+        refusal = str(exc.message)
+    if refusal:
+        flash(refusal, "error")
+    else:
+        flash(_("Handed over."), "success")
     return redirect(url_for("tracking_bo.parcel", number=number))
 
 
@@ -270,17 +301,18 @@ def _scan_setup_form() -> forms.ScanSetupForm:
     locale = current_locale()
     codes = event_codes()
     form.code.choices = [(c, f"{c} · {codes[c].meaning(locale)}") for c in SCAN_CODES]
-    offices = db.scalars(select(PostOffice).order_by(PostOffice.code)).all()
-    form.office_id.choices = [(o.id, f"{o.code} · {o.name(locale)}") for o in offices]
-    if current_user.post_office_id and request.method == "GET":
-        form.office_id.data = current_user.post_office_id
     return form
 
 
 @bp.get("/scan")
 @role_required(*COUNTER)
 def scan() -> str:
-    return render_template("tracking/scan.html", form=_scan_setup_form())
+    return render_template("tracking/scan.html", form=_scan_setup_form(),
+                           office=current_user.post_office, locale=current_locale())
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return str(value)[:limit] if value else None
 
 
 @bp.post("/scan")
@@ -295,22 +327,16 @@ def scan_one() -> Response:
         return jsonify({"outcome": "rejected", "tracking_number": number, "code": code,
                         "reason_code": "unknown_code", "reason": str(ev.REASONS["unknown_code"])
                         }), 200
-    try:
-        office_id = int(data.get("office_id"))
-    except (TypeError, ValueError):
-        office_id = None
-    # An id past BIGINT would make PostgreSQL refuse the lookup (a 500).
-    if office_id is None or not 1 <= office_id <= MAX_BIGINT \
-            or db.get(PostOffice, office_id) is None:
-        return jsonify({"outcome": "rejected", "tracking_number": number, "code": code,
-                        "reason_code": "unknown_office",
-                        "reason": _("Choose the office first.")}), 200
+    # The scan happens at the clerk's own office; an office_id in the request, forged
+    # or left over from an older page, is ignored.
+    office_id = current_user.post_office_id
     with unit_of_work():
         out = ev.record_scan(
             number=number, code=code, office_id=office_id, actor_id=current_user.id,
-            reason_code=data.get("reason_code") or None,
-            action_code=data.get("action_code") or None,
-            receiver_name=(data.get("receiver_name") or None),
+            reason_code=_text(data.get("reason_code"), 32),
+            action_code=_text(data.get("action_code"), 32),
+            receiver_name=_text(data.get("receiver_name"), 200),
+            receiver_id_number=_text(data.get("receiver_id_number"), 40),
         )
     body = out.as_dict()
     body["status_text"] = status_text(out.status) if out.status else None

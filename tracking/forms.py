@@ -116,8 +116,8 @@ class AcceptanceForm(FlaskForm):
 
 
 class ScanSetupForm(FlaskForm):
+    # No office here: a scan is recorded at the scanning clerk's own office.
     code = SelectField(_l("Event"), choices=[])
-    office_id = SelectField(_l("Office"), coerce=int, choices=[])
     reason_code = SelectField(_l("Reason (failed delivery)"), choices=[("", "-")] + [
         (k, v) for k, v in NON_DELIVERY_REASONS.items()])
     action_code = SelectField(_l("Action taken"), choices=[("", "-")] + [
@@ -127,6 +127,14 @@ class ScanSetupForm(FlaskForm):
 class HandoverForm(FlaskForm):
     receiver_name = StringField(_l("Name of who received it"),
                                 validators=[InputRequired(REQUIRED), Length(max=200)])
+    receiver_id_number = StringField(_l("Identity document number"),
+                                     validators=[InputRequired(REQUIRED), Length(max=40)])
+    # Away from the parcel's destination office a supervisor, standing at the counter,
+    # approves with their own login name and password.
+    supervisor_login = StringField(_l("Supervisor's login name (other office only)"),
+                                   validators=[Optional(), Length(max=254)])
+    supervisor_password = PasswordField(_l("Supervisor's password"),
+                                        validators=[Optional(), Length(max=256)])
     submit = SubmitField(_l("Hand over"))
 
 

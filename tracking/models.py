@@ -180,9 +180,15 @@ class ParcelEvent(Base):
     action_code: Mapped[str | None] = mapped_column(String(32))
     retention_reason: Mapped[str | None] = mapped_column(String(300))
     receiver_name: Mapped[str | None] = mapped_column(String(200))
+    # The number of the identity document the receiver showed at a hand-over (EMI).
+    # Staff see it on the parcel page; public tracking never shows it.
+    receiver_id_number: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(String(500), default="")
     # Happened after the parcel's final event: kept for the record, ignored for status.
     after_final: Mapped[bool] = mapped_column(default=False)
+    # Came before a stage the parcel had already reached (tracking.status rule 8): kept
+    # and shown to staff, ignored for status.
+    out_of_sequence: Mapped[bool] = mapped_column(default=False)
 
     parcel: Mapped[Parcel] = relationship(back_populates="events")
 

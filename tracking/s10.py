@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, db
 from app.errors import Conflict
+from app.numbers import ascii_digits
 
 WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 COUNTRY = "IQ"
@@ -66,8 +67,9 @@ def compose(indicator: str, serial: int, country: str = COUNTRY) -> str:
 
 
 def normalise(raw: str) -> str:
-    """Upper-case a typed number and drop the spaces and dashes people put in it."""
-    return _SEPARATORS.sub("", raw or "").upper()
+    """Upper-case a typed number, drop the spaces and dashes people put in it, and read
+    Arabic-Indic digits (typed on an Arabic keyboard) as the digits they are."""
+    return _SEPARATORS.sub("", ascii_digits(raw or "")).upper()
 
 
 @dataclass(frozen=True)

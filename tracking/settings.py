@@ -20,13 +20,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CUSTOMS_AUTO_RELEASE_LIMIT_IQD", parse=int, default=2_000_000,
             doc="declared values above this (IQD) always go to an officer"),
     # Dict defaults are made afresh for each app, so changing one app's never leaks.
-    Setting("CUSTOMS_EXCHANGE_RATES", parse=parse_json,
-            computed=lambda _cfg: {"USD": "1310", "EUR": "1420", "GBP": "1660", "TRY": "40",
-                                   "AED": "357", "CNY": "181", "SAR": "349", "JOD": "1848",
-                                   "KWD": "4260", "IQD": "1"},
-            doc="JSON: IQD per one unit of a foreign currency, for valuing declarations"),
     Setting("DELIVERY_MAX_ATTEMPTS", parse=int, default=3,
             doc="failed delivery attempts before a parcel goes back to its sender"),
+    Setting("SCAN_REPEAT_WINDOW_SECONDS", parse=int, default=600,
+            doc="the same event at the same office on the same parcel within this many "
+                "seconds is a repeated scan and changes nothing; 0 turns the rule off"),
     Setting("PICKUP_HOLD_DAYS", parse=int, default=14,
             doc="days a parcel waits for pickup before it goes back"),
     Setting("STALE_AFTER_HOURS", parse=parse_json,

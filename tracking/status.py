@@ -1,12 +1,13 @@
 """The parcel state machine: which events a parcel may take, and its status from its events.
 
-Two tables and one function, nothing else decides a parcel's status:
+Three tables and one function, nothing else decides a parcel's status:
 
 - `CODES_BY_DIRECTION`: the UPU codes that make sense for a domestic parcel (no exchange
   offices, no customs) and for an international one (all of them).
 - `OPENING_CODES`: what may start a timeline. A domestic parcel starts at the counter
   (EMA); an inbound one may start with any event its origin or transit posts report, or
   with its arrival at our office of exchange (EMD).
+- `STAGES`: the order of the journey's stages, which tells an event out of sequence.
 - `derive(events)`: the status, read from the events in the order they happened (not
   the order they arrived), with these rules, in order:
     1. no events: `pending`;
@@ -18,7 +19,12 @@ Two tables and one function, nothing else decides a parcel's status:
     6. customs holds the parcel while its latest customs event is a hold (EME, EDA, EDB)
        with no release (EDC, EMF) after it;
     7. an open parcel marked delayed by the sweep after its latest event reads
-       `delivery_delayed` until the next event.
+       `delivery_delayed` until the next event;
+    8. an event out of sequence (its stage in `STAGES` comes before the furthest stage the
+       parcel has already reached, e.g. a sorting-centre scan after the arrival at the
+       delivery office, or a second posting) is kept but flagged `out_of_sequence` and,
+       like an event after the final one, changes nothing: the parcel never moves
+       backwards on a stray or misread scan, and the flag shows where to look.
 """
 
 from __future__ import annotations
@@ -56,6 +62,22 @@ CUSTOMS_RELEASE_CODES = frozenset({"EDC", "EMF"})
 # Import-customs decisions on inbound parcels are Barid's own, made in the customs queue.
 CUSTOMS_DECISION_CODES = frozenset({"EME", "EDC"})
 HANDOVER_CODES = frozenset({"EMI"})
+# Where on its journey an event puts a parcel, in order. Events of one stage may repeat
+# and alternate (in and out of several sorting centres; out for delivery, failed, out
+# again). Codes absent here have no place in the order and are never out of sequence:
+# customs may hold or release a parcel wherever it is, and a final event (return,
+# cancellation) may end the journey from anywhere.
+STAGES: dict[str, int] = {
+    "EMA": 0,
+    "EMB": 1, "EMC": 1, "EXA": 1, "EXB": 1, "EXC": 1, "EXD": 1,
+    "EMJ": 2, "EMK": 2,
+    "EMD": 3, "EMF": 3,
+    "EDD": 4, "EDE": 4,
+    "EMG": 5, "EDF": 5, "EDG": 5, "EDH": 5, "EMH": 5,
+    "EMI": 6,
+}
+# The events that place a parcel at the office that delivers it or keeps it for pickup.
+DELIVERY_OFFICE_CODES = frozenset({"EMG", "EDF", "EDG", "EDH", "EMH"})
 
 
 class EventLike(Protocol):
@@ -72,6 +94,7 @@ class Derivation:
     held_by_customs: bool = False
     last_event_at: datetime | None = None
     after_final: list[int] = field(default_factory=list)  # positions in the input
+    out_of_sequence: list[int] = field(default_factory=list)  # positions in the input
 
 
 def timeline_order(events: Sequence[EventLike]) -> list[int]:
@@ -81,15 +104,22 @@ def timeline_order(events: Sequence[EventLike]) -> list[int]:
 
 
 def derive(events: Sequence[EventLike], *, delayed_at: datetime | None = None) -> Derivation:
-    """The parcel's status from its events (rules 1-7 in the module docstring)."""
+    """The parcel's status from its events (rules 1-8 in the module docstring)."""
     codes = event_codes()
     out = Derivation()
+    furthest = -1
     for i in timeline_order(events):
         ev = events[i]
         info = codes[ev.code]
         if out.closed:
             out.after_final.append(i)
             continue
+        stage = STAGES.get(ev.code)
+        if stage is not None:
+            if stage < furthest:
+                out.out_of_sequence.append(i)
+                continue
+            furthest = stage
         out.status = info.status
         out.last_event_at = ev.occurred_at
         if ev.code == "EMH":

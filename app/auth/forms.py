@@ -51,6 +51,13 @@ class RegisterForm(FlaskForm):
     submit = SubmitField(_l("Create account"))
 
 
+class RegistrationCodeForm(FlaskForm):
+    """The code from the sign-up message; Arabic-Indic digits are read too (services)."""
+
+    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)])
+    submit = SubmitField(_l("Open my account"))
+
+
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"),
                                      validators=[InputRequired(REQUIRED)])

@@ -8,12 +8,14 @@ from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 
 from app.errors import ValidationFailed
+from app.numbers import ascii_digits
 
 # Iraqi mobile numbers are 07XX XXX XXXX at home, +964 7XX XXX XXXX abroad: a "7" and nine
-# more digits after the country code. Stored as E.164.
-_MOBILE = re.compile(r"^(?:\+964|00964|964|0)(7\d{9})$")
+# more digits after the country code. Stored as E.164, in ASCII digits: people type
+# Arabic-Indic ones (٠٧٧٠...), which are turned into ASCII first.
+_MOBILE = re.compile(r"^(?:\+964|00964|964|0)(7[0-9]{9})$")
 _SEPARATORS = re.compile(r"[\s\-().]")
-_PHONEISH = re.compile(r"^[+\d\s\-().]+$")
+_PHONEISH = re.compile(r"^[+0-9\s\-().]+$")
 
 BAD_PHONE = _l("Enter an Iraqi mobile number such as 0770 123 4567 or +964 770 123 4567.")
 BAD_EMAIL = _l("Enter a valid e-mail address, such as name@example.com.")
@@ -23,11 +25,12 @@ BAD_IDENTIFIER = _l(
 
 
 def normalise_phone(raw: str, field: str = "phone") -> str:
-    """"0770 123-4567", "+964 770 123 4567" or "9647701234567" -> "+9647701234567".
+    """"0770 123-4567", "+964 770 123 4567", "9647701234567" or "٠٧٧٠ ١٢٣ ٤٥٦٧" ->
+    "+9647701234567".
 
     Raises ValidationFailed (on `field`) for anything that is not an Iraqi mobile number.
     """
-    digits = _SEPARATORS.sub("", raw or "")
+    digits = _SEPARATORS.sub("", ascii_digits(raw or ""))
     m = _MOBILE.match(digits)
     if not m:
         raise ValidationFailed(BAD_PHONE, fields={field: BAD_PHONE})
@@ -51,7 +54,7 @@ def parse_identifier(raw: str, field: str = "identifier") -> tuple[str, str]:
     raw = (raw or "").strip()
     if "@" in raw:
         return "email", normalise_email(raw, field)
-    if raw and _PHONEISH.match(raw):
+    if raw and _PHONEISH.match(ascii_digits(raw)):
         return "phone", normalise_phone(raw, field)
     raise ValidationFailed(BAD_IDENTIFIER, fields={field: BAD_IDENTIFIER})
 

@@ -78,8 +78,9 @@ class User(UserMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(16), unique=True)  # E.164, +9647XXXXXXXXX
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    # flask-login's alternative token: the session stores this, not the id, so rotating it
-    # (on password change) logs out every other session.
+    # flask-login's alternative token: the session and the remember-me cookie hold this,
+    # not the id, so rotating it (at logout and on password change) ends every session
+    # of the user, copied cookies included.
     session_token: Mapped[str] = mapped_column(
         String(64), unique=True, default=lambda: secrets.token_urlsafe(32)
     )
@@ -144,3 +145,30 @@ class UserRole(Base):
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class PendingRegistration(Base):
+    """A sign-up waiting for the code sent to its e-mail address or mobile number.
+
+    No account exists until the code comes back from the browser that asked for it, so
+    an address is never claimed by someone who cannot read its messages. A sign-up for
+    an address that already has an account gets a row too (with a code nobody is sent),
+    so the two look the same from outside.
+    """
+
+    __tablename__ = "pending_registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What the browser's session holds: random, so nothing can be counted or guessed.
+    token: Mapped[str] = mapped_column(
+        String(64), unique=True, default=lambda: secrets.token_urlsafe(32)
+    )
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(5), default="ar")
+    code_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the code, hex
+    attempts: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

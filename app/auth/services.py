@@ -4,28 +4,45 @@ the caller's unit of work commits them (or rolls them back with a raised error).
 Passwords are hashed with argon2id (argon2-cffi's defaults); a hash made with older
 parameters is replaced at the next successful login. Every change and every login
 attempt is written to the audit log.
+
+Sign-up on the website takes two steps, so that it never tells whether an address has
+an account: `request_registration` answers every well-formed sign-up alike and sends a
+message to the address (a code when it is free, a warning when it already has an
+account); `confirm_registration` opens the account once that code comes back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import ratelimit
 from app.audit import record_audit
-from app.auth.identifiers import normalise_email, normalise_phone, parse_identifier
-from app.auth.models import PostOffice, Role, User, UserRole, role_label
+from app.auth.identifiers import (
+    format_phone,
+    normalise_email,
+    normalise_phone,
+    parse_identifier,
+)
+from app.auth.models import PendingRegistration, PostOffice, Role, User, UserRole, role_label
 from app.database import db, savepoint, utcnow
 from app.errors import Conflict, DomainError, NotFound, RateLimited, ValidationFailed
 from app.events import publish
 from app.geo import governorate
+from app.notify import notify
+from app.numbers import ascii_digits
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 is fed the whole password; a cap keeps one request from costing seconds.
@@ -57,9 +74,19 @@ class PostOfficeRequired(ValidationFailed):
     code = "post_office_required"
 
 
+class InvalidRegistrationCode(ValidationFailed):
+    """A wrong, used or expired sign-up code, or one tried too often: one answer for all."""
+
+    code = "invalid_registration_code"
+
+
 LOGIN_NAMESPACE = "login-fail"  # failed-login counters: barid:login-fail:id:<name>, :addr:<ip>
 BAD_LOGIN = _l("The login name or password is not correct.")
 TOO_MANY = _l("Too many failed attempts. Please wait a few minutes and try again.")
+REGISTER_NAMESPACE = "register"  # sign-up counters: barid:register:addr:<ip>, :to:<name>
+TOO_MANY_SIGNUPS = _l("Too many sign-ups. Please wait a while and try again.")
+BAD_CODE = _l("This code is not correct or has expired. Check the latest message we sent "
+              "you, or sign up again.")
 
 
 # -- helpers (flush, never commit) ------------------------------------------------------
@@ -164,19 +191,14 @@ def _add_role(user: User, role: Role) -> None:
 
 # -- use cases ---------------------------------------------------------------------------
 
-def register_shopper(full_name: str, identifier: str, password: str, *,
-                     locale: str = "ar") -> User:
-    """Open a shopper account named by an e-mail address or an Iraqi mobile number.
-
-    Creates the user with the shopper role, audits `auth.register` and publishes
-    `user.registered`. Raises ValidationFailed (bad name or identifier), WeakPassword,
-    or DuplicateAccount; on any of them nothing is written. Field errors are keyed
-    `full_name`, `identifier`, `password`.
-    """
+def _validated_signup(full_name: str, identifier: str,
+                      password: str) -> tuple[str, str, str]:
+    """(name, kind, value) of a sign-up form, or ValidationFailed / WeakPassword with
+    every field's problem at once, so the person fixes the form in one go."""
     full_name = (full_name or "").strip()
-    # Every field's problem at once, so the person fixes the form in one go.
     errors: dict[str, object] = {}
     weak: WeakPassword | None = None
+    kind = value = ""
     if not full_name:
         errors["full_name"] = _l("Enter your name.")
     try:
@@ -192,18 +214,169 @@ def register_shopper(full_name: str, identifier: str, password: str, *,
         if weak is not None and len(errors) == 1:
             raise weak
         raise ValidationFailed(next(iter(errors.values())), fields=errors)
-    email = value if kind == "email" else None
-    phone = value if kind == "phone" else None
+    return full_name[:200], kind, value
+
+
+def _open_shopper_account(full_name: str, email: str | None, phone: str | None,
+                          password_hash: str, locale: str) -> User:
+    """Insert a shopper account, audit `auth.register`, publish `user.registered`.
+    Raises DuplicateAccount (field `identifier`) with nothing written."""
     _refuse_duplicates(email, phone, "identifier", "identifier")
-    user = User(full_name=full_name[:200], email=email, phone=phone,
-                password_hash=hash_password(password),
+    user = User(full_name=full_name, email=email, phone=phone, password_hash=password_hash,
                 locale=locale if locale in ("ar", "en") else "ar")
     _add_role(user, Role.SHOPPER)
     _insert_new_account(user, "identifier", "identifier")
     record_audit("auth.register", object_type="user", object_id=user.id, actor_id=user.id,
-                 details={"via": kind})
+                 details={"via": "email" if email else "phone"})
     publish("user.registered", {"user_id": user.id})
     return user
+
+
+def register_shopper(full_name: str, identifier: str, password: str, *,
+                     locale: str = "ar") -> User:
+    """Open a shopper account named by an e-mail address or an Iraqi mobile number, at
+    once and without a confirmation code: for trusted callers (seed data, tests). The
+    website goes through `request_registration` and `confirm_registration`, which do not
+    reveal whether an address has an account.
+
+    Creates the user with the shopper role, audits `auth.register` and publishes
+    `user.registered`. Raises ValidationFailed (bad name or identifier), WeakPassword,
+    or DuplicateAccount; on any of them nothing is written. Field errors are keyed
+    `full_name`, `identifier`, `password`.
+    """
+    full_name, kind, value = _validated_signup(full_name, identifier, password)
+    email = value if kind == "email" else None
+    phone = value if kind == "phone" else None
+    return _open_shopper_account(full_name, email, phone, hash_password(password), locale)
+
+
+def _code_digest(code: str) -> str:
+    """The stored form of a sign-up code: keyed with the server's secret, so a copy of
+    the table does not give the six digits away by trying all million."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"registration-code:" + code.encode(), hashlib.sha256).hexdigest()
+
+
+def registration_limits(name: str, address: str | None) -> list[tuple[ratelimit.Rule, str]]:
+    """The sign-up counters one attempt touches: per e-mail or mobile (so nobody's
+    inbox is flooded from many addresses) and per client address, REGISTER_RATE_LIMIT
+    each over REGISTER_RATE_WINDOW seconds."""
+    rule = ratelimit.Rule(REGISTER_NAMESPACE, int(current_app.config["REGISTER_RATE_LIMIT"]),
+                          int(current_app.config["REGISTER_RATE_WINDOW"]))
+    out = [(rule, "to:" + name[:250])]
+    if address:
+        out.append((rule, "addr:" + address[:60]))
+    return out
+
+
+def _send_registration_code(email: str | None, phone: str | None, code: str, minutes: int,
+                            locale: str) -> None:
+    with force_locale(locale):
+        notify(email=email, phone=phone,
+               subject=gettext("Your Barid sign-up code"),
+               body=gettext("Your code to open a Barid account is %(code)s. It is valid for "
+                            "%(minutes)s minutes. If you did not ask to open an account, "
+                            "ignore this message.", code=code, minutes=minutes))
+
+
+def _warn_existing_holder(user: User, email: str | None, phone: str | None) -> None:
+    with force_locale(user.locale if user.locale in ("ar", "en") else "ar"):
+        notify(email=email, phone=phone,
+               subject=gettext("Someone tried to open a Barid account with your details"),
+               body=gettext("Someone tried to open a new Barid account with %(name)s, which "
+                            "already belongs to your account. If it was you, simply log in "
+                            "with your password. If it was not you, ignore this message: "
+                            "nothing has changed.",
+                            name=email or format_phone(phone)))
+
+
+def request_registration(full_name: str, identifier: str, password: str, *,
+                         client_address: str | None,
+                         locale: str = "ar") -> PendingRegistration:
+    """Start a sign-up: the same outcome whether or not the address has an account.
+
+    Keeps a PendingRegistration (its `token` goes into the browser's session) and stages
+    one message to the e-mail address or mobile number given: a 6-digit code valid for
+    REGISTER_CODE_TTL seconds when no account has it, or, when one has, a warning to the
+    account's holder (and the pending row then holds a code nobody is sent). Forgets
+    sign-ups that have expired. Audits `auth.register_requested` or
+    `auth.register_existing`. Raises ValidationFailed / WeakPassword (fields
+    `full_name`, `identifier`, `password`) or RateLimited (per client address and per
+    address or number, counted outside the database); nothing is written then.
+    """
+    full_name, kind, value = _validated_signup(full_name, identifier, password)
+    refused = [a for a in (ratelimit.hit(rule, key)
+                           for rule, key in registration_limits(value, client_address))
+               if not a.allowed]
+    if refused:
+        raise RateLimited(TOO_MANY_SIGNUPS, retry_after=max(a.reset for a in refused))
+    now = utcnow()
+    db.execute(delete(PendingRegistration).where(PendingRegistration.expires_at < now))
+    email = value if kind == "email" else None
+    phone = value if kind == "phone" else None
+    column = User.email if kind == "email" else User.phone
+    holder = db.scalar(select(User).where(column == value))
+    ttl = int(current_app.config["REGISTER_CODE_TTL"])
+    code = f"{secrets.randbelow(10**6):06d}"
+    # The password is hashed in both cases: the answer takes the same time either way.
+    pending = PendingRegistration(full_name=full_name, email=email, phone=phone,
+                                  password_hash=hash_password(password),
+                                  locale=locale if locale in ("ar", "en") else "ar",
+                                  code_hash=_code_digest(code),
+                                  expires_at=now + timedelta(seconds=ttl))
+    db.add(pending)
+    db.flush()
+    if holder is None:
+        _send_registration_code(email, phone, code, max(1, ttl // 60), pending.locale)
+        record_audit("auth.register_requested", object_type="pending_registration",
+                     object_id=pending.id, details={"via": kind})
+    else:
+        _warn_existing_holder(holder, email, phone)
+        record_audit("auth.register_existing", object_type="user", object_id=holder.id,
+                     details={"via": kind})
+    db.flush()
+    return pending
+
+
+def confirm_registration(token: str | None, code: str) -> User | DomainError:
+    """Open the account of the pending sign-up `token` if `code` is its code: the new
+    user (logged in by the caller), or the failure, returned so the caller's unit of work
+    commits the counted attempt before the caller shows it.
+
+    The attempt is counted and the limit checked in one conditional UPDATE before the
+    code is compared, so at most REGISTER_CODE_TRIES codes are ever checked per sign-up,
+    however many arrive at once. A wrong, expired, used or exhausted code gives
+    InvalidRegistrationCode (field `code`). On success the pending row is deleted (a
+    code works once) and the account is opened as by `register_shopper`; if the address
+    got an account meanwhile, the row is deleted and DuplicateAccount is the outcome
+    (the person has shown they read the address's messages, so saying so reveals
+    nothing to a stranger).
+    """
+    typed = ascii_digits(code or "").replace(" ", "")
+    tries = int(current_app.config["REGISTER_CODE_TRIES"])
+    row = None
+    if token:
+        row = db.execute(
+            update(PendingRegistration)
+            .where(PendingRegistration.token == token,
+                   PendingRegistration.attempts < tries,
+                   PendingRegistration.expires_at > utcnow())
+            .values(attempts=PendingRegistration.attempts + 1)
+            .returning(PendingRegistration.id, PendingRegistration.code_hash)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row is None or not hmac.compare_digest(row.code_hash, _code_digest(typed)):
+        return InvalidRegistrationCode(BAD_CODE, fields={"code": BAD_CODE})
+    pending = db.get(PendingRegistration, row.id)
+    assert pending is not None
+    account = (pending.full_name, pending.email, pending.phone, pending.password_hash,
+               pending.locale)
+    db.delete(pending)
+    db.flush()
+    try:
+        return _open_shopper_account(*account)
+    except DuplicateAccount as exc:
+        return exc
 
 
 def login_limits(identifier: str, address: str | None) -> list[tuple[ratelimit.Rule, str]]:
@@ -284,9 +457,15 @@ def authenticate(identifier: str, password: str, *, client_address: str | None) 
     return outcome
 
 
-def record_logout(user_id: int) -> None:
-    """Audit `auth.logout` for `user_id` (the session itself is ended by the view)."""
+def log_out(user_id: int) -> None:
+    """End every session of `user_id` on the server: rotates the session token that
+    sessions and remember-me cookies carry, so a copied cookie stops working. This ends
+    the user's sessions on every device, not only the one logging out. Audits
+    `auth.logout`. The view also clears the browser's own cookies (flask-login's
+    logout_user). Raises NotFound."""
+    _get_user(user_id).rotate_session_token()
     record_audit("auth.logout", object_type="user", object_id=user_id, actor_id=user_id)
+    db.flush()
 
 
 def change_password(user_id: int, current_password: str, new_password: str) -> User:

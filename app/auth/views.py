@@ -12,6 +12,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
@@ -19,7 +20,15 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.auth import services
-from app.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm, show_errors
+from app.auth.forms import (
+    ChangePasswordForm,
+    LoginForm,
+    LogoutForm,
+    RegisterForm,
+    RegistrationCodeForm,
+    show_errors,
+)
+from app.auth.identifiers import format_phone
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
@@ -85,8 +94,15 @@ def login():
                            next=_safe_next(request.args.get("next"))), status
 
 
+# The browser's session remembers its pending sign-up between the two steps.
+_PENDING, _PENDING_TO, _PENDING_NEXT = "registration", "registration_to", "registration_next"
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
+    """Step one of sign-up. Every well-formed sign-up gets the same answer (on to the
+    code page), whether or not the address already has an account: the message sent to
+    the address is what differs, and only its owner reads it."""
     if current_user.is_authenticated:
         return redirect(url_for("auth.account"))
     form = RegisterForm()
@@ -94,19 +110,52 @@ def register():
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                user = services.register_shopper(form.full_name.data, form.identifier.data,
-                                                  form.password.data, locale=current_locale())
+                pending = services.request_registration(
+                    form.full_name.data, form.identifier.data, form.password.data,
+                    client_address=request.remote_addr, locale=current_locale())
+        except RateLimited as exc:
+            return rate_limited_response(exc)
         except DomainError as exc:
             show_errors(form, exc)
             status = exc.http_status
         else:
-            login_user(user)
-            flash(_("Your account is ready. Welcome to Barid, %(name)s.", name=user.full_name),
-                  "success")
-            return redirect(_safe_next(request.args.get("next")) or "/")
+            session[_PENDING] = pending.token
+            session[_PENDING_TO] = pending.email or format_phone(pending.phone)
+            session[_PENDING_NEXT] = _safe_next(request.args.get("next"))
+            return redirect(url_for("auth.confirm_registration"))
     elif form.is_submitted():
         status = 422
     return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/register/confirm", methods=["GET", "POST"])
+def confirm_registration():
+    """Step two: the code from the message opens the account and logs it in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.account"))
+    if not session.get(_PENDING):
+        return redirect(url_for("auth.register"))
+    form = RegistrationCodeForm()
+    status = 200
+    if form.validate_on_submit():
+        with unit_of_work():
+            outcome = services.confirm_registration(session.get(_PENDING), form.code.data)
+        # Shown only now: the unit of work has committed the counted attempt.
+        if isinstance(outcome, DomainError):
+            show_errors(form, outcome)
+            status = outcome.http_status
+        else:
+            nxt = session.get(_PENDING_NEXT)
+            for key in (_PENDING, _PENDING_TO, _PENDING_NEXT):
+                session.pop(key, None)
+            login_user(outcome)
+            flash(_("Your account is ready. Welcome to Barid, %(name)s.",
+                    name=outcome.full_name), "success")
+            return redirect(_safe_next(nxt) or "/")
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/confirm_registration.html", form=form,
+                           to=session.get(_PENDING_TO, "")), status
 
 
 @bp.route("/logout", methods=["POST"])
@@ -114,7 +163,8 @@ def logout():
     form = LogoutForm()
     if current_user.is_authenticated and form.validate_on_submit():
         with unit_of_work():
-            services.record_logout(current_user.id)
+            # Rotates the session token: this session and any copy of its cookies end.
+            services.log_out(current_user.id)
         logout_user()
         flash(_("You are logged out."), "info")
     return redirect("/")

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis
 from flask import Flask
 from rq import Queue
 
 from app import metrics
 from app.database import unit_of_work
 from app.events import task_path
+from app.redisconn import new_client
 
 from .context import job_context
 from .runner import import_task
@@ -138,8 +138,7 @@ class Beat(threading.Thread):
         super().__init__(name="barid-beat", daemon=True)
         self.app = app
         self.queues = queues
-        self.connection = redis.Redis.from_url(redis_url, socket_timeout=5,
-                                               socket_connect_timeout=2)
+        self.connection = new_client(redis_url)
         self.stopping = threading.Event()
 
     def run(self) -> None:

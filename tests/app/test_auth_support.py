@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 PASSWORD = "correct horse 42"
@@ -29,6 +31,41 @@ def make_office(app, code="BGD-01", governorate="IQ-BG", exchange=True):
 
 def log_in(client, identifier, password=PASSWORD, **extra):
     return client.post("/login", data={"identifier": identifier, "password": password, **extra})
+
+
+def register(client, identifier, *, name="مريم حسن", password=PASSWORD, confirm=None,
+             **extra):
+    """Step one of sign-up: the form."""
+    return client.post("/register", data={
+        "full_name": name, "identifier": identifier, "password": password,
+        "password_confirm": confirm if confirm is not None else password,
+    }, **extra)
+
+
+def messages_to(app, to):
+    """Every message delivered to the e-mail address or E.164 number `to`, oldest first
+    (runs the staged notification jobs first, as a worker would)."""
+    from app.database import db
+    from app.jobs import drain
+    from app.notify import sent_messages
+
+    with app.app_context():
+        db.commit()
+        drain(app)
+    return [m for m in sent_messages if to in (m["email"], m["phone"])]
+
+
+def sent_code(app, to):
+    """The sign-up code in the newest message to `to`."""
+    return re.search(r"\b(\d{6})\b", messages_to(app, to)[-1]["body"]).group(1)
+
+
+def sign_up(app, client, identifier, to=None, **kw):
+    """Both steps of sign-up: the form, then the code from the message; the answer to
+    the code. `to` is where the message goes (the identifier, normalised)."""
+    first = register(client, identifier, **kw)
+    assert first.status_code == 302, first.get_data(as_text=True)
+    return client.post("/register/confirm", data={"code": sent_code(app, to or identifier)})
 
 
 def count(app, model, *where):

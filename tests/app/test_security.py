@@ -14,7 +14,7 @@ from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import select
 
 from app import ratelimit
-from app.auth.models import User
+from app.auth.models import PendingRegistration, User
 from app.auth.services import LOGIN_NAMESPACE
 from tests.app.test_auth_support import PASSWORD, count, log_in, make_user
 
@@ -54,7 +54,8 @@ def test_form_with_the_csrf_token_from_the_page_goes_through(app, client):
             "password": PASSWORD, "password_confirm": PASSWORD,
         })
     assert resp.status_code == 302
-    assert count(app, User) == 1
+    assert resp.headers["Location"] == "/register/confirm"
+    assert count(app, PendingRegistration) == 1
 
 
 def test_logout_without_csrf_token_keeps_the_session(app, client):

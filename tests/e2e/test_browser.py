@@ -1,13 +1,16 @@
 """A real browser (Debian's chromium, driven by Playwright) against a live server.
 
-A shopper registers, logs out, logs in, switches to English and back; the page's
-direction follows each switch. Screenshots of the home page in both languages are
-written to $BARID_SCREENSHOTS (default /tmp/barid-screenshots) for people to look at.
+A shopper registers (with the code sent to her address), logs out, logs in, switches to
+English and back; the page's direction follows each switch. Screenshots of the home page
+in both languages are written to $BARID_SCREENSHOTS (default /tmp/barid-screenshots) for
+people to look at.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from tests.app.test_auth_support import sent_code
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +62,7 @@ def test_home_page_switches_language_and_direction(page, live_server, screenshot
     assert page.locator("h1").inner_text() == "الصفحة غير موجودة"
 
 
-def test_shopper_registers_logs_in_and_switches_language(page, live_server, screenshots):
+def test_shopper_registers_logs_in_and_switches_language(app, page, live_server, screenshots):
     page.goto(live_server + "/")
     page.click("text=إنشاء حساب")
     assert _direction(page) == ("ar", "rtl")
@@ -67,6 +70,11 @@ def test_shopper_registers_logs_in_and_switches_language(page, live_server, scre
     page.fill("input[name=identifier]", "zainab@example.iq")
     page.fill("input[name=password]", "a long enough secret 2026")
     page.fill("input[name=password_confirm]", "a long enough secret 2026")
+    page.click("form [type=submit]")
+    page.wait_for_load_state()
+    # No account yet: the code goes to the address given, and opens it from this browser.
+    assert page.locator("h1").inner_text() == "تحقق من رسائلك"
+    page.fill("input[name=code]", sent_code(app, "zainab@example.iq"))
     page.click("form [type=submit]")
     page.wait_for_load_state()
     assert page.locator(".flash-success").count() == 1

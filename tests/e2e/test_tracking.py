@@ -60,9 +60,10 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     page.fill("#sender_district", "الكرادة")
     page.fill("#recipient_name", "فاطمة الموسوي")
     page.fill("#recipient_phone", "07801234567")
-    page.select_option("#recipient_governorate", "IQ-BA")
-    page.fill("#recipient_district", "العشار")
-    page.fill("#recipient_landmark", "مقابل سوق حنا الشيخ")
+    # Delivered in Baghdad, so this Baghdad clerk's office is the parcel's destination.
+    page.select_option("#recipient_governorate", "IQ-BG")
+    page.fill("#recipient_district", "المنصور")
+    page.fill("#recipient_landmark", "قرب مدرسة الرواد")
     page.fill("#weight_grams", "1500")
     page.screenshot(path=str(screenshots / "tracking-accept-ar.png"), full_page=True)
     page.click("#submit")
@@ -95,7 +96,14 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     assert scan("EMG", number) == "ok"
     assert scan("EDG", number) == "ok"
     page.screenshot(path=str(screenshots / "tracking-scan-ar.png"), full_page=True)
-    assert scan("EMI", number, receiver_name="فاطمة الموسوي") == "ok"
+    # The parcel page offers the hand-over here, at its destination: name and ID only.
+    page.goto(live_server + f"/backoffice/parcels/{number}")
+    assert page.locator("#receiver_id_number").is_visible()
+    assert page.locator("#supervisor_login").count() == 0
+    page.screenshot(path=str(screenshots / "tracking-handover-ar.png"), full_page=True)
+    page.goto(live_server + "/backoffice/parcels/scan")
+    assert scan("EMI", number, receiver_name="فاطمة الموسوي",
+                receiver_id_number="A1234567") == "ok"
     ctx.close()
 
     # A visitor types the number as it is printed, with spaces, on a phone.
@@ -110,6 +118,7 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     assert vpage.locator("#status-heading").inner_text() == "تم التسليم"
     assert vpage.locator(".timeline li").count() == 5
     assert "فاطمة" not in vpage.content() and "07801234567" not in vpage.content()
+    assert "A1234567" not in vpage.content()
     vpage.screenshot(path=str(screenshots / "tracking-page-ar.png"), full_page=True)
     vpage.click("text=English")
     vpage.wait_for_load_state()

@@ -305,7 +305,8 @@ def test_parcel_scans_move_the_consignment_and_the_order(app, shopper, lamp, mak
                                                    pin=CARD_PIN))
     drain(app)
     [c] = _order(order.id).consignments
-    parcel = preadvise(domestic_draft(), order_ref=f"consignment:{c.id}")
+    parcel = preadvise(domestic_draft(pickup_office_id=office.id),
+                       order_ref=f"consignment:{c.id}")
     orders.record_handover(c.id, parcel_id=parcel.id, tracking_number=parcel.tracking_number,
                            actor_id=None)
     db.commit()
@@ -314,7 +315,8 @@ def test_parcel_scans_move_the_consignment_and_the_order(app, shopper, lamp, mak
     with pytest.raises(orders.NotCancellable):
         orders.cancel_order(order.id, shopper.id)
 
-    for code, kw in (("EMA", {}), ("EMI", {"receiver_name": "Zainab"})):
+    for code, kw in (("EMA", {}), ("EMI", {"receiver_name": "Zainab",
+                                            "receiver_id_number": "A1234567"})):
         # record_scan flushes; the scan's unit of work commits it (as the scan page does).
         with unit_of_work():
             out = ev.record_scan(number=parcel.tracking_number, code=code,

@@ -6,7 +6,18 @@ import pytest
 
 from app.auth.models import PostOffice
 from app.database import db
-from tests.tracking.helpers import make_user
+from tests.tracking.helpers import make_user, store_rates
+
+
+@pytest.fixture(autouse=True)
+def _exchange_rates(request):
+    """The administrators' exchange rates customs values declarations at."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    with request.getfixturevalue("app").app_context():
+        store_rates()
+    yield
 
 
 @pytest.fixture()

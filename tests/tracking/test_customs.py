@@ -62,7 +62,8 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     assert "20,240 IQD" in notify.sent_messages[0]["body"]
 
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert (out.outcome, out.reason_code) == ("rejected", "duty_unpaid")
 
     case_id = case.id
@@ -71,8 +72,11 @@ def test_clear_case_is_released_and_duty_blocks_hand_over_until_paid(offices, cl
     case = db.get(CustomsCase, case_id)
     assert case.paid_at is not None and case.payment_id == "pay-1"
     assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    ev.record_scan(number="LX123456785CN", code="EMG", office_id=offices[0].id,
+                   actor_id=clerk.id)
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert out.outcome == "accepted" and out.status == "delivered"
 
 
@@ -153,7 +157,7 @@ def test_only_customs_may_release_an_inbound_parcel(offices, clerk):
                          actor_id=clerk.id)
     assert out.reason_code == "customs_only"
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="x")
+                         actor_id=clerk.id, receiver_name="x", receiver_id_number="1")
     assert out.reason_code == "held_by_customs"
 
 
@@ -186,8 +190,11 @@ def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
         20_240, "customs_duty", "customs_duty")
     run_jobs()  # payments announces the payment; marking it paid again changes nothing
     assert db.query(AuditRecord).filter_by(action="customs.duty_paid").count() == 1
+    ev.record_scan(number="LX123456785CN", code="EMG", office_id=offices[0].id,
+                   actor_id=clerk.id)
     out = ev.record_scan(number="LX123456785CN", code="EMI", office_id=offices[0].id,
-                         actor_id=clerk.id, receiver_name="Omar Hassan")
+                         actor_id=clerk.id, receiver_name="Omar Hassan",
+                         receiver_id_number="B7654321")
     assert out.outcome == "accepted"
 
 
@@ -248,3 +255,35 @@ def test_every_customs_state_change_is_one_recorded_transition(offices, clerk, o
     assert TRANSITIONS[case.state] == frozenset()
     with pytest.raises(Conflict):
         apply_transition(case, "released", actor_id=officer.id)
+
+
+def test_assessment_values_declarations_at_the_administrators_rate(offices, clerk):
+    from app.database import unit_of_work
+    from payments.rates import add_rate
+
+    _tariff()
+    register_inbound("LX123456799CN", inbound_draft())
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == "LX123456799CN"))
+    before = customs.compute(parcel)
+    assert before.declared_value_iqd == 52_400  # 40.00 USD at the table's 1,310
+    with unit_of_work():  # an administrator changes the rate in the back office
+        add_rate("USD", "1400")
+    parcel, case = _arrive("LX123456799CN", offices, clerk)
+    # 40.00 USD at 1,400 = 56,000 IQD; HS 8518 is 10 %.
+    assert case.declared_value_iqd == 56_000 and case.duty_iqd == 5_600
+
+
+def test_a_currency_without_a_rate_is_held_for_an_officer(offices, clerk):
+    from sqlalchemy import delete
+
+    from payments.models import ExchangeRate
+
+    _tariff()
+    # The administrators never set a rate for the Kuwaiti dinar.
+    db.execute(delete(ExchangeRate).where(ExchangeRate.base == "KWD"))
+    draft = inbound_draft()
+    draft.articles = [Article(description="Tea", quantity=1, value_amount=4000,
+                              value_currency="KWD", hs_code="090230", origin_country="KW")]
+    register_inbound("LX123456808CN", draft)
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == "LX123456808CN"))
+    assert customs.compute(parcel).hold_code == "unknown_currency"

@@ -69,7 +69,8 @@ def _count(model, **where):
 def test_delivered_before_accepted_is_refused(offices, clerk):
     parcel = _parcel()
     out = ev.record_scan(number=parcel.tracking_number, code="EMI", office_id=offices[1].id,
-                         actor_id=clerk.id, receiver_name="Fatima")
+                         actor_id=clerk.id, receiver_name="Fatima",
+                         receiver_id_number="A1234567")
     assert out.outcome == "rejected" and out.reason_code == "not_accepted_yet"
     assert _count(ParcelEvent) == 0
     assert db.get(Parcel, parcel.id).status == "pending"
@@ -119,7 +120,8 @@ def test_status_changes_are_published(offices, clerk):
 def test_a_scan_after_delivery_is_refused_at_the_counter(offices, clerk):
     parcel = _parcel()
     n = parcel.tracking_number
-    for code, extra in [("EMA", {}), ("EDG", {}), ("EMI", {"receiver_name": "Fatima"})]:
+    for code, extra in [("EMA", {}), ("EDG", {}), ("EMI", {"receiver_name": "Fatima",
+                                                            "receiver_id_number": "A12"})]:
         assert ev.record_scan(number=n, code=code, office_id=offices[1].id,
                               actor_id=clerk.id, **extra).outcome == "accepted"
     out = ev.record_scan(number=n, code="EDG", office_id=offices[1].id, actor_id=clerk.id)

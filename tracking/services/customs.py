@@ -30,11 +30,13 @@ from sqlalchemy import select
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.money import convert, format_money
+from app.money import EXPONENT, convert, format_money
 from app.notify import notify
 from payments import services as pay
+from payments.errors import NoExchangeRate
 from payments.models import PaymentStatus
 from payments.payables import Payable
+from payments.rates import rate_at
 from tracking.models import (
     CustomsCase,
     CustomsState,
@@ -108,10 +110,17 @@ def tariff_line_for(hs_code: str | None, lines: list[TariffLine] | None = None
 
 
 def to_iqd(amount: int, currency: str) -> int | None:
-    rate = current_app.config["CUSTOMS_EXCHANGE_RATES"].get(currency)
-    if rate is None:
+    """`amount` of `currency` in dinars at the administrators' rate in force now
+    (payments.rates, the table bank-card payments use); None when it has none."""
+    if currency == "IQD":
+        return amount
+    if currency not in EXPONENT:
         return None
-    return convert(amount, currency, "IQD", rate)
+    try:
+        row = rate_at(currency, "IQD")
+    except NoExchangeRate:
+        return None
+    return convert(amount, currency, "IQD", row.rate)
 
 
 @dataclass

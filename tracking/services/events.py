@@ -1,10 +1,14 @@
 """Recording UPU events on parcels: the one ingest path every source goes through.
 
 Counter acceptance, scans, partner feeds, customs decisions and delivery all call
-`ingest_for_parcel`, which checks the event, ignores a repeat, stores it, re-derives the
-parcel's status from the whole timeline (tracking.status.derive) and publishes what
-changed. Everything here flushes; whatever started the use case (a view, the API, a job,
-a command) owns the unit of work that commits it.
+`ingest_for_parcel`, which checks the event, ignores a repeat (the same reported event, or
+the same event at the same place within SCAN_REPEAT_WINDOW_SECONDS), stores it, re-derives
+the parcel's status from the whole timeline (tracking.status.derive, which flags events
+out of sequence) and publishes what changed. A hand-over to the addressee (EMI) from the
+back office goes through `hand_over`: only at the parcel's destination office or with a
+supervisor's approval, and only with the receiver's name and identity document.
+Everything here flushes; whatever started the use case (a view, the API, a job, a
+command) owns the unit of work that commits it.
 """
 
 from __future__ import annotations
@@ -20,18 +24,23 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
+from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
 from app.events import enqueue_after_commit, publish
+from app.i18n import BAGHDAD
+from app.numbers import ascii_digits
 from tracking import s10
 from tracking.models import CustomsCase, CustomsState, Direction, Parcel, ParcelEvent
 from tracking.services.customs_state import open_case
 from tracking.status import (
     CUSTOMS_DECISION_CODES,
     CUSTOMS_HOLD_CODES,
+    DELIVERY_OFFICE_CODES,
     HANDOVER_CODES,
     Derivation,
     derive,
     refusal,
+    timeline_order,
 )
 from tracking.upu import event_code
 
@@ -40,6 +49,12 @@ from tracking.upu import event_code
 INTERACTIVE_SOURCES = frozenset({"counter", "scan"})
 # Sources allowed to record Barid's own import-customs decisions.
 CUSTOMS_SOURCES = frozenset({"customs", "system"})
+# Sources whose events a person or a device scanned at a place: scanning the same event
+# there again a moment later is a repeat, not news. Customs decisions and Barid's own
+# events are not scans.
+SCANNED_SOURCES = frozenset({"counter", "scan", "partner", "csv"})
+# Who may approve a hand-over away from the parcel's destination office.
+OVERRIDE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 ASSESS_CUSTOMS_JOB = "tracking.jobs:assess_customs"
 
 NON_DELIVERY_REASONS: dict[str, Any] = {
@@ -71,7 +86,19 @@ REASONS: dict[str, Any] = {
     "customs_only": _l("Only customs can hold or release an inbound parcel."),
     "held_by_customs": _l("Customs has not released this parcel yet."),
     "duty_unpaid": _l("Customs duty must be paid before hand-over."),
+    "missing_receiver_id": _l("Hand-over needs the number of the receiver's identity "
+                              "document."),
+    "already_delivered": _l("This parcel has already been handed over."),
+    "wrong_office": _l("This parcel is not handed over at your office. A supervisor may "
+                       "approve the hand-over here."),
+    "no_destination": _l("This parcel has not arrived at the office that delivers it. A "
+                         "supervisor may approve the hand-over here."),
+    "bad_approver": _l("Only a supervisor other than you may approve this hand-over."),
+    "no_office": _l("Your account is not attached to a post office. Ask an "
+                    "administrator."),
 }
+OUT_OF_SEQUENCE = _l("Saved, but out of sequence: the parcel had already gone further. "
+                     "It is flagged on the parcel page and does not change the status.")
 
 
 @dataclass
@@ -90,6 +117,7 @@ class EventReport:
     action_code: str | None = None
     retention_reason: str | None = None
     receiver_name: str | None = None
+    receiver_id_number: str | None = None
     note: str = ""
 
 
@@ -103,6 +131,7 @@ class Outcome:
     event_id: int | None = None
     status: str | None = None
     after_final: bool = False
+    out_of_sequence: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,7 +141,8 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "tracking_number": self.number, "code": self.code,
                 "reason_code": self.reason_code, "reason": self.reason,
-                "status": self.status, "after_final": self.after_final}
+                "status": self.status, "after_final": self.after_final,
+                "out_of_sequence": self.out_of_sequence}
 
 
 def _reject(number: str, code: str, reason_code: str, reason: Any = None) -> Outcome:
@@ -129,9 +159,11 @@ def event_uid(number: str, report: EventReport, occurred: datetime) -> str:
 
 
 def find_parcel(number: str, *, lock: bool = False) -> Parcel | None:
+    """The parcel numbered `number` (already normalised), row-locked when `lock`: then it
+    is re-read under the lock, not taken from what the session loaded before."""
     stmt = select(Parcel).where(Parcel.tracking_number == number)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return db.scalar(stmt)
 
 
@@ -169,6 +201,7 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
         return _reject(number, code, "missing_retention_reason")
     if code == "EMI" and not (report.receiver_name or "").strip():
         return _reject(number, code, "missing_receiver")
+    _keep_only_what_belongs(report)
 
     uid = event_uid(number, report, occurred)
     if db.scalar(select(ParcelEvent.id).where(ParcelEvent.uid == uid)) is not None:
@@ -180,6 +213,10 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
         return _reject(number, code, why)
     if report.source in INTERACTIVE_SOURCES and parcel.closed:
         return _reject(number, code, "closed")
+    earlier = _repeated_scan(report, occurred, existing)
+    if earlier is not None:
+        return Outcome("duplicate", number, code, "repeat_scan", _already_scanned(earlier),
+                       status=parcel.status)
     inbound = parcel.direction == Direction.INBOUND
     if inbound and code in CUSTOMS_DECISION_CODES and report.source not in CUSTOMS_SOURCES:
         return _reject(number, code, "customs_only")
@@ -195,7 +232,9 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
         actor_id=report.actor_id, partner=report.partner, source=report.source,
         reason_code=report.reason_code, action_code=report.action_code,
         retention_reason=(report.retention_reason or None),
-        receiver_name=(report.receiver_name or None), note=(report.note or "")[:500],
+        receiver_name=(report.receiver_name or None),
+        receiver_id_number=(report.receiver_id_number or None),
+        note=(report.note or "")[:500],
     )
     try:
         with savepoint():
@@ -208,14 +247,51 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
     parcel.delayed_at = None
     derivation = apply_timeline(parcel, existing, new_event=event)
     out = Outcome("accepted", number, code, event_id=event.id, status=parcel.status,
-                  after_final=event.after_final)
-    if not event.after_final:
+                  after_final=event.after_final, out_of_sequence=event.out_of_sequence)
+    if event.out_of_sequence:
+        out.reason_code, out.reason = "out_of_sequence", str(OUT_OF_SEQUENCE)
+    if not (event.after_final or event.out_of_sequence):
         _after_event(parcel, event, derivation, report)
         out.status = parcel.status
     # The re-derived status is written now, so the caller's unit of work (and anything
     # it reads next) sees the parcel as the event left it.
     db.flush()
     return out
+
+
+def _keep_only_what_belongs(report: EventReport) -> None:
+    """Drop the details that do not belong to the report's event: a scanning page or a
+    feed that sends the last failed-delivery reason, receiver or hold reason along with
+    every scan must not have them repeated on later events."""
+    if report.code != "EMH":
+        report.reason_code = report.action_code = None
+    if report.code not in HANDOVER_CODES:
+        report.receiver_name = report.receiver_id_number = None
+    if report.code not in CUSTOMS_HOLD_CODES:
+        report.retention_reason = None
+
+
+def _repeated_scan(report: EventReport, occurred: datetime,
+                   existing: list[ParcelEvent]) -> ParcelEvent | None:
+    """The earlier event that `report` repeats: the same code at the same office (or the
+    same partner place) within SCAN_REPEAT_WINDOW_SECONDS of it, or None."""
+    window = int(current_app.config["SCAN_REPEAT_WINDOW_SECONDS"])
+    place = (report.location or "").strip().lower()
+    if window <= 0 or report.source not in SCANNED_SOURCES or not (report.office_id or place):
+        return None
+    for e in existing:
+        if e.code != report.code:
+            continue
+        same_place = (e.office_id == report.office_id if report.office_id
+                      else e.office_id is None and (e.location or "").strip().lower() == place)
+        if same_place and abs((e.occurred_at - occurred).total_seconds()) <= window:
+            return e
+    return None
+
+
+def _already_scanned(earlier: ParcelEvent) -> str:
+    at = earlier.occurred_at.astimezone(BAGHDAD).strftime("%H:%M")
+    return str(_l("Already scanned here at %(time)s; nothing changed.", time=at))
 
 
 def _customs_blocks_handover(parcel: Parcel, existing: list[ParcelEvent]) -> str | None:
@@ -235,9 +311,12 @@ def apply_timeline(parcel: Parcel, events: list[ParcelEvent], *,
     the change. Flushes nothing by itself; the caller's flush or commit writes it."""
     d = derive(events, delayed_at=parcel.delayed_at)
     flagged = set(d.after_final)
+    stray = set(d.out_of_sequence)
     for i, ev in enumerate(events):
         if ev.after_final != (i in flagged):
             ev.after_final = i in flagged
+        if ev.out_of_sequence != (i in stray):
+            ev.out_of_sequence = i in stray
     old = parcel.status
     parcel.status = d.status
     parcel.closed = d.closed
@@ -288,25 +367,135 @@ def return_to_sender(parcel: Parcel, *, occurred_at: datetime, why: str,
 
 def record_scan(*, number: str, code: str, office_id: int | None, actor_id: int | None,
                 reason_code: str | None = None, action_code: str | None = None,
-                receiver_name: str | None = None, note: str = "",
-                occurred_at: datetime | None = None, source: str = "scan") -> Outcome:
-    """One scan in the back office: record event `code` at `office_id` on parcel `number`.
+                receiver_name: str | None = None, receiver_id_number: str | None = None,
+                note: str = "", occurred_at: datetime | None = None,
+                source: str = "scan") -> Outcome:
+    """One scan in the back office: record event `code` at `office_id` (the scanning
+    clerk's own office, which the caller takes from the clerk, never from the browser)
+    on parcel `number`.
 
-    Flushes the event and, when accepted, an audit record of the custody change; a
-    refused scan changes nothing and its Outcome carries the reason (never raises for it).
+    A final delivery (EMI) is a hand-over and goes through `hand_over`'s rules. Flushes
+    the event and, when accepted, an audit record of the custody change; a refused or
+    repeated scan changes nothing and its Outcome carries the reason (never raises).
     """
+    if office_id is None:
+        return _reject(s10.normalise(number), code, "no_office")
+    if (code or "").strip().upper() in HANDOVER_CODES:
+        return hand_over(number=number, office_id=office_id, clerk_id=actor_id,
+                         receiver_name=receiver_name or "",
+                         receiver_id_number=receiver_id_number or "",
+                         occurred_at=occurred_at, source=source)
     if reason_code is not None and reason_code not in NON_DELIVERY_REASONS:
         return _reject(s10.normalise(number), code, "missing_reason")
     if action_code is not None and action_code not in DELIVERY_ACTIONS:
         return _reject(s10.normalise(number), code, "missing_reason")
     out = ingest(number, EventReport(
         code=code, occurred_at=occurred_at, office_id=office_id, actor_id=actor_id,
-        source=source, reason_code=reason_code, action_code=action_code,
-        receiver_name=receiver_name, note=note,
+        source=source, reason_code=reason_code, action_code=action_code, note=note,
     ))
     if out.outcome == "accepted":
         record_audit("parcel.event", object_type="parcel", object_id=out.number,
-                     actor_id=actor_id, details={"code": out.code, "office_id": office_id})
+                     actor_id=actor_id, details={"code": out.code, "office_id": office_id,
+                                                 "out_of_sequence": out.out_of_sequence})
+    return out
+
+
+def destination_office_id(parcel: Parcel, events: list[ParcelEvent]) -> int | None:
+    """The office where `parcel` is handed to its addressee, or None while unknown.
+
+    The pickup office the recipient chose, when there is one. Otherwise the office that
+    last took the parcel in for delivery (arrival at the delivery office, held at the
+    depot, out for delivery, ready for pickup, a failed attempt), counting only offices
+    in the recipient's governorate, so that a parcel scanned into the wrong town is not
+    thereby delivered there. Flagged events do not count.
+    """
+    if parcel.pickup_office_id:
+        return parcel.pickup_office_id
+    ids = {e.office_id for e in events if e.office_id and e.code in DELIVERY_OFFICE_CODES}
+    if not ids:
+        return None
+    governorates = dict(db.execute(select(PostOffice.id, PostOffice.governorate)
+                                   .where(PostOffice.id.in_(ids))).all())
+    wanted = parcel.recipient_governorate if parcel.recipient_country == "IQ" else None
+    for i in reversed(timeline_order(events)):
+        e = events[i]
+        if (e.code in DELIVERY_OFFICE_CODES and e.office_id and not e.after_final
+                and not e.out_of_sequence
+                and (wanted is None or governorates.get(e.office_id) == wanted)):
+            return e.office_id
+    return None
+
+
+def _id_number(raw: str | None) -> str:
+    """An identity document number as typed: Arabic-Indic digits read, spaces squeezed."""
+    return " ".join(ascii_digits(raw or "").split()).upper()[:40]
+
+
+def hand_over(*, number: str, office_id: int | None, clerk_id: int | None,
+              receiver_name: str, receiver_id_number: str, approver_id: int | None = None,
+              occurred_at: datetime | None = None, source: str = "counter") -> Outcome:
+    """The clerk at `office_id` hands parcel `number` to its addressee (EMI).
+
+    Allowed only at the parcel's destination office (`destination_office_id`), or
+    elsewhere when `approver_id` (a supervisor or administrator, not the clerk, whom the
+    caller has authenticated) approves; both are written to the audit log. Needs the
+    receiver's name and identity document number, which are kept on the delivery event;
+    refused while customs holds the parcel or its duty is unpaid. The parcel row is
+    locked first, so of two clerks handing over one parcel at once, one succeeds and the
+    other is told it is already handed over.
+
+    Flushes the event and its audit records when accepted; a refusal changes nothing and
+    its Outcome says why (never raises for it).
+    """
+    validity = s10.validate(number)
+    if not validity:
+        return _reject(validity.number, "EMI", "invalid_number", validity.reason)
+    number = validity.number
+    if office_id is None:
+        return _reject(number, "EMI", "no_office")
+    name = " ".join((receiver_name or "").split())[:200]
+    id_number = _id_number(receiver_id_number)
+    if not name:
+        return _reject(number, "EMI", "missing_receiver")
+    if not any(c.isalnum() for c in id_number):
+        return _reject(number, "EMI", "missing_receiver_id")
+    parcel = find_parcel(number, lock=True)
+    if parcel is None:
+        return _reject(number, "EMI", "unknown_parcel")
+    if parcel.closed:
+        return _reject(number, "EMI",
+                       "already_delivered" if parcel.status == "delivered" else "closed")
+    events = list(db.scalars(select(ParcelEvent).where(ParcelEvent.parcel_id == parcel.id)))
+    why = refusal(parcel.direction, events, "EMI")
+    if why is None and parcel.direction == Direction.INBOUND:
+        why = _customs_blocks_handover(parcel, events)
+    if why:
+        return _reject(number, "EMI", why)
+    destination = destination_office_id(parcel, events)
+    override = destination != office_id
+    if override:
+        approver = db.get(User, approver_id) if approver_id else None
+        if approver_id is None:
+            return _reject(number, "EMI",
+                           "no_destination" if destination is None else "wrong_office")
+        if (approver is None or not approver.active or approver.id == clerk_id
+                or not approver.has_role(*OVERRIDE_ROLES)):
+            return _reject(number, "EMI", "bad_approver")
+    out = ingest_for_parcel(parcel, EventReport(
+        code="EMI", occurred_at=occurred_at, office_id=office_id, actor_id=clerk_id,
+        source=source, receiver_name=name, receiver_id_number=id_number,
+        note="hand-over approved by a supervisor" if override else "",
+    ))
+    if out.outcome != "accepted":
+        return out
+    details = {"office_id": office_id, "destination_office_id": destination,
+               "event_id": out.event_id, "receiver_name": name}
+    if override:
+        record_audit("parcel.handover_override", object_type="parcel", object_id=number,
+                     actor_id=approver_id, details={**details, "clerk_id": clerk_id})
+    record_audit("parcel.handover", object_type="parcel", object_id=number,
+                 actor_id=clerk_id, details={**details, "approved_by_id": approver_id
+                                             if override else None})
     return out
 
 

@@ -53,7 +53,10 @@ def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
     rows = db.execute(
         select(ParcelEvent, PostOffice.governorate)
         .outerjoin(PostOffice, PostOffice.id == ParcelEvent.office_id)
-        .where(ParcelEvent.parcel_id == parcel.id, ParcelEvent.after_final.is_(False))
+        # Flagged events (after the final one, out of sequence) do not make the status,
+        # so the public timeline leaves them out too; staff see them on the parcel page.
+        .where(ParcelEvent.parcel_id == parcel.id, ParcelEvent.after_final.is_(False),
+               ParcelEvent.out_of_sequence.is_(False))
         .order_by(ParcelEvent.occurred_at.desc(), ParcelEvent.id.desc())).all()
     out_events = []
     for e, office_governorate in rows:

@@ -2,7 +2,6 @@
 (function () {
   var input = document.getElementById("scan-input");
   var code = document.getElementById("code");
-  var office = document.getElementById("office_id");
   var flash = document.getElementById("scan-flash");
   var log = document.getElementById("scan-log");
   var count = 0;
@@ -14,7 +13,9 @@
   }
   code.addEventListener("change", toggle); toggle();
   function show(res) {
-    var cls = res.outcome === "accepted" ? "ok" : res.outcome === "duplicate" ? "dup" : "bad";
+    // A scan saved out of sequence is kept but flagged: shown as a warning.
+    var cls = res.outcome === "accepted" ? (res.out_of_sequence ? "dup" : "ok")
+      : res.outcome === "duplicate" ? "dup" : "bad";
     flash.hidden = false; flash.className = "scan-flash " + cls;
     flash.textContent = labels[res.outcome] + " · " + res.tracking_number + (res.reason ? " · " + res.reason : "");
     var li = document.createElement("li"); li.className = cls;
@@ -29,10 +30,17 @@
     ev.preventDefault();
     var number = input.value.trim(); input.value = "";
     if (!number) return;
-    var body = {number: number, code: code.value, office_id: office.value,
-      receiver_name: document.getElementById("receiver_name").value,
-      reason_code: document.getElementById("reason_code").value,
-      action_code: document.getElementById("action_code").value};
+    // The office is the clerk's own (the server knows it); details go only with the
+    // event they belong to, so a failed-delivery reason is never sent with later scans.
+    var body = {number: number, code: code.value};
+    if (code.value === "EMI") {
+      body.receiver_name = document.getElementById("receiver_name").value;
+      body.receiver_id_number = document.getElementById("receiver_id_number").value;
+    }
+    if (code.value === "EMH") {
+      body.reason_code = document.getElementById("reason_code").value;
+      body.action_code = document.getElementById("action_code").value;
+    }
     fetch(input.dataset.url, {method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": input.dataset.csrf},
       body: JSON.stringify(body)})
