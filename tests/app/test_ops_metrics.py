@@ -234,9 +234,7 @@ def test_two_gunicorn_workers_and_an_rq_worker_sum_honestly(app, pg_url, redis_u
     folder.mkdir()
     stale = folder / f"counter_{_dead_pid()}.db"
     stale.write_bytes(b"stale")  # what a previous run left
-    conf = tmp_path / "gunicorn.conf.py"
-    conf.write_text("from app.metrics import gunicorn_child_exit as child_exit\n"
-                    "from app.metrics import gunicorn_on_starting as on_starting\n")
+    conf = ROOT / "deploy" / "gunicorn.conf.py"  # the shipped one, with its hooks
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BARID_", "REDIS_"))}
     env.update(DATABASE_URL=pg_url, PROMETHEUS_MULTIPROC_DIR=str(folder),
                PYTHONPATH=str(ROOT), BARID_ENV="development")
