@@ -57,7 +57,7 @@ SETTINGS = (
     Setting("PROMETHEUS_MULTIPROC_DIR", parse=parse_optional, default=None,
             doc="directory every web and worker process writes its metrics to; set it in "
                 "the environment of all of them (multi-process deployments)"),
-    Setting("METRICS_ALLOW", parse=parse_networks, default=["127.0.0.1/32", "::1/128"],
+    Setting("METRICS_ALLOW", parse=parse_networks, default=("127.0.0.1/32", "::1/128"),
             doc="comma-separated addresses or CIDR blocks allowed to read /metrics; "
                 "others get 403"),
 )
