@@ -218,6 +218,9 @@ def gunicorn_child_exit(server: Any, worker: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Load the metrics settings and check they agree with prometheus_client."""
+    """Load the metrics settings, check they agree with prometheus_client, and make the
+    shared directory if no process made it yet (a worker may start before gunicorn)."""
     load_settings(app, "metrics", SETTINGS)
     check_mode(app.config)
+    if app.config.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(app.config["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)

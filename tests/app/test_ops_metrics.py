@@ -388,3 +388,13 @@ def test_a_metrics_store_that_fails_costs_no_request_and_no_job(app, client, mon
     metrics.observe_job("tests:anything", "done", 0.1)  # logged, not raised
     with pytest.raises(ValueError):
         metrics.observe_job("tests:anything", "lost", 0.1)
+
+
+def test_a_worker_starting_before_gunicorn_makes_the_directory(tmp_path):
+    folder = tmp_path / "run" / "metrics"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BARID_", "REDIS_"))}
+    env.update(PROMETHEUS_MULTIPROC_DIR=str(folder), PYTHONPATH=str(ROOT),
+               DATABASE_URL=f"sqlite:///{tmp_path / 'barid.sqlite3'}")
+    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    assert folder.is_dir()
