@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from rq import Queue
 
+from app import metrics
 from app.database import unit_of_work
 from app.events import task_path
 
@@ -72,13 +73,16 @@ def run_periodic(task: str) -> None:
     raises. An exception is logged and raised (rq records it); the next tick runs it
     again.
     """
+    started = time.perf_counter()
     with job_context():
         try:
             with unit_of_work():
                 import_task(task)()
         except Exception:
             log.exception("periodic job %s failed", task)
+            metrics.observe_job(task, "failed", time.perf_counter() - started)
             raise
+        metrics.observe_job(task, "done", time.perf_counter() - started)
 
 
 class PeriodicClock:
