@@ -10,6 +10,7 @@ port of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -29,7 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Queue
 from sqlalchemy import Engine, func, select, text
 
-from app import database, metrics
+from app import database, metrics, replication
 from app.database import utcnow
 from app.events import JobState, OutboxJob
 from app.extensions import csrf
@@ -63,12 +64,17 @@ def readyz() -> tuple[Response, int]:
     sending traffic and a person reading the body knows what to look at.
     """
     # Looked up on the module at call time, so a test can swap the engine.
-    checks = {"database": check_database(database.get_engine())}
+    engine = database.get_engine()
+    checks = {"database": check_database(engine)}
     redis_url = current_app.config.get("REDIS_URL")
     if redis_url:
         checks["redis"] = check_redis(redis_url)
     failed = sorted(name for name, result in checks.items() if result != "ok")
     body: dict[str, Any] = {"status": "unavailable" if failed else "ready", "checks": checks}
+    if checks["database"] == "ok":
+        # Which site this process writes to, for whoever is watching a failover.
+        with contextlib.suppress(Exception):
+            body["database_role"] = replication.read_state(engine).role
     if failed:
         body["failed"] = failed
     return jsonify(body), 503 if failed else 200
@@ -132,6 +138,7 @@ class BacklogCollector:
                                labels=["source"])
         try:
             yield from self._outbox()
+            yield from self._replication()
             up.add_metric(["database"], 1)
         except Exception as exc:
             log.warning("metrics: outbox backlog unavailable: %s", exc)
@@ -165,6 +172,33 @@ class BacklogCollector:
                               "Age of the oldest pending outbox job (0 when none waits).",
                               value=_age_seconds(oldest, utcnow())),
         ]
+
+    def _replication(self) -> list[Metric]:
+        state = replication.read_state(database.get_engine())
+        if state.role == "embedded":
+            return []
+        found: list[Metric] = [
+            GaugeMetricFamily("barid_database_primary", "1 when this process reaches the "
+                              "primary (writable) database, 0 when a standby.",
+                              value=int(state.role == "primary")),
+        ]
+        if state.role == "primary":
+            found += [
+                GaugeMetricFamily("barid_replication_synchronous", "1 when a standby "
+                                  "confirms every commit; 0 means an acknowledged payment "
+                                  "exists on one site only.", value=int(state.synchronous)),
+                GaugeMetricFamily("barid_replication_standbys", "Standbys streaming from "
+                                  "the primary.", value=state.standbys),
+            ]
+            if state.lag_bytes is not None:
+                found.append(GaugeMetricFamily(
+                    "barid_replication_lag_bytes", "WAL bytes the furthest standby has "
+                    "yet to replay.", value=state.lag_bytes))
+            if state.lag_seconds is not None:
+                found.append(GaugeMetricFamily(
+                    "barid_replication_lag_seconds", "Seconds since the furthest "
+                    "standby replayed what the primary wrote.", value=state.lag_seconds))
+        return found
 
     def _queues(self, redis_url: str) -> Metric:
         conn = get_redis(redis_url)
