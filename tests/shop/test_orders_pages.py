@@ -47,7 +47,7 @@ def test_checkout_page_shows_server_totals_and_ignores_a_sent_amount(
     lamp_id = lamp.id
     put_in_cart(shopper, lamp, 2)
     address = make_address(shopper, "IQ-BA")
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     number = card.number
     login(client, shopper)
 
@@ -140,7 +140,7 @@ def test_cancel_button_cancels_and_refunds(app, client, shopper, baghdad_shop, s
     lamp = product(baghdad_shop, shelf, stock=2)
     lamp_id = lamp.id
     put_in_cart(shopper, lamp)
-    card = make_card(balance=50_000)
+    card = make_card(balance=50_000, user_id=shopper.id)
     order = place(shopper, door(make_address(shopper)), payment=PaymentChoice(
         "post_card", card_number=card.number, pin=CARD_PIN))
     order_id = order.id
