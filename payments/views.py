@@ -168,14 +168,11 @@ def pay_for(kind: str, reference_id: str):
                     kind, reference_id, user=current_user, card_number=form.card_number.data,
                     pin=form.pin.data, idempotency_key=form.key.data,
                     one_time_code=form.one_time_code.data or "")
-        except OneTimeCodeSent as exc:
-            # Not the user's own card: the page asks for the code sent to its holder.
+        except (OneTimeCodeSent, WrongOneTimeCode) as exc:
+            # Not the user's own card: the page asks for the code sent to its holder
+            # (again, when the one given was wrong) and says so next to the field.
             code_step, status = exc, exc.http_status
             form.one_time_code.data = ""
-        except WrongOneTimeCode as exc:
-            code_step, status = exc, exc.http_status
-            form.one_time_code.data = ""
-            flash(str(exc.message), "error")
         except RateLimited as exc:  # too many tries across cards, or codes: wait
             flash(str(exc.message), "error")
             status = exc.http_status

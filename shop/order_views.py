@@ -149,10 +149,6 @@ def _code_step(exc: DomainError) -> DomainError | None:
     return exc if isinstance(exc, (OneTimeCodeSent, WrongOneTimeCode)) else None
 
 
-def _category(exc: DomainError) -> str:
-    return "info" if isinstance(exc, OneTimeCodeSent) else "error"
-
-
 def _for_code_step(form: CheckoutForm, exc: DomainError) -> CheckoutForm:
     if _code_step(exc) is not None:
         form.one_time_code.data = ""
@@ -214,9 +210,11 @@ def place_order() -> ResponseReturnValue:
         flash(str(exc.message), "error")
         return redirect(url_for("shop.cart"))
     except DomainError as exc:
-        flash(str(exc.message), _category(exc))
+        step = _code_step(exc)
+        if step is None:  # the code step says its own news next to the code field
+            flash(str(exc.message), "error")
         return _checkout_page(dest_args, form=_for_code_step(form, exc),
-                              status=exc.http_status, code_step=_code_step(exc))
+                              status=exc.http_status, code_step=step)
     if order.payment_method == "stripe" and order.status == "pending_payment":
         return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: your order is placed."), "success")
@@ -377,10 +375,12 @@ def buy_request_accept(request_id: int) -> ResponseReturnValue:
     except NotFound:
         raise
     except DomainError as exc:
-        flash(str(exc.message), _category(exc))
+        step = _code_step(exc)
+        if step is None:
+            flash(str(exc.message), "error")
         return _accept_page(buyforme.owned_request(request_id, current_user.id), dest_args,
                             form=_for_code_step(form, exc), status=exc.http_status,
-                            code_step=_code_step(exc))
+                            code_step=step)
     if order.payment_method == "stripe":
         return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: the quote is accepted and your order placed."), "success")

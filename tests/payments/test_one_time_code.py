@@ -5,19 +5,24 @@ card pays with card and PIN only; tries across cards are throttled per account."
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from app import ratelimit
 from app.audit import AuditRecord
 from app.auth.models import User
+from app.config import ROOT
 from app.database import db, unit_of_work, utcnow
 from app.notify import sent_messages
 from payments import otp, payables, services
-from payments.errors import OneTimeCodeSent, WrongOneTimeCode
+from payments.errors import OneTimeCodeSent, TooManyCardTries, WrongOneTimeCode
 from payments.models import OneTimeCode, Payment
 from tests.payments.helpers import CARD_PIN, balance, ledger_problems
 
@@ -257,3 +262,32 @@ def test_one_account_walking_card_numbers_is_stopped_whatever_its_address(
     assert len(db.scalars(select(AuditRecord).where(
         AuditRecord.action == "post_card.pin_failed")).all()) == 5
     assert balance(card) == 10_000
+
+
+def test_on_sqlite_checkout_with_someone_elses_card_keeps_the_code_and_pays_with_it(tmp_path):
+    """The embedded default: the checkout's transaction holds SQLite's one write lock
+    when the code is stored and then rolls back; the code is written again right after,
+    so the next try pays with it. A process of its own (its own engine)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.payments.sqlite_pin_probe",
+         str(tmp_path / "c.sqlite3"), "code"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])["code"]
+    assert seen == {"first_status": 200, "asks_code": True, "sms": 1, "codes_kept": 1,
+                    "orders_after_first": False, "second_status": 302, "orders": 1,
+                    "code_spent": True}
+
+
+def test_the_throttle_is_kept_in_redis_for_every_process(app, redis_url, monkeypatch):
+    """With Redis configured the count is shared: a process that never saw the tries
+    (its own memory empty) refuses the next one all the same."""
+    monkeypatch.setitem(app.config, "REDIS_URL", redis_url)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.9.9.9"}):
+        for _ in range(app.config["CARD_TRIES_PER_CLIENT"]):
+            otp.count_try(None)
+        ratelimit.reset()  # this process's memory forgets; Redis does not
+        with pytest.raises(TooManyCardTries):
+            otp.count_try(None)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.9.9.10"}):
+        otp.count_try(None)  # another address has its own count
