@@ -47,7 +47,7 @@ from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from app import ratelimit
-from app.audit import AuditRecord
+from app.audit import AuditRecord, record_audit
 from app.database import db, utcnow
 from app.money import format_money
 from app.notify import NotificationError, deliver_message
@@ -213,7 +213,8 @@ def check_code(card: PostCard, code: str, *, actor_id: int | None, amount: int,
     MAX_TRIES tries or already spent matches nothing. A right code is spent in the
     caller's transaction, so the payment it allows commits with it, and a payment
     racing it with the same code finds it spent. Raises WrongOneTimeCode (one answer
-    for wrong, expired, spent or tried too often); audits a wrong code apart.
+    for wrong, expired, spent or tried too often); audits a wrong code apart, a right one
+    with the payment.
     """
     typed = ascii_digits(code or "").replace(" ", "")
     now = utcnow()
@@ -241,6 +242,8 @@ def check_code(card: PostCard, code: str, *, actor_id: int | None, amount: int,
             .returning(OneTimeCode.id)
             .execution_options(synchronize_session=False)).scalar_one_or_none()
         if spent is not None:
+            record_audit("post_card.code_used", object_type="post_card", object_id=card.id,
+                         actor_id=actor_id, details={"code_id": right})
             return
     write_apart(adding_audit(audit_row("post_card.code_failed", card.id, actor_id,
                                        {"live_codes": len(tried)})))
