@@ -227,7 +227,7 @@ def _replay_after_rollback(session: Session, transaction: Any) -> None:
 
 
 def audit_row(action: str, card_id: int, actor_id: int | None,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
+              details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The values of an audit record (actor, address, request) as record_audit would
     add it, to be written apart."""
     rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
@@ -305,7 +305,7 @@ def _record_failure(card_id: int, counted: int, actor_id: int | None) -> bool:
     Returns whether the card is now locked."""
     locked = counted >= MAX_PIN_ATTEMPTS
     row = audit_row("post_card.pin_failed", card_id, actor_id,
-                     {"failed": counted, "locked": locked})
+                    {"failed": counted, "locked": locked})
 
     def record(s: Session) -> None:
         if locked:
