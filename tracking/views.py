@@ -23,8 +23,9 @@ from werkzeug.wrappers import Response
 from app import ratelimit
 from app.api.platform import document_route
 from app.database import db, unit_of_work
-from app.errors import RateLimited
+from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
+from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
@@ -95,26 +96,38 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
 @bp.route("/track/<number>/duty", methods=["GET", "POST"])
 def pay_duty(number: str) -> Response | str | tuple[str, int]:
     """Anyone holding the number may pay its customs duty with a post card here (paying
-    someone else's duty harms no one; the card's PIN protects the card), or with a bank
-    card on payments' page for the case, after signing in."""
+    someone else's duty harms no one; the card's PIN and the one-time code payments sends
+    to its holder protect the card), or with a bank card on payments' page for the case,
+    after signing in."""
     check_lookup(_client())
     case = customs.case_for_number(number)
     form = OnlineDutyForm()
+    code_step: DomainError | None = None
+    status = 200
     if form.validate_on_submit():
         actor = current_user.id if current_user.is_authenticated else None
         # A refused payment (wrong PIN, no balance) raises out of the block: nothing of
-        # the use case is kept, and the error handler shows why.
-        with unit_of_work():
-            customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data,
-                                            pin=form.card_pin.data, actor_id=actor)
-        flash(_l("Duty paid. The parcel can now be handed over."), "success")
-        return redirect(url_for("tracking.track_number", number=case.parcel.tracking_number))
+        # the use case is kept, and the error handler shows why. A card that is not the
+        # signed-in person's own needs the code payments sends to its holder: the form
+        # comes back asking for it (or saying the code was wrong).
+        try:
+            with unit_of_work():
+                customs.pay_duty_with_post_card(
+                    case.id, card_number=form.card_number.data, pin=form.card_pin.data,
+                    actor_id=actor, one_time_code=form.one_time_code.data or "")
+        except (OneTimeCodeSent, WrongOneTimeCode) as exc:
+            code_step, status = exc, exc.http_status
+            form.one_time_code.data = ""
+        else:
+            flash(_l("Duty paid. The parcel can now be handed over."), "success")
+            return redirect(url_for("tracking.track_number",
+                                    number=case.parcel.tracking_number))
     return render_template("tracking/pay_duty.html", case=case, form=form,
-                           number=case.parcel.tracking_number,
+                           code_step=code_step, number=case.parcel.tracking_number,
                            card_payments=card_payments_enabled(),
                            bank_card_url=url_for("payments.pay_for",
                                                  kind=customs.DUTY_REFERENCE_KIND,
-                                                 reference_id=str(case.id)))
+                                                 reference_id=str(case.id))), status
 
 
 api = Blueprint("tracking_api", __name__, url_prefix="/api/v1/tracking")
