@@ -28,6 +28,7 @@ from flask.cli import with_appcontext
 from rq import Queue, SimpleWorker, Worker
 from rq.worker import BaseWorker
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import configure_mappers
 
 from app.redisconn import UNAVAILABLE, get_redis, new_client
 
@@ -252,6 +253,9 @@ def worker_command(queues_opt: str, burst: bool, name: str | None, no_fork: bool
         except UNAVAILABLE as exc:
             click.echo(f"barid worker: cannot reach Redis at {url}: {exc}", err=True)
             sys.exit(1)
+    # Configure every mapper once, here, before rq forks a work-horse per job: otherwise
+    # each horse configures them again (about 250 of the ~295 ms a trivial job took).
+    configure_mappers()
     beat = None
     if not burst:
         beat = Beat(app, url, names)
