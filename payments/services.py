@@ -302,7 +302,8 @@ def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str
     number goes through.
 
     Online, the try is first counted per client and per account across cards
-    (otp.count_try: TooManyCardTries past the limit, before any card is looked up). At
+    (otp.count_try: TooManyCardTries past the limit, before any card is looked up),
+    unless the signed-in account holds the card typed. At
     the counter (`at_counter`, only for a clerk) nothing is throttled and no code asked.
     Someone who is not the holder gives card and PIN first: the right PIN sends a code
     to the holder's mobile (otp.send_code raises OneTimeCodeSent, or TooManyCodes), and
@@ -316,7 +317,9 @@ def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str
     """
     if at_counter:
         _require_counter(actor_id)
-    else:
+    elif actor_id is None or not cards.holds_card(card_number, actor_id):
+        # A holder paying with their own linked card is not walking card numbers (the
+        # card's own PIN lock still holds); counting them would stop a regular buyer.
         otp.count_try(actor_id)
     code = (one_time_code or "").strip()
     card: PostCard | None = None

@@ -183,6 +183,28 @@ def test_the_holders_own_linked_card_pays_with_card_and_pin(client, fee, make_ca
     assert sent_messages == [] and db.scalar(select(OneTimeCode.id)) is None
 
 
+@pytest.mark.commits  # the counts live outside the database
+def test_a_holder_buying_often_with_their_own_card_is_not_throttled(client, fee, make_card,
+                                                                    app):
+    """The throttle stops walking card numbers, not a regular buyer: a holder pays more
+    times than the limit with their own linked card, while a stranger's card typed by
+    the same account is still counted."""
+    holder = _person("Regular Buyer")
+    own = make_card(balance=100_000, user_id=holder.id)
+    other = make_card(balance=10_000)
+    _login(client, holder)
+    limit = app.config["CARD_TRIES_PER_ACCOUNT"]
+    for i in range(limit + 3):
+        res = client.post(URL, data={"method": "post_card", "card_number": own.number,
+                                     "pin": CARD_PIN, "key": f"own{i}"})
+        assert res.status_code == 302, i
+    assert balance(own) == 100_000 - (limit + 3) * 2500
+    answers = [client.post(URL, data={"method": "post_card", "card_number": other.number,
+                                      "pin": "1357", "key": f"o{i}"}).status_code
+               for i in range(limit + 1)]
+    assert answers[-1] == 429 and ledger_problems() == []
+
+
 def test_the_code_is_asked_of_strangers_through_the_services_too(app, fee, make_card):
     """The rule sits in payments, not in a page: any caller paying online with a card it
     does not hold gets OneTimeCodeSent, and a code without a live one is refused."""
