@@ -689,6 +689,7 @@ def test_the_production_shape_through_nginx(shape, tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(horse, signal.SIGKILL)
         shape.procs[victim].wait(10)
+        assert order_status(by_bank_card) == "pending_payment", "the killed job left nothing"
     finally:
         holder.rollback()
         holder.close()
@@ -708,6 +709,9 @@ def test_the_production_shape_through_nginx(shape, tmp_path):
     wait_until(lambda: pending_jobs() == 0, 60, "the outbox drained")
     wait_until(lambda: len(receiver.of_type("order.paid")) >= 2, 30,
                "the second order.paid webhook")
+    # Stripe's news came as a signed event from localstripe, stored once.
+    assert admin.execute("SELECT count(*) FROM stripe_events "
+                         "WHERE type = 'payment_intent.succeeded'").fetchone()[0] == 1
     scrape()
     lap("outbox drained after the kill")
 
