@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
@@ -208,7 +208,7 @@ def find(raw: str, user: Any) -> list[SearchHit]:
 def _people(query: SearchQuery) -> Iterable[SearchHit]:
     """Accounts by e-mail address or mobile number."""
     if "@" in query.text:
-        where = func.lower(User.email) == query.text.lower()
+        where = User.email == query.text.lower()
     elif query.phone:
         where = User.phone == query.phone
     else:

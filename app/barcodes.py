@@ -39,25 +39,41 @@ MAX_TOKEN = 200
 
 
 @dataclass(frozen=True)
+class Page:
+    """A page by endpoint and values, turned into a URL only when a request needs it (an
+    opener may run where no request is, e.g. in a test or a job)."""
+
+    endpoint: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return url_for(self.endpoint, **self.values)
+
+
+@dataclass(frozen=True)
 class Opened:
     """Where a scanned reference leads.
 
-    `staff_endpoint`/`staff_values` name the back-office page with the record and its
-    next actions; `owner_id` and `owner_url` the citizen's own page; `public_url` what
-    anyone may see (None: only the "valid Barid document" page); `what` names the kind of
-    document for that page (lazy-translated, no personal data).
+    `staff` is the back-office page with the record and its next actions; `owner_id` and
+    `owner` the citizen's own page; `public` what anyone may see (None: only the "valid
+    Barid document" page); `what` names the kind of document for that page
+    (lazy-translated, no personal data).
     """
 
-    staff_endpoint: str
-    staff_values: dict[str, Any] = field(default_factory=dict)
+    staff: Page
     what: Any = ""
-    public_url: str | None = None
+    public: Page | None = None
     owner_id: int | None = None
-    owner_url: str | None = None
+    owner: Page | None = None
 
     @property
     def staff_url(self) -> str:
-        return url_for(self.staff_endpoint, **self.staff_values)
+        return self.staff.url
+
+    @property
+    def public_url(self) -> str | None:
+        return self.public.url if self.public else None
 
 
 Opener = Callable[[str], Opened | None]
@@ -164,11 +180,11 @@ def open_barcode(token: str) -> Response | str:
         abort(404)
     if is_staff(current_user):
         return redirect(opened.staff_url)
-    if (opened.owner_url and opened.owner_id is not None and current_user.is_authenticated
+    if (opened.owner and opened.owner_id is not None and current_user.is_authenticated
             and current_user.id == opened.owner_id):
-        return redirect(opened.owner_url)
-    if opened.public_url:
-        return redirect(opened.public_url)
+        return redirect(opened.owner.url)
+    if opened.public:
+        return redirect(opened.public.url)
     return render_template("web/barcode.html", what=opened.what)
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from app.backoffice import MAX_HITS, SearchHit, SearchQuery
-from app.barcodes import Opened
+from app.barcodes import Opened, Page
 from app.database import db
 from app.money import format_money
 from app.numbers import MAX_BIGINT
@@ -32,9 +31,9 @@ def open_receipt(reference: str) -> Opened | None:
     payment = db.get(Payment, pid) if pid is not None else None
     if payment is None:
         return None
-    return Opened("payments_bo.payment", {"payment_id": payment.id}, what=_l("A payment receipt"),
-                  owner_id=payment.payer_user_id,
-                  owner_url=url_for("payments.receipt", payment_id=payment.id))
+    return Opened(Page("payments_bo.payment", {"payment_id": payment.id}),
+                  what=_l("A payment receipt"), owner_id=payment.payer_user_id,
+                  owner=Page("payments.receipt", {"payment_id": payment.id}))
 
 
 def open_card(reference: str) -> Opened | None:
@@ -43,9 +42,8 @@ def open_card(reference: str) -> Opened | None:
     card = db.get(PostCard, cid) if cid is not None else None
     if card is None:
         return None
-    return Opened("payments_bo.card", {"card_id": card.id}, what=_l("A post card"),
-                  owner_id=card.user_id,
-                  owner_url=url_for("payments.statement", card_id=card.id))
+    return Opened(Page("payments_bo.card", {"card_id": card.id}), what=_l("A post card"),
+                  owner_id=card.user_id, owner=Page("payments.statement", {"card_id": card.id}))
 
 
 def find_payments(query: SearchQuery) -> Iterable[SearchHit]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from app.backoffice import MAX_HITS, SearchHit, SearchQuery
-from app.barcodes import Opened
+from app.barcodes import Opened, Page
 from app.database import db
 from app.numbers import MAX_BIGINT
 from shop.models import BuyRequest, Merchant, Order
@@ -33,9 +32,9 @@ def open_order(reference: str) -> Opened | None:
     order = db.get(Order, int(reference))
     if order is None:
         return None
-    return Opened("shop_orders_bo.order", {"order_id": order.id}, what=_l("An order"),
+    return Opened(Page("shop_orders_bo.order", {"order_id": order.id}), what=_l("An order"),
                   owner_id=order.user_id,
-                  owner_url=url_for("shop_orders.order_detail", order_id=order.id))
+                  owner=Page("shop_orders.order_detail", {"order_id": order.id}))
 
 
 def find_orders(query: SearchQuery) -> Iterable[SearchHit]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.backoffice import SearchHit, SearchQuery
-from app.barcodes import Opened
+from app.barcodes import Opened, Page
 from app.database import db
 from app.numbers import MAX_BIGINT
 from tracking import s10
@@ -24,8 +23,9 @@ from tracking.services.lookup import status_text
 
 
 def _parcel_opened(parcel: Parcel, what: object) -> Opened:
-    return Opened("tracking_bo.parcel", {"number": parcel.tracking_number}, what=what,
-                  public_url=url_for("tracking.track_number", number=parcel.tracking_number))
+    number = parcel.tracking_number
+    return Opened(Page("tracking_bo.parcel", {"number": number}), what=what,
+                  public=Page("tracking.track_number", {"number": number}))
 
 
 def open_parcel(reference: str) -> Opened | None:

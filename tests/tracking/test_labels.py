@@ -64,3 +64,26 @@ def test_batch_printing_puts_each_label_on_its_own_page(app_ctx):
     assert len(reader.pages) == 5
     for page, parcel in zip(reader.pages, parcels, strict=True):
         assert labels.grouped(parcel.tracking_number) in page.extract_text()
+
+
+def test_duty_receipt_qr_opens_its_parcel(app_ctx, tmp_path):
+    """The duty receipt's QR carries the case's signed reference; at a counter it opens
+    the parcel (to hand it over), for anyone else public tracking."""
+    from app.database import db
+    from tracking.barcodes import open_duty_receipt
+    from tracking.models import CustomsCase
+
+    parcel = register_inbound("LX123456785CN", inbound_draft())
+    case = CustomsCase(parcel_id=parcel.id, duty_iqd=12_000, inspection_fee_iqd=5_000,
+                       stamp_fee_iqd=10_000)
+    db.add(case)
+    db.flush()
+    found = scan(labels.render_duty_receipt(case), tmp_path)
+    (qr,) = [f.removeprefix("QR-Code:") for f in found if f.startswith("QR-Code:")]
+    token = qr.rsplit("/r/", 1)[1]
+    assert barcodes.read(token) == ("duty", str(case.id))
+    opened = barcodes.open_token(token)
+    assert opened == open_duty_receipt(str(case.id))
+    assert opened.staff == barcodes.Page("tracking_bo.parcel", {"number": "LX123456785CN"})
+    assert opened.public == barcodes.Page("tracking.track_number",
+                                          {"number": "LX123456785CN"})
