@@ -1,7 +1,8 @@
 """Parcel documents as PDF bytes: address labels, CN22/CN23 declarations, duty receipts.
 
 Labels fit 4x6 inch and A6 thermal printers: Code 128 of the S10 number with the number
-written under it, a QR code to the public tracking page, and the addresses in Arabic
+written under it, a QR code of the parcel's signed reference (app.barcodes: a counter opens
+the parcel, anyone else public tracking), and the addresses in Arabic
 (shaped and right to left through app.pdf). Headings are bilingual, Arabic first, because
 the same label is read by Iraqi carriers and, abroad, by foreign posts.
 """
