@@ -226,7 +226,9 @@ register_search(_people)
 def search() -> Response | tuple[str, int] | str:
     """The search box: a scanned Barid barcode opens its record; typed text is looked up
     by every domain; one match opens, several are listed, none says so."""
-    raw = request.args.get("q", "")
+    # A scanner may send a control character (a tab, a NUL) with the code; PostgreSQL
+    # refuses a NUL in a query, so they are dropped before anything is looked up.
+    raw = "".join(ch for ch in request.args.get("q", "") if ch.isprintable())
     if not raw.strip():
         return render_template("backoffice/search.html", q="", hits=[], message=gettext(
             "Type or scan a tracking number, an order, receipt or card number, a national "

@@ -184,6 +184,9 @@ def test_empty_overlong_and_unknown_searches_say_so(app, client, office):
     assert "اكتب أو امسح رقم تتبع" in empty.get_data(as_text=True)
     long = _search(client, "x" * 500)
     assert long.status_code == 400 and "أطول من أن يكون" in long.get_data(as_text=True)
+    # A scanner's stray control characters (a NUL reaching PostgreSQL) are no 500.
+    assert _search(client, "\x00\t").status_code == 200
+    assert _search(client, "ab\x00c%_").status_code == 200
     nothing = _search(client, "ZZ999999999ZZ")
     assert nothing.status_code == 200
     assert "لم يُعثر على شيء لـ «ZZ999999999ZZ»" in nothing.get_data(as_text=True)
