@@ -22,11 +22,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from payments import cards, gateway, payables, receipts, services
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.forms import OnlineTopUpForm, PayWithPostCardForm, parse_amount
+from payments.receipts import CARD_BARCODE
 
 bp = Blueprint("payments", __name__, url_prefix="/payments", static_folder="static",
                static_url_path="/payments-static")
@@ -54,6 +56,17 @@ def statement(card_id: int):
     return render_template("payments/statement.html", card=card, opening=opening,
                            lines=list(reversed(lines)),
                            balance=services.account_balance(card.account_id))
+
+
+@bp.get("/cards/<int:card_id>/show")
+@login_required
+def card_show(card_id: int):
+    """The card's QR code full screen, for the counter to open it (top up, freeze): it
+    carries the card's signed reference, never its number."""
+    card = services.owned_card(card_id, current_user.id)
+    return render_template("web/show_qr.html", url=barcode_url(CARD_BARCODE, card.id),
+                           number=card.masked, heading=_("Iraqi Post card"),
+                           back=url_for("payments.my_cards"))
 
 
 @bp.get("/cards/<int:card_id>/statement.pdf")

@@ -17,7 +17,6 @@ from flask import (
     Blueprint,
     Flask,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -28,6 +27,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, NotFound
 from app.geo import governorates
@@ -37,6 +37,7 @@ from payments import gateway
 from payments.cards import cards_of
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.services import payments_for
+from shop.barcodes import ORDER_BARCODE
 from shop.forms import AddressForm, BuyForMeForm, CheckoutForm, EmptyForm
 from shop.models import DeliveryMethod
 from shop.receipts import order_receipt as render_receipt
@@ -283,14 +284,26 @@ def order_pay(order_id: int) -> ResponseReturnValue:
                            test_mode=gateway.card_payments_enabled() and gateway.test_mode())
 
 
+@bp.get("/orders/<int:order_id>/show")
+@login_required
+def order_show(order_id: int) -> str:
+    """The order's QR code full screen, to show at the counter."""
+    order = orders.owned_order(order_id, current_user.id)
+    return render_template("web/show_qr.html", url=barcode_url(ORDER_BARCODE, order.id),
+                           number=order.number, heading=_("Order %(number)s",
+                                                          number=order.number),
+                           back=url_for("shop_orders.order_detail", order_id=order.id))
+
+
 @bp.get("/orders/<int:order_id>/receipt.pdf")
 @login_required
 def order_receipt(order_id: int) -> Response:
     order = orders.owned_order(order_id, current_user.id)
     # The printed link must work from any phone: the site's public address, not the one
     # this request happened to come in on.
-    link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for(
-        "shop_orders.order_detail", order_id=order.id)
+    # Its QR carries the order's signed reference: the owner's phone opens their order,
+    # a counter's scanner the order in the back office.
+    link = barcode_url(ORDER_BARCODE, order.id)
     return Response(render_receipt(order, link), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="order-{order.number}.pdf"',
         "Cache-Control": "no-store"})

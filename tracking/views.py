@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     jsonify,
@@ -22,6 +23,7 @@ from werkzeug.wrappers import Response
 
 from app import ratelimit
 from app.api.platform import document_route
+from app.barcodes import barcode_url
 from app.database import db, unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
@@ -29,6 +31,7 @@ from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
+from tracking.labels import PARCEL_BARCODE
 from tracking.models import CustomsState, Parcel
 from tracking.services import customs
 from tracking.services.lookup import public_view, status_text
@@ -91,6 +94,25 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
     record = public_view(parcel, current_locale())
     return render_template("tracking/track.html", record=record, error=None,
                            typed=validity.number)
+
+
+@bp.get("/track/<number>/show")
+def track_show(number: str) -> Response | tuple[str, int] | str:
+    """The parcel's QR code full screen, to show at the counter: it opens the parcel
+    there; anyone else who scans it sees only this public tracking page."""
+    validity = s10.validate(number)
+    if not validity:
+        return render_template("tracking/track.html", record=None, error=validity.reason,
+                               typed=number[:40]), 400
+    check_lookup(_client())
+    parcel = _find(validity.number)
+    if parcel is None:
+        abort(404)
+    return render_template("web/show_qr.html",
+                           url=barcode_url(PARCEL_BARCODE, parcel.tracking_number),
+                           number=parcel.tracking_number, heading=_l("Parcel"),
+                           back=url_for("tracking.track_number",
+                                        number=parcel.tracking_number))
 
 
 @bp.route("/track/<number>/duty", methods=["GET", "POST"])

@@ -215,7 +215,11 @@ def test_receipt_pdf_has_the_order_number_and_a_qr_code_to_the_order(
     png = next(tmp_path.glob("r*.png"))
     out = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True,
                          text=True, check=True).stdout.strip()
-    assert out.endswith(f"/shop/orders/{order.id}")
+    # The QR carries the order's signed reference (not its row id); its owner's phone
+    # opens their own order page.
+    assert "/r/order." in out
+    assert client.get("/" + out.split("://", 1)[1].split("/", 1)[1]).headers[
+        "Location"] == f"/shop/orders/{order.id}"
     shots = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     shutil.copy(png, shots / "receipt.png")  # for people to look at
