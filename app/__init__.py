@@ -12,6 +12,7 @@ from app import (
     api,
     auth_setup,
     backoffice,
+    barcodes,
     errors,
     i18n,
     jobs,
@@ -89,6 +90,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     auth_setup.init_app(app)
     errors.init_app(app)
     web.init_app(app)
+    barcodes.init_app(app)
     backoffice.init_app(app)
     jobs.init_app(app)
     api.init_app(app)

@@ -7,15 +7,26 @@ orders a section). Back-office pages extend templates/backoffice/base.html.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, render_template, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
+from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
 
+from app import replication
 from app.auth.decorators import role_required
-from app.auth.models import STAFF_ROLES, Role
+from app.auth.identifiers import normalise_phone
+from app.auth.models import STAFF_ROLES, Role, User
+from app.barcodes import open_token, token_in
+from app.database import db, get_engine
+from app.errors import ValidationFailed
+from app.numbers import ascii_digits
 
 
 @dataclass(frozen=True)
@@ -113,10 +124,139 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 @bp.route("/")
 @role_required(*STAFF_ROLES)
 def index():
-    return render_template("backoffice/index.html")
+    sites = None
+    if current_user.has_role(Role.ADMIN):
+        # The two sites at a glance for admins; a database that cannot say is not an
+        # error on this page (the figures are also in /metrics).
+        with contextlib.suppress(Exception):
+            sites = replication.read_state(get_engine())
+    return render_template("backoffice/index.html", sites=sites)
 
 
 nav_item("backoffice.index", "Dashboard", STAFF_ROLES, section="home", order=0)
+
+
+# -- one search box for everything ---------------------------------------------------------
+
+# What a person types or a scanner sends is short; anything longer is not a reference.
+MAX_QUERY = 200
+# The most hits one provider lists: a search is for finding one thing, not browsing.
+MAX_HITS = 20
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What was typed or scanned, read the ways providers need it.
+
+    `text`: stripped, Arabic-Indic digits as ASCII; `compact`: `text` without spaces,
+    dashes and dots, upper-cased (numbers such as S10 ids, order and card numbers);
+    `phone`: an Iraqi mobile as E.164 ("+9647...") when `text` is one, else None.
+    """
+
+    raw: str
+    text: str
+    compact: str
+    phone: str | None
+
+    @classmethod
+    def of(cls, raw: str) -> SearchQuery:
+        text = ascii_digits(raw).strip()
+        compact = "".join(text.split()).replace("-", "").replace(".", "").upper()
+        try:
+            phone: str | None = normalise_phone(text)
+        except ValidationFailed:
+            phone = None
+        return cls(raw, text, compact, phone)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One record found: what kind it is, how it is named, and its back-office page."""
+
+    kind: Any  # lazy-translated: "Parcel", "Order", ...
+    title: str
+    endpoint: str
+    values: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def url(self) -> str:
+        return url_for(self.endpoint, **self.values)
+
+
+SearchProvider = Callable[[SearchQuery], Iterable[SearchHit]]
+_providers: list[SearchProvider] = []
+
+
+def register_search(provider: SearchProvider) -> None:
+    """Let the back-office search box find a domain's records: `provider(query)` returns
+    the records matching a SearchQuery (at most MAX_HITS; none when it is not theirs)."""
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+def _may_open(user: Any, endpoint: str) -> bool:
+    """Whether `user` holds a role the page `endpoint` asks for (hits they could not open
+    are not listed: a clerk does not see the admin's user pages)."""
+    view = current_app.view_functions.get(endpoint)
+    wanted = getattr(view, "required_roles", None)
+    return view is not None and (wanted is None or bool(set(wanted) & user.roles))
+
+
+def find(raw: str, user: Any) -> list[SearchHit]:
+    """Every record that `raw` names, from every registered provider, that `user` may
+    open. Reads only."""
+    query = SearchQuery.of(raw)
+    hits: list[SearchHit] = []
+    for provider in _providers:
+        hits.extend(list(provider(query))[:MAX_HITS])
+    return [h for h in hits if _may_open(user, h.endpoint)]
+
+
+def _people(query: SearchQuery) -> Iterable[SearchHit]:
+    """Accounts by e-mail address or mobile number."""
+    if "@" in query.text:
+        where = User.email == query.text.lower()
+    elif query.phone:
+        where = User.phone == query.phone
+    else:
+        return []
+    return [SearchHit(lazy_gettext("Person"), u.full_name, "backoffice.admin_user",
+                      {"user_id": u.id}, u.email or u.phone or "")
+            for u in db.scalars(select(User).where(where).limit(MAX_HITS))]
+
+
+register_search(_people)
+
+
+@bp.get("/search")
+@role_required(*STAFF_ROLES)
+def search() -> Response | tuple[str, int] | str:
+    """The search box: a scanned Barid barcode opens its record; typed text is looked up
+    by every domain; one match opens, several are listed, none says so."""
+    # A scanner may send a control character (a tab, a NUL) with the code; PostgreSQL
+    # refuses a NUL in a query, so they are dropped before anything is looked up.
+    raw = "".join(ch for ch in request.args.get("q", "") if ch.isprintable())
+    if not raw.strip():
+        return render_template("backoffice/search.html", q="", hits=[], message=gettext(
+            "Type or scan a tracking number, an order, receipt or card number, a national "
+            "ID, a mobile number, an e-mail address or a shop's name.")), 200
+    if len(raw) > MAX_QUERY:
+        return render_template("backoffice/search.html", q="", hits=[], message=gettext(
+            "That is too long to be a number or a name: at most %(n)d characters.",
+            n=MAX_QUERY)), 400
+    token = token_in(raw)
+    if token is not None:
+        opened = open_token(token)
+        if opened is None:
+            return render_template("backoffice/search.html", q=raw, hits=[], message=gettext(
+                "This barcode is not a valid Barid reference.")), 404
+        return redirect(opened.staff_url)
+    hits = find(raw, current_user)
+    if len(hits) == 1:
+        return redirect(hits[0].url)
+    message = None if hits else gettext("Nothing found for “%(q)s”.", q=raw.strip())
+    return render_template("backoffice/search.html", q=raw, hits=hits, message=message)
 
 
 def init_app(app: Flask) -> None:

@@ -118,8 +118,9 @@ SETTINGS: tuple[Setting, ...] = (
             doc="seconds a sign-up's confirmation code stays valid"),
     Setting("REGISTER_CODE_TRIES", parse=int, default=5,
             doc="wrong confirmation codes allowed per sign-up"),
-    # Seconds after which a pending outbox job that no executor finished is sent again.
-    Setting("OUTBOX_STALE_AFTER", parse=int, default=300),
+    # Seconds after which a pending outbox job that no executor finished is looked up in
+    # rq, and sent again if rq has lost it.
+    Setting("OUTBOX_STALE_AFTER", parse=int, default=60),
 )
 
 # Fixed values that are not settings an operator changes.

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import arabic_reshaper
+import qrcode
+import qrcode.constants
 from bidi import get_display
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
@@ -104,3 +107,36 @@ def draw_text(canvas, x: float, y: float, text: str, *, font: str = FONT, size: 
             canvas.drawString(x, y, shown)
         y -= leading
     return y
+
+
+def draw_qr(c: Any, value: str, x: float, y: float, size: float) -> None:
+    """A QR code of `value`, `size` points square, bottom-left at (x, y).
+
+    Encoded once with `qrcode` and drawn as one path of horizontal runs: ReportLab's QR
+    widget encodes twice and draws one shape per module, several times slower.
+    """
+    # A fixed mask skips the encoder's search over all eight (any mask is valid QR; the
+    # search only tunes contrast patterns, and printed labels scan fine without it).
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0,
+                       mask_pattern=4)
+    qr.add_data(value)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    cell = size / n
+    path = c.beginPath()
+    for r, row in enumerate(matrix):
+        top = y + size - (r + 1) * cell
+        col = 0
+        while col < n:
+            if not row[col]:
+                col += 1
+                continue
+            start = col
+            while col < n and row[col]:
+                col += 1
+            path.rect(x + start * cell, top, (col - start) * cell, cell)
+    c.saveState()
+    c.setFillColorRGB(0, 0, 0)
+    c.drawPath(path, stroke=0, fill=1)
+    c.restoreState()

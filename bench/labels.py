@@ -89,6 +89,7 @@ def main() -> None:
 def run(url: str, args: argparse.Namespace) -> None:
     from app import create_app
     from app.auth.services import create_post_office, create_user
+    from app.barcodes import barcode_url
     from app.database import Base, db, get_engine
     from app.models_registry import load_all
     from app.pdf import visual
@@ -139,7 +140,8 @@ def run(url: str, args: argparse.Namespace) -> None:
             pdf = labels.render_label(p)
         render_s = time.perf_counter() - t0
 
-        url_ = labels.tracking_url(p.tracking_number)
+        # The same data the label's QR carries: the parcel's signed barcode URL.
+        url_ = barcode_url(labels.PARCEL_BARCODE, p.tracking_number)
         lines = [visual(x) for x in ["فاطمة الموسوي", "البصرة - العشار", "مقابل سوق حنا الشيخ",
                                      "07801234567", "أحمد الكاظمي", "بغداد - الكرادة"]]
         t0 = time.perf_counter()

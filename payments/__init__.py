@@ -6,12 +6,15 @@ from urllib.parse import urlparse
 
 from flask import Flask
 
+from app.backoffice import register_search
+from app.barcodes import register_barcode
 from app.extensions import csrf
 from app.settings import load_settings
 
 # Importing jobs and reconcile registers their periodic jobs, seed its seeder.
 from payments import (  # noqa: F401
     backoffice,
+    barcodes,
     cli,
     jobs,
     reconcile,
@@ -20,6 +23,7 @@ from payments import (  # noqa: F401
     views,
     webhook_views,
 )
+from payments.receipts import CARD_BARCODE, RECEIPT_BARCODE
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("payments.models",)
@@ -33,6 +37,11 @@ def init_app(app: Flask) -> None:
     csrf.exempt(webhook_views.bp)
     views.register(app)
     backoffice.register(app)
+    # Receipts and cards open at any counter; the search box finds payments and cards.
+    register_barcode(RECEIPT_BARCODE, barcodes.open_receipt)
+    register_barcode(CARD_BARCODE, barcodes.open_card)
+    register_search(barcodes.find_payments)
+    register_search(barcodes.find_cards)
     _widen_csp(app)
     hooks = app.extensions.setdefault("barid.run_hooks", [])
     if seed.start_localstripe_for_run not in hooks:

@@ -96,7 +96,7 @@ def card(card_id: int):
 def top_up(card_id: int):
     form = TopUpForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for(".card", card_id=card_id))
     office_id = services.require_staff_office(current_user)
     try:
@@ -145,7 +145,7 @@ def receipt(payment_id: int):
 def refund(payment_id: int):
     form = RefundForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for(".payment", payment_id=payment_id))
     try:
         with unit_of_work():
@@ -178,7 +178,7 @@ def refund_requests():
 def decide_refund(request_id: int, decision: str):
     form = DecisionForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(url_for(".refund_requests"))
     try:
         with unit_of_work():

@@ -13,13 +13,19 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
+from app.barcodes import barcode_url
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_text, register_fonts
+from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts
 from payments.providers import PROVIDERS, provider_for
 
 W, H = A4
 M = 18 * mm
+
+# The kind of signed reference a payment receipt's QR code carries (payments.barcodes).
+RECEIPT_BARCODE = "receipt"
+# A post card's own QR code, shown on the holder's phone (payments.barcodes).
+CARD_BARCODE = "card"
 
 PURPOSES = {
     "card_topup": ("شحن بطاقة البريد", "Post card top-up"),
@@ -170,6 +176,11 @@ def payment_receipt(payment, *, office_name: str | None = None,
                   [[_when(r.created_at), format_money(r.amount, r.currency, "en"),
                     (r.reason or "")[:40]] for r in payment.refunds],
                   [45 * mm, 45 * mm, W - 2 * M - 90 * mm])
+    # Scanned at any counter, the signed reference opens this payment (refund, receipt).
+    size = 32 * mm
+    if doc.y - 6 * mm < 20 * mm + size:
+        doc.new_page()
+    draw_qr(doc.c, barcode_url(RECEIPT_BARCODE, payment.id), W - M - size, 20 * mm, size)
     doc.footer("شكراً لتعاملكم مع البريد العراقي - Thank you for using Iraqi Post")
     return doc.bytes()
 

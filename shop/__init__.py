@@ -8,10 +8,12 @@ from babel import Locale
 from babel.numbers import get_currency_name
 from flask import Flask
 
+from app.backoffice import register_search
+from app.barcodes import register_barcode
 from app.i18n import current_locale
 from app.settings import load_settings
 from shop import api as merchant_api  # the merchant API, portal and webhooks
-from shop import backoffice, jobs, order_views, seed, settings, views  # noqa: F401
+from shop import backoffice, barcodes, jobs, order_views, seed, settings, views  # noqa: F401
 from shop.models import Product
 from shop.pricing import Rates, ShopPrice, price_in_iqd
 
@@ -48,6 +50,10 @@ def init_app(app: Flask) -> None:
     order_views.init_app(app)
     backoffice.init_app(app)
     merchant_api.init_app(app)
+    # An order's QR opens it at any counter; the search box finds orders and merchants.
+    register_barcode(barcodes.ORDER_BARCODE, barcodes.open_order)
+    register_search(barcodes.find_orders)
+    register_search(barcodes.find_merchants)
 
     def shop_price(product: Product, rates: Rates | None = None) -> ShopPrice:
         return price_in_iqd(product, rates)

@@ -17,9 +17,10 @@ from werkzeug.wrappers import Response
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
-from app.database import unit_of_work
-from app.errors import DomainError
+from app.database import db, unit_of_work
+from app.errors import DomainError, NotFound
 from app.i18n import current_locale
+from payments.services import payments_for
 from shop.forms import (
     CommissionForm,
     EmptyForm,
@@ -29,10 +30,11 @@ from shop.forms import (
     RejectForm,
     SuspendForm,
 )
-from shop.models import BuyRequestStatus, MerchantStatus
+from shop.models import BuyRequestStatus, MerchantStatus, Order
 from shop.services import buyforme
 from shop.services import merchants as merchant_services
 from shop.services.delivery_fees import customs_category
+from shop.services.references import ORDER_KIND
 
 bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
 
@@ -233,9 +235,28 @@ def purchased(request_id: int) -> Response:
     return _to_request(request_id)
 
 
+# -- orders at the counter ----------------------------------------------------------------
+
+orders_bo = Blueprint("shop_orders_bo", __name__, url_prefix="/backoffice/orders")
+COUNTER_ROLES = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
+
+
+@orders_bo.get("/<int:order_id>")
+@role_required(*COUNTER_ROLES)
+def order(order_id: int) -> str:
+    """An order as the counter sees it (opened by its QR code or the search box): its
+    status, its parcels with their hand-over page, its payments with their refund page."""
+    found = db.get(Order, order_id)
+    if found is None:
+        raise NotFound()
+    return render_template("shop/backoffice/order.html", order=found,
+                           payments=payments_for(ORDER_KIND, str(found.id)))
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(procurement)
+    app.register_blueprint(orders_bo)
     nav_item("shop_procurement.requests", "Buy-for-me requests", PROCUREMENT_ROLES,
              section="procurement", order=10)
     nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)

@@ -7,10 +7,9 @@ from reportlab.lib.units import mm
 
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import draw_text
+from app.pdf import draw_qr, draw_text
 from payments.receipts import METHODS, Doc, M, W
 from shop.models import Order
-from tracking.labels import draw_qr
 
 STATUSES = {
     "pending_payment": ("بانتظار الدفع", "Awaiting payment"),

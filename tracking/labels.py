@@ -1,7 +1,8 @@
 """Parcel documents as PDF bytes: address labels, CN22/CN23 declarations, duty receipts.
 
 Labels fit 4x6 inch and A6 thermal printers: Code 128 of the S10 number with the number
-written under it, a QR code to the public tracking page, and the addresses in Arabic
+written under it, a QR code of the parcel's signed reference (app.barcodes: a counter opens
+the parcel, anyone else public tracking), and the addresses in Arabic
 (shaped and right to left through app.pdf). Headings are bilingual, Arabic first, because
 the same label is read by Iraqi carriers and, abroad, by foreign posts.
 """
@@ -12,8 +13,6 @@ import io
 from collections.abc import Iterable
 from datetime import datetime
 
-import qrcode
-import qrcode.constants
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -24,13 +23,19 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from app.auth.models import PostOffice
+from app.barcodes import barcode_url
 from app.database import db
 from app.geo import governorate
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_text, has_arabic, register_fonts
+from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, has_arabic, register_fonts
 from tracking.models import CustomsCase, Parcel
 from tracking.services.customs import compute
+
+# The kinds of signed reference the QR codes on tracking's papers carry (tracking.barcodes
+# opens them): a parcel's label and declaration, and a customs duty receipt.
+PARCEL_BARCODE = "parcel"
+DUTY_BARCODE = "duty"
 
 SIZES = {"4x6": (4 * inch, 6 * inch), "a6": A6}
 SERVICE_LETTERS = {"ems": "EMS", "parcel": "P", "registered": "R", "ecommerce": "E"}
@@ -77,39 +82,6 @@ def draw_code128(c: Canvas, value: str, x: float, y: float, width: float,
     bc = code128.Code128(value, barHeight=height, barWidth=bar_width, quiet=False)
     bc.drawOn(c, x + (width - bc.width) / 2, y)
     return bc.width
-
-
-def draw_qr(c: Canvas, value: str, x: float, y: float, size: float) -> None:
-    """A QR code of `value`, `size` points square, bottom-left at (x, y).
-
-    Encoded once with `qrcode` and drawn as one path of horizontal runs: ReportLab's QR
-    widget encodes twice and draws one shape per module, several times slower.
-    """
-    # A fixed mask skips the encoder's search over all eight (any mask is valid QR; the
-    # search only tunes contrast patterns, and printed labels scan fine without it).
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0,
-                       mask_pattern=4)
-    qr.add_data(value)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
-    n = len(matrix)
-    cell = size / n
-    path = c.beginPath()
-    for r, row in enumerate(matrix):
-        top = y + size - (r + 1) * cell
-        col = 0
-        while col < n:
-            if not row[col]:
-                col += 1
-                continue
-            start = col
-            while col < n and row[col]:
-                col += 1
-            path.rect(x + start * cell, top, (col - start) * cell, cell)
-    c.saveState()
-    c.setFillColorRGB(0, 0, 0)
-    c.drawPath(path, stroke=0, fill=1)
-    c.restoreState()
 
 
 def _address_lines(parcel: Parcel, side: str, locale: str = "ar") -> list[str]:
@@ -198,7 +170,9 @@ def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
 
     # Details beside the QR code.
     qr = min(96, y - m - 4)
-    draw_qr(c, tracking_url(parcel.tracking_number), m, m + 2, qr)
+    # The QR carries the signed reference: a counter opens the parcel, anyone else the
+    # public tracking page. The human-readable tracking address is printed beside it.
+    draw_qr(c, barcode_url(PARCEL_BARCODE, parcel.tracking_number), m, m + 2, qr)
     office = _office(parcel.origin_office_id)
     accepted = parcel.created_at
     details = [
@@ -401,7 +375,7 @@ def draw_declaration(c: Canvas, parcel: Parcel, form: str) -> None:
     c.drawString(m + w / 2, y, f"{bi('Signature')[1]}: ____________________")
     if form == "CN23":
         qr = 70
-        draw_qr(c, tracking_url(parcel.tracking_number), pw - m - qr, m, qr)
+        draw_qr(c, barcode_url(PARCEL_BARCODE, parcel.tracking_number), pw - m - qr, m, qr)
 
 
 def render_declaration(parcel: Parcel, form: str | None = None) -> bytes:
@@ -452,6 +426,9 @@ def render_duty_receipt(case: CustomsCase) -> bytes:
                  f"{format_money(case.declared_value_iqd, 'IQD', 'en')}")
     y -= 12
     c.drawString(m, y, f"{bi('Paid')[1]}: {_local(case.paid_at)}   #{case.payment_id or ''}")
+    # Scanned at the delivery counter, it opens the parcel, duty paid, ready to hand over.
+    qr = min(80, y - m - 8)
+    draw_qr(c, barcode_url(DUTY_BARCODE, case.id), pw - m - qr, m, qr)
     c.showPage()
     c.save()
     return buf.getvalue()

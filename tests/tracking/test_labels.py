@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from app import barcodes
 from tests.tracking.helpers import domestic_draft, inbound_draft
 from tracking import labels
 from tracking.services.parcels import Article, preadvise, register_inbound
@@ -29,9 +30,13 @@ def scan(pdf: bytes, tmp_path: Path, page: int = 1, dpi: int = 200) -> set[str]:
 def test_label_barcode_and_qr_scan(app_ctx, tmp_path, size):
     parcel = preadvise(domestic_draft())
     found = scan(labels.render_label(parcel, size), tmp_path)
-    url = app_ctx.config["PUBLIC_BASE_URL"] + f"/track/{parcel.tracking_number}"
     assert f"CODE-128:{parcel.tracking_number}" in found
-    assert f"QR-Code:{url}" in found
+    # The QR carries the parcel's signed reference on the site's public address, not a
+    # row id: it reads back to the parcel's number.
+    (qr,) = [f.removeprefix("QR-Code:") for f in found if f.startswith("QR-Code:")]
+    base = app_ctx.config["PUBLIC_BASE_URL"] + "/r/"
+    assert qr.startswith(base)
+    assert barcodes.read(qr.removeprefix(base)) == ("parcel", parcel.tracking_number)
 
 
 def test_cn23_barcode_and_qr_scan(app_ctx, tmp_path):
@@ -42,7 +47,8 @@ def test_cn23_barcode_and_qr_scan(app_ctx, tmp_path):
     assert labels.declaration_form(parcel) == "CN23"
     found = scan(labels.render_declaration(parcel), tmp_path)
     assert "CODE-128:LX123456785CN" in found
-    assert any(f.startswith("QR-Code:") and f.endswith("/track/LX123456785CN") for f in found)
+    (qr,) = [f.removeprefix("QR-Code:") for f in found if f.startswith("QR-Code:")]
+    assert barcodes.read(qr.rsplit("/r/", 1)[1]) == ("parcel", "LX123456785CN")
 
 
 def test_small_declaration_is_a_cn22_with_the_articles(app_ctx, tmp_path):
@@ -58,3 +64,26 @@ def test_batch_printing_puts_each_label_on_its_own_page(app_ctx):
     assert len(reader.pages) == 5
     for page, parcel in zip(reader.pages, parcels, strict=True):
         assert labels.grouped(parcel.tracking_number) in page.extract_text()
+
+
+def test_duty_receipt_qr_opens_its_parcel(app_ctx, tmp_path):
+    """The duty receipt's QR carries the case's signed reference; at a counter it opens
+    the parcel (to hand it over), for anyone else public tracking."""
+    from app.database import db
+    from tracking.barcodes import open_duty_receipt
+    from tracking.models import CustomsCase
+
+    parcel = register_inbound("LX123456785CN", inbound_draft())
+    case = CustomsCase(parcel_id=parcel.id, duty_iqd=12_000, inspection_fee_iqd=5_000,
+                       stamp_fee_iqd=10_000)
+    db.add(case)
+    db.flush()
+    found = scan(labels.render_duty_receipt(case), tmp_path)
+    (qr,) = [f.removeprefix("QR-Code:") for f in found if f.startswith("QR-Code:")]
+    token = qr.rsplit("/r/", 1)[1]
+    assert barcodes.read(token) == ("duty", str(case.id))
+    opened = barcodes.open_token(token)
+    assert opened == open_duty_receipt(str(case.id))
+    assert opened.staff == barcodes.Page("tracking_bo.parcel", {"number": "LX123456785CN"})
+    assert opened.public == barcodes.Page("tracking.track_number",
+                                          {"number": "LX123456785CN"})
