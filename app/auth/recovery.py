@@ -24,7 +24,7 @@ from app import ratelimit
 from app.audit import record_audit
 from app.auth.identifiers import parse_identifier
 from app.auth.models import PasswordReset, User
-from app.auth.services import _check_password_strength, hash_password
+from app.auth.services import _check_password_strength, hash_password, login_limits
 from app.database import db, utcnow
 from app.errors import DomainError, NotFound, RateLimited, ValidationFailed
 from app.notify import notify
@@ -69,9 +69,10 @@ def reset_link(token: str) -> str:
     return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + f"/password/reset/{token}"
 
 
-def _issue(user: User, requested_by_id: int | None) -> PasswordReset:
-    """Keep a new reset for `user` and stage its message in the holder's language.
-    Earlier unused resets of the user stop working: only the latest message counts."""
+def _issue(user: User, requested_by_id: int | None, via: str) -> PasswordReset:
+    """Keep a new reset for `user` and stage its message, in the holder's language, by
+    e-mail (`via` "email") or SMS ("phone"). Earlier unused resets of the user stop
+    working: only the latest message counts."""
     now = utcnow()
     db.execute(delete(PasswordReset).where(PasswordReset.expires_at < now))
     db.execute(update(PasswordReset)
@@ -86,7 +87,8 @@ def _issue(user: User, requested_by_id: int | None) -> PasswordReset:
     db.add(reset)
     db.flush()
     with force_locale(user.locale if user.locale in ("ar", "en") else "ar"):
-        notify(email=user.email, phone=None if user.email else user.phone,
+        notify(email=user.email if via == "email" else None,
+               phone=user.phone if via == "phone" else None,
                subject=gettext("Your Barid password reset code"),
                body=gettext("Your code to set a new Barid password is %(code)s. Enter it at "
                             "%(link)s within %(minutes)s minutes. If you did not ask for a "
@@ -117,9 +119,10 @@ def request_password_reset(identifier: str, *, client_address: str | None) -> st
     user = db.scalar(select(User).where(column == value))
     if user is None or not user.active:
         return secrets.token_urlsafe(32)
-    reset = _issue(user, None)
+    # The message goes where the person said: the mobile they typed gets the SMS.
+    reset = _issue(user, None, kind)
     record_audit("auth.password_reset_requested", object_type="user", object_id=user.id,
-                 actor_id=None, details={"via": "email" if user.email else "phone"})
+                 actor_id=None, details={"via": kind})
     db.flush()
     return reset.token
 
@@ -137,9 +140,10 @@ def send_password_reset(user_id: int, *, actor_id: int | None) -> PasswordReset:
     if not user.email and not user.phone:
         raise ValidationFailed(_l("This person has no e-mail address or mobile number to "
                                   "send a code to."))
-    reset = _issue(user, actor_id)
+    via = "email" if user.email else "phone"
+    reset = _issue(user, actor_id, via)
     record_audit("auth.password_reset_sent", object_type="user", object_id=user.id,
-                 actor_id=actor_id, details={"via": "email" if user.email else "phone"})
+                 actor_id=actor_id, details={"via": via})
     db.flush()
     return reset
 
@@ -154,7 +158,8 @@ def reset_password(token: str | None, code: str, new_password: str) -> User | Do
     checked per reset, however many arrive at once. A wrong, used, expired or exhausted
     code gives InvalidResetCode (field `code`). On success the reset is used up, the
     password replaced, the session token rotated (every session of the account ends,
-    copied cookies included) and `auth.password_reset` audited.
+    copied cookies included), the account's failed-login counters cleared and
+    `auth.password_reset` audited.
     """
     _check_password_strength(new_password)
     typed = ascii_digits(code or "").replace(" ", "")
@@ -187,6 +192,10 @@ def reset_password(token: str | None, code: str, new_password: str) -> User | Do
         return InvalidResetCode(BAD_RESET_CODE, fields={"code": BAD_RESET_CODE})
     user.password_hash = hash_password(new_password)
     user.rotate_session_token()
+    # Failed logins before the reset no longer hold the holder back.
+    for name in (user.email, user.phone):
+        if name:
+            ratelimit.clear(*login_limits(name, None)[0])
     record_audit("auth.password_reset", object_type="user", object_id=user.id,
                  actor_id=user.id, details={"reset_id": row.id})
     db.flush()

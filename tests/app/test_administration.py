@@ -18,7 +18,14 @@ from app.audit import AuditRecord
 from app.auth import administration, services
 from app.auth.models import PostOffice, Role, User
 from app.database import db
+from app.notify import sent_messages
 from tests.app.test_auth_support import count, log_in, make_office, make_user, messages_to
+
+
+@pytest.fixture(autouse=True)
+def _no_earlier_messages():
+    """Messages other tests sent to the same addresses are not this test's."""
+    sent_messages.clear()
 
 
 def _records(app, action):

@@ -19,11 +19,18 @@ from sqlalchemy import select, update
 from app.audit import AuditRecord
 from app.auth import recovery
 from app.auth.models import PasswordReset, User
+from app.notify import sent_messages
 from tests.app.test_auth_sessions import REMEMBER, copy_cookies
 from tests.app.test_auth_support import count, log_in, make_user, messages_to
 
 NEW = "a brand new secret 7"
 ARABIC_DIGITS = {ord(str(d)): chr(0x0660 + d) for d in range(10)}
+
+
+@pytest.fixture(autouse=True)
+def _no_earlier_messages():
+    """Messages other tests sent to the same addresses are not this test's."""
+    sent_messages.clear()
 
 
 def forgot(client, identifier, **extra):
@@ -288,3 +295,25 @@ def test_a_burst_of_codes_checks_at_most_the_allowed_tries(app, monkeypatch):
     assert len(checked) == app.config["PASSWORD_RESET_TRIES"]
     with app.app_context():
         assert db.scalar(select(PasswordReset.attempts)) == app.config["PASSWORD_RESET_TRIES"]
+
+
+def test_the_code_goes_by_the_channel_the_person_named(app):
+    make_user(app, email="both@example.iq", phone="+9647709998877")
+    forgot(app.test_client(), "0770 999 8877")
+    assert [m["phone"] for m in messages_to(app, "+9647709998877")] == ["+9647709998877"]
+    assert messages_to(app, "both@example.iq") == []
+    forgot(app.test_client(), "both@example.iq")
+    assert [m["email"] for m in messages_to(app, "both@example.iq")] == ["both@example.iq"]
+
+
+def test_a_reset_lifts_the_lock_of_failed_logins(app, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", 2)
+    make_user(app, email="locked@example.iq")
+    for _ in range(2):
+        log_in(app.test_client(), "locked@example.iq", "wrong guess")
+    assert log_in(app.test_client(), "locked@example.iq").status_code == 429
+    client = app.test_client()
+    forgot(client, "locked@example.iq")
+    code, _ = code_and_link(app, "locked@example.iq")
+    assert reset(client, code).status_code == 302
+    assert log_in(app.test_client(), "locked@example.iq", NEW).status_code == 302
