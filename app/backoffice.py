@@ -7,15 +7,19 @@ orders a section). Back-office pages extend templates/backoffice/base.html.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, render_template, url_for
 from flask_babel import gettext, lazy_gettext
+from flask_login import current_user
 from werkzeug.routing import BuildError
 
+from app import replication
 from app.auth.decorators import role_required
 from app.auth.models import STAFF_ROLES, Role
+from app.database import get_engine
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,13 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 @bp.route("/")
 @role_required(*STAFF_ROLES)
 def index():
-    return render_template("backoffice/index.html")
+    sites = None
+    if current_user.has_role(Role.ADMIN):
+        # The two sites at a glance for admins; a database that cannot say is not an
+        # error on this page (the figures are also in /metrics).
+        with contextlib.suppress(Exception):
+            sites = replication.read_state(get_engine())
+    return render_template("backoffice/index.html", sites=sites)
 
 
 nav_item("backoffice.index", "Dashboard", STAFF_ROLES, section="home", order=0)

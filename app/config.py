@@ -110,8 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
             doc="seconds a password-reset code stays valid"),
     Setting("PASSWORD_RESET_TRIES", parse=int, default=5,
             doc="codes that may be tried per password reset"),
-    # Seconds after which a pending outbox job that no executor finished is sent again.
-    Setting("OUTBOX_STALE_AFTER", parse=int, default=300),
+    # Seconds after which a pending outbox job that no executor finished is looked up in
+    # rq, and sent again if rq has lost it.
+    Setting("OUTBOX_STALE_AFTER", parse=int, default=60),
 )
 
 # Fixed values that are not settings an operator changes.

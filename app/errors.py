@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from markupsafe import escape
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.auth.models import role_label
@@ -80,6 +81,7 @@ HTTP_CODES = {
     422: "validation_failed",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
 
 # What a person sees, per status: a title and one plain sentence.
@@ -103,6 +105,8 @@ PAGE_TEXT: dict[int, tuple[Any, Any]] = {
     500: (_l("Something went wrong on our side"),
           _l("Sorry, this is our fault and it has been recorded. Please try again in a "
              "few minutes.")),
+    503: (_l("Back in a moment"),
+          _l("We cannot reach our records just now. Please try again in a minute.")),
 }
 GENERIC_TEXT = (_l("Something went wrong"), _l("Please go back and try again."))
 
@@ -195,6 +199,33 @@ def handle_server_error(exc: InternalServerError) -> Response:
     return error_response(500, HTTP_CODES[500])
 
 
+# SQLSTATE classes of a database that is down, restarting or unreachable: connection
+# exceptions (08), and operator intervention such as a shutdown or restart (57P). An
+# error with no SQLSTATE never came from the server: the connection itself failed.
+_UNREACHABLE_SQLSTATES = ("08", "57P")
+
+
+def database_unreachable(exc: OperationalError) -> bool:
+    """Whether `exc` says the database is down or the connection was cut (not a bug)."""
+    if exc.connection_invalidated:
+        return True
+    if not hasattr(exc.orig, "sqlstate"):  # not psycopg (SQLite has no server to lose)
+        return False
+    sqlstate: str | None = getattr(exc.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+
+
+def handle_operational_error(exc: OperationalError) -> Response:
+    # While PostgreSQL restarts, a request that was using a cut connection gets 503 with
+    # Retry-After (a load balancer retries elsewhere; a person reads "back in a moment");
+    # the next request checks a fresh connection out of the pool (pool_pre_ping).
+    if database_unreachable(exc):
+        log.warning("database unreachable: %s", type(exc.orig).__name__)
+        return error_response(503, HTTP_CODES[503], headers=[("Retry-After", "5")])
+    log.error("database error", exc_info=exc)
+    return error_response(500, HTTP_CODES[500])
+
+
 def handle_domain_error(exc: DomainError) -> Response:
     headers = []
     if isinstance(exc, RateLimited):
@@ -208,4 +239,5 @@ def init_app(app: Flask) -> None:
     """Every error, from werkzeug, a domain rule or a bug, answered in one shape."""
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(InternalServerError, handle_server_error)
+    app.register_error_handler(OperationalError, handle_operational_error)
     app.register_error_handler(HTTPException, handle_http_error)

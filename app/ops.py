@@ -2,27 +2,37 @@
 
 `/livez` answers as long as the process serves requests; `/readyz` also asks the
 database (and Redis, when configured) whether they answer; `/metrics` is the Prometheus
-text exposition, written by hand so the platform needs no metrics library.
-
-Every process keeps its own counters: under gunicorn each worker process exposes the
-requests it served itself (scrape each worker, or sum them in Prometheus). Nothing here
-is shared between processes, so nothing here needs a lock across them.
+text exposition of app.metrics' instruments, summed over every web and worker process
+when PROMETHEUS_MULTIPROC_DIR is set, plus the job backlog read at scrape time. Only
+the addresses in METRICS_ALLOW may read it; `barid metrics-serve` serves the same on a
+port of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
+import click
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.cli import with_appcontext
 from flask.sessions import SecureCookieSession, SessionInterface
-from sqlalchemy import Engine, text
+from flask_babel import gettext as _
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from rq import Queue
+from sqlalchemy import Engine, func, select, text
 
-from app import database, jobs
+from app import database, metrics, replication
+from app.database import utcnow
+from app.events import JobState, OutboxJob
 from app.extensions import csrf
 from app.logs import clean_request_id, new_request_id, reset_request_id, set_request_id
 from app.redisconn import get_redis
@@ -35,10 +45,6 @@ bp = Blueprint("ops", __name__)
 # Probes and scrapes hit these every few seconds: they get no session, no cookie.
 OPS_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 UNMATCHED = "<unmatched>"
-METRICS_KEY = "barid.metrics"
-
-# Seconds; from a fast page to a slow PDF or a slow upstream.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 # ---------------------------------------------------------------- health probes
@@ -58,12 +64,17 @@ def readyz() -> tuple[Response, int]:
     sending traffic and a person reading the body knows what to look at.
     """
     # Looked up on the module at call time, so a test can swap the engine.
-    checks = {"database": check_database(database.get_engine())}
+    engine = database.get_engine()
+    checks = {"database": check_database(engine)}
     redis_url = current_app.config.get("REDIS_URL")
     if redis_url:
         checks["redis"] = check_redis(redis_url)
     failed = sorted(name for name, result in checks.items() if result != "ok")
     body: dict[str, Any] = {"status": "unavailable" if failed else "ready", "checks": checks}
+    if checks["database"] == "ok":
+        # Which site this process writes to, for whoever is watching a failover.
+        with contextlib.suppress(Exception):
+            body["database_role"] = replication.read_state(engine).role
     if failed:
         body["failed"] = failed
     return jsonify(body), 503 if failed else 200
@@ -95,136 +106,176 @@ def check_redis(url: str) -> str:
 # ---------------------------------------------------------------- metrics
 
 
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _ThisProcess:
+    """This process's instruments (app.metrics), when it is the only one counting."""
+
+    def collect(self) -> Iterable[Metric]:
+        return metrics.REGISTRY.collect()
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    return "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs) + "}"
+def _age_seconds(oldest: datetime | None, now: datetime) -> float:
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite hands back naive values; all are stored in UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return max((now - oldest).total_seconds(), 0.0)
 
 
-def _number(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+class BacklogCollector:
+    """The job backlog, read when scraped: outbox rows pending and failed, the age of
+    the oldest pending row, and each rq queue's length (under rq).
 
-
-class RequestMetrics:
-    """Request counts and latencies of this process, by method, route rule and status."""
-
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.buckets = buckets
-        self._lock = threading.Lock()
-        # key -> [count per bucket (cumulative at render time)..., sum, count]
-        self._series: dict[tuple[str, str, str], list[float]] = {}
-
-    def observe(self, method: str, rule: str, status: int, seconds: float) -> None:
-        key = (method, rule, str(status))
-        with self._lock:
-            row = self._series.get(key)
-            if row is None:
-                row = self._series[key] = [0.0] * (len(self.buckets) + 2)
-            for i, upper in enumerate(self.buckets):
-                if seconds <= upper:
-                    row[i] += 1
-                    break
-            row[-2] += seconds
-            row[-1] += 1
-
-    def render(self) -> list[str]:
-        with self._lock:
-            series = {k: list(v) for k, v in sorted(self._series.items())}
-        out = [
-            "# HELP barid_http_requests_total HTTP requests answered by this process.",
-            "# TYPE barid_http_requests_total counter",
-        ]
-        names = ("method", "url_rule", "status")
-        for key, row in series.items():
-            out.append(f"barid_http_requests_total{_labels(zip(names, key, strict=True))} "
-                       f"{_number(row[-1])}")
-        out += [
-            "# HELP barid_http_request_duration_seconds Time to answer an HTTP request.",
-            "# TYPE barid_http_request_duration_seconds histogram",
-        ]
-        for key, row in series.items():
-            base = list(zip(names, key, strict=True))
-            running = 0.0
-            for upper, count in zip(self.buckets, row, strict=False):
-                running += count
-                labels = _labels([*base, ("le", _number(upper))])
-                out.append(f"barid_http_request_duration_seconds_bucket{labels} "
-                           f"{_number(running)}")
-            labels = _labels([*base, ("le", "+Inf")])
-            out.append(f"barid_http_request_duration_seconds_bucket{labels} {_number(row[-1])}")
-            out.append(f"barid_http_request_duration_seconds_sum{_labels(base)} {row[-2]!r}")
-            out.append(f"barid_http_request_duration_seconds_count{_labels(base)} "
-                       f"{_number(row[-1])}")
-        return out
-
-
-_PROCESS_START = time.time()
-
-
-def _process_lines() -> list[str]:
-    out = [
-        "# HELP process_start_time_seconds Start time of the process since the Unix epoch.",
-        "# TYPE process_start_time_seconds gauge",
-        f"process_start_time_seconds {_PROCESS_START!r}",
-    ]
-    try:
-        with open("/proc/self/statm") as fh:
-            rss_pages = int(fh.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return out
-    out += [
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        f"process_resident_memory_bytes {rss_pages * os.sysconf('SC_PAGE_SIZE')}",
-    ]
-    return out
-
-
-def _metric_name(key: str) -> str:
-    return "barid_" + "".join(c if c.isalnum() else "_" for c in key.lower())
-
-
-def _queue_lines() -> list[str]:
-    """Job backlog gauges from app.jobs.queue_depths(), when the jobs package has it.
-
-    It answers {"outbox_pending": n, "outbox_failed": n, "queues": {name: length}}:
-    numbers become gauges of their own name, "queues" becomes barid_queue_depth{queue}.
+    Each source is asked on its own, so a scrape during a Redis outage still shows the
+    outbox growing; `barid_backlog_up{source}` says which source answered.
     """
-    try:
-        depths_of = getattr(jobs, "queue_depths", None)
-        if depths_of is None:
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("barid_backlog_up", "1 when the scrape could read the "
+                               "backlog from this source, 0 when it could not.",
+                               labels=["source"])
+        try:
+            yield from self._outbox()
+            yield from self._replication()
+            up.add_metric(["database"], 1)
+        except Exception as exc:
+            log.warning("metrics: outbox backlog unavailable: %s", exc)
+            up.add_metric(["database"], 0)
+        redis_url = self.app.config.get("REDIS_URL")
+        if redis_url:
+            try:
+                yield self._queues(redis_url)
+                up.add_metric(["redis"], 1)
+            except Exception as exc:
+                log.warning("metrics: rq queue depths unavailable: %s", exc)
+                up.add_metric(["redis"], 0)
+        yield up
+
+    def _outbox(self) -> list[Metric]:
+        # Its own connection: a scrape reads committed state and joins no unit of work.
+        with database.get_engine().connect() as conn:
+            counts = dict(conn.execute(
+                select(OutboxJob.state, func.count())
+                .where(OutboxJob.state.in_([JobState.PENDING, JobState.FAILED]))
+                .group_by(OutboxJob.state)).all())
+            oldest = conn.execute(select(func.min(OutboxJob.created_at))
+                                  .where(OutboxJob.state == JobState.PENDING)).scalar()
+        return [
+            GaugeMetricFamily("barid_outbox_pending", "Outbox jobs waiting to run "
+                              "(including those waiting for a retry).",
+                              value=int(counts.get(JobState.PENDING, 0))),
+            GaugeMetricFamily("barid_outbox_failed", "Outbox jobs that failed for good.",
+                              value=int(counts.get(JobState.FAILED, 0))),
+            GaugeMetricFamily("barid_outbox_oldest_pending_age_seconds",
+                              "Age of the oldest pending outbox job (0 when none waits).",
+                              value=_age_seconds(oldest, utcnow())),
+        ]
+
+    def _replication(self) -> list[Metric]:
+        state = replication.read_state(database.get_engine())
+        if state.role == "embedded":
             return []
-        depths: dict[str, Any] = dict(depths_of())
-        out: list[str] = []
-        for key, value in sorted(depths.items()):
-            if isinstance(value, dict):
-                name = "barid_queue_depth" if key == "queues" else _metric_name(key)
-                label = "queue" if key == "queues" else "name"
-                out += [f"# HELP {name} Jobs waiting, per {label}.", f"# TYPE {name} gauge"]
-                for sub, number in sorted(value.items()):
-                    out.append(f"{name}{_labels([(label, str(sub))])} {int(number)}")
-            else:
-                name = _metric_name(key)
-                out += [f"# HELP {name} Job backlog: {key.replace('_', ' ')}.",
-                        f"# TYPE {name} gauge", f"{name} {int(value)}"]
-        return out
-    except Exception as exc:
-        # A scrape must still show the request metrics when the queue backend is down.
-        log.warning("metrics: queue depths unavailable: %s", exc)
-        return []
+        found: list[Metric] = [
+            GaugeMetricFamily("barid_database_primary", "1 when this process reaches the "
+                              "primary (writable) database, 0 when a standby.",
+                              value=int(state.role == "primary")),
+        ]
+        if state.role == "primary":
+            found += [
+                GaugeMetricFamily("barid_replication_synchronous", "1 when a standby "
+                                  "confirms every commit; 0 means an acknowledged payment "
+                                  "exists on one site only.", value=int(state.synchronous)),
+                GaugeMetricFamily("barid_replication_standbys", "Standbys streaming from "
+                                  "the primary.", value=state.standbys),
+            ]
+            if state.lag_bytes is not None:
+                found.append(GaugeMetricFamily(
+                    "barid_replication_lag_bytes", "WAL bytes the furthest standby has "
+                    "yet to replay.", value=state.lag_bytes))
+            if state.lag_seconds is not None:
+                found.append(GaugeMetricFamily(
+                    "barid_replication_lag_seconds", "Seconds since the furthest "
+                    "standby replayed what the primary wrote.", value=state.lag_seconds))
+        return found
+
+    def _queues(self, redis_url: str) -> Metric:
+        conn = get_redis(redis_url)
+        assert conn is not None
+        depth = GaugeMetricFamily("barid_queue_depth", "Jobs waiting in each rq queue.",
+                                  labels=["queue"])
+        for name in self.app.config["RQ_QUEUES"]:
+            depth.add_metric([name], Queue(name, connection=conn).count)
+        return depth
+
+
+def scrape_registry(app: Flask) -> CollectorRegistry:
+    """What a scrape reads: every process's instruments summed from the shared directory
+    in multi-process mode (else this process's, and its CPU and memory), and the
+    backlog read now."""
+    registry = CollectorRegistry(auto_describe=False)
+    folder = app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        MultiProcessCollector(registry, path=folder)
+    else:
+        registry.register(_ThisProcess())  # type: ignore[arg-type]
+        ProcessCollector(registry=registry)
+    registry.register(BacklogCollector(app))  # type: ignore[arg-type]
+    return registry
+
+
+def _client_address() -> IPv4Address | IPv6Address | None:
+    try:
+        address = ip_address(request.remote_addr or "")
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def metrics_allowed() -> bool:
+    """Whether the client (its real address, once ProxyFix trusts the proxy) is in
+    METRICS_ALLOW."""
+    address = _client_address()
+    if address is None:
+        return False
+    networks = [ip_network(n, strict=False) for n in current_app.config["METRICS_ALLOW"]]
+    return any(address.version == n.version and address in n for n in networks)
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text exposition (format 0.0.4) of this process's counters."""
-    registry: RequestMetrics = current_app.extensions[METRICS_KEY]
-    lines = registry.render() + _queue_lines() + _process_lines()
-    return Response("\n".join(lines) + "\n",
-                    content_type="text/plain; version=0.0.4; charset=utf-8")
+def metrics_view() -> Response:
+    """Prometheus text exposition (format 0.0.4) of every process's counters, for the
+    addresses in METRICS_ALLOW; 403 for anyone else."""
+    if not metrics_allowed():
+        log.warning("metrics: refused a scrape from %s", request.remote_addr)
+        return Response(_("Forbidden.") + "\n", status=403,
+                        content_type="text/plain; charset=utf-8")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return Response(generate_latest(scrape_registry(app)),
+                    content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+@click.command("metrics-serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (keep it private: there is no allow list here).")
+@click.option("--port", default=9464, show_default=True, type=int)
+@with_appcontext
+def metrics_serve_command(host: str, port: int) -> None:
+    """Serve /metrics on a port of its own, apart from the site (and from nginx).
+
+    Reads the same registry as /metrics: every process's counts when
+    PROMETHEUS_MULTIPROC_DIR is set, else only this process's (which counts nothing).
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    server, thread = start_http_server(port, addr=host, registry=scrape_registry(app))
+    click.echo(f"barid metrics on http://{host}:{port}/metrics")
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 # ---------------------------------------------------------------- request ids, access log
@@ -245,9 +296,7 @@ def _finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = rid
     seconds = time.perf_counter() - g.get("_barid_started", time.perf_counter())
     rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-    current_app.extensions[METRICS_KEY].observe(
-        request.method, rule, response.status_code, seconds
-    )
+    metrics.observe_request(request.method, rule, response.status_code, seconds)
     access_log.info(
         "%s %s %s", request.method, request.path, response.status_code,
         extra={
@@ -304,7 +353,7 @@ class ProbeSessionInterface(SessionInterface):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[METRICS_KEY] = RequestMetrics()
+    metrics.init_app(app)
     csrf.exempt(bp)
     app.register_blueprint(bp)
     # First of all before-request functions, so even a request that CSRF or the rate
@@ -314,3 +363,4 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_end_request)
     if not isinstance(app.session_interface, ProbeSessionInterface):
         app.session_interface = ProbeSessionInterface(app.session_interface)
+    app.cli.add_command(metrics_serve_command)

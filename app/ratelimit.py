@@ -4,8 +4,11 @@ Built on the `limits` package with its fixed-window strategy: a window starts at
 first hit of a key and lasts `seconds`; every hit counts, refused ones too. With Redis
 configured (REDIS_URL) the counters live there, so every web process and host shares
 them; without it (the embedded default, one process) they live in this process's
-memory. Nothing here touches the database, so a count survives the rollback of the
-request that made it: a refused login is counted even though its use case fails.
+memory. If Redis stops answering, counts move to this process's memory until it answers
+again (see `app.redisconn.breaker`: logged once per outage, and Redis is asked again
+only every few seconds, so no request waits on a dead Redis). Nothing here touches
+the database, so a count survives the rollback of the request that made it: a refused
+login is counted even though its use case fails.
 
 Keys keep the layout the platform used before `limits` (`barid:<namespace>:<id>`, a
 plain integer with an expiry), so counters written by processes of the previous
@@ -14,7 +17,6 @@ release during a rolling deploy still count.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-log = logging.getLogger("barid.ratelimit")
+from app.redisconn import CONNECT_TIMEOUT, SOCKET_TIMEOUT, breaker
 
 KEY_PREFIX = "barid"
 T = TypeVar("T")
@@ -81,28 +83,28 @@ _memory = MemoryStorage()
 
 @lru_cache(maxsize=8)
 def _redis_storage(url: str) -> Storage:
-    storage = storage_from_string(url, key_prefix=KEY_PREFIX, socket_timeout=5,
-                                  socket_connect_timeout=2)
+    storage = storage_from_string(url, key_prefix=KEY_PREFIX, socket_timeout=SOCKET_TIMEOUT,
+                                  socket_connect_timeout=CONNECT_TIMEOUT)
     assert isinstance(storage, Storage)  # a redis:// URL gives the synchronous storage
     return storage
 
 
-def _storage() -> Storage:
-    url = current_app.config.get("REDIS_URL")
-    return _redis_storage(url) if url else _memory
-
-
 def _with_storage(action: Callable[[FixedWindowRateLimiter], T]) -> T:
-    """Run `action(limiter)` on the configured storage; if Redis is down, count in this
-    process's memory rather than refuse (or let through) every request."""
-    storage = _storage()
-    try:
-        return action(FixedWindowRateLimiter(storage))
-    except Exception:
-        if storage is _memory:
-            raise
-        log.exception("rate limit: Redis unavailable, counting in this process's memory")
+    """Run `action(limiter)` on the configured storage; while Redis is down, count in
+    this process's memory rather than refuse (or let through) every request."""
+    url = current_app.config.get("REDIS_URL")
+    if not url:
         return action(FixedWindowRateLimiter(_memory))
+    circuit = breaker(url)
+    if circuit.allow():
+        try:
+            result = action(FixedWindowRateLimiter(_redis_storage(url)))
+        except Exception as exc:
+            circuit.failed(exc, "rate limits count in each process's memory meanwhile")
+        else:
+            circuit.succeeded()
+            return result
+    return action(FixedWindowRateLimiter(_memory))
 
 
 def _allowance(limiter: FixedWindowRateLimiter, rule: Rule, ids: tuple[str, ...],

@@ -31,8 +31,11 @@ say() { echo "drill: $*"; }
 cleanup() {
     touch "$WORK/stop"
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 1
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     "$ROOT/deploy/pg-site.sh" stop "$WORK/pg/baghdad" immediate
     "$ROOT/deploy/pg-site.sh" stop "$WORK/pg/basra" immediate
     "$ROOT/deploy/redis-site.sh" stop "$WORK/redis"
@@ -40,7 +43,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-acks() { grep -c '"kind": "\(order\|topup\)"' "$WORK/acks.jsonl" 2>/dev/null || echo 0; }
+acks() {
+    local n
+    n=$(grep -c '"kind": "\(order\|topup\)"' "$WORK/acks.jsonl" 2>/dev/null) || true
+    echo "${n:-0}"
+}
 
 load_for() {  # load_for SECONDS: let the clients work, and at least 20 more operations
     local start; start=$(acks)
@@ -114,6 +121,21 @@ if psql -h 127.0.0.1 -p "$PG_BAGHDAD" -U postgres -d barid -qc "CREATE TABLE spl
 fi
 say "old primary: $(head -1 "$WORK/log/fence.txt")"
 
+say "rejoin Baghdad as Basra's standby, under load"
+"$ROOT/deploy/pg-site.sh" rejoin baghdad "$PG_BAGHDAD" "$WORK/pg/baghdad" basra "$PG_BASRA"
+load_for "$SECONDS_EACH"
+
+say "the standby down under load: money writes wait (synchronous commit), nothing half-written"
+"$ROOT/deploy/pg-site.sh" stop "$WORK/pg/baghdad" fast
+sleep 1
+BEFORE=$(acks)
+sleep "$SECONDS_EACH"
+DURING=$(( $(acks) - BEFORE ))
+ALARM=$(curl -fs "http://127.0.0.1:$WEB/metrics" | grep '^barid_replication_synchronous ' || true)
+say "acknowledged while the standby was down: $DURING; alarm: ${ALARM:-none}"
+"$ROOT/deploy/pg-site.sh" start "$WORK/pg/baghdad"
+load_for "$SECONDS_EACH"
+
 say "kill -9 the Redis primary; the Sentinels promote the replica"
 REDIS_KILLED_AT=$(date +%s.%N)
 kill -9 "$(cat "$WORK/redis/$REDIS_PRIMARY.pid")"
@@ -122,9 +144,6 @@ load_for "$SECONDS_EACH"
 touch "$WORK/stop"
 wait "$LOAD" || true
 say "Redis primary is now port $(redis-cli -p $((BASE + 5)) sentinel get-master-addr-by-name barid | tail -1)"
-
-say "rejoin Baghdad as Basra's standby"
-"$ROOT/deploy/pg-site.sh" rejoin baghdad "$PG_BAGHDAD" "$WORK/pg/baghdad" basra "$PG_BASRA"
 "$ROOT/deploy/pg-site.sh" status "$PG_BASRA"
 
 "$BIN/python" "$ROOT/scripts/drill_load.py" check "$WORK/state.json" "$WORK/acks.jsonl" "$KILLED_AT" "$REDIS_KILLED_AT"

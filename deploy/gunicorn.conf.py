@@ -86,3 +86,22 @@ def post_fork(server, worker):
         return
     # close=False: leave the master's connections (if any) to the master.
     engine.dispose(close=False)
+
+
+# Metrics from every process (app.metrics): with PROMETHEUS_MULTIPROC_DIR in the
+# environment of gunicorn and of every `barid worker`, /metrics sums them all.
+
+
+def on_starting(server):
+    """Clear PROMETHEUS_MULTIPROC_DIR of the files stopped processes left, so a new
+    start does not add the last run's counts."""
+    from app.metrics import gunicorn_on_starting
+
+    gunicorn_on_starting(server)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges; its counters stay in the sums."""
+    from app.metrics import gunicorn_child_exit
+
+    gunicorn_child_exit(server, worker)

@@ -17,6 +17,7 @@
 #   deploy/pg-site.sh rejoin   NAME PORT DATADIR NEW_PRIMARY_NAME NEW_PRIMARY_PORT
 #       rewind the old primary NAME with pg_rewind onto the new primary's timeline, start
 #       it as the standby, and make the new primary wait for it again.
+#   deploy/pg-site.sh start    DATADIR           (a stopped site, in the role it had)
 #   deploy/pg-site.sh stop     DATADIR [MODE]
 #   deploy/pg-site.sh status   PORT
 #
@@ -191,6 +192,10 @@ rejoin)
     start "$datadir"
     set_sync_standby "$primary_port" "$name"
     log "$name rejoined as the standby of $primary_name (port $primary_port); commits wait for it again"
+    ;;
+start)
+    [ $# -eq 1 ] || die "usage: start DATADIR"
+    start "$1"
     ;;
 stop)
     [ $# -ge 1 ] || die "usage: stop DATADIR [MODE]"

@@ -2,7 +2,7 @@
 
 Everything here adds and flushes; the caller's unit of work commits. One deliberate
 exception: every PIN attempt is counted (and a refused one audited) apart from the
-caller's unit of work, before the PIN is checked (`_write_apart`), so the count holds
+caller's unit of work, before the PIN is checked (`write_apart`), so the count holds
 under a burst of attempts and survives when the payment it was given for fails and the
 caller's unit of work rolls back. Otherwise a thief could try PIN after PIN for free.
 """
@@ -191,7 +191,7 @@ def _on_own_connection() -> bool:
                 or _holds_sqlite_write_lock(session))
 
 
-def _write_apart(work: ApartWork[T]) -> T:
+def write_apart(work: ApartWork[T]) -> T:
     """Run `work(session)` so that what it writes is kept whatever the caller's unit of
     work does (see the comment above). `work` may be run twice on SQLite (replayed after
     a rollback), so it builds fresh rows each time."""
@@ -226,8 +226,8 @@ def _replay_after_rollback(session: Session, transaction: Any) -> None:
         log.exception("post card PIN attempts could not be kept after a rollback")
 
 
-def _audit_row(action: str, card_id: int, actor_id: int | None,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
+def audit_row(action: str, card_id: int, actor_id: int | None,
+              details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The values of an audit record (actor, address, request) as record_audit would
     add it, to be written apart."""
     rec = record_audit(action, object_type="post_card", object_id=card_id, actor_id=actor_id,
@@ -237,7 +237,7 @@ def _audit_row(action: str, card_id: int, actor_id: int | None,
                                          "ip_address", "request_id", "details")}
 
 
-def _adding_audit(row: dict[str, Any]) -> ApartWork[None]:
+def adding_audit(row: dict[str, Any]) -> ApartWork[None]:
     def add(s: Session) -> None:
         s.add(AuditRecord(**row))
     return add
@@ -276,12 +276,12 @@ def _reserve_attempt(card_id: int, actor_id: int | None) -> int:
 
     give_up_at = time.monotonic() + float(current_app.config["PIN_WAIT_SECONDS"])
     while True:
-        counted = _write_apart(reserve)
+        counted = write_apart(reserve)
         if counted is not None:
             return counted
         if is_locked():
-            _write_apart(_adding_audit(
-                _audit_row("post_card.pin_refused", card_id, actor_id, {"why": "locked"})))
+            write_apart(adding_audit(
+                audit_row("post_card.pin_refused", card_id, actor_id, {"why": "locked"})))
             raise CardLocked()
         if not _on_own_connection() or time.monotonic() >= give_up_at:
             raise CardBusy()
@@ -297,15 +297,15 @@ def _give_back(card_id: int) -> None:
                   .values(failed_pin_attempts=0)
                   .execution_options(synchronize_session=False))
 
-    _write_apart(reset)
+    write_apart(reset)
 
 
 def _record_failure(card_id: int, counted: int, actor_id: int | None) -> bool:
     """A wrong PIN, already counted: lock the card at the limit and audit, apart.
     Returns whether the card is now locked."""
     locked = counted >= MAX_PIN_ATTEMPTS
-    row = _audit_row("post_card.pin_failed", card_id, actor_id,
-                     {"failed": counted, "locked": locked})
+    row = audit_row("post_card.pin_failed", card_id, actor_id,
+                    {"failed": counted, "locked": locked})
 
     def record(s: Session) -> None:
         if locked:
@@ -315,14 +315,14 @@ def _record_failure(card_id: int, counted: int, actor_id: int | None) -> bool:
                       .execution_options(synchronize_session=False))
         s.add(AuditRecord(**row))
 
-    _write_apart(record)
+    write_apart(record)
     return locked
 
 
 def verify_pin(card: PostCard, pin: str, *, actor_id: int | None) -> None:
     """Check `pin` for `card`: count the attempt first, then check the PIN.
 
-    The attempt is counted (apart from the caller's unit of work, see `_write_apart`)
+    The attempt is counted (apart from the caller's unit of work, see `write_apart`)
     before the slow hash is checked, and a locked card is refused without hashing, so
     at most MAX_PIN_ATTEMPTS wrong PINs are ever checked per card, however many arrive
     at once. A right PIN gives the attempts back and is audited in the caller's
@@ -358,6 +358,17 @@ def find_card(number: str) -> PostCard:
     if card is None:
         raise CardNotFound()
     return card
+
+
+def holds_card(number: str, user_id: int) -> bool:
+    """Whether the card typed as `number` is linked to account `user_id`. Tells a person
+    only about their own cards; a malformed number is simply not theirs."""
+    try:
+        normalised = normalise_number(number)
+    except InvalidCardNumber:
+        return False
+    return db.scalar(select(PostCard.id).where(PostCard.number == normalised,
+                                               PostCard.user_id == user_id)) is not None
 
 
 def get_card(card_id: int) -> PostCard:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from app.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 
 
 class InvalidAmount(ValidationFailed):
@@ -186,3 +193,66 @@ class SecondPersonRequired(Forbidden):
 
 class AbsurdRate(ValidationFailed):
     code = "absurd_rate"
+
+
+class OneTimeCodeSent(DomainError):
+    """Not a refusal: the card is used by someone other than its holder, so a one-time
+    code went by SMS to the holder's mobile and the payment waits for it. Pages show the
+    form again with a field for the code; nothing else changed."""
+
+    code = "one_time_code_sent"
+    http_status = 200
+
+    def __init__(self, mobile_tail: str, **kw):
+        super().__init__(
+            _l("We sent a one-time code by SMS to the card holder's mobile ending in "
+               "%(tail)s. Enter it to pay.", tail=mobile_tail), **kw)
+        self.mobile_tail = mobile_tail
+
+
+class WrongOneTimeCode(ValidationFailed):
+    """A one-time code that is wrong, expired, used or tried too often: one answer."""
+
+    code = "wrong_one_time_code"
+
+    def __init__(self, message=None, **kw):
+        message = message or _l("The code is wrong or no longer valid. Check the SMS and "
+                                "try again, or start again with the PIN for a new code.")
+        kw.setdefault("fields", {"one_time_code": message})
+        super().__init__(message, **kw)
+
+
+class TooManyCardTries(RateLimited):
+    """Too many post-card tries (PINs or codes) from one connection or account, whatever
+    the cards: said before any card is looked up, so it tells nothing about a card."""
+
+    code = "too_many_card_tries"
+
+    def __init__(self, message=None, *, retry_after: int = 60, **kw):
+        super().__init__(message or _l("Too many tries with post cards. Please wait "
+                                       "%(minutes)s minutes and try again.",
+                                       minutes=max(1, -(-retry_after // 60))),
+                         retry_after=retry_after, **kw)
+
+
+class TooManyCodes(RateLimited):
+    """Too many one-time codes asked for one card or from one connection."""
+
+    code = "too_many_codes"
+
+    def __init__(self, message=None, *, retry_after: int = 60, **kw):
+        super().__init__(message or _l("Too many codes were asked for. Please wait "
+                                       "%(minutes)s minutes and try again.",
+                                       minutes=max(1, -(-retry_after // 60))),
+                         retry_after=retry_after, **kw)
+
+
+class CodeNotSent(DomainError):
+    """The SMS with a one-time code could not be handed to the gateway."""
+
+    code = "code_not_sent"
+    http_status = 503
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("The code could not be sent right now. Please try "
+                                       "again in a few minutes."), **kw)

@@ -8,7 +8,15 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    StopValidation,
+    ValidationError,
+)
 
 from app.money import format_money
 from app.numbers import MAX_AMOUNT, WholeNumberField, parse_whole
@@ -46,6 +54,18 @@ def strong_pin(_form: FlaskForm, field: PasswordField) -> None:
     why = weakness(pin) if PIN_RE.match(pin) else None
     if why is not None:
         raise ValidationError(str(WHY[why]))
+
+
+def pin_unless_code(form: FlaskForm, field: PasswordField) -> None:
+    """The PIN is required, except on the try that gives the one-time code sent to the
+    holder (the PIN was checked when the code was sent; see payments.otp)."""
+    if not (field.data or "") and not (form.one_time_code.data or "").strip():
+        raise StopValidation(str(REQUIRED))
+
+
+def one_time_code_field() -> StringField:
+    """The code the holder got by SMS, asked only once payments sent one."""
+    return StringField(_l("One-time code from the SMS"), [Optional(), Length(max=12)])
 
 
 def new_key() -> str:
@@ -99,7 +119,8 @@ class RateForm(FlaskForm):
 
 class PayWithPostCardForm(FlaskForm):
     card_number = StringField(_l("Post card number"), [InputRequired(REQUIRED), Length(max=24)])
-    pin = PasswordField(_l("PIN"), [InputRequired(REQUIRED), PIN])
+    pin = PasswordField(_l("PIN"), [pin_unless_code, Optional(), PIN])
+    one_time_code = one_time_code_field()
     key = HiddenField(default=new_key)
 
 

@@ -168,6 +168,32 @@ class PostCard(Base):
         return " ".join(n[i : i + 4] for i in range(0, len(n), 4))
 
 
+class OneTimeCode(Base):
+    """A one-time code sent by SMS to a card's holder, asked when the card is used
+    online by someone other than its holder (see payments.otp).
+
+    Kept only as a keyed hash. It is good for one payment of `amount` `currency` for
+    `purpose`, asked by `actor_id` (None: nobody signed in), until `expires_at`, for
+    MAX_TRIES tries; `used_at` is set by the payment it allowed.
+    """
+
+    __tablename__ = "post_card_codes"
+    __table_args__ = (Index("ix_post_card_codes_card_created", "card_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("post_cards.id"))
+    code_hash: Mapped[str] = mapped_column(String(100))  # "<salt>$<HMAC-SHA256>"
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    purpose: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 # The purpose of a payment that tops up a post card (reference: "post_card", card id).
 TOPUP = "card_topup"
 

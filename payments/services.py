@@ -37,7 +37,7 @@ from app.errors import Forbidden, NotFound, ValidationFailed
 from app.events import publish
 from app.i18n import BAGHDAD
 from app.money import EXPONENT, format_money
-from payments import cards, gateway, ledger, payables
+from payments import cards, gateway, ledger, otp, payables
 from payments.errors import (
     CardBusy,
     CardExpired,
@@ -50,6 +50,7 @@ from payments.errors import (
     PaymentStateError,
     RefundTooLarge,
     TopUpLimitExceeded,
+    WrongOneTimeCode,
     WrongPin,
 )
 from payments.ledger import StatementLine, positive_amount
@@ -293,37 +294,83 @@ def _told_why(card: PostCard | None, actor_id: int | None) -> bool:
     return actor is not None and actor.has_role(*_TOLD_WHY)
 
 
-def _card_for_spending(card_number: str, pin: str, currency: str,
-                       actor_id: int | None) -> PostCard:
-    """The card, once usable and its PIN right. Raises InvalidCardNumber (not a card
-    number at all); then to the holder and the counter CardNotFound, CardFrozen,
-    CardExpired, CardLocked, CardBusy or WrongPin, and to anyone else CardRefused for all of
-    them, with no attempts count (one answer: a stranger cannot tell which)."""
+def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str,
+                       purpose: str, actor_id: int | None, one_time_code: str = "",
+                       at_counter: bool = False) -> PostCard:
+    """The card, once usable, its PIN right and, when someone other than its holder uses
+    it online, its one-time code right: the one place every page that takes a card
+    number goes through.
+
+    Online, the try is first counted per client and per account across cards
+    (otp.count_try: TooManyCardTries past the limit, before any card is looked up),
+    unless the signed-in account holds the card typed. At
+    the counter (`at_counter`, only for a clerk) nothing is throttled and no code asked.
+    Someone who is not the holder gives card and PIN first: the right PIN sends a code
+    to the holder's mobile (otp.send_code raises OneTimeCodeSent, or TooManyCodes), and
+    the next try gives the card number and that code, which stands for the PIN.
+
+    Raises InvalidCardNumber (not a card number at all); then to the holder and the
+    counter CardNotFound, CardFrozen, CardExpired, CardLocked, CardBusy or WrongPin, and
+    to anyone else CardRefused for all of them (with a code given, WrongOneTimeCode for
+    all of them and a wrong code), with no attempts count: one answer, so a stranger
+    cannot tell which.
+    """
+    if at_counter:
+        _require_counter(actor_id)
+    elif actor_id is None or not cards.holds_card(card_number, actor_id):
+        # A holder paying with their own linked card is not walking card numbers (the
+        # card's own PIN lock still holds); counting them would stop a regular buyer.
+        otp.count_try(actor_id)
+    code = (one_time_code or "").strip()
     card: PostCard | None = None
+    by_code = False
     try:
         card = cards.find_card(card_number)
-        cards.check_usable(card, for_spending=False)
-        cards.verify_pin(card, pin, actor_id=actor_id)
-    except _REFUSALS as exc:
+        by_code = bool(code) and otp.code_needed(card, actor_id, at_counter=at_counter)
+        # With a code the PIN is not checked again (it was right when the code was
+        # sent), so a locked card must be refused here.
+        cards.check_usable(card, for_spending=by_code)
+        if by_code:
+            otp.check_code(card, code, actor_id=actor_id, amount=amount, currency=currency,
+                           purpose=purpose)
+        else:
+            cards.verify_pin(card, pin, actor_id=actor_id)
+    except (*_REFUSALS, WrongOneTimeCode) as exc:
         if _told_why(card, actor_id):
             raise
+        if code:
+            raise WrongOneTimeCode() from exc
         raise CardRefused() from exc
     if currency != card.currency:
         raise ValidationFailed(_l("This card pays in %(c)s only.", c=card.currency))
+    if not by_code and otp.code_needed(card, actor_id, at_counter=at_counter):
+        otp.send_code(card, actor_id=actor_id, amount=amount, currency=currency,
+                      purpose=purpose)
     return card
+
+
+def _require_counter(actor_id: int | None) -> None:
+    """Only a clerk (or supervisor, admin) takes a card at the counter. Raises Forbidden."""
+    actor = db.get(User, actor_id) if actor_id is not None else None
+    if actor is None or not actor.has_role(*_TOLD_WHY):
+        raise Forbidden()
 
 
 def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str,
                        reference_kind: str, reference_id: str, purpose: str,
-                       idempotency_key: str, actor_id: int | None) -> Payment:
-    """Pay at once from a post card after checking its PIN.
+                       idempotency_key: str, actor_id: int | None,
+                       one_time_code: str = "", at_counter: bool = False) -> Payment:
+    """Pay at once from a post card after checking its PIN (and, when someone other
+    than its holder pays online, the one-time code sent to the holder).
 
     Locks the card's account row, checks the balance, debits the card and credits the
     purpose's account; publishes payment.succeeded. Flushes. Raises InvalidCardNumber,
     CardNotFound, WrongPin, CardLocked, CardFrozen, CardExpired, InsufficientFunds,
     InvalidAmount, IdempotencyConflict (to a stranger CardRefused instead of the card's
-    refusals, see _card_for_spending). A PIN attempt is counted even though the
-    caller's unit of work rolls back (see cards.verify_pin).
+    refusals), OneTimeCodeSent (a code went to the holder: ask for it and try again with
+    it), WrongOneTimeCode, TooManyCardTries, TooManyCodes, CodeNotSent; see
+    _card_for_spending. A PIN or code try is counted even though the caller's unit of
+    work rolls back (see cards.verify_pin). `at_counter` is for a clerk at the counter.
     """
     positive_amount(amount)
     _check_purpose(purpose)
@@ -337,7 +384,9 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
         if found.card is None or found.card.number != cards.normalise_number(card_number):
             raise IdempotencyConflict()
         return found
-    card = _card_for_spending(card_number, pin, currency, actor_id)
+    card = _card_for_spending(card_number, pin, amount=amount, currency=currency,
+                              purpose=purpose, actor_id=actor_id,
+                              one_time_code=one_time_code, at_counter=at_counter)
     p = _insert_payment(Payment(
         idempotency_key=idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
         currency=currency, purpose=purpose, reference_kind=reference_kind,
@@ -356,12 +405,13 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
 def authorize_post_card(*, card_number: str, pin: str, amount: int, currency: str,
                         reference_kind: str, reference_id: str, purpose: str,
                         idempotency_key: str, actor_id: int | None,
-                        hold_minutes: int | None = None) -> Payment:
+                        hold_minutes: int | None = None, one_time_code: str = "",
+                        at_counter: bool = False) -> Payment:
     """Reserve `amount` on a post card for a checkout (the payment stays pending).
 
     Capture with capture_payment when the order is confirmed, void with void_payment on
     cancel; an unresolved hold is voided after `hold_minutes` by the expiry job.
-    Flushes. Raises as pay_with_post_card.
+    Flushes. Raises as pay_with_post_card (a one-time code too).
     """
     positive_amount(amount)
     _check_purpose(purpose)
@@ -371,7 +421,9 @@ def authorize_post_card(*, card_number: str, pin: str, amount: int, currency: st
                       reference_id=reference_id, purpose=purpose)
     if found:
         return found
-    card = _card_for_spending(card_number, pin, currency, actor_id)
+    card = _card_for_spending(card_number, pin, amount=amount, currency=currency,
+                              purpose=purpose, actor_id=actor_id,
+                              one_time_code=one_time_code, at_counter=at_counter)
     return hold_on_card(card, amount=amount, reference_kind=reference_kind,
                         reference_id=reference_id, purpose=purpose,
                         idempotency_key=idempotency_key, actor_id=actor_id,
@@ -824,17 +876,20 @@ def start_bill_card_payment(kind: str, reference_id: str, *, user: Any,
 
 
 def pay_bill_with_post_card(kind: str, reference_id: str, *, user: Any, card_number: str,
-                            pin: str, idempotency_key: str) -> Payment:
-    """Pay a registered reference with a post card and its PIN. Flushes.
+                            pin: str, idempotency_key: str,
+                            one_time_code: str = "") -> Payment:
+    """Pay a registered reference with a post card and its PIN (and the one-time code
+    when the card is not the user's own). Flushes.
 
     Raises NotFound (nothing due) and the post card's errors (wrong PIN, locked,
-    frozen, not enough balance).
+    frozen, not enough balance, OneTimeCodeSent, WrongOneTimeCode; see
+    pay_with_post_card).
     """
     due = payables.resolve(kind, reference_id, user)
     return pay_with_post_card(card_number=card_number, pin=pin, amount=due.amount,
                               currency=due.currency, reference_kind=kind,
                               reference_id=reference_id, purpose=due.purpose,
-                              actor_id=user.id,
+                              actor_id=user.id, one_time_code=one_time_code,
                               idempotency_key=f"bill:{kind}:{reference_id}:post:"
                                               f"{idempotency_key}")
 

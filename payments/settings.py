@@ -27,6 +27,19 @@ SETTINGS: tuple[Setting, ...] = (
     # checked at once, a further one waits this long for them before it is refused.
     Setting("PIN_WAIT_SECONDS", parse=float, default=5.0,
             doc="seconds a PIN attempt waits while five others are checked"),
+    # Post-card tries online (a PIN or a one-time code), across cards: per client
+    # address and per signed-in account, so walking card numbers stops after a few.
+    Setting("CARD_TRIES_PER_CLIENT", parse=int, default=10,
+            doc="post-card tries online per client address per window (0: no limit)"),
+    Setting("CARD_TRIES_PER_ACCOUNT", parse=int, default=10,
+            doc="post-card tries online per account per window (0: no limit)"),
+    Setting("CARD_TRIES_WINDOW", parse=int, default=900, doc="seconds"),
+    # One-time codes sent by SMS when a card is used by someone other than its holder.
+    Setting("CARD_CODES_PER_CARD", parse=int, default=3,
+            doc="one-time codes sent per card per window"),
+    Setting("CARD_CODES_PER_CLIENT", parse=int, default=5,
+            doc="one-time codes sent per client address per window"),
+    Setting("CARD_CODES_WINDOW", parse=int, default=900, doc="seconds"),
     Setting("STRIPE_SECRET_KEY", default="sk_test_barid_local", secret=True),
     Setting("STRIPE_PUBLISHABLE_KEY", default="pk_test_barid_local"),
     Setting("STRIPE_WEBHOOK_SECRET", default="whsec_barid_local", secret=True),

@@ -23,8 +23,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.database import unit_of_work
-from app.errors import DomainError
+from app.errors import DomainError, RateLimited
 from payments import cards, gateway, payables, receipts, services
+from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.forms import OnlineTopUpForm, PayWithPostCardForm, parse_amount
 
 bp = Blueprint("payments", __name__, url_prefix="/payments", static_folder="static",
@@ -147,6 +148,8 @@ def pay_for(kind: str, reference_id: str):
     due = payables.resolve(kind, reference_id, current_user)
     form = PayWithPostCardForm()
     done = services.paid_for(kind, reference_id)
+    code_step: DomainError | None = None
+    status = 200
     if request.method == "POST" and request.form.get("method") == "bank_card":
         try:
             with unit_of_work():
@@ -163,7 +166,16 @@ def pay_for(kind: str, reference_id: str):
             with unit_of_work():
                 p = services.pay_bill_with_post_card(
                     kind, reference_id, user=current_user, card_number=form.card_number.data,
-                    pin=form.pin.data, idempotency_key=form.key.data)
+                    pin=form.pin.data, idempotency_key=form.key.data,
+                    one_time_code=form.one_time_code.data or "")
+        except (OneTimeCodeSent, WrongOneTimeCode) as exc:
+            # Not the user's own card: the page asks for the code sent to its holder
+            # (again, when the one given was wrong) and says so next to the field.
+            code_step, status = exc, exc.http_status
+            form.one_time_code.data = ""
+        except RateLimited as exc:  # too many tries across cards, or codes: wait
+            flash(str(exc.message), "error")
+            status = exc.http_status
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
@@ -172,8 +184,10 @@ def pay_for(kind: str, reference_id: str):
     own_cards = cards.cards_of(current_user.id)
     return render_template("payments/pay_for.html", due=due, form=form, kind=kind,
                            reference_id=reference_id, done=done, own_cards=own_cards,
+                           code_step=code_step,
                            card_payments=gateway.card_payments_enabled(),
-                           test_mode=gateway.card_payments_enabled() and gateway.test_mode())
+                           test_mode=gateway.card_payments_enabled() and gateway.test_mode(),
+                           ), status
 
 
 def register(app: Flask) -> None:

@@ -21,6 +21,7 @@ import secrets
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -123,6 +124,8 @@ def check(state_path: Path, acks_path: Path, killed_at: list[float]) -> int:
     for a in lost[:20]:
         print(f"drill:   LOST {a}")
     print(f"drill: failed requests: {len(failures)}")
+    for why, n in Counter(f["why"][:90] for f in failures).most_common(5):
+        print(f"drill:   {n} x {why}")
     print(f"drill: seconds of unavailability after each kill: {unavailable}")
     print(f"drill: outbox rows still pending after {waited:.0f} s: {pending}")
     print(f"drill: ledger problems: {len(problems)}")

@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from app.geo import governorates
 from app.i18n import current_locale
 from app.numbers import MAX_BIGINT, ascii_digits, parse_whole
+from payments.forms import one_time_code_field
 from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
 from shop.services.delivery_fees import customs_categories
@@ -130,6 +131,7 @@ class CheckoutForm(FlaskForm):
     card_id = SelectField(_l("Your post card"), validators=[Optional()], validate_choice=False)
     card_number = StringField(_l("Post card number"), validators=[Optional()])
     pin = PasswordField(_l("PIN"), validators=[Optional()])
+    one_time_code = one_time_code_field()
 
 
 class BuyForMeForm(FlaskForm):

@@ -35,6 +35,7 @@ from app.i18n import current_locale
 from app.web import safe_next
 from payments import gateway
 from payments.cards import cards_of
+from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.services import payments_for
 from shop.forms import AddressForm, BuyForMeForm, CheckoutForm, EmptyForm
 from shop.models import DeliveryMethod
@@ -138,12 +139,26 @@ def _payment_choice(form: CheckoutForm) -> PaymentChoice:
         method=form.payment.data or "",
         card_id=int(raw_card) if raw_card.isdigit() else None,
         card_number=(form.card_number.data or "").strip(),
-        pin=(form.pin.data or "").strip())
+        pin=(form.pin.data or "").strip(),
+        one_time_code=(form.one_time_code.data or "").strip())
+
+
+def _code_step(exc: DomainError) -> DomainError | None:
+    """A post card that is not the shopper's own: payments sent its holder a one-time
+    code (or the code given was wrong), and the pay form asks for it."""
+    return exc if isinstance(exc, (OneTimeCodeSent, WrongOneTimeCode)) else None
+
+
+def _for_code_step(form: CheckoutForm, exc: DomainError) -> CheckoutForm:
+    if _code_step(exc) is not None:
+        form.one_time_code.data = ""
+    return form
 
 
 def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
                    quote: checkout.Quote | None = None, status: int = 200,
-                   changed: bool = False) -> ResponseReturnValue:
+                   changed: bool = False,
+                   code_step: DomainError | None = None) -> ResponseReturnValue:
     problem = None
     dest_errors: dict[str, Any] = {}
     if quote is None and dest_args.get("method"):
@@ -162,7 +177,7 @@ def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = Non
         dest_errors=dest_errors, changed=changed,
         addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
         governorates=governorates(), zone_labels=fees.ZONE_LABELS, own_cards=own_cards,
-        card_payments=gateway.card_payments_enabled(),
+        card_payments=gateway.card_payments_enabled(), code_step=code_step,
         default_phone=current_user.phone or ""), status
 
 
@@ -195,8 +210,11 @@ def place_order() -> ResponseReturnValue:
         flash(str(exc.message), "error")
         return redirect(url_for("shop.cart"))
     except DomainError as exc:
-        flash(str(exc.message), "error")
-        return _checkout_page(dest_args, form=form, status=exc.http_status)
+        step = _code_step(exc)
+        if step is None:  # the code step says its own news next to the code field
+            flash(str(exc.message), "error")
+        return _checkout_page(dest_args, form=_for_code_step(form, exc),
+                              status=exc.http_status, code_step=step)
     if order.payment_method == "stripe" and order.status == "pending_payment":
         return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: your order is placed."), "success")
@@ -307,7 +325,8 @@ def buy_for_me() -> ResponseReturnValue:
 
 
 def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | None = None,
-                 status: int = 200, changed: bool = False) -> ResponseReturnValue:
+                 status: int = 200, changed: bool = False,
+                 code_step: DomainError | None = None) -> ResponseReturnValue:
     quote = None
     problem = None
     if req.status == "quoted" and dest_args.get("method"):
@@ -324,7 +343,8 @@ def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | No
         parcel=buyforme.request_parcel(req, current_locale()),
         addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
         own_cards=own_cards, card_payments=gateway.card_payments_enabled(),
-        default_phone=current_user.phone or "", zone_labels=fees.ZONE_LABELS), status
+        code_step=code_step, default_phone=current_user.phone or "",
+        zone_labels=fees.ZONE_LABELS), status
 
 
 @bp.get("/buy-for-me/<int:request_id>")
@@ -355,9 +375,12 @@ def buy_request_accept(request_id: int) -> ResponseReturnValue:
     except NotFound:
         raise
     except DomainError as exc:
-        flash(str(exc.message), "error")
+        step = _code_step(exc)
+        if step is None:
+            flash(str(exc.message), "error")
         return _accept_page(buyforme.owned_request(request_id, current_user.id), dest_args,
-                            form=form, status=exc.http_status)
+                            form=_for_code_step(form, exc), status=exc.http_status,
+                            code_step=step)
     if order.payment_method == "stripe":
         return redirect(url_for("shop_orders.order_pay", order_id=order.id))
     flash(_("Thank you: the quote is accepted and your order placed."), "success")

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
+from marshmallow import Schema, fields
 from sqlalchemy import or_, select
 
 from app.database import db
@@ -40,6 +41,68 @@ EVENT_TYPES: dict[str, LazyString] = {
     "customs.held": _l("Customs is holding one of your parcels."),
     "customs.released": _l("Customs released one of your parcels."),
     "refund.succeeded": _l("A refund of an order with items of yours was paid."),
+}
+
+
+
+class OrderEventData(Schema):
+    """`order.*`: an order with items of the merchant's."""
+
+    order_id = fields.Integer(required=True)
+    order_number = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True)
+    previous_status = fields.String(required=True, allow_none=True)
+    consignment_ids = fields.List(fields.Integer(), required=True, metadata={
+        "description": "the merchant's own consignments of the order"})
+
+
+class ConsignmentEventData(Schema):
+    """`consignment.*`: the merchant's part of an order."""
+
+    consignment_id = fields.Integer(required=True)
+    order_id = fields.Integer(required=True, allow_none=True)
+    status = fields.String(required=True)
+    previous_status = fields.String(required=True, allow_none=True)
+    tracking_number = fields.String(required=True, allow_none=True)
+
+
+class ParcelEventData(Schema):
+    """`parcel.*` and `customs.released`: a parcel made for the merchant's consignments."""
+
+    tracking_number = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True, allow_none=True)
+    previous_status = fields.String(allow_none=True, metadata={
+        "description": "absent when the parcel has no earlier status"})
+    consignment_ids = fields.List(fields.Integer(), required=True)
+
+
+class CustomsHeldData(ParcelEventData):
+    """`customs.held`: customs is holding the parcel."""
+
+    reason = fields.String(required=True)
+
+
+class RefundEventData(Schema):
+    """`refund.succeeded`: money went back for an order with the merchant's items."""
+
+    refund_id = fields.Integer(required=True)
+    order_id = fields.Integer(required=True)
+    amount = fields.Integer(required=True, metadata={
+        "description": "this refund, in the currency's minor units (whole dinars for IQD)"})
+    currency = fields.String(required=True)
+    order_refunded_amount = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "all refunds of the order's payment so far"})
+
+
+# The schema of each type's `data`, documented in /api/v1/openapi.json under webhooks.
+EVENT_DATA: dict[str, type[Schema]] = {
+    **dict.fromkeys(("order.created", "order.paid", "order.cancelled"), OrderEventData),
+    **dict.fromkeys(("consignment.ready", "consignment.shipped", "consignment.delivered",
+                     "consignment.cancelled"), ConsignmentEventData),
+    **dict.fromkeys(("parcel.status_changed", "parcel.delivered", "parcel.returned",
+                     "customs.released"), ParcelEventData),
+    "customs.held": CustomsHeldData,
+    "refund.succeeded": RefundEventData,
 }
 
 ORDER_EVENTS = {"order.placed": "order.created", "order.paid": "order.paid",
@@ -177,7 +240,7 @@ def tell_merchants(event: DomainEvent) -> None:
 def init_app(app: Flask) -> None:
     """Make the merchant event types known to app.webhooks and subscribe
     `tell_merchants` to the events behind them (both idempotent)."""
-    register_event_types(EVENT_TYPES)
+    register_event_types(EVENT_TYPES, EVENT_DATA)
     # Subscribed by name rather than to "*": the other events (and every test or bench
     # event) then cost no outbox row at all.
     for name in ROUTES:

@@ -103,7 +103,8 @@ def app(pg_url):
 
 # Fixtures that mean the test runs code in other threads, processes or connections, so
 # it needs real commits.
-COMMITTING_FIXTURES = frozenset({"serve", "browser", "redis_url", "rq_app", "live_url"})
+COMMITTING_FIXTURES = frozenset({"serve", "browser", "redis_url", "rq_app", "live_url",
+                                 "throwaway_redis", "throwaway_pg"})
 
 
 def pytest_configure(config) -> None:
@@ -254,3 +255,32 @@ def count_commits(app) -> Iterator:
             event.remove(db, "after_commit", seen)
 
     return counting
+
+
+# --- Services of a test's own, to kill and restart (tests/throwaway.py) -----------------
+
+
+@pytest.fixture()
+def throwaway_redis() -> Iterator:
+    """A running `redis-server` on a spare port (RedisServer: .url(), .kill(), .start()),
+    stopped at the end. Never the shared Redis."""
+    from tests.throwaway import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def throwaway_pg() -> Iterator:
+    """A running PostgreSQL cluster on a spare port (PostgresCluster: .url(db),
+    .create_database(name), .restart(), .stop()), removed at the end of the module."""
+    from tests.throwaway import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()

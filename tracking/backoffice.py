@@ -285,7 +285,8 @@ def pay_duty(number: str) -> Any:
             if form.method.data == "post_card":
                 customs.pay_duty_with_post_card(
                     case.id, card_number=form.card_number.data or "",
-                    pin=form.card_pin.data or "", actor_id=current_user.id)
+                    pin=form.card_pin.data or "", actor_id=current_user.id,
+                    at_counter=True)
             else:
                 customs.pay_duty_in_cash(case.id, clerk_id=current_user.id,
                                          office_id=_office_id())

@@ -28,6 +28,7 @@ from app.numbers import (
     HiddenIdField,
     WholeNumberField,
 )
+from payments.forms import one_time_code_field, pin_unless_code
 from tracking.services.events import DELIVERY_ACTIONS, NON_DELIVERY_REASONS
 
 REQUIRED = _l("Required.")
@@ -180,5 +181,7 @@ class DecisionForm(FlaskForm):
 class OnlineDutyForm(FlaskForm):
     card_number = StringField(_l("Post card number"), validators=[InputRequired(REQUIRED),
                                                                   Length(max=30)])
-    card_pin = PasswordField(_l("PIN"), validators=[InputRequired(REQUIRED), Length(max=6)])
+    card_pin = PasswordField(_l("PIN"), validators=[pin_unless_code, Optional(),
+                                                    Length(max=6)])
+    one_time_code = one_time_code_field()
     submit = SubmitField(_l("Pay the duty"))

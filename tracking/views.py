@@ -15,18 +15,21 @@ from flask import (
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
 from app import ratelimit
+from app.api.platform import document_route
 from app.database import db, unit_of_work
-from app.errors import RateLimited
+from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
+from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
-from tracking.models import Parcel
+from tracking.models import CustomsState, Parcel
 from tracking.services import customs
 from tracking.services.lookup import public_view, status_text
 
@@ -93,29 +96,91 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
 @bp.route("/track/<number>/duty", methods=["GET", "POST"])
 def pay_duty(number: str) -> Response | str | tuple[str, int]:
     """Anyone holding the number may pay its customs duty with a post card here (paying
-    someone else's duty harms no one; the card's PIN protects the card), or with a bank
-    card on payments' page for the case, after signing in."""
+    someone else's duty harms no one; the card's PIN and the one-time code payments sends
+    to its holder protect the card), or with a bank card on payments' page for the case,
+    after signing in."""
     check_lookup(_client())
     case = customs.case_for_number(number)
     form = OnlineDutyForm()
+    code_step: DomainError | None = None
+    status = 200
     if form.validate_on_submit():
         actor = current_user.id if current_user.is_authenticated else None
         # A refused payment (wrong PIN, no balance) raises out of the block: nothing of
-        # the use case is kept, and the error handler shows why.
-        with unit_of_work():
-            customs.pay_duty_with_post_card(case.id, card_number=form.card_number.data,
-                                            pin=form.card_pin.data, actor_id=actor)
-        flash(_l("Duty paid. The parcel can now be handed over."), "success")
-        return redirect(url_for("tracking.track_number", number=case.parcel.tracking_number))
+        # the use case is kept, and the error handler shows why. A card that is not the
+        # signed-in person's own needs the code payments sends to its holder: the form
+        # comes back asking for it (or saying the code was wrong).
+        try:
+            with unit_of_work():
+                customs.pay_duty_with_post_card(
+                    case.id, card_number=form.card_number.data, pin=form.card_pin.data,
+                    actor_id=actor, one_time_code=form.one_time_code.data or "")
+        except (OneTimeCodeSent, WrongOneTimeCode) as exc:
+            code_step, status = exc, exc.http_status
+            form.one_time_code.data = ""
+        else:
+            flash(_l("Duty paid. The parcel can now be handed over."), "success")
+            return redirect(url_for("tracking.track_number",
+                                    number=case.parcel.tracking_number))
     return render_template("tracking/pay_duty.html", case=case, form=form,
-                           number=case.parcel.tracking_number,
+                           code_step=code_step, number=case.parcel.tracking_number,
                            card_payments=card_payments_enabled(),
                            bank_card_url=url_for("payments.pay_for",
                                                  kind=customs.DUTY_REFERENCE_KIND,
-                                                 reference_id=str(case.id)))
+                                                 reference_id=str(case.id))), status
 
 
 api = Blueprint("tracking_api", __name__, url_prefix="/api/v1/tracking")
+
+
+class LookupQuery(Schema):
+    lang = fields.String(validate=validate.OneOf(["ar", "en"]), metadata={
+        "description": "Language of the texts (default: Accept-Language, else Arabic)."})
+
+
+class PublicEventSchema(Schema):
+    """One scan of the parcel, as the public sees it."""
+
+    code = fields.String(required=True, metadata={"description": "UPU event code",
+                                                  "example": "EMC"})
+    status = fields.String(required=True)
+    description = fields.String(required=True)
+    office_city = fields.String(required=True, allow_none=True)
+    time = fields.AwareDateTime(required=True)
+    local_time = fields.String(required=True, metadata={
+        "description": "the same time in Baghdad, YYYY-MM-DD HH:MM"})
+
+
+class PublicCustomsSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(
+        [s.value for s in CustomsState]))
+    duty_due_iqd = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "whole dinars, once customs released the parcel"})
+    paid = fields.Boolean(required=True)
+
+
+class PublicTrackingSchema(Schema):
+    """The public tracking record of a parcel: no personal data, events newest first."""
+
+    tracking_number = fields.String(required=True, metadata={"example": "EE123456785IQ"})
+    status = fields.String(required=True)
+    status_text = fields.String(required=True)
+    closed = fields.Boolean(required=True)
+    international = fields.Boolean(required=True)
+    events = fields.List(fields.Nested(PublicEventSchema), required=True)
+    customs = fields.Nested(PublicCustomsSchema, metadata={
+        "description": "international parcels with a customs case only"})
+
+
+document_route(
+    "GET", "/api/v1/tracking/<number>", endpoint="tracking_api.api_lookup",
+    summary="Track a parcel", tag="Public tracking", query=LookupQuery,
+    response=PublicTrackingSchema,
+    errors={400: "Not a valid S10 tracking number; `reason` says why (length, country, "
+                 "check digit).",
+            404: "No parcel has this number.",
+            429: "Too many lookups from this client address; see Retry-After."},
+    description="Public, without a key, and rate-limited per client address.")
 
 
 @api.get("/<number>")

@@ -1,9 +1,12 @@
-"""The OpenAPI 3.0 document of the merchant API, built from the declared operations.
+"""The OpenAPI 3.1 document of every JSON API, built from the declared operations.
 
-Every operation declared with `ApiBlueprint.operation` brings its marshmallow schemas;
-`field_schema` turns each field into JSON Schema (types, required, lengths, ranges,
-patterns, enums, nesting) and `build_document` assembles paths, parameters, request
-bodies, responses (the error shape included) and the bearer-key security scheme.
+Every operation declared with `ApiBlueprint.operation` (the merchant and partner APIs)
+or `document_route` (public JSON routes such as tracking) brings its marshmallow
+schemas; `field_schema` turns each field into JSON Schema 2020-12 (types, required,
+lengths, ranges, patterns, enums, nesting) and `build_document` assembles paths,
+parameters, request bodies, responses (each error status the operation can answer,
+with the error shape), the bearer-key security scheme, and under `webhooks` every event
+a merchant's endpoint can receive (`document_webhook`), with its signed envelope.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ from typing import Any
 from flask_babel import gettext as _
 from marshmallow import Schema, fields, validate
 
-from app.api.platform import API_VERSION, BODY_METHODS, Operation, operations
+from app.api.platform import (
+    API_VERSION,
+    BODY_METHODS,
+    Operation,
+    Webhook,
+    operations,
+    webhooks,
+)
 
 ERROR_TEXT = {
     400: "Malformed request: the body is not JSON, or not an object.",
     401: "No API key, or a key that is not valid, revoked or expired.",
+    410: "Gone: the receiver asks Barid to switch the endpoint off.",
     403: "The key lacks the scope, or the account is not active.",
     404: "No such object among yours.",
     409: "Conflict with the current state, or the same Idempotency-Key still running.",
@@ -81,10 +92,7 @@ class Builder:
         if "example" in meta:
             out["example"] = meta["example"]
         if f.allow_none:
-            if "$ref" in out:
-                out = {"allOf": [out], "nullable": True}
-            else:
-                out["nullable"] = True
+            out = _or_null(out)
         if f.dump_only:
             out["readOnly"] = True
         return out
@@ -125,6 +133,16 @@ class Builder:
         return {}
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or JSON null (OpenAPI 3.1 has no `nullable`)."""
+    kind = schema.get("type")
+    if isinstance(kind, str) and "$ref" not in schema:
+        return {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return {**schema, "type": [*kind, "null"] if "null" not in kind else kind}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def _validators(f: fields.Field) -> list[Any]:
     return list(getattr(f, "validators", []) or [])
 
@@ -141,13 +159,9 @@ def _apply_validator(out: dict[str, Any], v: Any) -> None:
             out[hi] = v.max
     elif isinstance(v, validate.Range):
         if v.min is not None:
-            out["minimum"] = v.min
-            if not v.min_inclusive:
-                out["exclusiveMinimum"] = True
+            out["minimum" if v.min_inclusive else "exclusiveMinimum"] = v.min
         if v.max is not None:
-            out["maximum"] = v.max
-            if not v.max_inclusive:
-                out["exclusiveMaximum"] = True
+            out["maximum" if v.max_inclusive else "exclusiveMaximum"] = v.max
     elif isinstance(v, validate.Regexp):
         out["pattern"] = v.regex.pattern
     elif isinstance(v, validate.OneOf):
@@ -170,6 +184,8 @@ def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
 
 def _error_statuses(op: Operation, has_path_params: bool) -> list[int]:
     codes = set(op.errors)
+    if not op.platform:  # its own view: only what it declares
+        return sorted(codes)
     if op.scope is not None:
         codes |= {401, 403, 429}
     codes.add(422)  # unknown query parameters
@@ -189,7 +205,7 @@ def _operation_object(b: Builder, op: Operation) -> tuple[str, dict[str, Any]]:
             params.append({"name": f.data_key or name, "in": "query",
                            "required": bool(f.required),
                            "schema": b.field_schema(f, for_input=True)})
-    if op.method == "POST":
+    if op.method == "POST" and op.platform:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                        "description": "Repeat the request safely: the first answer is "
@@ -227,7 +243,13 @@ def _operation_object(b: Builder, op: Operation) -> tuple[str, dict[str, Any]]:
             ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     obj["responses"][str(op.status)] = ok
     for code in _error_statuses(op, bool(_RULE_PARAM.search(op.path))):
-        obj["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
+        if code in op.error_text:
+            obj["responses"][str(code)] = {
+                "description": op.error_text[code],
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"}}}}
+        else:
+            obj["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
     return path, obj
 
 
@@ -243,8 +265,49 @@ ERROR_SCHEMA = {
 }
 
 
+# Standard Webhooks: what every message carries besides its body.
+WEBHOOK_HEADERS = (
+    ("webhook-id", "The message id (msg_…), the same on every retry: deduplicate on it."),
+    ("webhook-timestamp", "Unix seconds of this attempt; refuse ones over 5 minutes old."),
+    ("webhook-signature", "v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\"> with "
+                          "the endpoint's secret; two during a secret rotation."),
+)
+WEBHOOK_TAG = "Webhooks"
+
+
+def _webhook_object(b: Builder, hook: Webhook) -> dict[str, Any]:
+    data = b.ref(hook.data, for_input=False) if hook.data is not None else {"type": "object"}
+    envelope = {
+        "type": "object",
+        "required": ["id", "type", "api_version", "timestamp", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^msg_[0-9a-f]{32}$"},
+            "type": {"const": hook.event_type},
+            "api_version": {"type": "string", "examples": [API_VERSION]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "data": data,
+        },
+    }
+    return {"post": {
+        "operationId": "webhook_" + re.sub(r"\W", "_", hook.event_type),
+        "summary": hook.event_type,
+        "description": str(hook.description),
+        "tags": [WEBHOOK_TAG],
+        "parameters": [{"name": name, "in": "header", "required": True,
+                        "schema": {"type": "string"}, "description": text}
+                       for name, text in WEBHOOK_HEADERS],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": envelope}}},
+        "responses": {
+            "2XX": {"description": "Received. Anything else, or no answer within 10 "
+                                   "seconds, is retried on the published schedule."},
+            "410": {"description": ERROR_TEXT[410]},
+        },
+    }}
+
+
 def build_document(server_url: str | None = None) -> dict[str, Any]:
-    """The whole OpenAPI 3.0.3 document for the operations declared so far."""
+    """The whole OpenAPI 3.1 document for the operations and webhooks declared so far."""
     b = Builder()
     paths: dict[str, dict[str, Any]] = {}
     tags: list[str] = []
@@ -253,18 +316,21 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
         paths.setdefault(path, {})[op.method.lower()] = obj
         if op.tag not in tags:
             tags.append(op.tag)
+    hooks = {hook.event_type: _webhook_object(b, hook) for hook in webhooks()}
+    if hooks and WEBHOOK_TAG not in tags:
+        tags.append(WEBHOOK_TAG)
     responses = {
         f"E{code}": {
             "description": text,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
-        for code, text in ERROR_TEXT.items()
+        for code, text in ERROR_TEXT.items() if code != 410
     }
     for code in (401,):
         responses[f"E{code}"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
     responses["E429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Barid merchant API",
             "version": API_VERSION,
@@ -276,6 +342,7 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
         "servers": [{"url": server_url or "/"}],
         "tags": [{"name": t} for t in tags],
         "paths": paths,
+        "webhooks": hooks,
         "components": {
             "schemas": {"Error": ERROR_SCHEMA, **b.components},
             "responses": responses,

@@ -76,13 +76,63 @@ class Operation:
     path_params: dict[str, str] = field(default_factory=dict)
     # The app.config setting that caps this operation's body (bulk feeds need more).
     max_body_setting: str = "API_MAX_BODY_BYTES"
+    # False for a JSON route served by its own view (see `document_route`): the
+    # platform's key, strict query and body handling do not apply, so only `errors`
+    # are its error answers.
+    platform: bool = True
+    # What an error status means for this operation, where the general text would mislead.
+    error_text: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One documented webhook event: its type, what it means, the shape of its data."""
+
+    event_type: str
+    description: Any
+    data: Schema | None
 
 
 _operations: list[Operation] = []
+_webhooks: dict[str, Webhook] = {}
 
 
 def operations() -> list[Operation]:
     return list(_operations)
+
+
+def webhooks() -> list[Webhook]:
+    """Every webhook event documented so far, by type."""
+    return [_webhooks[name] for name in sorted(_webhooks)]
+
+
+def document_webhook(event_type: str, description: Any,
+                     data: Schema | type[Schema] | None = None) -> None:
+    """Describe webhook event `event_type` (its `data` schema) in the OpenAPI document.
+
+    Called by whatever registers the event types (app.webhooks), once per type; a later
+    call replaces an earlier one.
+    """
+    _webhooks[event_type] = Webhook(event_type, description,
+                                    data() if isinstance(data, type) else data)
+
+
+def document_route(method: str, path: str, *, endpoint: str, summary: str, tag: str,
+                   errors: dict[int, str], query: Schema | type[Schema] | None = None,
+                   response: Schema | type[Schema] | None = None, status: int = 200,
+                   description: str = "") -> None:
+    """Document a JSON route served by a plain blueprint (public, no API key), so the
+    OpenAPI document covers it; `errors` are the error statuses its view can answer,
+    each with what it means there. Its request handling stays the view's own."""
+    key = (method.upper(), path)
+    if any((op.method, op.path) == key for op in _operations):
+        return  # create_app runs once per app; the route is documented once
+    _operations.append(Operation(
+        endpoint=endpoint, method=method.upper(), path=path, summary=summary,
+        description=description, tag=tag, scope=None, body=None,
+        query=query() if isinstance(query, type) else query,
+        response=response() if isinstance(response, type) else response, status=status,
+        errors=tuple(sorted(errors)), platform=False, error_text=dict(errors)))
 
 
 @dataclass

@@ -3,9 +3,11 @@
 A periodic job is a plain function of no arguments, run in a unit of work that the
 runner (`run_periodic`) opens, and is safe to run twice or late.
 
-Under rq each `barid worker` runs a small beat thread. Every second it tries, for each
-periodic job, `SET barid:periodic:<name> NX EX <every_seconds>` on Redis; the one worker
-that wins enqueues the job, so a job runs once per interval however many workers run.
+Under rq each `barid worker` runs a small beat thread (app.jobs.worker.Beat). Every
+second it tries, for each periodic job, `SET barid:periodic:<name> NX EX <every_seconds>`
+on Redis; the one worker that wins enqueues the job, so a job runs once per interval
+however many workers run. The outbox sweeper is not such a job: the beat runs it itself
+(app.jobs.sweeper), so it never waits in a queue behind the backlog.
 (rq's own CronScheduler has no such lock: each worker would enqueue every job.)
 Under the inline executor its thread runs them on their interval.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from typing import Any, TypeVar
 from flask import Flask
 from rq import Queue
 
+from app import metrics
 from app.database import unit_of_work
 from app.events import task_path
-from app.redisconn import new_client
 
 from .context import job_context
 from .runner import import_task
@@ -72,13 +73,16 @@ def run_periodic(task: str) -> None:
     raises. An exception is logged and raised (rq records it); the next tick runs it
     again.
     """
+    started = time.perf_counter()
     with job_context():
         try:
             with unit_of_work():
                 import_task(task)()
         except Exception:
             log.exception("periodic job %s failed", task)
+            metrics.observe_job(task, "failed", time.perf_counter() - started)
             raise
+        metrics.observe_job(task, "done", time.perf_counter() - started)
 
 
 class PeriodicClock:
@@ -124,26 +128,3 @@ def beat_once(app: Flask, connection: Any, queues: list[str] | None = None) -> l
         )
         enqueued.append(job.name)
     return enqueued
-
-
-class Beat(threading.Thread):
-    """The beat thread of `barid worker` (its own Redis client, so it shares no socket
-    or lock with the worker across rq's fork)."""
-
-    def __init__(self, app: Flask, redis_url: str, queues: list[str]) -> None:
-        super().__init__(name="barid-beat", daemon=True)
-        self.app = app
-        self.queues = queues
-        self.connection = new_client(redis_url)
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                beat_once(self.app, self.connection, self.queues)
-            except Exception:
-                log.exception("periodic beat failed")
-            self.stopping.wait(1.0)
-
-    def stop(self) -> None:
-        self.stopping.set()

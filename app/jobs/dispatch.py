@@ -1,27 +1,41 @@
-"""After commit, hand new outbox rows to the executor; the sweeper re-sends stale ones.
+"""After commit, hand new outbox rows to the executor; the sweeper re-sends lost ones.
 
 The session hooks watch `app.database.db`: every OutboxJob inserted by a flush is noted
 on the session, handed to the executor only after the transaction commits, and forgotten
 when it rolls back. So no job is queued inside an open transaction and a rolled-back
 change queues nothing. If the process dies between the commit and the hand-over, or the
 hand-over fails (Redis down), the row stays pending with no `enqueued_at`, and the
-sweeper sends it later.
+sweeper sends it later. While Redis is down the hand-over is not even tried (the circuit
+breaker of app.redisconn), so a request never waits on it.
+
+Each row is rq job "outbox-<id>" (`rq_job_id`). The sweeper re-sends a pending row only
+when rq has truly lost that job: it is in no queue, no scheduled or deferred registry,
+and not running (a started job whose worker stopped sending heartbeats is lost).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import redis
 from flask import Flask
 from rq import Queue, Retry
+from rq.registry import (
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.database import db, get_engine, utcnow
 from app.events import JobState, OutboxJob
-from app.redisconn import get_redis
+from app.redisconn import UNAVAILABLE, breaker, get_redis
 
 from . import inline
 from .context import process_app
@@ -101,7 +115,7 @@ def _after_commit(session: Session) -> None:
     if staged:
         try:
             dispatch(staged)
-        except Exception:
+        except Exception:  # a bug, not an outage: dispatch() absorbs Redis being down
             # The change is committed; the sweeper will send these jobs later.
             log.exception("could not hand outbox jobs %s to the executor",
                           [j.id for j in staged])
@@ -124,6 +138,9 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
     (scheduled for its `run_after` when that is in the future), and the rows get
     `enqueued_at`. Under inline the thread is woken. With no executor
     (tests without Redis) nothing happens: `drain()` runs the work.
+
+    Redis being down raises nothing: the rows stay pending for the sweeper, the outage
+    is logged once, and Redis is not asked again for a few seconds (app.redisconn.Breaker).
     """
     app = app or process_app()
     kind = executor_kind(app)
@@ -133,6 +150,21 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
     if kind != "rq" or not jobs:
         return 0
     assert app is not None
+    circuit = breaker(app.config["REDIS_URL"])
+    if not circuit.allow():
+        return 0
+    try:
+        sent = send_to_rq(jobs, app)
+    except UNAVAILABLE as exc:
+        circuit.failed(exc, "new jobs wait in the outbox and the sweeper sends them "
+                            "when it is back")
+        return 0
+    circuit.succeeded()
+    return sent
+
+
+def send_to_rq(jobs: list[Staged], app: Flask) -> int:
+    """Enqueue `jobs` on rq and stamp their rows' `enqueued_at`; raises redis errors."""
     conn = get_redis(app.config["REDIS_URL"])
     assert conn is not None
     intervals = list(app.config.get("JOB_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS))
@@ -166,46 +198,135 @@ def dispatch(jobs: list[Staged], app: Flask | None = None) -> int:
     return len(ids)
 
 
-def stale_jobs(app: Flask | None = None) -> list[Staged]:
-    """Pending jobs no executor took: never sent after a grace period, or sent long ago."""
-    app = app or process_app()
-    assert app is not None
+def candidate_jobs(app: Flask, after_id: int = 0, limit: int = 500) -> list[Staged]:
+    """Pending rows that may be lost, by id after `after_id`: due, and either never
+    handed over after a grace period or handed over more than OUTBOX_STALE_AFTER ago.
+
+    Under rq each one is then looked up in rq (`lost_jobs`) before it is sent again.
+    """
     now = utcnow()
     grace = timedelta(seconds=app.config.get("OUTBOX_DISPATCH_GRACE", 5))
-    stale = timedelta(seconds=app.config.get("OUTBOX_STALE_AFTER", 300))
+    stale = timedelta(seconds=app.config.get("OUTBOX_STALE_AFTER", 60))
     # Read on a connection of its own: the sweeper must see what other processes
     # committed, whatever the calling session has open.
     with get_engine().connect() as conn:
         rows = conn.execute(
             select(OutboxJob.id, OutboxJob.queue, OutboxJob.run_after)
             .where(
+                OutboxJob.id > after_id,
                 OutboxJob.state == JobState.PENDING,
+                OutboxJob.run_after <= now - grace,
                 or_(
                     and_(OutboxJob.enqueued_at.is_(None), OutboxJob.created_at <= now - grace),
-                    and_(
-                        OutboxJob.enqueued_at <= now - stale,
-                        OutboxJob.run_after <= now - stale,
-                    ),
+                    OutboxJob.enqueued_at <= now - stale,
                 ),
             )
             .order_by(OutboxJob.id)
-            .limit(app.config.get("OUTBOX_SWEEP_BATCH", 500))
+            .limit(limit)
         ).all()
     return [Staged(r.id, r.queue, r.run_after) for r in rows]
 
 
-def sweep() -> list[int]:
-    """Send again every stale pending outbox job; returns their ids.
 
-    Covers a crash between commit and hand-over and a worker killed mid-job. A job
-    delivered twice is harmless: run_outbox_job claims its row and skips done work.
+def rq_waiting_ids(conn: redis.Redis, queues: Iterable[str]) -> set[str]:
+    """The rq ids of every job rq still holds for later or is running now, read in one
+    MULTI/EXEC so a job moving between queue, registry and worker is seen exactly where
+    it is: queued (also the intermediate list a worker pops into), scheduled, deferred,
+    or started with a heartbeat that has not expired. A started job whose worker died
+    keeps its entry until the heartbeat (the job's timeout, at most ~90 s ahead) runs
+    out; after that it counts as lost."""
+    queues = list(queues)
+    with conn.pipeline(transaction=True) as pipe:
+        for name in queues:
+            queue = Queue(name, connection=conn)
+            pipe.lrange(queue.key, 0, -1)
+            pipe.lrange(queue.intermediate_queue_key, 0, -1)
+            pipe.zrange(ScheduledJobRegistry(queue=queue).key, 0, -1)
+            pipe.zrange(DeferredJobRegistry(queue=queue).key, 0, -1)
+            pipe.zrangebyscore(StartedJobRegistry(queue=queue).key, time.time(), "+inf")
+        replies = pipe.execute()
+    waiting: set[str] = set()
+    for i, members in enumerate(replies):
+        for raw in members:
+            entry = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if i % 5 == 4:  # started entries are "<job id>:<execution id>"
+                entry = entry.rsplit(":", 1)[0]
+            waiting.add(entry)
+    return waiting
+
+
+def _still_pending(ids: list[int]) -> list[int]:
+    with get_engine().connect() as conn:
+        return list(conn.scalars(
+            select(OutboxJob.id).where(OutboxJob.id.in_(ids),
+                                       OutboxJob.state == JobState.PENDING)))
+
+
+def sweep(app: Flask | None = None) -> list[int]:
+    """Send again every pending outbox job its executor has lost; returns their ids.
+
+    Covers a crash between commit and hand-over, hand-overs skipped while Redis was down,
+    a worker killed mid-job, and rq losing a job. Under rq a row is sent again only when
+    its rq job is in no queue or registry that will still run it (`rq_waiting_ids`), so a
+    backlog waiting in its queue is never sent twice; rows are read in batches until
+    none are left. A job delivered twice anyway is harmless: run_outbox_job claims its
+    row and skips done work. Changes only `enqueued_at` of the rows it sends; the number
+    sent is logged. Raises redis errors when Redis is down (the caller tries later).
     """
-    jobs = stale_jobs()
-    if jobs:
-        log.warning("sweeper re-sending %s outbox jobs", len(jobs),
-                    extra={"barid_job_ids": [j.id for j in jobs]})
-        dispatch(jobs)
-    return [j.id for j in jobs]
+    app = app or process_app()
+    assert app is not None
+    batch = int(app.config.get("OUTBOX_SWEEP_BATCH", 500))
+    kind = executor_kind(app)
+    if kind != "rq":
+        # The inline thread reads due rows from the outbox itself: nothing can be lost.
+        jobs = candidate_jobs(app, limit=batch)
+        if jobs:
+            dispatch(jobs, app)
+        return [j.id for j in jobs]
+    conn = get_redis(app.config["REDIS_URL"])
+    assert conn is not None
+    waiting: set[str] | None = None
+    sent: list[int] = []
+    checked = 0
+    after = 0
+    while True:
+        candidates = candidate_jobs(app, after_id=after, limit=batch)
+        if not candidates:
+            break
+        after = candidates[-1].id
+        checked += len(candidates)
+        if waiting is None:
+            # Read after the first candidates: a row pending in the database then and
+            # absent from rq now was lost, or has finished meanwhile (checked below).
+            waiting = rq_waiting_ids(conn, app.config["RQ_QUEUES"])
+        lost = [j for j in candidates if rq_job_id(j.id) not in waiting]
+        if lost:
+            alive = set(_still_pending([j.id for j in lost]))
+            lost = [j for j in lost if j.id in alive]
+        if lost:
+            _forget_failed(conn, lost)
+            send_to_rq(lost, app)
+            sent.extend(j.id for j in lost)
+        if len(candidates) < batch:
+            break
+    if sent:
+        log.warning("sweeper re-sent %s lost outbox jobs (%s pending rows checked)",
+                    len(sent), checked, extra={"barid_job_ids": sent[:1000],
+                                               "barid_resent": len(sent)})
+    elif checked:
+        log.info("sweeper checked %s pending outbox rows: none lost", checked,
+                 extra={"barid_resent": 0})
+    return sent
+
+
+def _forget_failed(conn: redis.Redis, jobs: list[Staged]) -> None:
+    """Take lost jobs out of rq's failed registries, so the copy sent again is the only
+    record rq keeps of them."""
+    with conn.pipeline() as pipe:
+        for job in jobs:
+            registry = FailedJobRegistry(queue=Queue(job.queue, connection=conn))
+            pipe.zrem(registry.key, rq_job_id(job.id))
+        pipe.execute()
 
 
 dispatch_pending = sweep

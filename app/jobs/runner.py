@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,7 +22,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.database import db, unit_of_work, utcnow
+from app import metrics
+from app.database import db, get_engine, unit_of_work, utcnow
 from app.events import DomainEvent, JobState, OutboxJob
 from app.logs import reset_request_id, set_request_id
 
@@ -61,6 +63,8 @@ def run_outbox_job(job_id: int) -> bool:
     becomes "failed" after the last attempt), and the exception is raised again so the
     executor retries.
     """
+    started = time.perf_counter()
+    task: str | None = None
     with job_context():
         try:
             with unit_of_work():
@@ -77,13 +81,31 @@ def run_outbox_job(job_id: int) -> bool:
                                OutboxJob.request_id)
                 ).one_or_none()
                 if job is None:
-                    return False  # nothing was claimed, so the commit changes nothing
+                    # Nothing was claimed, so the commit changes nothing: a second
+                    # delivery, counted so wasted executions show on /metrics.
+                    metrics.observe_job(_task_of(job_id), "skipped", 0.0)
+                    return False
+                task = job.task
                 _run_task(job_id, job.task, job.args, job.event_id, job.request_id)
         except Exception as exc:
             _record_failure(job_id, exc)
+            metrics.observe_job(task or _task_of(job_id), "failed",
+                                time.perf_counter() - started)
             raise
+        metrics.observe_job(task or "unknown", "done", time.perf_counter() - started)
         log.info("job %s done", job_id, extra={"barid_job_id": job_id})
         return True
+
+
+def _task_of(job_id: int) -> str:
+    """The task of outbox job `job_id` for its metrics label ("unknown" when gone)."""
+    try:
+        with get_engine().connect() as conn:
+            task = conn.execute(select(OutboxJob.task).where(OutboxJob.id == job_id)).scalar()
+    except Exception:
+        log.exception("could not read the task of job %s", job_id)
+        return "unknown"
+    return task or "unknown"
 
 
 def _run_task(job_id: int, task: str, args: dict[str, Any] | None, event_id: str | None,

@@ -8,15 +8,16 @@ whose first attempt is staged as a job on the "webhooks" queue (app.webhooks.job
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from marshmallow import Schema
 from sqlalchemy import Select, select
 
-from app.api.platform import API_VERSION
+from app.api.platform import API_VERSION, document_webhook
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -29,6 +30,7 @@ from app.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
+from app.webhooks.schemas import TestEventData
 from app.webhooks.signing import generate_secret
 
 ENDPOINT_NOT_FOUND = _l("There is no such webhook endpoint.")
@@ -41,12 +43,20 @@ ATTEMPT_DELIVERY = "app.webhooks.jobs:attempt_delivery"
 
 # Every event type a merchant may subscribe to (domains add theirs with
 # `register_event_types`), with a sentence for the portal and the docs.
-EVENT_TYPES: dict[str, Any] = {TEST_EVENT: _l("A test message you sent from the portal.")}
+EVENT_TYPES: dict[str, Any] = {}
 
 
-def register_event_types(types: dict[str, Any]) -> None:
-    """Make event types known (name -> lazy-translated description)."""
+def register_event_types(types: dict[str, Any],
+                         data: Mapping[str, Schema | type[Schema]] | None = None) -> None:
+    """Make event types known (name -> lazy-translated description), and document each
+    in the OpenAPI document's webhooks with the schema of its `data` (by type)."""
     EVENT_TYPES.update(types)
+    for name, description in types.items():
+        document_webhook(name, description, (data or {}).get(name))
+
+
+register_event_types({TEST_EVENT: _l("A test message you sent from the portal.")},
+                     {TEST_EVENT: TestEventData})
 
 
 def _check_url(url: str) -> str:

@@ -128,6 +128,9 @@ class PaymentChoice:
     card_number: str = ""
     card_id: int | None = None
     pin: str = ""
+    # The code payments sent to the card's holder, on the try after the PIN (a card
+    # that is not the shopper's own; see payments.otp). It stands for the PIN.
+    one_time_code: str = ""
 
 
 def check_payment_method(choice: PaymentChoice) -> None:
@@ -154,12 +157,12 @@ def take_post_card_payment(order: Order, choice: PaymentChoice, user: User) -> N
     id), ValidationFailed (no card number or PIN) and the post card's errors (wrong PIN,
     locked, not enough balance, ...); a wrong PIN is counted even though the caller's
     unit of work then rolls back (payments records it apart)."""
-    if not choice.pin:
+    if not choice.pin and not choice.one_time_code:
         raise ValidationFailed(_l("Enter the card's PIN."), fields={"pin": _l("Enter the PIN.")})
     args: dict[str, Any] = dict(
         card_number=_card_number(choice, user), pin=choice.pin, amount=order.total,
         currency=order.currency, reference_kind=ORDER_KIND, reference_id=str(order.id),
-        purpose=ORDER_KIND, actor_id=user.id)
+        purpose=ORDER_KIND, actor_id=user.id, one_time_code=choice.one_time_code)
     if current_app.config["SHOP_POST_CARD_HOLD"]:
         minutes = int(current_app.config["SHOP_ORDER_PAYMENT_MINUTES"])
         p = payments.authorize_post_card(idempotency_key=f"order:{order.id}:hold",

@@ -302,9 +302,10 @@ def test_crash_between_commit_and_enqueue_is_swept(rq_app, redis_url, caplog):
     # Redis unreachable at commit time: the commit stands, the hand-over fails.
     rq_app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
     publish("test.jobs.parcel_weighed", {"parcel": "RR222222222IQ"})
-    with caplog.at_level(logging.ERROR, logger="barid.jobs"):
+    with caplog.at_level(logging.WARNING, logger="barid.redis"):
         db.commit()
-    assert "could not hand outbox jobs" in caplog.text
+    assert "redis://127.0.0.1:1/0 unreachable" in caplog.text
+    assert "the sweeper sends them" in caplog.text
     rq_app.config["REDIS_URL"] = redis_url
     [row] = outbox_rows()
     assert row.enqueued_at is None
@@ -330,17 +331,18 @@ def test_worker_killed_mid_job_runs_it_again_with_one_effect(rq_app, redis_url, 
 
     env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url,
            "PYTHONPATH": str(ROOT), "BARID_ENV": "development"}
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "barid"), "worker", "--queues", "default"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    with (tmp_path / "worker.log").open("wb") as worker_log:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "barid"), "worker", "--queues", "default"],
+            cwd=ROOT, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=worker_log,
+        )
     horse_pid = None
     try:
         deadline = time.monotonic() + 20
         while not started.exists() and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert started.exists(), worker.stderr.read().decode() if worker.poll() else "no start"
+        assert started.exists(), (tmp_path / "worker.log").read_text()[-3000:]
         time.sleep(0.05)
         horse_pid = int(started.read_text())
         assert horse_pid != worker.pid, "the job runs in a forked work-horse"
@@ -355,14 +357,22 @@ def test_worker_killed_mid_job_runs_it_again_with_one_effect(rq_app, redis_url, 
         if horse_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(horse_pid, signal.SIGKILL)
-        worker.stderr.close()
 
     [row] = outbox_rows()
     assert row.state == JobState.PENDING
     assert count("handover") == 0, "the killed job's transaction was rolled back"
 
     release.touch()
-    rq_app.config["OUTBOX_STALE_AFTER"] = 0
+    rq_app.config.update(OUTBOX_STALE_AFTER=0, OUTBOX_DISPATCH_GRACE=0)
+    assert sweep() == [], "until its heartbeat runs out, rq counts the job as running"
+    # The killed worker sends no more heartbeats: let its entry in rq's started registry
+    # run out (rq gives it up to ~90 s).
+    from rq.registry import StartedJobRegistry
+
+    started_key = StartedJobRegistry("default", connection=rq_conn()).key
+    entries = rq_conn().zrange(started_key, 0, -1)
+    assert entries and all(e.startswith(b"outbox-%d:" % row.id) for e in entries)
+    rq_conn().zadd(started_key, {e: time.time() - 1 for e in entries})
     assert sweep() == [row.id]
     # Another worker takes it (each job in a fresh fork that must not reuse the parent's
     # database connections).
@@ -551,3 +561,122 @@ def test_inline_executor_runs_periodic_jobs(jobs_app, only_test_periodics):
     finally:
         stop_inline_executor()
     assert count("periodic") == 1, "ran at start, not again within its interval"
+
+
+# --- the sweeper ---------------------------------------------------------------------------
+
+
+def test_sweeper_leaves_a_backlog_waiting_in_its_queue_alone(rq_app, caplog):
+    from app.jobs import sweep
+
+    for n in range(30):
+        enqueue_after_commit(print_receipt, receipt=f"R-{n}")
+    enqueue_after_commit(print_receipt, receipt="later", run_after=utcnow_plus(3600))
+    db.commit()
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    with caplog.at_level(logging.INFO, logger="barid.jobs"):
+        assert sweep() == [], "every row is waiting in its queue or in the schedule"
+    assert "none lost" in caplog.text
+    work_burst()
+    assert count("receipt") == 30, "each job ran once"
+
+
+def test_sweeper_resends_a_job_rq_lost_once(rq_app, caplog):
+    from rq.job import Job
+
+    from app.jobs import rq_job_id, sweep
+
+    enqueue_after_commit(print_receipt, receipt="lost")
+    enqueue_after_commit(print_receipt, receipt="kept")
+    db.commit()
+    lost, kept = outbox_rows()
+    # rq loses one job (a Redis restart without persistence, a flushed key ...).
+    Job.fetch(rq_job_id(lost.id), connection=rq_conn()).delete()
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    with caplog.at_level(logging.WARNING, logger="barid.jobs"):
+        assert sweep() == [lost.id]
+    assert "sweeper re-sent 1 lost outbox jobs" in caplog.text
+    assert sweep() == [], "sent again, it waits in its queue"
+    work_burst()
+    with get_engine().connect() as conn:
+        refs = sorted(conn.execute(select(job_effects.c.ref)).scalars())
+    assert refs == ["kept", "lost"]
+
+
+def test_sweeper_resends_a_job_rq_gave_up_on_while_its_row_is_pending(rq_app):
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+
+    from app.jobs import rq_job_id, sweep
+
+    enqueue_after_commit(print_receipt, receipt="abandoned")
+    db.commit()
+    [row] = outbox_rows()
+    # rq moved it to the failed registry (an abandoned work-horse with no retries left)
+    # while the row, never claimed, is still pending.
+    job = Job.fetch(rq_job_id(row.id), connection=rq_conn())
+    from rq import Queue
+
+    Queue("default", connection=rq_conn()).remove(job)
+    FailedJobRegistry(queue=Queue("default", connection=rq_conn())).add(job, ttl=600)
+    rq_app.config.update(OUTBOX_DISPATCH_GRACE=0, OUTBOX_STALE_AFTER=0)
+    assert sweep() == [row.id]
+    assert rq_job_id(row.id) not in FailedJobRegistry(
+        queue=Queue("default", connection=rq_conn())).get_job_ids()
+    work_burst()
+    assert count("receipt") == 1
+
+
+def test_only_one_sweeper_runs_at_a_time(rq_app, monkeypatch):
+    import threading
+
+    from app.jobs.sweeper import LOCK_KEY, run_sweeper
+
+    # Another worker's sweeper holds the lock: this one does not start.
+    held = rq_conn().lock(LOCK_KEY, timeout=30)
+    assert held.acquire(blocking=False)
+    try:
+        assert run_sweeper(rq_app, rq_conn(), force=True) is None
+    finally:
+        held.release()
+
+    # Two sweepers at the same moment: one sweeps, the other finds the lock taken.
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def slow_sweep(app=None):
+        ran.append(1)
+        gate.wait(5)
+        return []
+
+    monkeypatch.setattr("app.jobs.sweeper.sweep", slow_sweep)
+    results: list = []
+    conn = rq_conn()
+    threads = [threading.Thread(target=lambda: results.append(
+        run_sweeper(rq_app, conn, force=True))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(ran) == 1 and sorted(map(repr, results)) == ["None", "[]"]
+
+
+def test_sweeper_is_not_a_queued_job_and_runs_once_per_interval(rq_app):
+    from app.jobs import periodic_jobs
+    from app.jobs.sweeper import run_sweeper
+
+    assert "outbox-sweeper" not in [j.name for j in periodic_jobs()], \
+        "a queued sweeper would wait behind the backlog it clears"
+    rq_app.config["OUTBOX_SWEEP_EVERY"] = 60
+    assert run_sweeper(rq_app, rq_conn()) == []
+    assert run_sweeper(rq_app, rq_conn()) is None, "another worker swept this interval"
+
+
+def utcnow_plus(seconds: int):
+    from datetime import timedelta
+
+    from app.database import utcnow
+
+    return utcnow() + timedelta(seconds=seconds)

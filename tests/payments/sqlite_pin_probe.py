@@ -3,9 +3,11 @@
 `python -m tests.payments.sqlite_pin_probe <file>` builds an app on a fresh SQLite
 file, then (1) sends a wrong PIN at checkout through the test client while another
 connection writes, and (2) gives a wrong PIN to a payment whose caller had already
-written and then rolls back. It prints what it saw as JSON for
-tests/payments/test_pin_lock.py to judge. A process of its own because create_app
-re-initialises the one global engine the suite's PostgreSQL tests share.
+written and then rolls back. With `code` as a second argument it (3) pays at checkout
+with a card that is not the shopper's: PIN, then the one-time code. It prints what it
+saw as JSON for tests/payments/test_pin_lock.py (and test_one_time_code.py) to judge.
+A process of its own because create_app re-initialises the one global engine the
+suite's PostgreSQL tests share.
 """
 
 from __future__ import annotations
@@ -142,7 +144,44 @@ def _rolled_back_caller(path: str, seeded: dict[str, Any]) -> dict[str, Any]:
             "caller_kept": caller_kept, "locked": card is not None and card.locked_at is not None}
 
 
-def main(path: str) -> None:
+def _checkout_with_code(app: Any, path: str, seeded: dict[str, Any]) -> dict[str, Any]:
+    """Checkout with the right PIN of a card that is not the shopper's: the checkout's
+    transaction holds SQLite's write lock when the code is stored, and rolls back; the
+    code must still be there for the next try, which pays with it."""
+    from app.notify import sent_messages
+    from payments.models import OneTimeCode
+
+    client = app.test_client()
+    res = client.post("/login", data={"identifier": seeded["shopper"], "password": PASSWORD})
+    assert res.status_code in (302, 303), res.status_code
+    page = client.get(f"/shop/checkout?method=door&address_id={seeded['address_id']}",
+                      headers={"Accept-Language": "en"}).get_data(as_text=True)
+    digest = re.search(r'name="digest"[^>]*value="([0-9a-f]+)"', page)
+    key = re.search(r'name="key"[^>]*value="([^"]+)"', page)
+    assert digest and key, page[:2000]
+    form = {"method": "door", "address_id": seeded["address_id"], "digest": digest.group(1),
+            "key": key.group(1), "payment": "post_card", "card_number": seeded["number"]}
+    sent_messages.clear()
+    first = client.post("/shop/checkout", headers={"Accept-Language": "en"},
+                        data={**form, "pin": "4826"})
+    first_page = first.get_data(as_text=True)
+    db.remove()
+    codes_kept = len(db.scalars(select(OneTimeCode)).all())
+    orders_after_first = db.scalar(select(Order.id).limit(1)) is not None
+    code = re.search(r"\b(\d{6})\b", sent_messages[-1]["body"]).group(1) if sent_messages \
+        else ""
+    second = client.post("/shop/checkout", headers={"Accept-Language": "en"},
+                         data={**form, "one_time_code": code})
+    db.remove()
+    return {"first_status": first.status_code,
+            "asks_code": 'name="one_time_code"' in first_page and "المنتهي بـ 67" in first_page,
+            "sms": len(sent_messages), "codes_kept": codes_kept,
+            "orders_after_first": orders_after_first, "second_status": second.status_code,
+            "orders": len(db.scalars(select(Order)).all()),
+            "code_spent": db.scalar(select(OneTimeCode.used_at)) is not None}
+
+
+def main(path: str, part: str = "pin") -> None:
     app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "WTF_CSRF_ENABLED": False,
                       "REDIS_URL": None, "MAIL_BACKEND": "memory", "SERVER_NAME": None,
                       "DATABASE_URL": f"sqlite:///{path}", "PIN_ARGON2_TIME_COST": 1,
@@ -151,6 +190,9 @@ def main(path: str) -> None:
         load_all()
         Base.metadata.create_all(get_engine())
         seeded = _seed()
+        if part == "code":
+            print(json.dumps({"code": _checkout_with_code(app, path, seeded)}, default=str))
+            return
         checkout = _checkout_with_wrong_pin(app, path, seeded)
         db.remove()
         rolled_back = _rolled_back_caller(path, seeded)
@@ -158,4 +200,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -126,7 +126,8 @@ def test_a_card_issued_before_keeps_its_printed_number(app_ctx, make_card, clerk
     assert cards.find_card(" ".join(printed[i:i + 4] for i in range(0, 16, 4))).id == old.id
     p = services.pay_with_post_card(card_number=printed, pin="5937", amount=100, currency="IQD",
                                     reference_kind="parcel", reference_id="RR000000080IQ",
-                                    purpose="postage", idempotency_key="old-card", actor_id=None)
+                                    purpose="postage", idempotency_key="old-card",
+                                    actor_id=clerk.id, at_counter=True)
     assert p.status == "succeeded"
 
 
@@ -184,7 +185,8 @@ def test_a_good_pin_is_accepted_at_issue_and_change(app_ctx, make_card, clerk, g
     p = services.pay_with_post_card(card_number=card.number, pin=good, amount=100,
                                     currency="IQD", reference_kind="parcel",
                                     reference_id="RR000000080IQ", purpose="postage",
-                                    idempotency_key=f"good-{good}", actor_id=None)
+                                    idempotency_key=f"good-{good}", actor_id=clerk.id,
+                                    at_counter=True)
     assert p.status == "succeeded"
 
 

@@ -24,6 +24,7 @@ START = 60_000
 def test_sixteen_threads_spending_keep_every_invariant(app, make_card):
     cards = [make_card(balance=START) for _ in range(3)]
     numbers = [c.number for c in cards]
+    clerk_id = cards[0].issued_by_id  # spending at the counter: no one-time code
     outcomes: list[tuple[str, int, int, str]] = []  # (key, card index, amount, result)
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -44,7 +45,8 @@ def test_sixteen_threads_spending_keep_every_invariant(app, make_card):
                         services.pay_with_post_card(
                             card_number=numbers[idx], pin=CARD_PIN, amount=amount,
                             currency="IQD", reference_kind="parcel", reference_id=key,
-                            purpose="postage", idempotency_key=key, actor_id=None)
+                            purpose="postage", idempotency_key=key, actor_id=clerk_id,
+                            at_counter=True)
                         db.commit()
                         result = "ok"
                     except InsufficientFunds:

@@ -103,7 +103,7 @@ class LedgerMachine(RuleBasedStateMachine):
             p = services.pay_with_post_card(
                 card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
                 reference_kind="parcel", reference_id=k, purpose="postage",
-                idempotency_key=k, actor_id=None)
+                idempotency_key=k, actor_id=self.clerk_id, at_counter=True)
             db.commit()
         except InsufficientFunds:
             db.rollback()
@@ -116,7 +116,7 @@ class LedgerMachine(RuleBasedStateMachine):
         again = services.pay_with_post_card(
             card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
             reference_kind="parcel", reference_id=k, purpose="postage",
-            idempotency_key=k, actor_id=None)
+            idempotency_key=k, actor_id=self.clerk_id, at_counter=True)
         db.commit()
         assert again.id == p.id
         return p.id
@@ -129,7 +129,7 @@ class LedgerMachine(RuleBasedStateMachine):
             p = services.authorize_post_card(
                 card_number=card, pin=CARD_PIN, amount=amount, currency="IQD",
                 reference_kind="order", reference_id=k, purpose="shop_order",
-                idempotency_key=k, actor_id=None)
+                idempotency_key=k, actor_id=self.clerk_id, at_counter=True)
             db.commit()
         except InsufficientFunds:
             db.rollback()

@@ -28,10 +28,13 @@ from tests.payments.helpers import CARD_PIN, balance, ledger_problems
 
 
 def pay(card, amount=1000, pin=CARD_PIN, key="k1", purpose="postage", actor_id=None):
+    """Pay at the counter, by the clerk who issued the card unless another is given
+    (online, someone other than the holder needs a one-time code: test_one_time_code)."""
     p = services.pay_with_post_card(card_number=card.number, pin=pin, amount=amount,
                                     currency="IQD", reference_kind="parcel",
                                     reference_id="RR000000080IQ", purpose=purpose,
-                                    idempotency_key=key, actor_id=actor_id)
+                                    idempotency_key=key, at_counter=True,
+                                    actor_id=actor_id or card.issued_by_id)
     db.commit()
     return p
 
@@ -184,7 +187,7 @@ def test_refund_back_onto_the_card_and_never_above_what_was_paid(make_card, cler
 def test_hold_capture_and_void_resolve_once(make_card):
     card = make_card(balance=10_000)
     args = dict(card_number=card.number, pin=CARD_PIN, currency="IQD", reference_kind="order",
-                purpose="shop_order", actor_id=None)
+                purpose="shop_order", actor_id=card.issued_by_id, at_counter=True)
     held = services.authorize_post_card(amount=6000, reference_id="1", idempotency_key="h1",
                                         **args)
     db.commit()
@@ -215,7 +218,7 @@ def test_expired_holds_are_voided_by_the_job(make_card):
     held = services.authorize_post_card(
         card_number=card.number, pin=CARD_PIN, amount=6000, currency="IQD",
         reference_kind="order", reference_id="9", purpose="shop_order",
-        idempotency_key="hx", actor_id=None, hold_minutes=1)
+        idempotency_key="hx", actor_id=card.issued_by_id, at_counter=True, hold_minutes=1)
     db.commit()
     assert expire_stale_holds() == []  # not stale yet
     from payments.models import Hold

@@ -101,7 +101,7 @@ def test_approve_with_adjusted_price_and_shipping_then_accept_and_pay(app, shopp
     with pytest.raises(BuyRequestStateError), unit_of_work():
         buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
 
-    card = make_card(balance=500_000)
+    card = make_card(balance=500_000, user_id=shopper.id)  # the shopper's own
     dest = pickup(office)  # a Baghdad office: same zone as the office of exchange
     q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
     assert q.delivery_fee == 3_000 and q.total == quoted.total + 3_000
@@ -135,7 +135,7 @@ def _paid_request(app, shopper, office, make_card, **changes) -> tuple[int, int]
     rid = _request(shopper, **changes)
     with unit_of_work():
         buyforme.approve_request(rid, reviewer_id=buyer_id, data={})
-    card = make_card(balance=500_000)
+    card = make_card(balance=500_000, user_id=shopper.id)  # the shopper's own
     dest = pickup(office)
     q = buyforme.quote_for(db.get(BuyRequest, rid), destination_for(shopper, **dest))
     with unit_of_work():

@@ -8,15 +8,17 @@ import re
 from datetime import timedelta
 
 import pytest
-from openapi_spec_validator import validate
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from sqlalchemy import func, select
 
 from app.api import keys
 from app.api.models import ApiKey
 from app.database import db, unit_of_work
 from app.errors import NotFound
+from app.webhooks.services import EVENT_TYPES, TEST_EVENT
 from shop.models import Product
 from shop.services.merchants import suspend_merchant
+from shop.webhook_events import CONSIGNMENT_EVENTS, ORDER_EVENTS, PARCEL_EVENTS
 from tests.shop.helpers import make_category, make_merchant, make_product
 
 
@@ -291,7 +293,7 @@ def test_rate_limit_answers_429_with_headers(app, client, shop, redis_url, backe
 
 def test_openapi_document_is_complete(client):
     doc = client.get("/api/v1/openapi.json").json
-    assert doc["openapi"].startswith("3.0")
+    assert doc["openapi"].startswith("3.1")
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     ops = [(p, m, op) for p, methods in doc["paths"].items() for m, op in methods.items()]
     assert len(ops) >= 15
@@ -313,7 +315,63 @@ def test_openapi_document_is_complete(client):
 
 
 def test_openapi_document_validates_against_the_spec_schema(client):
-    validate(client.get("/api/v1/openapi.json").json)
+    doc = client.get("/api/v1/openapi.json").json
+    validate(doc, cls=OpenAPIV31SpecValidator)
+
+
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule)
+
+
+def test_every_json_route_under_api_v1_is_documented(app, client):
+    doc = client.get("/api/v1/openapi.json").json
+    served = {(_openapi_path(rule.rule), method.lower())
+              for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/v1/")
+              # the documentation itself: the document, its page and their files
+              and not rule.endpoint.startswith("api_docs.")
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, methods in doc["paths"].items()
+                  for method in methods}
+    assert served - documented == set(), "served but not documented"
+    assert documented - served == set(), "documented but not served"
+    for path in ("/api/v1/tracking/{number}", "/api/v1/tracking-events",
+                 "/api/v1/tracking-events/batches/{batch_id}", "/api/v1/orders"):
+        assert path in doc["paths"]
+
+
+def test_every_operation_documents_its_client_errors_with_the_error_shape(client):
+    doc = client.get("/api/v1/openapi.json").json
+    responses = doc["components"]["responses"]
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            errors = {code: r for code, r in op["responses"].items() if code.startswith("4")}
+            assert errors, (path, method)
+            for code, r in errors.items():
+                r = responses[r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r
+                assert r["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/Error"}, (path, method, code)
+            if op["security"]:  # a key is needed: a missing one is refused
+                assert {"401", "403", "429"} <= set(errors), (path, method)
+            if "{" in path:
+                assert "404" in errors, (path, method)
+            if method in ("post", "patch"):
+                assert {"400", "413", "422"} <= set(errors), (path, method)
+
+
+def test_webhooks_describe_every_event_type_barid_sends(client):
+    doc = client.get("/api/v1/openapi.json").json
+    sent = ({TEST_EVENT, "refund.succeeded"} | set(ORDER_EVENTS.values())
+            | set(CONSIGNMENT_EVENTS.values()) | set(PARCEL_EVENTS.values()))
+    assert set(doc["webhooks"]) == sent == set(EVENT_TYPES)
+    schemas = doc["components"]["schemas"]
+    for event_type, item in doc["webhooks"].items():
+        envelope = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert envelope["properties"]["type"] == {"const": event_type}
+        data = envelope["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+        assert schemas[data]["properties"], event_type
+        assert {"webhook-id", "webhook-timestamp", "webhook-signature"} == {
+            p["name"] for p in item["post"]["parameters"]}
 
 
 @pytest.mark.parametrize("lang, words", [("ar", "مفتاح"), ("en", "Idempotency-Key")])

@@ -25,6 +25,7 @@ from shop.models import (
     Product,
 )
 from shop.services import orders
+from tests.openapi_check import validate_answer
 from tests.shop.helpers import make_category, make_merchant, make_product, make_user
 from tracking import s10
 from tracking.models import Parcel
@@ -199,6 +200,12 @@ def test_merchant_is_told_of_its_order_and_parcel_by_webhook(app, client, shops)
         assert changed["data"]["tracking_number"] == number
         assert changed["data"]["consignment_ids"] == [cid]
         assert all(p["data"].get("order_id") != their_order for p in payloads)
+        # Each message is what /api/v1/openapi.json says that event type looks like.
+        doc = client.get("/api/v1/openapi.json").json
+        for p in payloads:
+            item = doc["webhooks"][p["type"]]["post"]
+            validate_answer(doc, item["requestBody"]["content"]["application/json"]["schema"],
+                            p)
     finally:
         inbox.server.shutdown()
         inbox.server.server_close()

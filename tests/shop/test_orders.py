@@ -94,7 +94,7 @@ def stock(product_id: int) -> int:
 
 def test_post_card_is_held_at_checkout_then_captured_and_the_order_paid(
         app, shopper, lamp, make_card):
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin=CARD_PIN))
@@ -143,7 +143,8 @@ def test_someone_elses_card_by_id_is_not_found(shopper, lamp, make_card):
 @pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_refused_card_leaves_no_order_and_no_reservation(shopper, lamp, make_card, funds,
                                                          pin, error):
-    card = make_card(balance=funds)
+    # A card of the shopper's own is told why; another's PIN gets the stranger's answer.
+    card = make_card(balance=funds, user_id=shopper.id if error is InsufficientFunds else None)
     card_account = card.account_id
     with pytest.raises(error):
         _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number, pin=pin))
@@ -159,7 +160,7 @@ def test_direct_post_card_payment_still_waits_for_payment_succeeded(app, shopper
     hold = app.config["SHOP_POST_CARD_HOLD"]
     app.config["SHOP_POST_CARD_HOLD"] = False
     try:
-        card = make_card(balance=100_000)
+        card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
         card_account = card.account_id
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                        pin=CARD_PIN))
@@ -203,7 +204,7 @@ def test_stripe_payment_marks_the_order_paid_only_from_payment_succeeded(
 
 def test_unpaid_order_expires_stock_comes_back_and_the_hold_is_voided(app, shopper, lamp,
                                                                       make_card):
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin=CARD_PIN), quantity=2)
@@ -230,7 +231,7 @@ def test_payment_arriving_after_expiry_is_given_back(app, shopper, lamp, make_ca
     hold = app.config["SHOP_POST_CARD_HOLD"]
     app.config["SHOP_POST_CARD_HOLD"] = False
     try:
-        card = make_card(balance=100_000)
+        card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
         card_account = card.account_id
         order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                        pin=CARD_PIN))
@@ -247,7 +248,7 @@ def test_payment_arriving_after_expiry_is_given_back(app, shopper, lamp, make_ca
 
 
 def test_cancelling_a_paid_order_refunds_and_restores_stock(app, shopper, lamp, make_card):
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin=CARD_PIN), quantity=2)
@@ -270,7 +271,7 @@ def test_cancelling_a_paid_order_refunds_and_restores_stock(app, shopper, lamp, 
 
 
 def test_cancelling_before_payment_releases_the_hold(app, shopper, lamp, make_card):
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     card_account = card.account_id
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin=CARD_PIN))
@@ -300,7 +301,7 @@ def test_parcel_scans_move_the_consignment_and_the_order(app, shopper, lamp, mak
     from tracking.services import events as ev
     from tracking.services.parcels import preadvise
 
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
                                                    pin=CARD_PIN))
     drain(app)
@@ -344,7 +345,7 @@ def test_a_consignment_cancelled_by_its_merchant_is_refunded_in_part(app, shoppe
     b = product(other, shelf, price=30_000)
     put_in_cart(shopper, a)
     put_in_cart(shopper, b)
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     card_account = card.account_id
     b_id = b.id
     order = _placed(place(shopper, door(make_address(shopper)),

@@ -10,13 +10,15 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app.database import db
 from app.jobs import drain
+from app.notify import sent_messages
 from shop.models import Address, Order, Product
 from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
-from tests.payments.helpers import CARD_PIN
+from tests.payments.helpers import CARD_PIN, balance, ledger_problems
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     baghdad_shop,
     login,
@@ -47,7 +49,7 @@ def test_checkout_page_shows_server_totals_and_ignores_a_sent_amount(
     lamp_id = lamp.id
     put_in_cart(shopper, lamp, 2)
     address = make_address(shopper, "IQ-BA")
-    card = make_card(balance=100_000)
+    card = make_card(balance=100_000, user_id=shopper.id)  # the shopper's own
     number = card.number
     login(client, shopper)
 
@@ -70,6 +72,40 @@ def test_checkout_page_shows_server_totals_and_ignores_a_sent_amount(
     shown = _html(client.get(f"/shop/orders/{order.id}"))
     assert 'data-status="paid"' in shown and "38,000 IQD" in shown
     assert db.get(Product, lamp_id).stock == 2
+
+
+@pytest.mark.commits  # the code is kept apart from the checkout that sent it
+def test_checkout_with_someone_elses_card_takes_the_code_its_holder_got(
+        app, client, shopper, baghdad_shop, shelf, make_card):
+    lamp = product(baghdad_shop, shelf, price=15_000, weight_g=500, stock=4)
+    put_in_cart(shopper, lamp, 1)
+    address = make_address(shopper, "IQ-BG")
+    card = make_card(balance=100_000)  # linked to no account: not the shopper's
+    login(client, shopper)
+    html = _html(client.get(f"/shop/checkout?method=door&address_id={address.id}"))
+    form = {"method": "door", "address_id": address.id, "digest": _digest(html),
+            "key": _key(html), "payment": "post_card", "card_number": card.number}
+    sent_messages.clear()
+
+    first = client.post("/shop/checkout", data={**form, "pin": CARD_PIN})
+    page = _html(first)
+    assert first.status_code == 200 and "المنتهي بـ 67" in page  # the mobile's last 2
+    assert 'name="one_time_code"' in page
+    assert db.scalar(select(Order)) is None and balance(card) == 100_000
+    [sms] = sent_messages
+    code = re.search(r"\b(\d{6})\b", sms["body"]).group(1)
+
+    wrong = client.post("/shop/checkout", data={
+        **form, "one_time_code": f"{(int(code) + 1) % 1_000_000:06d}"})
+    assert wrong.status_code == 422 and "رمز التحقق غير صحيح" in _html(wrong)
+    assert db.scalar(select(Order)) is None and balance(card) == 100_000
+
+    ok = client.post("/shop/checkout", data={**form, "one_time_code": code})
+    assert ok.status_code == 302, _html(ok)[:2000]
+    order = db.scalar(select(Order))
+    assert order is not None and balance(card) == 100_000 - order.total
+    assert ledger_problems() == []
+    sent_messages.clear()
 
 
 def test_changed_price_shows_the_new_total_and_places_nothing(client, shopper, baghdad_shop,
@@ -140,7 +176,7 @@ def test_cancel_button_cancels_and_refunds(app, client, shopper, baghdad_shop, s
     lamp = product(baghdad_shop, shelf, stock=2)
     lamp_id = lamp.id
     put_in_cart(shopper, lamp)
-    card = make_card(balance=50_000)
+    card = make_card(balance=50_000, user_id=shopper.id)
     order = place(shopper, door(make_address(shopper)), payment=PaymentChoice(
         "post_card", card_number=card.number, pin=CARD_PIN))
     order_id = order.id

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.audit import AuditRecord
 from app.database import db
 from app.events import DomainEvent, OutboxJob, publish
-from tests.tracking.helpers import at, inbound_draft, run_jobs
+from tests.tracking.helpers import at, inbound_draft, login, make_user, run_jobs
 from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
 from tracking.services import customs
 from tracking.services import events as ev
@@ -200,14 +200,18 @@ def test_duty_paid_in_cash_at_the_counter_allows_hand_over(offices, clerk):
 
 @pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
 def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fast_pins):
+    """Signed in, with his own linked card: card and PIN (anyone else's card also takes
+    the holder's one-time code, see test_duty_code)."""
     from payments import cards
     from payments.services import receive_cash
 
     _tariff()
     register_inbound("LX123456785CN", inbound_draft())
     parcel, case = _arrive("LX123456785CN", offices, clerk)
+    omar = make_user("Omar Hassan", "shopper")
+    login(client, omar)
     card = cards.issue_card(holder_name="Omar Hassan", national_id="199011112222",
-                            mobile="+9647711112222", pin="1357", user_id=None,
+                            mobile="+9647711112222", pin="1357", user_id=omar.id,
                             clerk_id=clerk.id, office_id=offices[0].id)
     receive_cash(office_id=offices[0].id, clerk_id=clerk.id, amount=30_000, currency="IQD",
                  reference_kind="post_card", reference_id=str(card.id),

@@ -95,9 +95,12 @@ def _confirm(client, pid: int, card: str) -> dict:
     return res.get_json()
 
 
-def _post_card(clerk, offices, balance: int):
+def _post_card(clerk, offices, balance: int, holder=None):
+    """A card of `holder`'s own (linked to his account): he pays with card and PIN; a card
+    not linked to the account paying would need a one-time code (test_duty_code.py)."""
     card = cards.issue_card(holder_name="Omar Hassan", national_id=f"1990{balance:08d}",
-                            mobile="+9647711112222", pin="1357", user_id=None,
+                            mobile="+9647711112222", pin="1357",
+                            user_id=holder.id if holder else None,
                             clerk_id=clerk.id, office_id=offices[0].id)
     receive_cash(office_id=offices[0].id, clerk_id=clerk.id, amount=balance, currency="IQD",
                  reference_kind="post_card", reference_id=str(card.id),
@@ -110,15 +113,16 @@ def test_duty_paid_by_bank_card_allows_hand_over(stripe_app, usd_rate, offices, 
                                                  officer, fast_pins):
     case = _held_then_released(offices, clerk, officer)
     client = stripe_app.test_client()
-    # A post card without enough money fails first; that try must not stand in the way.
-    poor = _post_card(clerk, offices, balance=1_000)
+    omar = make_user("Omar Hassan", "shopper")
+    login(client, omar)
+    # His own post card without enough money fails first; that try must not stand in
+    # the way.
+    poor = _post_card(clerk, offices, balance=1_000, holder=omar)
     res = client.post(f"/track/{NUMBER}/duty",
                       data={"card_number": poor.number, "card_pin": "1357"})
     assert res.status_code >= 400
     assert _hand_over(offices, clerk).reason_code == "duty_unpaid"
 
-    omar = make_user("Omar Hassan", "shopper")
-    login(client, omar)
     pid = _start_by_bank_card(client, case)
     p = db.get(Payment, pid)
     assert (p.method, p.reference_kind, p.reference_id, p.purpose, p.amount, p.currency) == (
@@ -161,8 +165,8 @@ def test_abandoned_bank_card_does_not_block_the_post_card_and_a_late_success_is_
     assert declined["status"] == "failed"
     assert db.get(Payment, pid, populate_existing=True).status == "failed"
 
-    # He gives up on the bank card and pays with his post card on the duty page.
-    card = _post_card(clerk, offices, balance=30_000)
+    # He gives up on the bank card and pays with his own post card on the duty page.
+    card = _post_card(clerk, offices, balance=30_000, holder=omar)
     res = client.post(f"/track/{NUMBER}/duty",
                       data={"card_number": card.number, "card_pin": "1357"})
     assert res.status_code == 302

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask_babel import refresh
 
+from tests.openapi_check import answer_schema, validate_answer
 from tests.tracking.helpers import at, domestic_draft
 from tracking.services import events as ev
 from tracking.services.parcels import preadvise
@@ -49,6 +50,26 @@ def test_invalid_and_unknown_numbers(client, app_ctx):
     assert res.status_code == 400 and res.get_json()["reason"] == "too_long"
     res = client.get("/api/v1/tracking/EE123456785IQ")
     assert res.status_code == 404 and res.get_json()["error"] == "not_found"
+
+
+def test_json_answers_are_the_ones_the_openapi_document_describes(client, journey, app):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    path = "/api/v1/tracking/{number}"
+    op = doc["paths"][path]["get"]
+    assert op["security"] == [] and set(op["responses"]) == {"200", "400", "404", "429"}
+    found = client.get(f"/api/v1/tracking/{journey}?lang=en").get_json()
+    validate_answer(doc, answer_schema(doc, path, "get", 200), found)
+    for number, status in (("EE123456786IQ", 400), ("EE123456785IQ", 404)):
+        res = client.get(f"/api/v1/tracking/{number}")
+        assert res.status_code == status
+        validate_answer(doc, answer_schema(doc, path, "get", status), res.get_json())
+    app.config["TRACKING_LOOKUPS_PER_MINUTE"] = 1
+    try:
+        codes = [client.get(f"/api/v1/tracking/{journey}") for _ in range(2)]
+    finally:
+        app.config["TRACKING_LOOKUPS_PER_MINUTE"] = 60
+    assert codes[1].status_code == 429
+    validate_answer(doc, answer_schema(doc, path, "get", 429), codes[1].get_json())
 
 
 def test_page_accepts_spaces_and_lowercase_and_redirects(client, journey):

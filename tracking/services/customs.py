@@ -515,17 +515,21 @@ def pay_duty_in_cash(case_id: int, *, clerk_id: int, office_id: int) -> CustomsC
 
 
 def pay_duty_with_post_card(case_id: int, *, card_number: str, pin: str,
-                            actor_id: int | None) -> CustomsCase:
-    """The recipient pays the duty with a post card (online or at the counter).
+                            actor_id: int | None, one_time_code: str = "",
+                            at_counter: bool = False) -> CustomsCase:
+    """The recipient pays the duty with a post card (online, or at the counter when
+    `at_counter`: a clerk).
 
     Flushes. Raises Conflict (not released / already paid) and payments' errors (wrong
-    PIN, not enough balance, card blocked); payments keeps a wrong PIN's count on its own.
+    PIN, not enough balance, card blocked, OneTimeCodeSent when a code went to the
+    holder, WrongOneTimeCode); payments keeps a wrong PIN's count on its own.
     """
     case = _payable_case(case_id)
     payment = pay.pay_with_post_card(
         card_number=card_number, pin=pin, amount=case.total_due_iqd, currency="IQD",
         reference_kind=DUTY_REFERENCE_KIND, reference_id=str(case.id), purpose=DUTY_PURPOSE,
-        idempotency_key=f"duty:{case.id}", actor_id=actor_id,
+        idempotency_key=f"duty:{case.id}", actor_id=actor_id, one_time_code=one_time_code,
+        at_counter=at_counter,
     )
     mark_duty_paid(case, str(payment.id))
     return case

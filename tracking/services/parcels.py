@@ -204,8 +204,10 @@ def take_postage(parcel: Parcel, choice: PaymentChoice, *, office_id: int,
     if choice.method == "cash":
         payment = pay.receive_cash(office_id=office_id, clerk_id=clerk_id, **common)
     elif choice.method == "post_card":
+        # At the counter: the clerk sees the holder, so no one-time code is asked.
         payment = pay.pay_with_post_card(card_number=choice.card_number or "",
-                                         pin=choice.pin or "", actor_id=clerk_id, **common)
+                                         pin=choice.pin or "", actor_id=clerk_id,
+                                         at_counter=True, **common)
     else:
         raise ValidationFailed(_l("Choose how the postage is paid."),
                                fields={"payment_method": _l("Choose cash or post card.")})
