@@ -118,6 +118,14 @@ SETTINGS: tuple[Setting, ...] = (
             doc="seconds a sign-up's confirmation code stays valid"),
     Setting("REGISTER_CODE_TRIES", parse=int, default=5,
             doc="wrong confirmation codes allowed per sign-up"),
+    Setting("PASSWORD_RESET_RATE_LIMIT", parse=int, default=5,
+            doc="password-reset requests allowed per client address, and per e-mail or "
+                "mobile, in the window"),
+    Setting("PASSWORD_RESET_RATE_WINDOW", parse=int, default=3600, doc="seconds"),
+    Setting("PASSWORD_RESET_TTL", parse=int, default=900,
+            doc="seconds a password-reset code stays valid"),
+    Setting("PASSWORD_RESET_TRIES", parse=int, default=5,
+            doc="codes that may be tried per password reset"),
     # Seconds after which a pending outbox job that no executor finished is looked up in
     # rq, and sent again if rq has lost it.
     Setting("OUTBOX_STALE_AFTER", parse=int, default=60),

@@ -6,39 +6,76 @@ this module adds them, so it is imported before the blueprint is registered.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.audit import AuditRecord
-from app.auth import services
+from app.audit import AuditRecord, record_audit
+from app.auth import administration, services
 from app.auth.decorators import role_required
 from app.auth.forms import (
     GrantRoleForm,
+    PersonActionForm,
     PostOfficeForm,
     RevokeRoleForm,
     StaffUserForm,
     office_choices,
+    office_kind_choices,
     role_choices,
     show_errors,
 )
 from app.auth.identifiers import format_phone
-from app.auth.models import Role, User
+from app.auth.models import PostOffice, Role, User, office_kind_label
 from app.backoffice import bp, nav_item
 from app.database import db, unit_of_work
-from app.errors import DomainError
+from app.errors import DomainError, Forbidden
 from app.geo import governorates
 from app.i18n import current_locale
 from app.numbers import MAX_PAGE
 
 AUDIT_PAGE_SIZE = 50
+MANAGERS = (Role.ADMIN, Role.SUPERVISOR)
 
 
-def _staff_form() -> StaffUserForm:
-    form = StaffUserForm()
-    form.roles.choices = role_choices()
-    form.post_office.choices = office_choices(services.post_offices(), blank=_("None"))
+def _office_choices(blank) -> list:
+    """Open offices only (a closed one is not chosen for staff); a supervisor has only
+    their own."""
+    offices = services.post_offices(open_only=True)
+    if not current_user.has_role(Role.ADMIN):
+        offices = [o for o in offices if o.id == current_user.post_office_id]
+    return office_choices(offices, blank=blank)
+
+
+def _role_choices() -> list:
+    allowed = {r.value for r in administration.grantable_roles(current_user)}
+    return [c for c in role_choices() if c[0] in allowed]
+
+
+def _person_form(person: User | None = None, *, fresh: bool = False) -> StaffUserForm:
+    """The form for a new person, or `person`'s details (as saved when `fresh` or on a
+    GET, else as posted)."""
+    if person is not None and (fresh or request.method == "GET"):
+        form = StaffUserForm(formdata=None, data={
+            "full_name": person.full_name, "email": person.email or "",
+            "phone": format_phone(person.phone) if person.phone else "",
+            "roles": sorted(r.value for r in person.roles),
+            "post_office": person.post_office.code if person.post_office else "",
+        })
+    else:
+        form = StaffUserForm()
+    form.roles.choices = _role_choices()
+    form.post_office.choices = _office_choices(_("None"))
+    if person is not None:
+        form.submit.label.text = _("Save changes")
+        if person.post_office and all(c[0] != person.post_office.code
+                                      for c in form.post_office.choices):
+            # A person still placed at a closed office: show it so saving keeps it.
+            form.post_office.choices.append((person.post_office.code,
+                                             person.post_office.name(current_locale())))
     return form
 
 
@@ -46,47 +83,130 @@ def _grant_form(user: User) -> GrantRoleForm:
     form = GrantRoleForm()
     form.role.choices = [c for c in role_choices() if c[0] not in user.roles]
     form.post_office.choices = office_choices(
-        services.post_offices(), blank=_("Keep as it is")
+        services.post_offices(open_only=True), blank=_("Keep as it is")
     )
     return form
 
 
+def _refuse(user_id: int | None, reason: str) -> NoReturn:
+    """A 403 for a person the current user may not manage, kept in the audit log."""
+    with unit_of_work():
+        record_audit("backoffice.forbidden", object_type="user", object_id=user_id,
+                     actor_id=current_user.id,
+                     details={"path": request.path, "method": request.method,
+                              "reason": reason[:200]})
+    abort(403)
+
+
+def _managed_person(user_id: int) -> User:
+    person = db.get(User, user_id)
+    if person is None:
+        abort(404)
+    if not administration.may_manage(current_user, person):
+        _refuse(user_id, "not in the manager's scope")
+    return person
+
+
 @bp.route("/admin/users", methods=["GET", "POST"])
-@role_required(Role.ADMIN)
+@role_required(*MANAGERS)
 def admin_users():
-    form = _staff_form()
+    form = _person_form()
     status = 200
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                user = services.create_user(
-                    form.full_name.data, email=form.email.data, phone=form.phone.data,
-                    password=form.password.data, roles=form.roles.data or [],
-                    post_office_code=form.post_office.data or None, actor_id=current_user.id,
+                user = administration.enrol_person(
+                    current_user, form.full_name.data, email=form.email.data,
+                    phone=form.phone.data, roles=form.roles.data or [],
+                    post_office_code=form.post_office.data or None,
                 )
+        except Forbidden as exc:
+            _refuse(None, str(exc.message))
         except DomainError as exc:
             show_errors(form, exc, rename={"role": "roles"})
             status = exc.http_status
         else:
-            flash(_("%(name)s can now log in.", name=user.full_name), "success")
+            flash(_("%(name)s has been sent a code to choose a password.",
+                    name=user.full_name), "success")
             return redirect(url_for("backoffice.admin_user", user_id=user.id))
     elif form.is_submitted():
         status = 422
     query = request.args.get("q", "")
     return render_template("backoffice/admin_users.html", form=form, query=query,
-                           users=services.find_users(query), format_phone=format_phone,
-                           ), status
+                           users=administration.people_in_scope(current_user, query),
+                           format_phone=format_phone), status
 
 
-@bp.route("/admin/users/<int:user_id>", methods=["GET"])
-@role_required(Role.ADMIN)
+def _render_person(person: User, form: StaffUserForm | None = None,
+                   grant_form: GrantRoleForm | None = None, status: int = 200):
+    return render_template(
+        "backoffice/admin_user.html", person=person,
+        form=form or _person_form(person, fresh=True),
+        grant_form=grant_form or _grant_form(person), revoke_form=RevokeRoleForm(),
+        action_form=PersonActionForm(), format_phone=format_phone,
+        is_admin=current_user.has_role(Role.ADMIN),
+    ), status
+
+
+@bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
+@role_required(*MANAGERS)
 def admin_user(user_id: int):
-    user = db.get(User, user_id)
-    if user is None:
-        abort(404)
-    return render_template("backoffice/admin_user.html", person=user,
-                           grant_form=_grant_form(user), revoke_form=RevokeRoleForm(),
-                           format_phone=format_phone)
+    person = _managed_person(user_id)
+    form = _person_form(person)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                administration.update_person(
+                    current_user, user_id, full_name=form.full_name.data,
+                    email=form.email.data, phone=form.phone.data,
+                    post_office_code=form.post_office.data or None,
+                    roles=form.roles.data or [],
+                )
+        except Forbidden as exc:
+            _refuse(user_id, str(exc.message))
+        except DomainError as exc:
+            show_errors(form, exc, rename={"role": "roles", "active": "roles"})
+            status = exc.http_status
+        else:
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("backoffice.admin_user", user_id=user_id))
+    elif form.is_submitted():
+        status = 422
+    return _render_person(db.get(User, user_id), form, status=status)
+
+
+_PERSON_ACTIONS = {
+    "disable": (administration.disable_person,
+                lazy_gettext("The account is disabled and its sessions have ended.")),
+    "enable": (administration.enable_person, lazy_gettext("The account is enabled again.")),
+    "relogin": (administration.force_relogin,
+                lazy_gettext("Every session of this person has ended: they must log in "
+                             "again.")),
+    "reset": (administration.reset_password_for,
+              lazy_gettext("A one-time code to set a new password has been sent.")),
+}
+
+
+@bp.route("/admin/users/<int:user_id>/<any(disable, enable, relogin, reset):action>",
+          methods=["POST"])
+@role_required(*MANAGERS)
+def admin_user_action(user_id: int, action: str):
+    _managed_person(user_id)
+    form = PersonActionForm()
+    if form.validate_on_submit():
+        use_case, done = _PERSON_ACTIONS[action]
+        try:
+            with unit_of_work():
+                use_case(current_user, user_id)
+        except Forbidden as exc:
+            _refuse(user_id, str(exc.message))
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+            return _render_person(db.get(User, user_id), status=exc.http_status)
+        else:
+            flash(str(done), "success")
+    return redirect(url_for("backoffice.admin_user", user_id=user_id))
 
 
 @bp.route("/admin/users/<int:user_id>/grant", methods=["POST"])
@@ -103,9 +223,8 @@ def admin_user_grant(user_id: int):
                                     post_office_code=form.post_office.data or None)
         except DomainError as exc:  # the unit of work has rolled back what was changed
             show_errors(form, exc)
-            return render_template("backoffice/admin_user.html", person=db.get(User, user_id),
-                                   grant_form=form, revoke_form=RevokeRoleForm(),
-                                   format_phone=format_phone), exc.http_status
+            return _render_person(db.get(User, user_id), grant_form=form,
+                                  status=exc.http_status)
         flash(_("Role granted."), "success")
     return redirect(url_for("backoffice.admin_user", user_id=user_id))
 
@@ -125,13 +244,24 @@ def admin_user_revoke(user_id: int):
     return redirect(url_for("backoffice.admin_user", user_id=user_id))
 
 
+def _office_form(office: PostOffice | None = None, *, fresh: bool = False) -> PostOfficeForm:
+    if office is not None and (fresh or request.method == "GET"):
+        form = PostOfficeForm(formdata=None, obj=office)
+    else:
+        form = PostOfficeForm()
+    loc = current_locale()
+    form.governorate.choices = [(g.code, g.name(loc)) for g in governorates()]
+    form.kind.choices = office_kind_choices()
+    if office is not None:
+        form.submit.label.text = _("Save changes")
+    return form
+
+
 @bp.route("/admin/offices", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def admin_offices():
-    form = PostOfficeForm()
+    form = _office_form()
     loc = current_locale()
-    govs = governorates()
-    form.governorate.choices = [(g.code, g.name(loc)) for g in govs]
     status = 200
     if form.validate_on_submit():
         try:
@@ -139,7 +269,8 @@ def admin_offices():
                 office = services.create_post_office(
                     form.code.data, form.name_ar.data, form.name_en.data,
                     form.governorate.data, address=form.address.data or "",
-                    is_exchange_office=form.is_exchange_office.data, actor_id=current_user.id,
+                    kind=form.kind.data or None, opening_hours=form.opening_hours.data or "",
+                    actor_id=current_user.id,
                 )
         except DomainError as exc:
             show_errors(form, exc)
@@ -155,7 +286,63 @@ def admin_offices():
     ).all())
     return render_template("backoffice/admin_offices.html", form=form,
                            offices=services.post_offices(), staff=staff,
-                           governorate_names={g.code: g.name(loc) for g in govs}), status
+                           kind_label=office_kind_label,
+                           governorate_names={g.code: g.name(loc) for g in governorates()}
+                           ), status
+
+
+@bp.route("/admin/offices/<int:office_id>", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def admin_office(office_id: int):
+    office = db.get(PostOffice, office_id)
+    if office is None:
+        abort(404)
+    form = _office_form(office)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                administration.update_post_office(
+                    current_user.id, office_id, code=form.code.data,
+                    name_ar=form.name_ar.data, name_en=form.name_en.data,
+                    governorate_code=form.governorate.data, address=form.address.data or "",
+                    kind=form.kind.data, opening_hours=form.opening_hours.data or "",
+                )
+        except DomainError as exc:
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("backoffice.admin_office", office_id=office_id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("backoffice/admin_office.html", office=db.get(PostOffice, office_id),
+                           form=form, action_form=PersonActionForm(),
+                           kind_label=office_kind_label), status
+
+
+@bp.route("/admin/offices/<int:office_id>/<any(close, reopen):action>", methods=["POST"])
+@role_required(Role.ADMIN)
+def admin_office_action(office_id: int, action: str):
+    form = PersonActionForm()
+    if form.validate_on_submit():
+        use_case = (administration.close_post_office if action == "close"
+                    else administration.reopen_post_office)
+        try:
+            with unit_of_work():
+                office = use_case(current_user.id, office_id)
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+            office = db.get(PostOffice, office_id)
+            if office is None:
+                abort(404)
+            return render_template("backoffice/admin_office.html", office=office,
+                                   form=_office_form(office, fresh=True),
+                                   action_form=PersonActionForm(),
+                                   kind_label=office_kind_label), exc.http_status
+        flash(_("Post office %(code)s closed.", code=office.code) if action == "close"
+              else _("Post office %(code)s is open again.", code=office.code), "success")
+    return redirect(url_for("backoffice.admin_office", office_id=office_id))
 
 
 @bp.route("/admin/audit")
@@ -188,7 +375,7 @@ def admin_audit():
 
 
 def register_nav() -> None:
-    nav_item("backoffice.admin_users", "Users and roles", (Role.ADMIN,), section="admin",
+    nav_item("backoffice.admin_users", "Users and roles", MANAGERS, section="admin",
              order=10)
     nav_item("backoffice.admin_offices", "Post offices", (Role.ADMIN,), section="admin",
              order=20)

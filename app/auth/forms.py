@@ -23,7 +23,7 @@ from wtforms import (
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.auth.models import Role, role_label
+from app.auth.models import OfficeKind, Role, office_kind_label, role_label
 from app.errors import DomainError
 from app.i18n import current_locale
 
@@ -57,6 +57,26 @@ class RegistrationCodeForm(FlaskForm):
 
     code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)])
     submit = SubmitField(_l("Open my account"))
+
+
+class ForgotPasswordForm(FlaskForm):
+    identifier = StringField(_l("E-mail or mobile number"),
+                             validators=[InputRequired(REQUIRED), Length(max=254)])
+    submit = SubmitField(_l("Send me a code"))
+
+
+class ResetPasswordForm(FlaskForm):
+    """The code from the reset message and the new password; Arabic-Indic digits are
+    read in the code (services)."""
+
+    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)])
+    password = PasswordField(_l("New password"), validators=[InputRequired(REQUIRED)])
+    password_confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[InputRequired(REQUIRED),
+                    EqualTo("password", _l("The two passwords are not the same."))],
+    )
+    submit = SubmitField(_l("Set the new password"))
 
 
 class ChangePasswordForm(FlaskForm):
@@ -104,14 +124,22 @@ def office_choices(offices: list[Any], *, blank: Any) -> list[tuple[str, Any]]:
 
 
 class StaffUserForm(FlaskForm):
+    """A person's details, to open an account or change one. No password: the person
+    is sent a one-time code to choose their own."""
+
     full_name = StringField(_l("Full name"),
                             validators=[InputRequired(REQUIRED), Length(max=200)])
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])
     phone = StringField(_l("Mobile number"), validators=[Optional(), Length(max=32)])
-    password = PasswordField(_l("First password"), validators=[InputRequired(REQUIRED)])
     roles = _MultiCheckbox(_l("Roles"), choices=[], validate_choice=False)
     post_office = SelectField(_l("Post office"), choices=[], validate_choice=False)
     submit = SubmitField(_l("Create user"))
+
+
+class PersonActionForm(FlaskForm):
+    """Only a CSRF token: disable, enable, force a new login, send a reset code."""
+
+    submit = SubmitField(_l("Confirm"))
 
 
 class GrantRoleForm(FlaskForm):
@@ -132,9 +160,14 @@ class PostOfficeForm(FlaskForm):
     name_en = StringField(_l("Name in English"),
                           validators=[InputRequired(REQUIRED), Length(max=200)])
     governorate = SelectField(_l("Governorate"), choices=[], validate_choice=False)
+    kind = SelectField(_l("Kind of office"), choices=[], validate_choice=False)
     address = StringField(_l("Address"), validators=[Optional(), Length(max=500)])
-    is_exchange_office = BooleanField(_l("Office of exchange (international mail and customs)"))
+    opening_hours = StringField(_l("Opening hours"), validators=[Optional(), Length(max=300)])
     submit = SubmitField(_l("Add post office"))
+
+
+def office_kind_choices() -> list[tuple[str, str]]:
+    return [(k.value, office_kind_label(k)) for k in OfficeKind]
 
 
 def show_errors(form: FlaskForm, exc: DomainError, rename: dict[str, str] | None = None) -> None:

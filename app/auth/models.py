@@ -43,6 +43,31 @@ _ROLE_LABELS = {
 }
 
 
+class OfficeKind(enum.StrEnum):
+    """What a post office does in the network."""
+
+    COUNTER = "counter"  # a branch where the public is served
+    SORTING = "sorting"  # a sorting centre
+    EXCHANGE = "exchange"  # an office of exchange: international mail and customs
+    DELIVERY = "delivery"  # a delivery office: carriers go out from it
+
+
+_OFFICE_KIND_LABELS = {
+    OfficeKind.COUNTER: _l("Counter office"),
+    OfficeKind.SORTING: _l("Sorting centre"),
+    OfficeKind.EXCHANGE: _l("Office of exchange"),
+    OfficeKind.DELIVERY: _l("Delivery office"),
+}
+
+
+def office_kind_label(kind: OfficeKind | str) -> str:
+    """The kind of office in the visitor's language."""
+    try:
+        return str(_OFFICE_KIND_LABELS[OfficeKind(kind)])
+    except ValueError:
+        return str(kind)
+
+
 def role_label(role: Role | str) -> str:
     """The role's name for people, in the visitor's language (e.g. "موظف بريد")."""
     try:
@@ -64,10 +89,21 @@ class PostOffice(Base):
     address: Mapped[str] = mapped_column(String(500), default="")
     # The office of exchange receives and dispatches international mail (and customs).
     is_exchange_office: Mapped[bool] = mapped_column(default=False)
+    kind: Mapped[str] = mapped_column(String(16), default=OfficeKind.COUNTER.value,
+                                      server_default=OfficeKind.COUNTER.value)
+    # Free text as people write it ("Sat-Thu 08:00-14:00"), shown as written.
+    opening_hours: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # A closed office keeps its rows (parcels, drawers and audit point at it) but is no
+    # longer offered for pickup nor chosen for staff.
+    closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def name(self, locale: str) -> str:
         return self.name_ar if locale == "ar" else self.name_en
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
 
 
 class User(UserMixin, Base):
@@ -175,4 +211,29 @@ class PendingRegistration(Base):
     code_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the code, hex
     attempts: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PasswordReset(Base):
+    """A one-time code to set a new password, asked for by its holder ("forgot
+    password") or sent by an admin. The message carries the code and a link holding
+    `token`; the code is stored only as an HMAC, works once, for a limited time and a
+    limited number of tries.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What the link and the browser's session hold: random, so nothing can be counted.
+    token: Mapped[str] = mapped_column(
+        String(64), unique=True, default=lambda: secrets.token_urlsafe(32)
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the code, hex
+    attempts: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    # The admin or supervisor who sent it; None when the holder asked.
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -36,7 +36,15 @@ from app.auth.identifiers import (
     normalise_phone,
     parse_identifier,
 )
-from app.auth.models import PendingRegistration, PostOffice, Role, User, UserRole, role_label
+from app.auth.models import (
+    OfficeKind,
+    PendingRegistration,
+    PostOffice,
+    Role,
+    User,
+    UserRole,
+    role_label,
+)
 from app.database import db, savepoint, utcnow
 from app.errors import Conflict, DomainError, NotFound, RateLimited, ValidationFailed
 from app.events import publish
@@ -166,7 +174,37 @@ def _post_office_by_code(code: str, field: str = "post_office") -> PostOffice:
     if office is None:
         msg = _l("There is no post office with the code %(code)s.", code=code)
         raise ValidationFailed(msg, fields={field: msg})
+    if not office.is_open:
+        msg = _l("The post office %(code)s is closed: choose another.", code=office.code)
+        raise ValidationFailed(msg, fields={field: msg})
     return office
+
+
+class LastAdministrator(Conflict):
+    code = "last_administrator"
+
+
+def refuse_losing_last_admin(user_id: int, field: str = "roles") -> None:
+    """Raise LastAdministrator unless another active administrator than `user_id`
+    remains. Locks every administrator's row first (in id order), so two admins
+    disabling or demoting each other at once cannot both succeed: the second waits,
+    then counts what the first committed."""
+    db.execute(
+        select(User.id)
+        .where(User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.ADMIN.value)))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    # A new statement after the locks are held: it sees what a waited-for change committed.
+    others = db.scalar(
+        select(func.count()).select_from(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id)
+    )
+    if not others:
+        msg = _l("This is the last active administrator. Make someone else an "
+                 "administrator first.")
+        raise LastAdministrator(msg, fields={field: msg})
 
 
 def _find_by_identifier(identifier: str) -> User | None:
@@ -551,7 +589,8 @@ def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
     _insert_new_account(user, "email", "phone")
     record_audit("auth.user_create", object_type="user", object_id=user.id, actor_id=actor_id,
                  details={"roles": [r.value for r in wanted],
-                          "post_office": office.code if office else None})
+                          "post_office": office.code if office else None,
+                          "before": None, "after": person_snapshot(user)})
     return user
 
 
@@ -585,7 +624,8 @@ def revoke_role(user_id: int, role: Role | str, *, actor_id: int | None = None) 
     """Take `role` away from a user. Audits `auth.role_revoke`.
 
     Raises NotFound, UnknownRole, ValidationFailed (role not held) or Conflict (an admin
-    removing their own admin role, which would lock the back office out of admins).
+    removing their own admin role; LastAdministrator when no other active admin would
+    remain, checked under a lock of the admins' rows).
     """
     user = _get_user(user_id)
     (wanted,) = _parse_roles([role], "role")
@@ -597,6 +637,8 @@ def revoke_role(user_id: int, role: Role | str, *, actor_id: int | None = None) 
     if wanted == Role.ADMIN and actor_id == user.id:
         msg = _l("You cannot remove your own administrator role.")
         raise Conflict(msg, fields={"role": msg})
+    if wanted == Role.ADMIN:
+        refuse_losing_last_admin(user.id, "role")
     user.role_rows.remove(row)
     record_audit("auth.role_revoke", object_type="user", object_id=user.id, actor_id=actor_id,
                  details={"role": wanted.value})
@@ -604,25 +646,42 @@ def revoke_role(user_id: int, role: Role | str, *, actor_id: int | None = None) 
     return user
 
 
-def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: str, *,
-                       address: str = "", is_exchange_office: bool = False,
-                       actor_id: int | None = None) -> PostOffice:
-    """Open a post office (branch). Audits `auth.post_office_create`.
-
-    Raises ValidationFailed (empty code or names, unknown governorate) or Conflict
-    (code in use); nothing is written then. Field errors are keyed `code`, `name_ar`,
-    `name_en`, `governorate`.
-    """
-    code = (code or "").strip().upper()
+def validate_post_office(code: str, name_ar: str, name_en: str, governorate_code: str,
+                         kind: str, opening_hours: str = "") -> dict[str, object]:
+    """The field errors of a post office's details (empty when all is well)."""
     errors: dict[str, object] = {}
-    if not code or len(code) > 16:
-        errors["code"] = _l("Enter a code of 1 to 16 letters or digits.")
+    if not code or len(code) > 16 or not all(c.isascii() and (c.isalnum() or c == "-")
+                                              for c in code):
+        errors["code"] = _l("Enter a code of 1 to 16 letters, digits or dashes.")
     if not (name_ar or "").strip():
         errors["name_ar"] = _l("Enter the Arabic name.")
     if not (name_en or "").strip():
         errors["name_en"] = _l("Enter the English name.")
     if governorate(governorate_code or "") is None:
         errors["governorate"] = _l("Choose a governorate.")
+    if kind not in {k.value for k in OfficeKind}:
+        errors["kind"] = _l("Choose what kind of office this is.")
+    if len(opening_hours or "") > 300:
+        errors["opening_hours"] = _l("Use at most %(n)s characters.", n=300)
+    return errors
+
+
+def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: str, *,
+                       address: str = "", is_exchange_office: bool = False,
+                       kind: str | None = None, opening_hours: str = "",
+                       actor_id: int | None = None) -> PostOffice:
+    """Open a post office (branch). `kind` is an OfficeKind (an office of exchange when
+    `is_exchange_office`, else a counter, by default). Audits
+    `auth.post_office_create` with the office's details as `after`.
+
+    Raises ValidationFailed (empty code or names, unknown governorate or kind) or
+    Conflict (code in use); nothing is written then. Field errors are keyed `code`,
+    `name_ar`, `name_en`, `governorate`, `kind`, `opening_hours`.
+    """
+    code = (code or "").strip().upper()
+    kind = (kind or (OfficeKind.EXCHANGE if is_exchange_office else OfficeKind.COUNTER)).strip()
+    errors = validate_post_office(code, name_ar, name_en, governorate_code, kind,
+                                  opening_hours)
     if errors:
         raise ValidationFailed(next(iter(errors.values())), fields=errors)
     if db.scalar(select(PostOffice.id).where(PostOffice.code == code)) is not None:
@@ -630,7 +689,8 @@ def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: 
         raise Conflict(msg, fields={"code": msg})
     office = PostOffice(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(),
                         governorate=governorate_code, address=(address or "").strip(),
-                        is_exchange_office=is_exchange_office)
+                        is_exchange_office=is_exchange_office or kind == OfficeKind.EXCHANGE,
+                        kind=kind, opening_hours=(opening_hours or "").strip())
     try:
         # A lost race on the unique code: undo only this insert, report it clearly.
         with savepoint():
@@ -640,15 +700,37 @@ def create_post_office(code: str, name_ar: str, name_en: str, governorate_code: 
         msg = _l("A post office with the code %(code)s already exists.", code=code)
         raise Conflict(msg, fields={"code": msg}) from None
     record_audit("auth.post_office_create", object_type="post_office", object_id=office.id,
-                 actor_id=actor_id, details={"code": code, "governorate": governorate_code})
+                 actor_id=actor_id, details={"code": code, "governorate": governorate_code,
+                                             "before": None,
+                                             "after": post_office_snapshot(office)})
     return office
+
+
+def person_snapshot(user: User) -> dict[str, object]:
+    """A person's details as the audit log keeps them (before and after a change)."""
+    return {"full_name": user.full_name, "email": user.email, "phone": user.phone,
+            "post_office": user.post_office.code if user.post_office else None,
+            "roles": sorted(r.value for r in user.roles), "active": user.active}
+
+
+def post_office_snapshot(office: PostOffice) -> dict[str, object]:
+    """An office's details as the audit log keeps them (before and after a change)."""
+    return {"code": office.code, "name_ar": office.name_ar, "name_en": office.name_en,
+            "governorate": office.governorate, "address": office.address,
+            "kind": office.kind, "is_exchange_office": office.is_exchange_office,
+            "opening_hours": office.opening_hours,
+            "closed": office.closed_at is not None}
 
 
 # -- reads for the back office -------------------------------------------------------------
 
-def find_users(query: str = "", *, limit: int = 100) -> list[User]:
-    """Users whose name, e-mail or phone contains `query` (all when empty), newest first."""
+def find_users(query: str = "", *, limit: int = 100,
+               post_office_id: int | None = None) -> list[User]:
+    """Users whose name, e-mail or phone contains `query` (all when empty), newest first;
+    only those placed at `post_office_id` when it is given."""
     stmt = select(User).order_by(User.id.desc()).limit(limit)
+    if post_office_id is not None:
+        stmt = stmt.where(User.post_office_id == post_office_id)
     q = (query or "").strip()
     if q:
         like = f"%{q.lower()}%"
@@ -661,6 +743,9 @@ def find_users(query: str = "", *, limit: int = 100) -> list[User]:
     return list(db.scalars(stmt))
 
 
-def post_offices() -> list[PostOffice]:
-    """Every post office, by code."""
-    return list(db.scalars(select(PostOffice).order_by(PostOffice.code)))
+def post_offices(*, open_only: bool = False) -> list[PostOffice]:
+    """Every post office (only those not closed when `open_only`), by code."""
+    stmt = select(PostOffice).order_by(PostOffice.code)
+    if open_only:
+        stmt = stmt.where(PostOffice.closed_at.is_(None))
+    return list(db.scalars(stmt))

@@ -19,14 +19,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from app.auth import services
+from app.auth import recovery, services
 from app.auth.forms import (
     ChangePasswordForm,
+    ForgotPasswordForm,
     LoginForm,
     LogoutForm,
     NotificationChannelsForm,
     RegisterForm,
     RegistrationCodeForm,
+    ResetPasswordForm,
     show_errors,
 )
 from app.auth.identifiers import format_phone
@@ -157,6 +159,76 @@ def confirm_registration():
         status = 422
     return render_template("auth/confirm_registration.html", form=form,
                            to=session.get(_PENDING_TO, "")), status
+
+
+# The browser's session remembers the reset it is finishing (set by the form or the link).
+_RESET = "password_reset"
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    """Ask for a reset code. Every well-formed request gets the same answer (on to the
+    code page), whether or not an account has that e-mail or mobile: only its holder
+    gets a message."""
+    form = ForgotPasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                token = recovery.request_password_reset(form.identifier.data,
+                                                        client_address=request.remote_addr)
+        except RateLimited as exc:
+            return rate_limited_response(exc)
+        except DomainError as exc:
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            session[_RESET] = token
+            return redirect(url_for("auth.reset_password"))
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/forgot_password.html", form=form), status
+
+
+@bp.route("/password/reset/<token>")
+def reset_link(token: str):
+    """The link in the message: remember its reset, then show the code page without the
+    token in the address (it would otherwise leak in history and Referer headers)."""
+    session[_RESET] = token[:64]
+    return redirect(url_for("auth.reset_password"))
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password():
+    """The code from the message and a new password. Success ends every session of
+    the account, and the person logs in with the new password."""
+    if not session.get(_RESET):
+        return redirect(url_for("auth.forgot_password"))
+    form = ResetPasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                outcome = recovery.reset_password(session.get(_RESET), form.code.data,
+                                                  form.password.data)
+        except DomainError as exc:  # a weak password: no try was spent
+            show_errors(form, exc)
+            status = exc.http_status
+        else:
+            # Shown only now: the unit of work has committed the counted try.
+            if isinstance(outcome, DomainError):
+                show_errors(form, outcome)
+                status = outcome.http_status
+            else:
+                session.pop(_RESET, None)
+                if current_user.is_authenticated:
+                    logout_user()
+                flash(_("Your password has been changed and every session of your account "
+                        "has been logged out. Log in with your new password."), "success")
+                return redirect(url_for("auth.login"))
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/reset_password.html", form=form), status
 
 
 @bp.route("/logout", methods=["POST"])

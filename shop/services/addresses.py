@@ -102,14 +102,15 @@ def remove_address(address_id: int, user_id: int) -> None:
 
 
 def pickup_offices() -> list[PostOffice]:
-    """Post offices where a shopper may collect a parcel, by governorate and name."""
-    return list(db.scalars(select(PostOffice).order_by(PostOffice.governorate,
-                                                       PostOffice.name_en)))
+    """Open post offices where a shopper may collect a parcel, by governorate and name
+    (a closed office is not offered)."""
+    return list(db.scalars(select(PostOffice).where(PostOffice.closed_at.is_(None))
+                           .order_by(PostOffice.governorate, PostOffice.name_en)))
 
 
 def pickup_office(office_id: int) -> PostOffice:
     office = db.get(PostOffice, office_id)
-    if office is None:
+    if office is None or office.closed_at is not None:
         raise ValidationFailed(_l("Choose a post office to collect from."),
                                fields={"office": _l("Choose a post office to collect from.")})
     return office

@@ -11,6 +11,7 @@ from app.auth.identifiers import format_phone, normalise_phone, parse_identifier
 from app.auth.models import PostOffice, Role, User, role_label
 from app.database import db
 from app.errors import ValidationFailed
+from app.geo import governorates
 
 
 @pytest.mark.parametrize("raw", [
@@ -78,10 +79,12 @@ def test_demo_seeder_is_idempotent_and_uses_the_governorate_codes(app_ctx):
     seed_people()
     seed_people()
     offices = {o.code: o for o in db.scalars(select(PostOffice))}
-    assert {o.governorate for o in offices.values()} == {
-        "IQ-BG", "IQ-BA", "IQ-AR", "IQ-NI", "IQ-NA"}
-    baghdad = next(o for o in offices.values() if o.governorate == "IQ-BG")
-    assert baghdad.is_exchange_office
+    # At least one office in each of the 19 governorates, Halabja included.
+    assert {o.governorate for o in offices.values()} == {g.code for g in governorates()}
+    assert len(governorates()) == 19
+    baghdad = offices["BGD-01"]
+    assert baghdad.is_exchange_office and baghdad.kind == "exchange"
+    assert all(o.opening_hours and o.is_open for o in offices.values())
     assert [o for o in offices.values() if o.is_exchange_office] == [baghdad]
     users = {u.email: u for u in db.scalars(select(User))}
     assert len(users) == 7

@@ -134,7 +134,7 @@ def test_with_redis_down_people_log_in_track_and_pay_and_the_backlog_drains_afte
         app, on_redis, client, shopper, baghdad_shop, shelf, make_card, pg_url, tmp_path):
     redis_server = on_redis
     lamp = product(baghdad_shop, shelf, price=20_000, weight_g=500, stock=5).id
-    card = make_card(balance=200_000)
+    card = make_card(balance=200_000, user_id=shopper.id)  # the shopper's own card
     with unit_of_work():
         parcel_number = preadvise(domestic_draft()).tracking_number
     address = make_address(shopper)

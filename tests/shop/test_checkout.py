@@ -11,10 +11,12 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from app.database import db, unit_of_work
+from app.database import db, unit_of_work, utcnow
+from app.errors import ValidationFailed
 from app.events import DomainEvent
 from shop.models import Cart, Consignment, Order, OrderEvent, Product
 from shop.services import checkout
+from shop.services.addresses import pickup_offices
 from shop.services.checkout import PriceChanged, SoldOut
 from tests.shop.checkout_helpers import (  # noqa: F401 (fixtures)
     baghdad_shop,
@@ -242,3 +244,16 @@ def test_two_shoppers_racing_for_the_last_unit(app, baghdad_shop, shelf):
     db.expire_all()
     assert db.get(Product, last.id).stock == 0
     assert db.scalar(select(Consignment.order_id)) == winners[0]
+
+
+def test_a_closed_office_is_not_offered_for_pickup_nor_accepted(shopper, baghdad_shop, shelf):
+    open_office, closed = make_office(), make_office()
+    closed.closed_at = utcnow()
+    db.commit()
+    offered = {o.id for o in pickup_offices()}
+    assert open_office.id in offered and closed.id not in offered
+    put_in_cart(shopper, product(baghdad_shop, shelf))
+    with pytest.raises(ValidationFailed):
+        place(shopper, pickup(closed), digest="x")
+    assert db.scalar(select(Order)) is None
+    assert place(shopper, pickup(open_office)).pickup_office_id == open_office.id
