@@ -211,12 +211,14 @@ def test_nobody_approves_their_own_request(app_ctx, offices, staff):
 
 
 def test_an_online_payment_belongs_to_no_office(app_ctx, offices, staff, make_card):
-    card = make_card(balance=20_000)
     with unit_of_work():
+        holder = person("Online Shopper", "shopper")
+    card = make_card(balance=20_000, user_id=holder.id)
+    with unit_of_work():  # the holder pays online with their own card
         p = services.pay_with_post_card(card_number=card.number, pin=CARD_PIN, amount=8_000,
                                         currency="IQD", reference_kind="order",
                                         reference_id="O-1", purpose="shop_order",
-                                        idempotency_key="online-1", actor_id=None)
+                                        idempotency_key="online-1", actor_id=holder.id)
     with unit_of_work():
         done = refunds.refund_at_counter(p.id, amount=8_000, reason="x",
                                          clerk_id=staff["baghdad_clerk"].id,
