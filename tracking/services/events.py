@@ -662,6 +662,18 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
     _insert_events([e for p in touched for e in p.new])
     _write_parcels(touched, derivations)
 
+    returned = [p for p in touched if _after_batch(p, derivations[p.id])]
+    if returned:
+        # A return to sender re-derived those timelines: read back what it flagged.
+        db.flush()
+        flags = {r.id: r for r in db.execute(
+            select(ParcelEvent.id, ParcelEvent.after_final, ParcelEvent.out_of_sequence)
+            .where(ParcelEvent.id.in_([e.id for p in returned for e in p.new])))}
+        for p in returned:
+            p.status = db.scalar(select(Parcel.status).where(Parcel.id == p.id)) or p.status
+            for e in p.new:
+                e.after_final, e.out_of_sequence = (flags[e.id].after_final,
+                                                    flags[e.id].out_of_sequence)
     for p in touched:
         for e in p.new:
             assert e.row is not None
@@ -671,8 +683,6 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
             if e.out_of_sequence:
                 out.reason_code, out.reason = "out_of_sequence", str(OUT_OF_SEQUENCE)
             outcomes[e.row] = out
-    for p in touched:
-        _after_batch(p, derivations[p.id])
     db.flush()
     return [o for o in outcomes if o is not None]
 
@@ -764,9 +774,10 @@ def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivatio
                      or ""})
 
 
-def _after_batch(parcel: _ParcelState, d: Derivation) -> None:
+def _after_batch(parcel: _ParcelState, d: Derivation) -> bool:
     """What the batch's accepted events set in motion (as `_after_event` for one):
-    customs on arrival of an inbound parcel, return after too many failed attempts."""
+    customs on arrival of an inbound parcel, return after too many failed attempts.
+    True when the parcel was returned to its sender."""
     counted = [parcel.events[i] for i in timeline_order(parcel.events)]
     counted = [e for e in counted if not (e.after_final or e.out_of_sequence)]
     new = {id(e) for e in parcel.new}
@@ -776,7 +787,7 @@ def _after_batch(parcel: _ParcelState, d: Derivation) -> None:
         open_case(parcel.id, actor_id=(arrivals[0].values or {}).get("actor_id"))
         enqueue_after_commit(ASSESS_CUSTOMS_JOB, parcel_id=parcel.id)
     if d.closed:
-        return
+        return False
     limit = int(current_app.config["DELIVERY_MAX_ATTEMPTS"])
     failed = 0
     for e in counted:
@@ -790,4 +801,5 @@ def _after_batch(parcel: _ParcelState, d: Derivation) -> None:
             return_to_sender(entity, occurred_at=e.occurred_at + timedelta(seconds=1),
                              why=f"{failed} failed delivery attempts",
                              office_id=e.office_id)
-            return
+            return True
+    return False
