@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, bindparam, column, func, insert, select, true, update
-from sqlalchemy import values as sa_values
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -194,29 +193,44 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     return entry, True
 
 
+# One statement of constant text (arrays, not a VALUES list per shape), so it is compiled
+# once and the server may keep it prepared.
+_ENTRY_AND_POSTINGS = text("""
+WITH new_entry AS (
+    INSERT INTO ledger_entries (idempotency_key, kind, description, actor_id, office_id,
+                                payment_id, created_at)
+    VALUES (:idempotency_key, :kind, :description, :actor_id, :office_id, :payment_id,
+            :created_at)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), new_postings AS (
+    INSERT INTO ledger_postings (entry_id, account_id, amount, currency)
+    SELECT new_entry.id, line.account_id, line.amount, line.currency
+    FROM new_entry, unnest(CAST(:line_accounts AS bigint[]), CAST(:line_amounts AS bigint[]),
+                           CAST(:line_currencies AS text[]))
+                    AS line(account_id, amount, currency)
+), new_balances AS (
+    UPDATE ledger_accounts SET balance = ledger_accounts.balance + move.change
+    FROM new_entry, unnest(CAST(:move_accounts AS bigint[]), CAST(:move_changes AS bigint[]))
+                    AS move(account_id, change)
+    WHERE ledger_accounts.id = move.account_id
+)
+SELECT id FROM new_entry
+""")
+
+
 def _insert_entry_and_postings(values: dict[str, Any], legs: Sequence[Leg],
                                changes: dict[int, int]) -> int | None:
     """PostgreSQL, one statement: INSERT the entry ON CONFLICT (idempotency_key) DO
     NOTHING, and, only if it was inserted, its postings and the balance changes.
     Returns the new entry's id, or None when the key existed."""
-    new_entry = (postgresql.insert(JournalEntry).values(**values)
-                 .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                 .returning(JournalEntry.id).cte("new_entry"))
-    lines = sa_values(column("account_id", BigInteger), column("amount", BigInteger),
-                      column("currency", String), name="lines").data(
-        [(leg.account.id, leg.amount, leg.account.currency) for leg in legs])
-    postings = insert(Posting).from_select(
-        ["entry_id", "account_id", "amount", "currency"],
-        # Every line joins the entry, and none when the key existed and it inserted none.
-        select(new_entry.c.id, lines.c.account_id, lines.c.amount, lines.c.currency)
-        .select_from(new_entry).join(lines, true()),
-    ).cte("new_postings")
-    moves = sa_values(column("account_id", BigInteger), column("change", BigInteger),
-                      name="moves").data(list(changes.items()))
-    balances = (update(Account).values(balance=Account.balance + moves.c.change)
-                .where(Account.id == moves.c.account_id)
-                .where(select(new_entry.c.id).exists()).cte("new_balances"))
-    return db.scalar(select(new_entry.c.id).add_cte(postings, balances))
+    return db.scalar(_ENTRY_AND_POSTINGS, {
+        **values,
+        "line_accounts": [leg.account.id for leg in legs],
+        "line_amounts": [leg.amount for leg in legs],
+        "line_currencies": [leg.account.currency for leg in legs],
+        "move_accounts": list(changes), "move_changes": list(changes.values()),
+    })
 
 
 def _insert_entry_then_postings(values: dict[str, Any], legs: Sequence[Leg],
