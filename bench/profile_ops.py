@@ -80,7 +80,7 @@ def profile(label: str, fn, repeat: int, counter: Counter, top: int) -> None:
           f"{1000 * elapsed:.2f} ms per operation under the profiler")
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
-    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats(os.environ.get("BARID_PROFILE_SORT", "cumulative")).print_stats(top)
     lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
     for ln in lines[start:start + top + 1]:
