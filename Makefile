@@ -15,7 +15,7 @@ TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/tran
 RUN_DEBS  := fonts-hosny-amiri fonts-dejavu-core
 TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-server nginx openssl
 
-.PHONY: run test failover-drill install install-embedded install-dev translations debs-run debs-test services lint clean
+.PHONY: run test bench failover-drill install install-embedded install-dev translations debs-run debs-test services lint clean
 
 run: install-embedded translations debs-run
 	$(BIN)/barid run
@@ -24,6 +24,12 @@ test: install-dev translations debs-test services
 	$(BIN)/ruff check .
 	$(BIN)/mypy app/
 	$(BIN)/pytest
+
+# Benchmarks (never part of `make test`): each makes and drops its own PostgreSQL
+# database; the table compares Barid with its baselines. wrk drives the tracking lookups.
+bench: install-dev translations debs-test services
+	@./scripts/ensure-debs wrk
+	$(BIN)/python bench/run.py
 
 # The two-site failover drill (deploy/drill.sh): PostgreSQL and Redis failovers under load.
 failover-drill: install-dev translations debs-test

@@ -17,9 +17,13 @@ scratch database and drops it afterwards.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import random
+import re
+import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -169,33 +173,64 @@ def bench_baseline(url: str, clients: int, seconds: float, cards: int) -> float:
     return done / seconds
 
 
+def bench_pgbench(url: str, clients: int, seconds: float) -> float:
+    """pgbench's TPC-B-like script on a scale-1 database: the machine's transaction rate."""
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", url], check=True, capture_output=True)
+    out = subprocess.run(["pgbench", "-c", str(clients), "-j", "2", "-T",
+                          str(max(1, int(seconds))), url], check=True, capture_output=True,
+                         text=True).stdout
+    return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--cards", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true",
+                        help="end with a line `BENCH <json>` for bench/run.py")
     args = parser.parse_args()
-    names = [f"barid_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN.rsplit("/", 1)[0]
-    try:
-        ledger_tps, refused, verdict = bench_ledger(f"{base}/{names[0]}", args.clients,
-                                                    args.seconds, args.cards)
-        baseline_tps = bench_baseline(f"{base}/{names[1]}", args.clients, args.seconds,
-                                      args.cards)
-    finally:
+    runs = []
+    for _ in range(args.runs):
+        names = [f"barid_bench_{uuid.uuid4().hex[:8]}" for _ in range(3)]
         with psycopg.connect(ADMIN, autocommit=True) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
             for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(f"PostgreSQL {version}, {args.clients} concurrent clients, {args.seconds:.0f} s each, "
-          f"{args.cards} cards -> 1 revenue account, {os.cpu_count()} CPUs")
-    print(f"ledger (post_entry, locks + checks + idempotency): {ledger_tps:8.0f} transfers/s "
-          f"({refused} refused for balance; {verdict})")
-    print(f"baseline (same inserts/updates, plain SQL):        {baseline_tps:8.0f} transfers/s")
-    print(f"ratio ledger/baseline: {ledger_tps / baseline_tps:.2f}")
+                conn.execute(f'CREATE DATABASE "{name}"')
+        base = ADMIN.rsplit("/", 1)[0]
+        try:
+            load = os.getloadavg()[0]
+            ledger_tps, refused, verdict = bench_ledger(
+                f"{base}/{names[0]}".replace("postgresql://", "postgresql+psycopg://"),
+                args.clients, args.seconds, args.cards)
+            baseline_tps = bench_baseline(f"{base}/{names[1]}", args.clients, args.seconds,
+                                          args.cards)
+            pgbench_tps = bench_pgbench(f"{base}/{names[2]}", args.clients, args.seconds)
+        finally:
+            with psycopg.connect(ADMIN, autocommit=True) as conn:
+                for name in names:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        runs.append({"ledger": ledger_tps, "baseline": baseline_tps, "pgbench": pgbench_tps,
+                     "load": load, "refused": refused})
+        print(f"  run: ledger {ledger_tps:.0f}/s ({refused} refused; {verdict}), plain SQL "
+              f"{baseline_tps:.0f}/s, pgbench TPC-B {pgbench_tps:.0f} tps "
+              f"(load before {load:.1f})")
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"PostgreSQL {version}, {args.clients} concurrent clients (processes), "
+          f"{args.seconds:.0f} s each, {args.cards} cards -> 1 revenue account, "
+          f"{os.cpu_count()} CPUs; medians of {args.runs}")
+    print(f"ledger (post_entry, locks + checks + idempotency): {med['ledger']:8.0f} transfers/s")
+    print(f"baseline (same inserts/updates, plain SQL):        {med['baseline']:8.0f} transfers/s")
+    print(f"pgbench TPC-B:                                     {med['pgbench']:8.0f} tps")
+    print(f"ratio ledger/baseline: {med['ledger'] / med['baseline']:.2f}; "
+          f"ledger/pgbench: {med['ledger'] / med['pgbench']:.2f}")
+    if args.json:
+        print("BENCH " + json.dumps({"conditions": {
+            "database": f"PostgreSQL {version}", "clients": args.clients,
+            "cpus": os.cpu_count(), "rows": f"{args.cards} cards", "runs": args.runs},
+            "p5": {**med, "ratio": med["ledger"] / med["baseline"],
+                   "ratio_pgbench": med["ledger"] / med["pgbench"]}}))
 
 
 if __name__ == "__main__":

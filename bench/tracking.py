@@ -1,33 +1,36 @@
-"""Tracking lookups per second and bulk event ingest, on PostgreSQL.
+"""P1 public tracking lookups and P3 bulk event ingest, on PostgreSQL, beside baselines.
 
 1. Fills a fresh database with 100,000 parcels and 1,000,000 events (10 each).
-2. Lookups: GET /api/v1/tracking/<number> for random known numbers, with 1 and 16
-   concurrent keep-alive clients, against Barid under gunicorn (2 workers), and against
-   bench/tracking_bare.py (a bare Flask route doing the same indexed lookup, also 2
-   workers). The lookup rate limit is off for the run (TRACKING_LOOKUPS_PER_MINUTE=0).
-3. Bulk ingest: a batch of new events through tracking.services.bulk (stored rows, then
-   the job body that ingests them one by one with de-duplication and status derivation).
+2. P1: `wrk` (Debian's package; 2 threads, 16 connections, a Lua script rotating over
+   known numbers) against Barid under gunicorn (2 workers): GET /api/v1/tracking/<n>
+   and the HTML page /track/<n>; and against bench/tracking_bare.py (a bare Flask route
+   doing the same indexed lookups, also 2 workers). The lookup rate limit is off
+   (TRACKING_LOOKUPS_PER_MINUTE=0). Medians of --runs runs; p50 and p99 from wrk.
+3. P3: a batch of new events through tracking.services.bulk (stored rows, then the job
+   body, with de-duplication and status derivation), beside COPY of the same rows into a
+   copy of the events table, and a plain executemany INSERT of them.
 
-Creates its own database and drops it at the end.
+Creates its own database and drops it at the end. With --json, the last line is
+`BENCH <json>` for bench/run.py.
 
-    .venv/bin/python bench/tracking.py [--parcels 100000] [--events-per-parcel 10]
-        [--seconds 10] [--batch 5000] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+    python bench/tracking.py [--parcels 100000] [--events-per-parcel 10] [--seconds 10]
+        [--runs 3] [--batch 5000] [--skip-p1] [--skip-p3] [--json]
+        [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import logging
 import os
-import platform
 import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,7 +40,27 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-CODES = ["EMA", "EDD", "EDE", "EMG", "EDD", "EDE", "EMG", "EDG", "EDD", "EDG"]
+from bench.tracking_fill import fill  # noqa: E402 - after the path is set
+
+BIN = Path(sys.executable).parent
+LUA = """
+local numbers = {}
+for line in io.lines(os.getenv("BARID_NUMBERS")) do numbers[#numbers + 1] = line end
+local prefix = os.getenv("BARID_PATH")
+local i = 0
+init = function(args) i = math.random(1, #numbers) end
+request = function()
+  i = i % #numbers + 1
+  return wrk.format("GET", prefix .. numbers[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK %d %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
 
 
 def free_port() -> int:
@@ -46,60 +69,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fill(url: str, n_parcels: int, per_parcel: int) -> list[str]:
-    """Schema from the models, then parcels and events in bulk; returns the numbers."""
-    from tracking.s10 import compose
-    from tracking.upu import event_codes
-
-    numbers = [compose("CP", i) for i in range(1, n_parcels + 1)]
-    codes = (CODES * (per_parcel // len(CODES) + 1))[:per_parcel]
-    statuses = [event_codes()[c].status for c in codes]
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
-        office = conn.execute(
-            "INSERT INTO post_offices (code, name_ar, name_en, governorate, address, "
-            "is_exchange_office, created_at) VALUES ('BGD-01', 'مكتب بريد بغداد', "
-            "'Baghdad', 'IQ-BG', '', true, now()) RETURNING id").fetchone()[0]
-        conn.execute("CREATE TEMP TABLE nums (id bigint, n text)")
-        with conn.cursor().copy("COPY nums (id, n) FROM STDIN") as copy:
-            for i, n in enumerate(numbers, start=1):
-                copy.write_row((i, n))
-        conn.execute(f"""
-            INSERT INTO parcels (id, tracking_number, service, direction, status, closed,
-              failed_attempts, last_event_at, last_activity_at, sender_name, sender_phone,
-              sender_country, sender_governorate, sender_district, sender_landmark,
-              sender_address, recipient_name, recipient_phone, recipient_country,
-              recipient_governorate, recipient_district, recipient_landmark,
-              recipient_address, origin_office_id, weight_grams, length_cm, width_cm,
-              height_cm, postage_amount, postage_currency, importer_reference,
-              invoice_number, licence_number, certificate_number, created_at)
-            SELECT id, n, 'parcel', 'domestic', '{statuses[-1]}', false, 0,
-              now() - interval '1 hour', now(), 'مرسل', '07700000000', 'IQ', 'IQ-BG', '', '',
-              '', 'مستلم', '07800000000', 'IQ', 'IQ-BA', '', '', '', {office}, 1000, 0, 0, 0,
-              5000, 'IQD', '', '', '', '', now()
-            FROM nums""")
-        conn.execute("SELECT setval(pg_get_serial_sequence('parcels', 'id'), "
-                     f"{n_parcels})")
-        arr_codes = "ARRAY[" + ",".join(f"'{c}'" for c in codes) + "]"
-        arr_status = "ARRAY[" + ",".join(f"'{s}'" for s in statuses) + "]"
-        conn.execute(f"""
-            INSERT INTO parcel_events (uid, parcel_id, code, status, occurred_at,
-              occurred_utc_offset, received_at, office_id, location, source, note,
-              after_final)
-            SELECT 'b:' || p.id || ':' || g.k, p.id, ({arr_codes})[g.k], ({arr_status})[g.k],
-              now() - interval '10 days' + g.k * interval '20 hours', 180, now(), {office},
-              '', 'partner', '', false
-            FROM parcels p CROSS JOIN generate_series(1, {per_parcel}) AS g(k)""")
-        conn.execute("ANALYZE")
-    return numbers
-
-
 def start_gunicorn(target: str, env: dict, chdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # The app logs one JSON line per request: a file, not an unread pipe that fills up.
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - outlives this function, with the server
         prefix="barid-bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
+        [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
          "--chdir", str(chdir), "--log-level", "warning", target],
         env=env, stdout=log, stderr=log)
     for _ in range(100):
@@ -114,57 +90,79 @@ def start_gunicorn(target: str, env: dict, chdir: Path) -> tuple[subprocess.Pope
     raise RuntimeError(f"gunicorn {target} did not start: see {log.name}")
 
 
-def load(host: str, numbers: list[str], clients: int, seconds: float) -> dict:
-    """`clients` keep-alive connections asking for random numbers for `seconds`."""
-    stop = time.perf_counter() + seconds
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
+def wrk(host: str, path: str, numbers_file: str, seconds: float) -> dict:
+    """One wrk run: 2 threads, 16 connections; requests/s, p50 and p99 in ms."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA)
+    env = {**os.environ, "BARID_NUMBERS": numbers_file, "BARID_PATH": path}
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{max(1, int(seconds))}s", "-s", f.name,
+                          f"http://{host}"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    os.unlink(f.name)
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRK "))
+    n, secs, p50, p99, errors = line.split()[1:]
+    return {"rps": int(n) / float(secs), "p50": float(p50), "p99": float(p99),
+            "errors": int(errors), "requests": int(n)}
 
-    def worker(i: int) -> None:
-        rng = random.Random(i)
-        h, p = host.split(":")
-        conn = http.client.HTTPConnection(h, int(p), timeout=30)
-        while time.perf_counter() < stop:
+
+def median_run(runs: int, fn) -> dict:
+    """Medians of `runs` runs of fn(), each with the load average before it."""
+    results = []
+    for _ in range(runs):
+        load = os.getloadavg()[0]
+        r = fn()
+        r["load"] = load
+        results.append(r)
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
+def ingest_rows(numbers: list[str], rows: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    return [{"tracking_number": rng.choice(numbers), "code": rng.choice(["EDD", "EDE"]),
+             "occurred_at": (now - timedelta(minutes=rows - i)).isoformat(),
+             "event_id": f"bulk-{seed}-{i}", "office_code": "BGD-01"} for i in range(rows)]
+
+
+def ingest_baselines(url: str, batch_rows: list[dict]) -> dict:
+    """COPY and executemany of the same rows (parcel id by number, resolved beforehand)
+    into copies of the events table with its indexes: the rate the database allows."""
+    out = {}
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        ids = dict(conn.execute("SELECT tracking_number, id FROM parcels").fetchall())
+        office = conn.execute("SELECT id FROM post_offices WHERE code = 'BGD-01'").fetchone()[0]
+        values = [(f"{r['event_id']}-{{}}", ids[r["tracking_number"]], r["code"], "in_transit",
+                   r["occurred_at"], office) for r in batch_rows]
+        for how in ("copy", "executemany"):
+            table = f"bench_{how}_{uuid.uuid4().hex[:6]}"
+            conn.execute(f"CREATE TABLE {table} (LIKE parcel_events INCLUDING ALL)")
             t0 = time.perf_counter()
-            try:
-                conn.request("GET", "/api/v1/tracking/" + rng.choice(numbers))
-                res = conn.getresponse()
-                res.read()
-                ok = res.status == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection(h, int(p), timeout=30)
-            if not ok:
-                errors[i] += 1
-            latencies[i].append(time.perf_counter() - t0)
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    flat = sorted(x for xs in latencies for x in xs)
-    return {"rps": len(flat) / elapsed, "p50": 1000 * statistics.median(flat),
-            "p95": 1000 * flat[int(len(flat) * 0.95)], "errors": sum(errors),
-            "requests": len(flat)}
+            with conn.transaction():
+                cols = "uid, parcel_id, code, status, occurred_at, office_id, " \
+                       "occurred_utc_offset, received_at, location, source, note, " \
+                       "after_final, out_of_sequence"
+                rows = [(u.format(how), p, c, st, at, o, 180, datetime.now(UTC), "",
+                         "partner", "", False, False) for u, p, c, st, at, o in values]
+                if how == "copy":
+                    with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    conn.cursor().executemany(
+                        f"INSERT INTO {table} ({cols}) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            out[how] = len(rows) / (time.perf_counter() - t0)
+            conn.execute(f"DROP TABLE {table}")
+    return out
 
 
-def bulk_ingest(url: str, numbers: list[str], rows: int) -> tuple[float, dict]:
+def bulk_ingest(url: str, batch_rows: list[dict]) -> tuple[float, dict]:
     from app import create_app
     from app.database import db, get_engine
     from tracking.services import bulk
 
     app = create_app({"DATABASE_URL": url, "REDIS_URL": None, "MAIL_BACKEND": "memory",
-                      "BULK_MAX_ROWS": max(rows, 20000)})
-    rng = random.Random(5)
-    now = datetime.now(UTC)
-    batch_rows = [{"tracking_number": rng.choice(numbers), "code": rng.choice(["EDD", "EDE"]),
-                   "occurred_at": (now - timedelta(minutes=rows - i)).isoformat(),
-                   "event_id": f"bulk-{i}", "office_code": "BGD-01"} for i in range(rows)]
+                      "BULK_MAX_ROWS": max(len(batch_rows), 20000)})
     with app.app_context():
         t0 = time.perf_counter()
         batch = bulk.submit_batch(batch_rows, source="api", partner="bench")
@@ -182,7 +180,11 @@ def main() -> None:
     ap.add_argument("--parcels", type=int, default=100_000)
     ap.add_argument("--events-per-parcel", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--skip-p1", action="store_true")
+    ap.add_argument("--skip-p3", action="store_true")
+    ap.add_argument("--json", action="store_true")
     ap.add_argument("--pg", default=os.environ.get(
         "BARID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
@@ -191,9 +193,14 @@ def main() -> None:
     name = f"barid_bench_tracking_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.pg, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+        version = conn.execute("SHOW server_version").fetchone()[0]
     url = args.pg.rsplit("/", 1)[0] + f"/{name}"
     sa_url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     procs: list[subprocess.Popen] = []
+    report: dict = {"conditions": {
+        "database": f"PostgreSQL {version}", "cpus": os.cpu_count(),
+        "rows": f"{args.parcels:,} parcels / {args.parcels * args.events_per_parcel:,} events",
+        "runs": args.runs}}
     try:
         from app import create_app
         from app.database import Base, get_engine
@@ -205,43 +212,63 @@ def main() -> None:
         get_engine().dispose()
         t0 = time.perf_counter()
         numbers = fill(sa_url, args.parcels, args.events_per_parcel)
-        print(f"filled {args.parcels:,} parcels and {args.parcels * args.events_per_parcel:,}"
-              f" events in {time.perf_counter() - t0:.1f} s")
+        print(f"filled {report['conditions']['rows']} in {time.perf_counter() - t0:.1f} s")
 
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env.update(DATABASE_URL=sa_url, TRACKING_LOOKUPS_PER_MINUTE="0",
-                   MAIL_BACKEND="memory", BARID_ENV="development", PYTHONPATH=str(ROOT))
-        barid, barid_host = start_gunicorn("app:create_app()", env, ROOT)
-        procs.append(barid)
-        bare, bare_host = start_gunicorn("tracking_bare:app", env, ROOT / "bench")
-        procs.append(bare)
-        print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python "
-              f"{platform.python_version()}; servers: gunicorn -w 2 each; "
-              f"{args.seconds:.0f} s per run")
-        results = {}
-        for clients in (1, 16):
-            for label, host in (("barid", barid_host), ("bare", bare_host)):
-                load(host, numbers, clients, 2.0)  # warm the pools and caches
-                r = load(host, numbers, clients, args.seconds)
-                results[(label, clients)] = r
-                print(f"  {label:5} {clients:2} clients: {r['rps']:7.0f} lookups/s  "
-                      f"p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  "
-                      f"errors {r['errors']} of {r['requests']}")
-            ratio = results[("barid", clients)]["rps"] / results[("bare", clients)]["rps"]
-            print(f"  ratio barid/bare at {clients} clients: {ratio:.2f}")
-        for p in procs:
-            p.terminate()
-            p.wait(30)
-        procs.clear()
+        if not args.skip_p1:
+            env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+            env.update(DATABASE_URL=sa_url, TRACKING_LOOKUPS_PER_MINUTE="0",
+                       MAIL_BACKEND="memory", BARID_ENV="development", PYTHONPATH=str(ROOT))
+            barid, barid_host = start_gunicorn("app:create_app()", env, ROOT)
+            procs.append(barid)
+            bare, bare_host = start_gunicorn("tracking_bare:app", env, ROOT / "bench")
+            procs.append(bare)
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+                f.write("\n".join(numbers) + "\n")
+            p1 = {}
+            for label, host, path in (("barid_json", barid_host, "/api/v1/tracking/"),
+                                      ("barid_html", barid_host, "/track/"),
+                                      ("bare", bare_host, "/api/v1/tracking/")):
+                wrk(host, path, f.name, 2)  # warm the pools and caches
+                p1[label] = r = median_run(args.runs, lambda h=host, p=path: wrk(
+                    h, p, f.name, args.seconds))
+                print(f"  P1 {label:10} wrk 2 threads 16 connections: {r['rps']:7.0f} req/s  "
+                      f"p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  errors {r['errors']:.0f}"
+                      f"  (load before {r['load']:.1f})")
+            os.unlink(f.name)
+            p1["ratio"] = p1["barid_json"]["rps"] / p1["bare"]["rps"]
+            p1["html_over_json"] = p1["barid_json"]["rps"] / p1["barid_html"]["rps"]
+            print(f"  P1 ratio barid/bare: {p1['ratio']:.2f}; HTML takes "
+                  f"{p1['html_over_json']:.2f}x the JSON's time")
+            report["p1"] = p1
+            for p in procs:
+                p.terminate()
+                p.wait(30)
+            procs.clear()
 
-        elapsed, summary = bulk_ingest(sa_url, numbers, args.batch)
-        print(f"bulk ingest: {args.batch:,} events in {elapsed:.2f} s = "
-              f"{args.batch / elapsed:.0f} events/s ({summary})")
+        if not args.skip_p3:
+            runs = []
+            for k in range(args.runs):
+                rows = ingest_rows(numbers, args.batch, seed=k)
+                load = os.getloadavg()[0]
+                elapsed, summary = bulk_ingest(sa_url, rows)
+                base = ingest_baselines(sa_url, rows)
+                runs.append({"rate": args.batch / elapsed, "copy": base["copy"],
+                             "executemany": base["executemany"], "load": load})
+                print(f"  P3 run {k + 1}: {args.batch:,} events in {elapsed:.2f} s = "
+                      f"{args.batch / elapsed:.0f} events/s ({summary}); COPY "
+                      f"{base['copy']:.0f}/s, executemany {base['executemany']:.0f}/s "
+                      f"(load before {load:.1f})")
+            p3 = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            p3["ratio"] = p3["rate"] / p3["copy"]
+            print(f"  P3 median {p3['rate']:.0f} events/s, ratio to COPY {p3['ratio']:.2f}")
+            report["p3"] = p3
     finally:
         for p in procs:
             p.terminate()
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if args.json:
+        print("BENCH " + json.dumps(report))
 
 
 if __name__ == "__main__":

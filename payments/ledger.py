@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import Base, db, utcnow
 from app.errors import NotFound
@@ -147,40 +149,107 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     InsufficientFunds when an account marked no_overdraft would go below zero, and
     UnbalancedEntry for postings that do not sum to zero per currency. Flushes; on an
     error the caller rolls back.
+
+    Two round trips on PostgreSQL: the accounts locked (in id order) with their balances,
+    then one statement that inserts the entry unless its key exists, its postings and the
+    new balances together. The balances of the accounts this session holds are set to
+    what was written, so no reload is needed.
     """
     _check_balanced(legs)
     locked = lock_accounts([leg.account.id for leg in legs])
-    # The key's unique index decides, also between concurrent requests with the same
-    # key: the loser's insert waits for the winner's commit and then inserts nothing.
-    entry = _insert_entry(idempotency_key=idempotency_key, kind=kind,
-                          description=description[:300], actor_id=actor_id,
-                          office_id=office_id, payment_id=payment_id, created_at=utcnow())
-    if entry is None:
-        existing = find_entry(idempotency_key)
-        assert existing is not None
-        return _same_entry(existing, legs), False
-    entry_id = entry.id
     deltas: dict[int, int] = defaultdict(int)
     for leg in legs:
         deltas[leg.account.id] += leg.amount
-    for acc_id, raw in deltas.items():
-        acc = locked[acc_id]
-        if acc.no_overdraft and acc.balance + acc.normal_sign * raw < 0:
-            raise InsufficientFunds()
-    db.add_all([Posting(entry_id=entry_id, account_id=leg.account.id, amount=leg.amount,
-                        currency=leg.account.currency) for leg in legs])
-    for acc_id, raw in deltas.items():
-        locked[acc_id].balance += locked[acc_id].normal_sign * raw
-    db.flush()
+    balances = {acc_id: locked[acc_id].balance + locked[acc_id].normal_sign * raw
+                for acc_id, raw in deltas.items()}
+    values = {"idempotency_key": idempotency_key, "kind": kind,
+              "description": description[:300], "actor_id": actor_id,
+              "office_id": office_id, "payment_id": payment_id, "created_at": utcnow()}
+    if any(locked[acc_id].no_overdraft and balance < 0
+           for acc_id, balance in balances.items()):
+        # A retry of an entry that went through returns it, even if the balance has
+        # since fallen: the first request moved the money, the retry moves nothing.
+        existing = find_entry(idempotency_key)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        raise InsufficientFunds()
+    # The key's unique index decides, also between concurrent requests with the same
+    # key: the loser's insert waits for the winner's commit and then inserts nothing.
+    if db.get_bind().dialect.name == "postgresql":
+        entry_id = _insert_entry_and_postings(values, legs, {
+            acc_id: locked[acc_id].normal_sign * raw for acc_id, raw in deltas.items()})
+    else:
+        entry_id = _insert_entry_then_postings(values, legs, balances)
+    if entry_id is None:
+        existing = find_entry(idempotency_key)
+        assert existing is not None
+        return _same_entry(existing, legs), False
+    for acc_id, balance in balances.items():
+        # Written by the statement above: record it as the loaded value, not a change.
+        set_committed_value(locked[acc_id], "balance", balance)
+    entry = JournalEntry(id=entry_id, **values)
+    make_transient_to_detached(entry)  # persistent without a SELECT: we know every column
+    db.add(entry)
     return entry, True
 
 
-def _insert_entry(**values) -> JournalEntry | None:
-    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING the new row."""
-    stmt = (_insert()(JournalEntry).values(**values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(JournalEntry))
-    return db.scalars(stmt).one_or_none()
+# One statement of constant text (arrays, not a VALUES list per shape), so it is compiled
+# once and the server may keep it prepared.
+_ENTRY_AND_POSTINGS = text("""
+WITH new_entry AS (
+    INSERT INTO ledger_entries (idempotency_key, kind, description, actor_id, office_id,
+                                payment_id, created_at)
+    VALUES (:idempotency_key, :kind, :description, :actor_id, :office_id, :payment_id,
+            :created_at)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), new_postings AS (
+    INSERT INTO ledger_postings (entry_id, account_id, amount, currency)
+    SELECT new_entry.id, line.account_id, line.amount, line.currency
+    FROM new_entry, unnest(CAST(:line_accounts AS bigint[]), CAST(:line_amounts AS bigint[]),
+                           CAST(:line_currencies AS text[]))
+                    AS line(account_id, amount, currency)
+), new_balances AS (
+    UPDATE ledger_accounts SET balance = ledger_accounts.balance + move.change
+    FROM new_entry, unnest(CAST(:move_accounts AS bigint[]), CAST(:move_changes AS bigint[]))
+                    AS move(account_id, change)
+    WHERE ledger_accounts.id = move.account_id
+)
+SELECT id FROM new_entry
+""")
+
+
+def _insert_entry_and_postings(values: dict[str, Any], legs: Sequence[Leg],
+                               changes: dict[int, int]) -> int | None:
+    """PostgreSQL, one statement: INSERT the entry ON CONFLICT (idempotency_key) DO
+    NOTHING, and, only if it was inserted, its postings and the balance changes.
+    Returns the new entry's id, or None when the key existed."""
+    return db.scalar(_ENTRY_AND_POSTINGS, {
+        **values,
+        "line_accounts": [leg.account.id for leg in legs],
+        "line_amounts": [leg.amount for leg in legs],
+        "line_currencies": [leg.account.currency for leg in legs],
+        "move_accounts": list(changes), "move_changes": list(changes.values()),
+    })
+
+
+def _insert_entry_then_postings(values: dict[str, Any], legs: Sequence[Leg],
+                                balances: dict[int, int]) -> int | None:
+    """SQLite (the embedded platform): the same as three statements, in the caller's
+    transaction (SQLite allows one writer at a time)."""
+    entry_id = db.scalar(_insert()(JournalEntry).values(**values)
+                         .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                         .returning(JournalEntry.id))
+    if entry_id is None:
+        return None
+    db.execute(insert(Posting), [{"entry_id": entry_id, "account_id": leg.account.id,
+                                  "amount": leg.amount, "currency": leg.account.currency}
+                                 for leg in legs])
+    table = Account.__table__
+    db.execute(update(table).where(table.c.id == bindparam("_id"))
+               .values(balance=bindparam("_balance")),
+               [{"_id": acc_id, "_balance": balance} for acc_id, balance in balances.items()])
+    return entry_id
 
 
 def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:

@@ -35,6 +35,9 @@ SETTINGS: tuple[Setting, ...] = (
                 "sweep flags it"),
     Setting("TRACKING_LOOKUPS_PER_MINUTE", parse=int, default=60,
             doc="public tracking lookups per client and minute; 0 turns the limit off"),
+    Setting("TRACKING_CACHE_SECONDS", parse=int, default=10,
+            doc="seconds a client or cache may reuse a public tracking answer (JSON) "
+                "before asking again; the ETag then answers 304 until a new event"),
     Setting("BULK_MAX_ROWS", parse=int, default=20000,
             doc="rows accepted in one uploaded or posted event batch"),
     # Partner feeds post thousands of events at once: more than the API's usual body.

@@ -17,14 +17,12 @@ from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
-from sqlalchemy.orm import raiseload
 from werkzeug.wrappers import Response
 
 from app import ratelimit
 from app.api.platform import document_route
 from app.barcodes import barcode_url
-from app.database import db, unit_of_work
+from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
@@ -32,9 +30,9 @@ from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
 from tracking.labels import PARCEL_BARCODE
-from tracking.models import CustomsState, Parcel
+from tracking.models import CustomsState
 from tracking.services import customs
-from tracking.services.lookup import public_view, status_text
+from tracking.services.lookup import find_public, public_view, status_text
 
 bp = Blueprint("tracking", __name__, static_folder="static",
                static_url_path="/static/tracking")
@@ -55,12 +53,6 @@ def check_lookup(client: str) -> None:
     if not allowance.allowed:
         raise RateLimited(_l("Too many lookups from your connection. Please wait a minute "
                              "and try again."), retry_after=allowance.reset)
-
-
-def _find(number: str) -> Parcel | None:
-    # The public record needs none of the declaration: never load the articles.
-    return db.scalar(select(Parcel).options(raiseload(Parcel.articles))
-                     .where(Parcel.tracking_number == number))
 
 
 @bp.get("/track")
@@ -85,7 +77,7 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
     if validity.number != number:
         return redirect(url_for("tracking.track_number", number=validity.number), code=301)
     check_lookup(_client())
-    parcel = _find(validity.number)
+    parcel = find_public(validity.number)
     if parcel is None:
         return render_template(
             "tracking/track.html", record=None, typed=validity.number,
@@ -105,7 +97,7 @@ def track_show(number: str) -> Response | tuple[str, int] | str:
         return render_template("tracking/track.html", record=None, error=validity.reason,
                                typed=number[:40]), 400
     check_lookup(_client())
-    parcel = _find(validity.number)
+    parcel = find_public(validity.number)
     if parcel is None:
         abort(404)
     return render_template("web/show_qr.html",
@@ -218,12 +210,23 @@ def api_lookup(number: str) -> Response | tuple[Response, int]:
                             "reason": validity.reason_code,
                             "message": str(validity.reason), "fields": {}}), 400
         check_lookup(_client())
-        parcel = _find(validity.number)
+        parcel = find_public(validity.number)
         if parcel is None:
             return jsonify({"error": "not_found", "tracking_number": validity.number,
                             "message": str(_l("No parcel has this number.")),
                             "fields": {}}), 404
-        return jsonify(public_view(parcel, locale))
+        # A client (or a cache) that has this version is told so without the events
+        # query; a new event changes the version, and max-age keeps it seconds stale.
+        etag = parcel.version(locale)
+        if request.if_none_match.contains(etag):
+            res = Response(status=304)
+        else:
+            res = jsonify(public_view(parcel, locale))
+        res.set_etag(etag)
+        res.cache_control.public = True
+        res.cache_control.max_age = int(current_app.config["TRACKING_CACHE_SECONDS"])
+        res.vary.update(("Accept-Language", "Cookie"))
+        return res
 
 
 @bp.app_context_processor

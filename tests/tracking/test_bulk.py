@@ -7,9 +7,11 @@ from sqlalchemy import select
 
 from app.database import db, unit_of_work
 from app.errors import ValidationFailed
+from app.events import DomainEvent
 from tests.tracking.helpers import at, domestic_draft, run_jobs
 from tracking.models import IngestBatch, Parcel, ParcelEvent
 from tracking.services import bulk
+from tracking.services import events as ev
 from tracking.services.parcels import preadvise
 
 
@@ -113,3 +115,68 @@ def test_batch_is_processed_by_an_rq_worker(app, offices, redis_url):
     batch = db.get(IngestBatch, batch_id)
     assert (batch.state, batch.accepted) == ("done", 2)
     assert db.scalar(select(Parcel.status).where(Parcel.tracking_number == n)) == "in_transit"
+
+
+def _journey(number: str, offices, tag: str) -> list[tuple[str, ev.EventReport]]:
+    """A partner feed for one parcel, as it arrives: out of order, with repeats."""
+    bgd, bsr = offices[0].id, offices[1].id
+
+    def report(code, hours, uid=None, office=bgd, **kw):
+        return (number, ev.EventReport(code=code, occurred_at=at(hours), office_id=office,
+                                       uid=uid and f"{tag}-{uid}", source="partner",
+                                       partner="bench", **kw))
+    return [
+        report("EMA", 0, "a"),
+        report("EDG", 6, "g", office=bsr),
+        report("EDD", 1, "d1"),                      # arrives late, fits in its place
+        report("EDD", 6.5, "d"),                     # stray: sorting centre after delivery
+        report("EDD", 6.5, "d"),                     # the same event id again
+        report("EDG", 6.05, office=bsr),             # repeat scan, same office, 3 minutes
+        report("EMH", 7, "h1", office=bsr, reason_code="no_one_home", action_code="retry"),
+        report("EMH", 8, "h2", office=bsr, reason_code="no_one_home", action_code="retry"),
+        report("EMH", 9, "h3", office=bsr, reason_code="moved", action_code="retry"),
+        report("EDE", 10, "e"),                      # after the return: kept, flagged
+        report("XYZ", 10, "x"),
+    ]
+
+
+def test_a_batch_ends_exactly_as_the_same_events_one_by_one(offices):
+    """The set-based ingest gives every row the outcome, every event the flags and the
+    parcel the status, attempts and published events that recording the rows one at a
+    time gives: late events flagged, repeats refused, the return after three failed
+    attempts."""
+    one = preadvise(domestic_draft()).tracking_number
+    many = preadvise(domestic_draft()).tracking_number
+    single = [ev.ingest(n, r) for n, r in _journey(one, offices, "one")]
+    batch = ev.ingest_many(_journey(many, offices, "many"))
+    db.flush()
+
+    def published(number):
+        return [(name, payload) for name, payload in db.execute(
+            select(DomainEvent.name, DomainEvent.payload).order_by(DomainEvent.occurred_at))
+            if payload.get("tracking_number") == number]
+    one_events, many_events = published(one), published(many)
+    assert one_events and many_events
+
+    def summary(outs):
+        return [(o.outcome, o.reason_code, o.out_of_sequence) for o in outs]
+    assert summary(batch) == summary(single)
+    assert summary(batch)[2:6] == [("accepted", None, False),
+                                   ("accepted", "out_of_sequence", True),
+                                   ("duplicate", None, False),
+                                   ("duplicate", "repeat_scan", False)]
+
+    def state(number):
+        parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == number))
+        db.refresh(parcel)
+        timeline = db.execute(select(ParcelEvent.code, ParcelEvent.after_final,
+                                     ParcelEvent.out_of_sequence)
+                              .where(ParcelEvent.parcel_id == parcel.id)
+                              .order_by(ParcelEvent.occurred_at, ParcelEvent.code)).all()
+        return parcel.status, parcel.closed, parcel.failed_attempts, timeline
+    assert state(many) == state(one)
+    assert state(many)[:3] == ("return_to_sender", True, 3)
+    # One status change per parcel for the batch, ending where the single path ends.
+    last = {name: payload["status"] for name, payload in one_events}
+    assert {name: payload["status"] for name, payload in many_events} == last
+    assert [name for name, _ in many_events].count("parcel.status_changed") <= 2

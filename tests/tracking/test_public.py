@@ -122,3 +122,24 @@ def test_rate_limit_uses_redis_when_configured(client, journey, app, redis_url):
     finally:
         app.config.update(TRACKING_LOOKUPS_PER_MINUTE=60, REDIS_URL=None)
     assert codes == [200, 200, 200, 429] and len(keys) == 1
+
+
+def test_json_lookup_revalidates_and_a_new_event_shows(client, journey, offices, clerk):
+    """A client holding the current version is told 304 with no body; once the parcel
+    takes an event the version changes and the new event is in the answer."""
+    res = client.get(f"/api/v1/tracking/{journey}?lang=en")
+    etag = res.headers["ETag"]
+    assert "max-age=" in res.headers["Cache-Control"] and "public" in res.headers[
+        "Cache-Control"]
+    again = client.get(f"/api/v1/tracking/{journey}?lang=en",
+                       headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    other_language = client.get(f"/api/v1/tracking/{journey}?lang=ar",
+                                headers={"If-None-Match": etag})
+    assert other_language.status_code == 200
+    ev.record_scan(number=journey, code="EMH", office_id=offices[1].id, actor_id=clerk.id,
+                   reason_code="no_one_home", action_code="retry", occurred_at=at(3))
+    fresh = client.get(f"/api/v1/tracking/{journey}?lang=en",
+                       headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+    assert fresh.get_json()["events"][0]["code"] == "EMH"

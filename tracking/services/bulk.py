@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
 from app.auth.models import PostOffice
@@ -22,7 +25,7 @@ from app.database import db, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.events import enqueue_after_commit
 from tracking.models import IngestBatch, IngestRow
-from tracking.services.events import REASONS, EventReport, ingest
+from tracking.services.events import REASONS, EventReport, Outcome, ingest, ingest_many
 
 PROCESS_BATCH_JOB = "tracking.jobs:process_ingest_batch"
 REQUIRED_COLUMNS = ("tracking_number", "code", "occurred_at")
@@ -142,35 +145,46 @@ def process_batch(batch_id: int) -> IngestBatch | None:
     """Job body: ingest every unprocessed row of a batch and record each row's outcome.
 
     Rows already processed are skipped, so running it again finishes an interrupted batch
-    and changes nothing in a finished one. Each row runs in its own savepoint, so a row
-    that fails undoes only itself. Flushes; the job's unit of work commits.
+    and changes nothing in a finished one. The rows go through `ingest_many` together
+    (set-based: a few statements for the whole batch, each parcel's status derived
+    once); should that fail as a whole (another process stored one of the same event ids
+    meanwhile), they are recorded one by one, each in its own savepoint, so a row that
+    fails undoes only itself. Flushes; the job's unit of work commits.
     """
     batch = db.scalar(select(IngestBatch).where(IngestBatch.id == batch_id).with_for_update())
     if batch is None or batch.state == "done":
         return batch
-    offices: dict[str, int | None] = {}
-    # Plain tuples, not ORM rows: outcomes are written in one executemany at the end
-    # instead of an autoflushed UPDATE before every row's queries.
+    # Plain tuples, not ORM rows: outcomes are written in one executemany at the end.
     rows = db.execute(select(IngestRow.id, IngestRow.data).where(
         IngestRow.batch_id == batch.id, IngestRow.outcome.is_(None))
         .order_by(IngestRow.row_no)).all()
+    offices = _offices(rows)
     outcomes: list[dict[str, Any]] = []
+    items: list[tuple[int, dict[str, Any], EventReport]] = []
     for row_id, data in rows:
         report, problem = _report(data, batch, offices)
-        if problem:
-            outcomes.append({"id": row_id, "outcome": "rejected", "reason_code": problem,
-                             "reason": str(ROW_REASONS[problem]), "event_id": None})
-            continue
-        try:
-            with savepoint():
-                out = ingest(data["tracking_number"], report)
-        except Exception:  # one bad row must not sink the batch
-            outcomes.append({"id": row_id, "outcome": "rejected", "reason_code": "error",
-                             "reason": str(ROW_REASONS["error"]), "event_id": None})
-            continue
-        outcomes.append({"id": row_id, "outcome": out.outcome, "reason_code": out.reason_code,
-                         "reason": (out.reason or None) and str(out.reason)[:300],
-                         "event_id": out.event_id})
+        if problem or report is None:
+            outcomes.append(_rejected(row_id, problem or "error"))
+        else:
+            items.append((row_id, data, report))
+    try:
+        with savepoint():
+            results = ingest_many([(data["tracking_number"], replace(report))
+                                   for _, data, report in items])
+    except IntegrityError:
+        results = None
+    if results is not None:
+        for (row_id, _, _), out in zip(items, results, strict=True):
+            outcomes.append(_outcome(row_id, out))
+    else:
+        for row_id, data, report in items:
+            try:
+                with savepoint():
+                    out = ingest(data["tracking_number"], report)
+            except Exception:  # one bad row must not sink the batch
+                outcomes.append(_rejected(row_id, "error"))
+                continue
+            outcomes.append(_outcome(row_id, out))
     db.flush()
     if outcomes:
         db.execute(update(IngestRow), outcomes)
@@ -182,6 +196,27 @@ def process_batch(batch_id: int) -> IngestBatch | None:
     batch.state = "done"
     batch.finished_at = utcnow()
     return batch
+
+
+def _offices(rows: Sequence[Any]) -> dict[str, int | None]:
+    """The ids of the offices the rows name, by code, in one query."""
+    codes = {(data.get("office_code") or "").strip() for _, data in rows} - {""}
+    if not codes:
+        return {}
+    found = dict(db.execute(select(PostOffice.code, PostOffice.id)
+                            .where(PostOffice.code.in_(codes))).all())
+    return {code: found.get(code) for code in codes}
+
+
+def _rejected(row_id: int, problem: str) -> dict[str, Any]:
+    return {"id": row_id, "outcome": "rejected", "reason_code": problem,
+            "reason": str(ROW_REASONS[problem]), "event_id": None}
+
+
+def _outcome(row_id: int, out: Outcome) -> dict[str, Any]:
+    return {"id": row_id, "outcome": out.outcome, "reason_code": out.reason_code,
+            "reason": (out.reason or None) and str(out.reason)[:300],
+            "event_id": out.event_id}
 
 
 def get_batch(batch_id: int) -> IngestBatch:

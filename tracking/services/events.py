@@ -14,13 +14,15 @@ command) owns the unit of work that commits it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
@@ -185,57 +187,22 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
     The caller holds the parcel's row lock (or just created the parcel).
     """
     number = parcel.tracking_number
-    code = (report.code or "").strip().upper()
-    report.code = code
-    info = event_code(code)
-    if info is None:
-        return _reject(number, code, "unknown_code")
-    occurred = report.occurred_at or utcnow()
-    if occurred.tzinfo is None:
-        return _reject(number, code, "naive_time")
-    if occurred > utcnow() + timedelta(minutes=15):
-        return _reject(number, code, "future_time")
-    if code == "EMH" and not (report.reason_code and report.action_code):
-        return _reject(number, code, "missing_reason")
-    if code == "EME" and not (report.retention_reason or "").strip():
-        return _reject(number, code, "missing_retention_reason")
-    if code == "EMI" and not (report.receiver_name or "").strip():
-        return _reject(number, code, "missing_receiver")
-    _keep_only_what_belongs(report)
-
+    checked = _check_report(number, report)
+    if isinstance(checked, Outcome):
+        return checked
+    info, occurred = checked
+    code = report.code
     uid = event_uid(number, report, occurred)
     if db.scalar(select(ParcelEvent.id).where(ParcelEvent.uid == uid)) is not None:
         return Outcome("duplicate", number, code, status=parcel.status)
 
     existing = list(db.scalars(select(ParcelEvent).where(ParcelEvent.parcel_id == parcel.id)))
-    why = refusal(parcel.direction, existing, code)
-    if why:
-        return _reject(number, code, why)
-    if report.source in INTERACTIVE_SOURCES and parcel.closed:
-        return _reject(number, code, "closed")
-    earlier = _repeated_scan(report, occurred, existing)
-    if earlier is not None:
-        return Outcome("duplicate", number, code, "repeat_scan", _already_scanned(earlier),
-                       status=parcel.status)
-    inbound = parcel.direction == Direction.INBOUND
-    if inbound and code in CUSTOMS_DECISION_CODES and report.source not in CUSTOMS_SOURCES:
-        return _reject(number, code, "customs_only")
-    if code in HANDOVER_CODES and inbound:
-        why = _customs_blocks_handover(parcel, existing)
-        if why:
-            return _reject(number, code, why)
+    refused = _check_against_timeline(parcel, report, occurred, existing,
+                                      closed=parcel.closed)
+    if refused is not None:
+        return refused
 
-    event = ParcelEvent(
-        uid=uid, parcel_id=parcel.id, code=code, status=info.status, occurred_at=occurred,
-        occurred_utc_offset=int((occurred.utcoffset() or timedelta()).total_seconds() // 60),
-        office_id=report.office_id, location=report.location.strip()[:120],
-        actor_id=report.actor_id, partner=report.partner, source=report.source,
-        reason_code=report.reason_code, action_code=report.action_code,
-        retention_reason=(report.retention_reason or None),
-        receiver_name=(report.receiver_name or None),
-        receiver_id_number=(report.receiver_id_number or None),
-        note=(report.note or "")[:500],
-    )
+    event = ParcelEvent(**_event_values(parcel.id, report, uid, info.status, occurred))
     try:
         with savepoint():
             db.add(event)
@@ -259,6 +226,69 @@ def ingest_for_parcel(parcel: Parcel, report: EventReport) -> Outcome:
     return out
 
 
+def _check_report(number: str, report: EventReport) -> Outcome | tuple[Any, datetime]:
+    """The checks that need nothing but the report: a refusal, or (code info, time).
+    Normalises the report's code and drops details that do not belong to it."""
+    code = (report.code or "").strip().upper()
+    report.code = code
+    info = event_code(code)
+    if info is None:
+        return _reject(number, code, "unknown_code")
+    occurred = report.occurred_at or utcnow()
+    if occurred.tzinfo is None:
+        return _reject(number, code, "naive_time")
+    if occurred > utcnow() + timedelta(minutes=15):
+        return _reject(number, code, "future_time")
+    if code == "EMH" and not (report.reason_code and report.action_code):
+        return _reject(number, code, "missing_reason")
+    if code == "EME" and not (report.retention_reason or "").strip():
+        return _reject(number, code, "missing_retention_reason")
+    if code == "EMI" and not (report.receiver_name or "").strip():
+        return _reject(number, code, "missing_receiver")
+    _keep_only_what_belongs(report)
+    return info, occurred
+
+
+def _check_against_timeline(parcel: Any, report: EventReport, occurred: datetime,
+                            existing: Sequence[Any], *, closed: bool) -> Outcome | None:
+    """The checks against the parcel's events so far: a refusal or repeat, or None."""
+    number, code = parcel.tracking_number, report.code
+    why = refusal(parcel.direction, existing, code)
+    if why:
+        return _reject(number, code, why)
+    if report.source in INTERACTIVE_SOURCES and closed:
+        return _reject(number, code, "closed")
+    earlier = _repeated_scan(report, occurred, existing)
+    if earlier is not None:
+        return Outcome("duplicate", number, code, "repeat_scan", _already_scanned(earlier),
+                       status=parcel.status)
+    inbound = parcel.direction == Direction.INBOUND
+    if inbound and code in CUSTOMS_DECISION_CODES and report.source not in CUSTOMS_SOURCES:
+        return _reject(number, code, "customs_only")
+    if code in HANDOVER_CODES and inbound:
+        why = _customs_blocks_handover(parcel, existing)
+        if why:
+            return _reject(number, code, why)
+    return None
+
+
+def _event_values(parcel_id: int, report: EventReport, uid: str, status: str,
+                  occurred: datetime) -> dict[str, Any]:
+    return {
+        "uid": uid, "parcel_id": parcel_id, "code": report.code, "status": status,
+        "occurred_at": occurred,
+        "occurred_utc_offset": int((occurred.utcoffset() or timedelta()).total_seconds()
+                                   // 60),
+        "office_id": report.office_id, "location": report.location.strip()[:120],
+        "actor_id": report.actor_id, "partner": report.partner, "source": report.source,
+        "reason_code": report.reason_code, "action_code": report.action_code,
+        "retention_reason": (report.retention_reason or None),
+        "receiver_name": (report.receiver_name or None),
+        "receiver_id_number": (report.receiver_id_number or None),
+        "note": (report.note or "")[:500],
+    }
+
+
 def _keep_only_what_belongs(report: EventReport) -> None:
     """Drop the details that do not belong to the report's event: a scanning page or a
     feed that sends the last failed-delivery reason, receiver or hold reason along with
@@ -272,7 +302,7 @@ def _keep_only_what_belongs(report: EventReport) -> None:
 
 
 def _repeated_scan(report: EventReport, occurred: datetime,
-                   existing: list[ParcelEvent]) -> ParcelEvent | None:
+                   existing: Sequence[Any]) -> Any | None:
     """The earlier event that `report` repeats: the same code at the same office (or the
     same partner place) within SCAN_REPEAT_WINDOW_SECONDS of it, or None."""
     window = int(current_app.config["SCAN_REPEAT_WINDOW_SECONDS"])
@@ -289,12 +319,12 @@ def _repeated_scan(report: EventReport, occurred: datetime,
     return None
 
 
-def _already_scanned(earlier: ParcelEvent) -> str:
+def _already_scanned(earlier: Any) -> str:
     at = earlier.occurred_at.astimezone(BAGHDAD).strftime("%H:%M")
     return str(_l("Already scanned here at %(time)s; nothing changed.", time=at))
 
 
-def _customs_blocks_handover(parcel: Parcel, existing: list[ParcelEvent]) -> str | None:
+def _customs_blocks_handover(parcel: Any, existing: Sequence[Any]) -> str | None:
     case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
     if derive(existing).held_by_customs:
         return "held_by_customs"
@@ -518,3 +548,282 @@ def record_partner_event(*, number: str, code: str, occurred_at: datetime,
         receiver_name=receiver_name,
     ))
     return out
+
+
+# --- Many events at once (partner feeds, uploaded files) ------------------------------
+
+
+class _Timeline:
+    """One event of a parcel's timeline as the batch path holds it: only the columns
+    the state machine and the repeat-scan rule read, and the two flags it may change."""
+
+    __slots__ = ("id", "code", "occurred_at", "office_id", "location", "after_final",
+                 "out_of_sequence", "row", "values")
+
+    def __init__(self, id: int, code: str, occurred_at: datetime, office_id: int | None,
+                 location: str, after_final: bool, out_of_sequence: bool,
+                 row: int | None = None, values: dict[str, Any] | None = None) -> None:
+        self.id, self.code, self.occurred_at = id, code, occurred_at
+        self.office_id, self.location = office_id, location
+        self.after_final, self.out_of_sequence = after_final, out_of_sequence
+        self.row, self.values = row, values  # set for the batch's own new events
+
+
+@dataclass
+class _ParcelState:
+    id: int
+    tracking_number: str
+    direction: str
+    status: str
+    closed: bool
+    delayed_at: datetime | None
+    order_ref: str | None
+    events: list[_Timeline] = field(default_factory=list)
+    new: list[_Timeline] = field(default_factory=list)
+
+
+# Placeholder ids for the batch's new events until the database numbers them: above any
+# real id and in arrival order, so timeline ties break exactly as they will afterwards.
+_NEW_ID_BASE = 10**15
+
+
+def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
+    """Record many reports at once, with the same rules and outcomes as `ingest` for each
+    in turn: one outcome per item, in order. Flushes; never raises for a refused event.
+
+    Set-based: the parcels are locked in id order in one query, the known event ids
+    read in one, the parcels' events in one, the new events inserted in one executemany
+    and every parcel's status derived once from its whole timeline (late events are
+    flagged, never moving a parcel backwards). Each status change is published once per
+    parcel; customs on arrival and return after failed attempts follow as for one event.
+    Raises IntegrityError only if another transaction stored one of the same event ids
+    meanwhile (the caller may then retry, or record the events one by one).
+    """
+    outcomes: list[Outcome | None] = [None] * len(items)
+    pending: list[tuple[int, str, EventReport, Any, datetime, str]] = []
+    for i, (raw, report) in enumerate(items):
+        validity = s10.validate(raw)
+        if not validity:
+            outcomes[i] = _reject(validity.number, report.code, "invalid_number",
+                                  validity.reason)
+            continue
+        checked = _check_report(validity.number, report)
+        if isinstance(checked, Outcome):
+            outcomes[i] = checked
+            continue
+        info, occurred = checked
+        pending.append((i, validity.number, report, info, occurred,
+                        event_uid(validity.number, report, occurred)))
+    if not pending:
+        return [o for o in outcomes if o is not None]
+
+    parcels = _lock_parcels({number for _, number, *_ in pending})
+    known = set(db.scalars(select(ParcelEvent.uid).where(
+        _among(ParcelEvent.uid, {uid for *_, uid in pending}))))
+    for row in _timelines([p.id for p in parcels.values()]):
+        parcels[row[0]].events.append(_Timeline(*row[1:]))
+    by_id = {p.id: p for p in parcels.values()}
+    parcels_by_number = {p.tracking_number: p for p in parcels.values()}
+
+    for i, number, report, info, occurred, uid in pending:
+        parcel = parcels_by_number.get(number)
+        if parcel is None:
+            outcomes[i] = _reject(number, report.code, "unknown_parcel")
+            continue
+        if uid in known:
+            outcomes[i] = Outcome("duplicate", number, report.code, status=parcel.status)
+            continue
+        closed = (derive(parcel.events).closed if report.source in INTERACTIVE_SOURCES
+                  else parcel.closed)
+        refused = _check_against_timeline(parcel, report, occurred, parcel.events,
+                                          closed=closed)
+        if refused is not None:
+            outcomes[i] = refused
+            continue
+        known.add(uid)
+        event = _Timeline(_NEW_ID_BASE + i, report.code, occurred, report.office_id,
+                          report.location.strip()[:120], False, False, row=i,
+                          values=_event_values(parcel.id, report, uid, info.status,
+                                               occurred))
+        parcel.events.append(event)
+        parcel.new.append(event)
+
+    touched = [p for p in by_id.values() if p.new]
+    flag_changes: list[dict[str, Any]] = []
+    derivations = {p.id: _derive_batch(p, flag_changes) for p in touched}
+    if flag_changes:
+        table = ParcelEvent.__table__
+        db.execute(update(table).where(table.c.id == bindparam("_id")).values(
+            after_final=bindparam("_after_final"),
+            out_of_sequence=bindparam("_out_of_sequence")), flag_changes)
+    _insert_events([e for p in touched for e in p.new])
+    _write_parcels(touched, derivations)
+
+    returned = [p for p in touched if _after_batch(p, derivations[p.id])]
+    if returned:
+        # A return to sender re-derived those timelines: read back what it flagged.
+        db.flush()
+        flags = {r.id: r for r in db.execute(
+            select(ParcelEvent.id, ParcelEvent.after_final, ParcelEvent.out_of_sequence)
+            .where(ParcelEvent.id.in_([e.id for p in returned for e in p.new])))}
+        for p in returned:
+            p.status = db.scalar(select(Parcel.status).where(Parcel.id == p.id)) or p.status
+            for e in p.new:
+                e.after_final, e.out_of_sequence = (flags[e.id].after_final,
+                                                    flags[e.id].out_of_sequence)
+    for p in touched:
+        for e in p.new:
+            assert e.row is not None
+            out = Outcome("accepted", p.tracking_number, e.code, event_id=e.id,
+                          status=p.status, after_final=e.after_final,
+                          out_of_sequence=e.out_of_sequence)
+            if e.out_of_sequence:
+                out.reason_code, out.reason = "out_of_sequence", str(OUT_OF_SEQUENCE)
+            outcomes[e.row] = out
+    db.flush()
+    return [o for o in outcomes if o is not None]
+
+
+def _among(column: Any, values: set[str]) -> Any:
+    """`column` is one of `values` (strings): on PostgreSQL `= ANY(array)`, one
+    parameter, where IN would be thousands to render and bind; IN elsewhere."""
+    if db.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+    return column.in_(values)
+
+
+def _timelines(parcel_ids: list[int]) -> Sequence[tuple]:
+    """(parcel id, event id, code, occurred_at, office id, location, after_final,
+    out_of_sequence) of every event of the parcels. A batch's parcels hold tens of
+    thousands of events: on PostgreSQL they are read as the driver's plain tuples, which
+    costs a fraction of building result rows."""
+    if not parcel_ids:
+        return []
+    if db.get_bind().dialect.name == "postgresql":
+        cursor = db.connection().connection.driver_connection.cursor()
+        return cursor.execute(
+            "SELECT parcel_id, id, code, occurred_at, office_id, location, after_final, "
+            "out_of_sequence FROM parcel_events WHERE parcel_id = ANY(%s)",
+            [parcel_ids]).fetchall()
+    return db.execute(select(
+        ParcelEvent.parcel_id, ParcelEvent.id, ParcelEvent.code, ParcelEvent.occurred_at,
+        ParcelEvent.office_id, ParcelEvent.location, ParcelEvent.after_final,
+        ParcelEvent.out_of_sequence).where(ParcelEvent.parcel_id.in_(parcel_ids))).all()
+
+
+def _lock_parcels(numbers: set[str]) -> dict[int, _ParcelState]:
+    """The parcels numbered `numbers`, row-locked in id order (the order every path
+    locks parcels in), as the few columns ingest reads."""
+    rows = db.execute(
+        select(Parcel.id, Parcel.tracking_number, Parcel.direction, Parcel.status,
+               Parcel.closed, Parcel.delayed_at, Parcel.order_ref)
+        .where(_among(Parcel.tracking_number, numbers)).order_by(Parcel.id).with_for_update())
+    return {r.id: _ParcelState(*r) for r in rows}
+
+
+def _insert_events(events: list[_Timeline]) -> None:
+    """Store the batch's new events and give each its id. On PostgreSQL the ids are drawn
+    from the sequence in one query and the rows sent with COPY (a multi-row INSERT of
+    thousands of rows costs more to build and parse than to run); elsewhere one
+    INSERT ... RETURNING of them all."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [{**e.values, "after_final": e.after_final, "out_of_sequence": e.out_of_sequence,
+             "received_at": now} for e in events]
+    table = ParcelEvent.__table__
+    if db.get_bind().dialect.name != "postgresql":
+        ids = db.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                         rows).scalars().all()
+        for e, new_id in zip(events, ids, strict=True):
+            e.id = new_id
+        return
+    ids = db.scalars(select(func.nextval(func.pg_get_serial_sequence("parcel_events", "id")))
+                     .select_from(func.generate_series(1, len(events)))).all()
+    columns = ["id", *rows[0]]
+    cursor = db.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY parcel_events ({', '.join(columns)}) FROM STDIN") as copy:
+        for e, new_id, row in zip(events, ids, rows, strict=True):
+            e.id = new_id
+            copy.write_row([new_id, *row.values()])
+
+
+def _derive_batch(parcel: _ParcelState, flag_changes: list[dict[str, Any]]) -> Derivation:
+    """Derive `parcel`'s status once from its whole timeline, setting every event's flags
+    (and adding the changed flags of events already stored to `flag_changes`)."""
+    d = derive(parcel.events, delayed_at=None)  # any accepted event clears the delay mark
+    flagged, stray = set(d.after_final), set(d.out_of_sequence)
+    for i, ev in enumerate(parcel.events):
+        after_final, out_of_sequence = i in flagged, i in stray
+        if (ev.after_final, ev.out_of_sequence) != (after_final, out_of_sequence):
+            ev.after_final, ev.out_of_sequence = after_final, out_of_sequence
+            if ev.values is None:
+                flag_changes.append({"_id": ev.id, "_after_final": after_final,
+                                     "_out_of_sequence": out_of_sequence})
+    return d
+
+
+def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivation]) -> None:
+    """Write each parcel's derived status in one executemany and publish what changed,
+    once per parcel (as `apply_timeline` does for one event)."""
+    if not parcels:
+        return
+    now = utcnow()
+    table = Parcel.__table__
+    db.execute(update(table).where(table.c.id == bindparam("_id")).values(
+        status=bindparam("_status"), closed=bindparam("_closed"),
+        failed_attempts=bindparam("_failed"), last_event_at=bindparam("_last"),
+        last_activity_at=bindparam("_now"), delayed_at=None), [
+        {"_id": p.id, "_status": derivations[p.id].status,
+         "_closed": derivations[p.id].closed, "_failed": derivations[p.id].failed_attempts,
+         "_last": derivations[p.id].last_event_at, "_now": now} for p in parcels])
+    for p in parcels:
+        d = derivations[p.id]
+        old, p.status, p.closed = p.status, d.status, d.closed
+        payload = {"parcel_id": p.id, "tracking_number": p.tracking_number,
+                   "order_ref": p.order_ref, "status": d.status}
+        counted = [e for e in p.new if not (e.after_final or e.out_of_sequence)]
+        if old != d.status:
+            publish("parcel.status_changed", {**payload, "previous_status": old})
+            if d.status == "delivered":
+                handed = [e for e in counted if e.code in HANDOVER_CODES]
+                publish("parcel.delivered", {**payload, "receiver_name": (
+                    handed[-1].values or {}).get("receiver_name") if handed else None})
+            elif d.status == "return_to_sender":
+                publish("parcel.returned", payload)
+        holds = [e for e in counted if e.code in CUSTOMS_HOLD_CODES]
+        if holds and d.held_by_customs:
+            publish("parcel.held_by_customs",
+                    {**payload, "reason": (holds[-1].values or {}).get("retention_reason")
+                     or ""})
+
+
+def _after_batch(parcel: _ParcelState, d: Derivation) -> bool:
+    """What the batch's accepted events set in motion (as `_after_event` for one):
+    customs on arrival of an inbound parcel, return after too many failed attempts.
+    True when the parcel was returned to its sender."""
+    counted = [parcel.events[i] for i in timeline_order(parcel.events)]
+    counted = [e for e in counted if not (e.after_final or e.out_of_sequence)]
+    new = {id(e) for e in parcel.new}
+    arrivals = [e for e in counted if e.code == "EMD" and id(e) in new]
+    if (parcel.direction == Direction.INBOUND and arrivals and db.scalar(
+            select(CustomsCase.id).where(CustomsCase.parcel_id == parcel.id)) is None):
+        open_case(parcel.id, actor_id=(arrivals[0].values or {}).get("actor_id"))
+        enqueue_after_commit(ASSESS_CUSTOMS_JOB, parcel_id=parcel.id)
+    if d.closed:
+        return False
+    limit = int(current_app.config["DELIVERY_MAX_ATTEMPTS"])
+    failed = 0
+    for e in counted:
+        if e.code != "EMH":
+            continue
+        failed += 1
+        if id(e) in new and ((e.values or {}).get("action_code") == "return_to_sender"
+                             or failed >= limit):
+            entity = db.get(Parcel, parcel.id, populate_existing=True)
+            assert entity is not None
+            return_to_sender(entity, occurred_at=e.occurred_at + timedelta(seconds=1),
+                             why=f"{failed} failed delivery attempts",
+                             office_id=e.office_id)
+            return True
+    return False

@@ -5,6 +5,9 @@ Names, phones and addresses never leave this module; offices are shown by city.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -14,7 +17,7 @@ from app.auth.models import PostOffice
 from app.database import db
 from app.geo import governorate
 from app.i18n import BAGHDAD
-from tracking.models import CustomsCase, CustomsState, Parcel, ParcelEvent
+from tracking.models import CustomsCase, CustomsState, Direction, Parcel, ParcelEvent
 from tracking.upu import event_code
 
 STATUS_TEXT: dict[str, Any] = {
@@ -37,21 +40,63 @@ def status_text(status: str) -> str:
     return str(STATUS_TEXT.get(status, STATUS_TEXT["unknown"]))
 
 
-def _city(event: ParcelEvent, office_governorate: str | None, locale: str) -> str:
+def _city(location: str | None, office_governorate: str | None, locale: str) -> str:
     if office_governorate:
         gov = governorate(office_governorate)
         if gov:
             return gov.name(locale)
-    return event.location or ""
+    return location or ""
 
 
-def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PublicParcel:
+    """The few columns of a parcel (and its customs case) that public tracking shows."""
+
+    id: int
+    tracking_number: str
+    status: str
+    closed: bool
+    direction: str
+    last_activity_at: datetime | None
+    customs_state: str | None = None
+    customs_due_iqd: int | None = None
+    customs_paid_at: datetime | None = None
+
+    @property
+    def international(self) -> bool:
+        return self.direction != Direction.DOMESTIC
+
+    def version(self, locale: str) -> str:
+        """A validator for HTTP caching: it changes with every event the parcel takes
+        (each sets last_activity_at), with its status (the delay sweep) and with its
+        customs case, and differs by language."""
+        facts = "|".join(str(x) for x in (
+            self.id, self.status, self.closed, self.last_activity_at, self.customs_state,
+            self.customs_due_iqd, self.customs_paid_at, locale))
+        return hashlib.sha256(facts.encode()).hexdigest()[:32]
+
+
+def find_public(number: str) -> PublicParcel | None:
+    """The public columns of the parcel numbered `number` (normalised) and of its customs
+    case, in one query; None when there is no such parcel. Loads no entity."""
+    row = db.execute(
+        select(Parcel.id, Parcel.tracking_number, Parcel.status, Parcel.closed,
+               Parcel.direction, Parcel.last_activity_at, CustomsCase.state,
+               CustomsCase.total_due_iqd, CustomsCase.paid_at)
+        .outerjoin(CustomsCase, CustomsCase.parcel_id == Parcel.id)
+        .where(Parcel.tracking_number == number)).first()
+    return PublicParcel(*row) if row is not None else None
+
+
+def public_view(parcel: Parcel | PublicParcel, locale: str) -> dict[str, Any]:
     """The public tracking record of `parcel`, events newest first, in `locale`.
 
-    Two queries: the events with their office's governorate, and the customs state.
+    One query for the events with their office's governorate (columns, not entities);
+    for a Parcel entity, one more for its customs state (a PublicParcel carries it).
     """
     rows = db.execute(
-        select(ParcelEvent, PostOffice.governorate)
+        select(ParcelEvent.code, ParcelEvent.status, ParcelEvent.occurred_at,
+               ParcelEvent.location, PostOffice.governorate)
         .outerjoin(PostOffice, PostOffice.id == ParcelEvent.office_id)
         # Flagged events (after the final one, out of sequence) do not make the status,
         # so the public timeline leaves them out too; staff see them on the parcel page.
@@ -59,15 +104,15 @@ def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
                ParcelEvent.out_of_sequence.is_(False))
         .order_by(ParcelEvent.occurred_at.desc(), ParcelEvent.id.desc())).all()
     out_events = []
-    for e, office_governorate in rows:
-        info = event_code(e.code)
+    for code, status, occurred_at, location, office_governorate in rows:
+        info = event_code(code)
         out_events.append({
-            "code": e.code,
-            "status": e.status,
-            "description": info.meaning(locale) if info else e.code,
-            "office_city": _city(e, office_governorate, locale),
-            "time": e.occurred_at.isoformat(),
-            "local_time": e.occurred_at.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"),
+            "code": code,
+            "status": status,
+            "description": info.meaning(locale) if info else code,
+            "office_city": _city(location, office_governorate, locale),
+            "time": occurred_at.isoformat(),
+            "local_time": occurred_at.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"),
         })
     record: dict[str, Any] = {
         "tracking_number": parcel.tracking_number,
@@ -78,14 +123,18 @@ def public_view(parcel: Parcel, locale: str) -> dict[str, Any]:
         "events": out_events,
     }
     if parcel.international:
-        case = db.execute(select(CustomsCase.state, CustomsCase.total_due_iqd,
-                                 CustomsCase.paid_at)
-                          .where(CustomsCase.parcel_id == parcel.id)).first()
+        if isinstance(parcel, PublicParcel):
+            case = (None if parcel.customs_state is None else
+                    (parcel.customs_state, parcel.customs_due_iqd, parcel.customs_paid_at))
+        else:
+            case = db.execute(select(CustomsCase.state, CustomsCase.total_due_iqd,
+                                     CustomsCase.paid_at)
+                              .where(CustomsCase.parcel_id == parcel.id)).first()
         if case is not None:
+            state, due, paid_at = case
             record["customs"] = {
-                "state": case.state,
-                "duty_due_iqd": case.total_due_iqd
-                if case.state == CustomsState.RELEASED else None,
-                "paid": case.paid_at is not None,
+                "state": state,
+                "duty_due_iqd": due if state == CustomsState.RELEASED else None,
+                "paid": paid_at is not None,
             }
     return record
