@@ -98,6 +98,13 @@ def _refuse(user_id: int | None, reason: str) -> NoReturn:
     abort(403)
 
 
+def _person_or_404(user_id: int) -> User:
+    person = db.get(User, user_id)
+    if person is None:
+        abort(404)
+    return person
+
+
 def _managed_person(user_id: int) -> User:
     person = db.get(User, user_id)
     if person is None:
@@ -173,7 +180,7 @@ def admin_user(user_id: int):
             return redirect(url_for("backoffice.admin_user", user_id=user_id))
     elif form.is_submitted():
         status = 422
-    return _render_person(db.get(User, user_id), form, status=status)
+    return _render_person(_person_or_404(user_id), form, status=status)
 
 
 _PERSON_ACTIONS = {
@@ -203,7 +210,7 @@ def admin_user_action(user_id: int, action: str):
             _refuse(user_id, str(exc.message))
         except DomainError as exc:
             flash(str(exc.message), "error")
-            return _render_person(db.get(User, user_id), status=exc.http_status)
+            return _render_person(_person_or_404(user_id), status=exc.http_status)
         else:
             flash(str(done), "success")
     return redirect(url_for("backoffice.admin_user", user_id=user_id))
@@ -223,7 +230,7 @@ def admin_user_grant(user_id: int):
                                     post_office_code=form.post_office.data or None)
         except DomainError as exc:  # the unit of work has rolled back what was changed
             show_errors(form, exc)
-            return _render_person(db.get(User, user_id), grant_form=form,
+            return _render_person(_person_or_404(user_id), grant_form=form,
                                   status=exc.http_status)
         flash(_("Role granted."), "success")
     return redirect(url_for("backoffice.admin_user", user_id=user_id))
@@ -333,9 +340,10 @@ def admin_office_action(office_id: int, action: str):
                 office = use_case(current_user.id, office_id)
         except DomainError as exc:
             flash(str(exc.message), "error")
-            office = db.get(PostOffice, office_id)
-            if office is None:
+            found = db.get(PostOffice, office_id)
+            if found is None:
                 abort(404)
+            office = found
             return render_template("backoffice/admin_office.html", office=office,
                                    form=_office_form(office, fresh=True),
                                    action_form=PersonActionForm(),

@@ -18,7 +18,7 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 
 from app import ratelimit
 from app.audit import record_audit
@@ -179,12 +179,12 @@ def reset_password(token: str | None, code: str, new_password: str) -> User | Do
     if row is None or not hmac.compare_digest(row.code_hash, _reset_digest(typed)):
         return InvalidResetCode(BAD_RESET_CODE, fields={"code": BAD_RESET_CODE})
     # Used up in one conditional UPDATE too: two right codes at once set one password.
-    used = db.execute(
+    result: CursorResult = db.execute(  # type: ignore[assignment]
         update(PasswordReset)
         .where(PasswordReset.id == row.id, PasswordReset.used_at.is_(None))
         .values(used_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False))
+    used = result.rowcount
     user = db.scalars(select(User).where(User.id == row.user_id)
                       .with_for_update(of=User)
                       .execution_options(populate_existing=True)).first()
