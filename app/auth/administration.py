@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
 from app.auth import recovery
-from app.auth.identifiers import normalise_email, normalise_phone
 from app.auth.models import PostOffice, Role, User, UserRole
 from app.auth.services import (
     DuplicateAccount,
@@ -28,6 +27,7 @@ from app.auth.services import (
     _post_office_by_code,
     create_user,
     find_users,
+    person_details,
     person_snapshot,
     post_office_snapshot,
     refuse_losing_last_admin,
@@ -129,15 +129,7 @@ def update_person(actor: User, user_id: int, *, full_name: str, email: str | Non
     own admin role) or LastAdministrator; nothing changes then.
     """
     person = _person(actor, user_id)
-    full_name = (full_name or "").strip()
-    if not full_name:
-        msg = _l("Enter the person's name.")
-        raise ValidationFailed(msg, fields={"full_name": msg})
-    email = normalise_email(email, "email") if email and email.strip() else None
-    phone = normalise_phone(phone, "phone") if phone and phone.strip() else None
-    if not email and not phone:
-        msg = _l("Give an e-mail address or a mobile number to log in with.")
-        raise ValidationFailed(msg, fields={"email": msg})
+    full_name, email, phone = person_details(full_name, email, phone)
     wanted = set(_parse_roles(roles))
     before = person_snapshot(person)
     _check_roles_allowed(actor, wanted ^ set(person.roles))

@@ -555,6 +555,22 @@ def change_password(user_id: int, current_password: str, new_password: str) -> U
     return user
 
 
+def person_details(full_name: str | None, email: str | None,
+                   phone: str | None) -> tuple[str, str | None, str | None]:
+    """A staff account's name, e-mail and mobile as stored: trimmed, normalised, and at
+    least one way to log in. Raises ValidationFailed keyed `full_name`, `email`, `phone`."""
+    full_name = (full_name or "").strip()
+    if not full_name:
+        msg = _l("Enter the person's name.")
+        raise ValidationFailed(msg, fields={"full_name": msg})
+    email = normalise_email(email, "email") if email and email.strip() else None
+    phone = normalise_phone(phone, "phone") if phone and phone.strip() else None
+    if not email and not phone:
+        msg = _l("Give an e-mail address or a mobile number to log in with.")
+        raise ValidationFailed(msg, fields={"email": msg})
+    return full_name, email, phone
+
+
 def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
                 email: str | None = None, phone: str | None = None,
                 post_office_code: str | None = None, actor_id: int | None = None) -> User:
@@ -566,15 +582,7 @@ def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
     Field errors are keyed `full_name`, `email`, `phone`, `password`, `roles`,
     `post_office`.
     """
-    full_name = (full_name or "").strip()
-    if not full_name:
-        msg = _l("Enter the person's name.")
-        raise ValidationFailed(msg, fields={"full_name": msg})
-    email = normalise_email(email, "email") if email and email.strip() else None
-    phone = normalise_phone(phone, "phone") if phone and phone.strip() else None
-    if not email and not phone:
-        msg = _l("Give an e-mail address or a mobile number to log in with.")
-        raise ValidationFailed(msg, fields={"email": msg})
+    full_name, email, phone = person_details(full_name, email, phone)
     wanted = _parse_roles(roles)
     _check_password_strength(password)
     office = _post_office_by_code(post_office_code) if post_office_code else None
