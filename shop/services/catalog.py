@@ -49,7 +49,7 @@ from shop.models import (
 )
 from shop.pricing import rates_for
 from shop.schemas import ProductSchema
-from shop.search import match_all, query_words, title_rank, ts_matches, ts_query
+from shop.search import MIN_INDEXED_LENGTH, match_all, query_words, title_rank, ts_matches, ts_query
 
 PER_PAGE = 24
 MAX_PAGE = 1000
@@ -329,10 +329,16 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
         stmt, order = search_statement(words)
         result = _paginate(stmt.where(*conditions.values()), page, per_page, order)
         matched_by = MatchedBy.LETTERS
-    if result.total == 0 and _is_postgresql():
+    if result.total == 0 and _is_postgresql() and (unknown := _unknown_words(words)):
+        # Only the words no product has are taken as typos (the others must still
+        # match as words): "قميص قطني ابيض" with no such shirt is no typo, and the
+        # trigram search, the costly one, runs on few words.
         db.execute(select(func.set_config("pg_trgm.word_similarity_threshold",
                                           str(TYPO_SIMILARITY), True)))
-        stmt = _visible().where(_match(words, MatchedBy.TYPO), *conditions.values())
+        known = [w for w in words if w not in unknown]
+        stmt = _visible().where(_match(unknown, MatchedBy.TYPO), *conditions.values())
+        if known:
+            stmt = stmt.where(_match(known, MatchedBy.WORDS))
         order = [func.similarity(Product.search_title, " ".join(words)).desc(), Product.id]
         typo = _paginate(stmt, page, per_page, order)
         if typo.total:
@@ -344,6 +350,14 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
     return SearchPage(items=result.items, total=result.total, page=result.page,
                       per_page=per_page, more=result.more, matched_by=matched_by,
                       facets=facets)
+
+
+def _unknown_words(words: list[str]) -> list[str]:
+    """The words of at least MIN_INDEXED_LENGTH letters that no product holds, neither
+    as a word nor inside one (each an index lookup): candidates for a typo."""
+    return [w for w in words if len(w) >= MIN_INDEXED_LENGTH and db.scalar(
+        select(Product.id).where(or_(_match([w], MatchedBy.WORDS),
+                                     _match([w], MatchedBy.LETTERS))).limit(1)) is None]
 
 
 def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
