@@ -360,13 +360,10 @@ def _unknown_words(words: list[str]) -> list[str]:
                                      _match([w], MatchedBy.LETTERS))).limit(1)) is None]
 
 
-def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
-                  page: int | None, per_page: int) -> CatalogPage:
-    """Full-text search on PostgreSQL: at most MAX_COUNTED + 1 matches are taken,
-    products named after the query first (from the title index), then those that only
-    mention it, and ranked among themselves by ts_rank. A common word thus costs one
-    short index read and a thousand ranks, not a rank of every product that has it."""
-    page = _page_number(page)
+def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool]]
+                           ) -> tuple[Select[Any], Any]:
+    """The SELECT behind the full-text search (ids, best first, and how many were
+    taken) and its capped set of hits, kept apart so the plan can be inspected."""
     query = ts_query(words)
     cap = MAX_COUNTED + 1
     rank = func.ts_rank(Product.search_vector, query)
@@ -379,11 +376,20 @@ def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
                  .limit(cap))
     both = union_all(named, mentioned).subquery("both_tiers")
     hits = select(both).limit(cap).subquery("hits")
-    rows = db.execute(
-        select(hits.c.id, func.count().over().label("counted"))
-        .order_by(hits.c.tier, hits.c.rank.desc(), hits.c.id)
-        .limit(per_page).offset((page - 1) * per_page)
-    ).all()
+    stmt = (select(hits.c.id, func.count().over().label("counted"))
+            .order_by(hits.c.tier, hits.c.rank.desc(), hits.c.id))
+    return stmt, hits
+
+
+def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
+                  page: int | None, per_page: int) -> CatalogPage:
+    """Full-text search on PostgreSQL: at most MAX_COUNTED + 1 matches are taken,
+    products named after the query first (from the title index), then those that only
+    mention it, and ranked among themselves by ts_rank. A common word thus costs one
+    short index read and a thousand ranks, not a rank of every product that has it."""
+    page = _page_number(page)
+    stmt, hits = ranked_words_statement(words, conditions)
+    rows = db.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
     counted = rows[0].counted if rows else (
         db.scalar(select(func.count()).select_from(hits)) or 0)
     ids = [row.id for row in rows]
