@@ -354,10 +354,17 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
 
 def _unknown_words(words: list[str]) -> list[str]:
     """The words of at least MIN_INDEXED_LENGTH letters that no product holds, neither
-    as a word nor inside one (each an index lookup): candidates for a typo."""
-    return [w for w in words if len(w) >= MIN_INDEXED_LENGTH and db.scalar(
-        select(Product.id).where(or_(_match([w], MatchedBy.WORDS),
-                                     _match([w], MatchedBy.LETTERS))).limit(1)) is None]
+    as a word nor inside one (index lookups): candidates for a typo. A one-word query
+    that found nothing needs no lookup."""
+    candidates = [w for w in words if len(w) >= MIN_INDEXED_LENGTH]
+    if len(words) == 1:
+        return candidates
+
+    def held(word: str) -> bool:
+        return any(db.scalar(select(Product.id).where(_match([word], how)).limit(1))
+                   is not None for how in (MatchedBy.WORDS, MatchedBy.LETTERS))
+
+    return [w for w in candidates if not held(w)]
 
 
 def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool]]
@@ -376,8 +383,10 @@ def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool
                  .limit(cap))
     both = union_all(named, mentioned).subquery("both_tiers")
     hits = select(both).limit(cap).subquery("hits")
-    stmt = (select(hits.c.id, func.count().over().label("counted"))
-            .order_by(hits.c.tier, hits.c.rank.desc(), hits.c.id))
+    order = [hits.c.tier, hits.c.rank.desc(), hits.c.id]
+    stmt = (select(hits.c.id, func.count().over().label("counted"),
+                   func.row_number().over(order_by=order).label("position"))
+            .order_by(*order))
     return stmt, hits
 
 
@@ -389,15 +398,16 @@ def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
     short index read and a thousand ranks, not a rank of every product that has it."""
     page = _page_number(page)
     stmt, hits = ranked_words_statement(words, conditions)
-    rows = db.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    best = stmt.limit(per_page).offset((page - 1) * per_page).subquery("best")
+    # The page's products come with the ranking, in one round trip.
+    rows = db.execute(
+        _visible().add_columns(best.c.counted).join(best, best.c.id == Product.id)
+        .order_by(best.c.position)
+    ).unique().all()
     counted = rows[0].counted if rows else (
         db.scalar(select(func.count()).select_from(hits)) or 0)
-    ids = [row.id for row in rows]
-    loaded = {p.id: p for p in db.scalars(_visible().where(Product.id.in_(ids))).unique()} \
-        if ids else {}
-    return CatalogPage(items=[loaded[i] for i in ids if i in loaded],
-                       total=min(counted, MAX_COUNTED), page=page, per_page=per_page,
-                       more=counted > MAX_COUNTED)
+    return CatalogPage(items=[row[0] for row in rows], total=min(counted, MAX_COUNTED),
+                       page=page, per_page=per_page, more=counted > MAX_COUNTED)
 
 
 def _facets(words: list[str], matched_by: MatchedBy, filters: SearchFilters,
