@@ -1,21 +1,27 @@
 """Search text for the catalog: one normal form for Arabic and English.
 
 Shoppers type Arabic the way they write it by hand: hamza or not on the alef, ه for ة,
-ي for ى, with or without harakat. Both the stored search column and the typed query go
-through `normalise`, so "احمد" finds "أحمد" and "مكتبه" finds "مكتبة".
+ي for ى, with or without harakat, with or without the article. Both the stored search
+columns and the typed query go through `search_form` (which starts with `normalise`), so
+"احمد" finds "أحمد", "مكتبه" finds "مكتبة", and "الهاتف", "للهاتف" and "هاتف" are one word,
+as are "ساعة", "ساعه" and "الساعات".
 
-On PostgreSQL the normalised column carries a pg_trgm GIN index, which serves
-`LIKE '%word%'` for every word of the query; SQLite falls back to a plain scan with LIKE.
-Both sides are already lower-cased by `normalise`, so plain LIKE matches exactly what
-ILIKE would, without folding case again on every row the index hands back.
+On PostgreSQL the words are matched by full-text search (generated tsvector columns built
+with the built-in `arabic` and `english` configurations from the search form, GIN
+indexed) and ranked with ts_rank; when no product holds the words, the pg_trgm index on
+the search text answers a substring match and then a typo-tolerant word similarity.
+SQLite falls back to a plain scan with LIKE on the same search form. Both sides are
+already lower-cased, so plain LIKE matches exactly what ILIKE would.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, literal
+from sqlalchemy import Boolean, ColumnElement, and_, case, func, literal, literal_column
+from sqlalchemy.ext.compiler import compiles
 
 # Alef with hamza above/below, madda, wasla -> bare alef; taa marbuta -> haa;
 # alef maqsura -> yaa; Arabic-Indic digits -> ASCII, so "٢٠٢٤" finds "2024".
@@ -46,11 +52,55 @@ def normalise(text: str | None) -> str:
     return _SPACE.sub(" ", folded).strip()
 
 
+# The article with the clitics that stick to it, longest first: "والساعة", "بالهاتف",
+# "للهاتف" (li + al, the alef dropped in writing), "الكتاب".
+_ARTICLES = ("وبال", "وال", "بال", "كال", "فال", "ولل", "لل", "ال")
+# One-letter clitics (and, with/by, for): stripped only from a long word, because many
+# short words start with these letters ("ورد", "بيت", "لون"). A word that only looks
+# like it has a clitic ("بطارية") loses the letter in the index and in the query alike,
+# so it still finds itself.
+_CLITICS = ("و", "ب", "ل")
+_CLITIC_MIN_REST = 4
+# Light suffixes: the feminine plural, and taa marbuta (already folded to haa), so that
+# "ساعة" and "الساعات" meet at "ساع". The stem keeps at least three letters.
+_SUFFIXES = ("ات", "ه")
+_STEM_MIN = 3
+_ARABIC_LETTER = re.compile("[\u0621-\u064a]")
+# A word needs a letter or a digit; "%" or "؟!" alone is no word.
+_HAS_WORD_CHAR = re.compile(r"[^\W_]")
+
+
+def light_stem(word: str) -> str:
+    """`word` (already normalised) without the article, a leading clitic and a plural or
+    taa-marbuta ending; Latin words and numbers are returned unchanged."""
+    if not _ARABIC_LETTER.match(word):
+        return word
+    for prefix in _ARTICLES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= 2:
+            word = word[len(prefix):]
+            break
+    else:
+        if word[0] in _CLITICS and len(word) - 1 >= _CLITIC_MIN_REST:
+            word = word[1:]
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _STEM_MIN:
+            word = word[: -len(suffix)]
+            break
+    return word
+
+
+def search_form(text: str | None) -> str:
+    """What search stores and matches: `normalise`d text with every Arabic word lightly
+    stemmed (`light_stem`)."""
+    return " ".join(light_stem(w) for w in normalise(text).split(" ") if w)
+
+
 def query_words(query: str | None) -> list[str]:
-    """The distinct normalised words of a shopper's query (at most MAX_QUERY_WORDS)."""
+    """The distinct words of a shopper's query in search form (at most MAX_QUERY_WORDS);
+    runs of punctuation alone are dropped."""
     words: list[str] = []
-    for word in normalise(query).split(" "):
-        if word and word not in words:
+    for word in search_form(query).split(" "):
+        if word and _HAS_WORD_CHAR.search(word) and word not in words:
             words.append(word)
     return words[:MAX_QUERY_WORDS]
 
@@ -85,3 +135,58 @@ def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElem
         (title_column.like(_like_pattern(words[0]), escape="\\"), 1),
         else_=2,
     )
+
+
+# -- PostgreSQL: full-text search ----------------------------------------------------------
+# Both configurations read the search form: `arabic` stems Arabic words (and leaves Latin
+# ones as they are), `english` stems Latin words (and leaves Arabic ones as they are), so
+# a word is found whichever language it is in. The title vector alone serves "named
+# after the query"; the text vector (title weighted A, the rest D) serves every match and
+# the rank.
+TITLE_VECTOR_SQL = (
+    "to_tsvector('arabic'::regconfig, search_title) || "
+    "to_tsvector('english'::regconfig, search_title)"
+)
+TEXT_VECTOR_SQL = (
+    "setweight(to_tsvector('arabic'::regconfig, search_title) || "
+    "to_tsvector('english'::regconfig, search_title), 'A') || "
+    "to_tsvector('arabic'::regconfig, search_text) || "
+    "to_tsvector('english'::regconfig, search_text)"
+)
+
+
+class PostgresOnly(ColumnElement[Any]):
+    """A generated column's expression on PostgreSQL, NULL elsewhere (SQLite keeps the
+    column empty and searches the search form with LIKE)."""
+
+    inherit_cache = True
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+
+@compiles(PostgresOnly, "postgresql")
+def _postgres_only_pg(element: PostgresOnly, compiler: Any, **kw: Any) -> str:
+    return element.sql
+
+
+@compiles(PostgresOnly)
+def _postgres_only_other(element: PostgresOnly, compiler: Any, **kw: Any) -> str:
+    return "NULL"
+
+
+def ts_query(words: Iterable[str]) -> ColumnElement[Any]:
+    """Every word, each as the `arabic` or the `english` configuration reads it."""
+    per_word = [
+        func.plainto_tsquery(literal_column("'arabic'::regconfig"), w)
+        .op("||")(func.plainto_tsquery(literal_column("'english'::regconfig"), w))
+        for w in words
+    ]
+    query = per_word[0]
+    for more in per_word[1:]:
+        query = query.op("&&")(more)
+    return query.self_group()
+
+
+def ts_matches(vector: ColumnElement[Any], query: ColumnElement[Any]) -> ColumnElement[bool]:
+    return vector.op("@@", return_type=Boolean)(query)

@@ -1,5 +1,5 @@
 """Demo shops for the embedded default: categories, two local shops (Baghdad, Basra),
-two foreign ones (Istanbul in lira, Dubai in dirhams) and about forty products.
+two foreign ones (Istanbul in lira, Dubai in dirhams) and forty-two products.
 
 Runs after the people and post offices (app.auth.seed) and payments' seeders; looks
 everything up before creating it, so running it twice changes nothing. The seeders only
@@ -107,6 +107,9 @@ PRODUCTS: dict[str, list[tuple]] = {
          "Petrol generator for outages."),
         ("E-010", "phones", "غطاء حماية للهاتف", "Phone case", 7_500, 60, 40, "392690", "CN",
          "غطاء سيليكون شفاف.", "Clear silicone case."),
+        ("E-011", "electronics", "ساعة ذكية رياضية", "Sports smartwatch", 85_000, 11, 50,
+         "851762", "CN", "تقيس النبض والخطوات، مقاومة للماء.",
+         "Counts steps and heart rate, water resistant."),
     ],
     "istanbul-bazaar": [
         ("T-001", "men", "قميص قطني رجالي", "Men's cotton shirt", 59_990, 25, 300, "620520",
@@ -125,6 +128,9 @@ PRODUCTS: dict[str, list[tuple]] = {
          "فستان قطني خفيف.", "Light cotton dress."),
         ("T-008", "home", "سجادة صلاة", "Prayer rug", 54_990, 40, 800, "570500", "TR",
          "سجادة مخملية ناعمة.", "Soft velvet rug."),
+        ("T-011", "men", "ساعة يد رجالية بسوار جلد", "Men's wristwatch, leather strap",
+         249_900, 4, 90, "910211", "TR", "ساعة كوارتز بميناء فولاذي.",
+         "Quartz watch with a steel dial."),
         ("T-009", "men", "حذاء جلد رجالي", "Men's leather shoes", 149_900, 6, 1100, "640399",
          "TR", "جلد طبيعي بنعل مريح.", "Genuine leather, cushioned sole."),
         ("T-010", "beauty", "صابون زيت الزيتون", "Olive oil soap", 12_990, 80, 150, "340111",

@@ -38,7 +38,6 @@ bp = Blueprint(
     "shop", __name__, url_prefix="/shop",
     static_folder="static", static_url_path="/static",
 )
-MAX_QUERY_LENGTH = 200
 
 
 def cart_owner() -> CartOwner:
@@ -89,11 +88,52 @@ def merchant(slug: str) -> str:
                     heading=shop.name(current_locale()))
 
 
+# The search page's filter parameters, one value each.
+SEARCH_FILTERS = ("category", "shop", "origin", "price", "stock")
+
+
+def _search_filters() -> tuple[catalog.SearchFilters, dict[str, str]]:
+    """The filters in the query string, and the parameters that were understood (a
+    filter naming no category or shop, or an unknown value, is left out: the search is
+    then simply not narrowed by it)."""
+    args = {name: (request.args.get(name) or "").strip() for name in SEARCH_FILTERS}
+    kept: dict[str, str] = {}
+    category_id = merchant_id = None
+    if args["category"]:
+        found = catalog.category_or_none(args["category"])
+        if found is not None:
+            category_id, kept["category"] = found.id, found.slug
+    if args["shop"]:
+        shop = catalog.active_merchant_or_none(args["shop"])
+        if shop is not None:
+            merchant_id, kept["shop"] = shop.id, shop.slug
+    if args["origin"] in catalog.ORIGINS:
+        kept["origin"] = args["origin"]
+    if args["price"] in catalog.PRICE_RANGE_KEYS:
+        kept["price"] = args["price"]
+    if args["stock"] == "1":
+        kept["stock"] = "1"
+    return catalog.SearchFilters(
+        category_id=category_id, merchant_id=merchant_id, origin=kept.get("origin"),
+        price=kept.get("price"), in_stock="stock" in kept), kept
+
+
 @bp.get("/search")
 def search() -> str:
-    query = (request.args.get("q") or "")[:MAX_QUERY_LENGTH].strip()
-    page = catalog.search(query, page=_page_arg())
-    return _listing("shop/search.html", page, query=query)
+    query = (request.args.get("q") or "").strip()
+    filters, chosen = _search_filters()
+    page = catalog.search(query, page=_page_arg(), filters=filters, with_facets=True)
+    shown = query if len(query) <= catalog.MAX_QUERY_LENGTH else ""
+
+    def filter_url(name: str | None = None, value: str | None = None, **extra: Any) -> str:
+        """This search with filter `name` set to `value` (None: taken off), from page 1."""
+        params = {k: v for k, v in chosen.items() if k != name}
+        if name is not None and value is not None:
+            params[name] = value
+        return url_for("shop.search", q=shown, **params, **extra)
+
+    return _listing("shop/search.html", page, query=shown, chosen=chosen,
+                    filter_url=filter_url)
 
 
 @bp.get("/p/<int:product_id>")

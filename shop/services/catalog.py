@@ -8,22 +8,48 @@ each one SQL statement per product (see the section below).
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy import Select, Update, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Numeric,
+    Select,
+    Update,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import db
 from app.errors import NotFound, ValidationFailed
-from shop.models import Category, Merchant, MerchantStatus, Product
+from app.money import EXPONENT
+from shop.models import (
+    FOREIGN_CURRENCIES,
+    HOME_COUNTRY,
+    HOME_CURRENCY,
+    Category,
+    Merchant,
+    MerchantStatus,
+    Product,
+)
+from shop.pricing import rates_for
 from shop.schemas import ProductSchema
-from shop.search import match_all, query_words, title_rank
+from shop.search import MIN_INDEXED_LENGTH, match_all, query_words, title_rank, ts_matches, ts_query
 
 PER_PAGE = 24
 MAX_PAGE = 1000
@@ -107,6 +133,17 @@ def category_by_slug(slug: str) -> Category:
     return category
 
 
+def category_or_none(slug: str) -> Category | None:
+    """The category called `slug`, or None."""
+    return db.scalar(select(Category).where(Category.slug == slug))
+
+
+def active_merchant_or_none(slug: str) -> Merchant | None:
+    """An active merchant by slug, or None (unknown, pending or suspended)."""
+    merchant = db.scalar(select(Merchant).where(Merchant.slug == slug))
+    return merchant if merchant is not None and merchant.is_active else None
+
+
 def active_merchant_by_slug(slug: str) -> Merchant:
     """An active merchant by slug; raises NotFound for unknown, pending or suspended ones
     (a suspended shop's page disappears with its products)."""
@@ -131,25 +168,304 @@ def browse(*, category_id: int | None = None, merchant_id: int | None = None,
     return _paginate(stmt, page, per_page, _newest_first())
 
 
-def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
-           merchant_id: int | None = None) -> CatalogPage:
-    """Visible products whose normalised text holds every word of `query`.
+# -- search ------------------------------------------------------------------------------
+MAX_QUERY_LENGTH = 200
+QUERY_TOO_LONG = _l("Your search is too long: use at most %(n)s characters.",
+                    n=MAX_QUERY_LENGTH)
+QUERY_HAS_NO_WORDS = _l("Type a word or a number to search for.")
+# A typo is forgiven when a query word shares this much of its trigrams with a stretch
+# of the product's text (pg_trgm word similarity; its default, 0.6, misses "samsang").
+TYPO_SIMILARITY = 0.5
+ORIGINS = ("local", "foreign")
+# Price ranges in dinars, a foreign price converted at the current stored rate:
+# (key, from, up to but not including; None = no upper end).
+PRICE_RANGES: list[tuple[str, int, int | None]] = [
+    ("0-25000", 0, 25_000),
+    ("25000-100000", 25_000, 100_000),
+    ("100000-500000", 100_000, 500_000),
+    ("500000-", 500_000, None),
+]
+PRICE_RANGE_KEYS = tuple(key for key, _, _ in PRICE_RANGES)
 
-    Arabic spelling variants and harakat are ignored (shop.search.normalise); products
-    whose title holds the words come first, then shorter titles. An empty query finds
-    nothing.
+
+class MatchedBy(enum.StrEnum):
+    """How a search found its products, from strictest to loosest: each is tried only
+    when the one before it found nothing (SQLite has only LETTERS)."""
+
+    WORDS = "words"  # full-text search: every word, as a word (PostgreSQL)
+    LETTERS = "letters"  # every word somewhere in the text, even inside a longer word
+    TYPO = "typo"  # every word nearly spelt so (trigram similarity, PostgreSQL)
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a shopper narrowed a search to; None (or False) leaves a facet open."""
+
+    category_id: int | None = None
+    merchant_id: int | None = None
+    origin: str | None = None  # "local" (a shop in Iraq) or "foreign"
+    price: str | None = None  # a key of PRICE_RANGES
+    in_stock: bool = False
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: Any
+    count: int
+
+
+@dataclass(frozen=True)
+class SearchFacets:
+    """For each facet, its values and how many products each would show, given the
+    query and the other facets' filters (so a count is what choosing it gives)."""
+
+    categories: list[FacetValue]
+    shops: list[FacetValue]
+    origins: list[FacetValue]
+    prices: list[FacetValue]
+    in_stock: list[FacetValue]
+
+
+@dataclass(frozen=True)
+class SearchPage(CatalogPage):
+    """A page of search results; `notice` says why a query was not searched."""
+
+    matched_by: MatchedBy | None = None
+    notice: str | None = None
+    facets: SearchFacets | None = None
+
+
+def _is_postgresql() -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def _price_iqd(rates: Mapping[str, Any]) -> ColumnElement[Any]:
+    """The product's price in dinars, in SQL, at the current stored rates (NULL for a
+    currency with no rate: such a product is in no price range)."""
+    whens = [(Merchant.currency == HOME_CURRENCY, Product.price)]
+    for currency, rate in sorted(rates.items()):
+        if rate is not None:
+            factor = Decimal(str(rate.value)).scaleb(-EXPONENT[currency])
+            whens.append((Merchant.currency == currency,
+                          Product.price * literal(factor, Numeric(24, 10))))
+    return case(*whens, else_=None)
+
+
+def _price_range(rates: Mapping[str, Any]) -> ColumnElement[Any]:
+    price = _price_iqd(rates)
+    return case(
+        *[((price >= low) if high is None else and_(price >= low, price < high), key)
+          for key, low, high in PRICE_RANGES],
+        else_=None,
+    )
+
+
+def _local() -> ColumnElement[bool]:
+    return Merchant.country == HOME_COUNTRY
+
+
+def _filter_conditions(filters: SearchFilters, rates: Mapping[str, Any] | None
+                       ) -> dict[str, ColumnElement[bool]]:
+    conditions: dict[str, ColumnElement[bool]] = {}
+    if filters.category_id is not None:
+        conditions["category"] = Product.category_id == filters.category_id
+    if filters.merchant_id is not None:
+        conditions["shop"] = Product.merchant_id == filters.merchant_id
+    if filters.origin in ORIGINS:
+        conditions["origin"] = _local() if filters.origin == "local" else ~_local()
+    if filters.price in PRICE_RANGE_KEYS and rates is not None:
+        conditions["price"] = _price_range(rates) == filters.price
+    if filters.in_stock:
+        conditions["in_stock"] = Product.stock > 0
+    return conditions
+
+
+def _visible_rows(*columns: Any) -> Select[Any]:
+    return (select(*columns).select_from(Product).join(Product.merchant)
+            .where(Product.active.is_(True), Merchant.status == MerchantStatus.ACTIVE))
+
+
+def _match(words: list[str], matched_by: MatchedBy) -> ColumnElement[bool]:
+    if matched_by is MatchedBy.WORDS:
+        return ts_matches(Product.search_vector, ts_query(words))
+    if matched_by is MatchedBy.TYPO:
+        return and_(*(Product.search_text.op("%>", return_type=Boolean)(w) for w in words))
+    return match_all(Product.search_text, words)
+
+
+def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
+           merchant_id: int | None = None, filters: SearchFilters | None = None,
+           with_facets: bool = False) -> SearchPage:
+    """Visible products matching every word of `query`, best first, narrowed by
+    `filters` (and `merchant_id`); with `with_facets`, the facet counts too.
+
+    Words are compared in search form (shop.search: Arabic spelling variants, harakat,
+    the article and clitics, plural and taa-marbuta endings ignored). On PostgreSQL,
+    full-text search ranked by ts_rank (products named after the query first); when it
+    finds nothing, the words inside longer words; then near spellings ranked by
+    trigram similarity. On SQLite, the words inside the text, titles first.
+
+    Changes nothing. A query longer than MAX_QUERY_LENGTH or without a letter or digit
+    finds nothing and says why in `notice`; an empty query finds nothing.
     """
+    filters = filters or SearchFilters()
+    empty = SearchPage(items=[], total=0, page=1, per_page=per_page)
+    if query and len(query) > MAX_QUERY_LENGTH:
+        return replace(empty, notice=str(QUERY_TOO_LONG))
     words = query_words(query)
     if not words:
-        return CatalogPage(items=[], total=0, page=1, per_page=per_page)
-    stmt, order = search_statement(words, merchant_id=merchant_id)
-    return _paginate(stmt, page, per_page, order)
+        return replace(empty, notice=str(QUERY_HAS_NO_WORDS)) if query and query.strip() \
+            else empty
+    rates = rates_for(FOREIGN_CURRENCIES) if with_facets or filters.price else None
+    conditions = _filter_conditions(filters, rates)
+    if merchant_id is not None:
+        conditions["merchant"] = Product.merchant_id == merchant_id
+    result: CatalogPage | None = None
+    matched_by = MatchedBy.LETTERS
+    if _is_postgresql():
+        result = _ranked_words(words, list(conditions.values()), page, per_page)
+        matched_by = MatchedBy.WORDS
+    if result is None or result.total == 0:
+        stmt, order = search_statement(words)
+        result = _paginate(stmt.where(*conditions.values()), page, per_page, order)
+        matched_by = MatchedBy.LETTERS
+    if result.total == 0 and _is_postgresql() and (unknown := _unknown_words(words)):
+        # Only the words no product has are taken as typos (the others must still
+        # match as words): "قميص قطني ابيض" with no such shirt is no typo, and the
+        # trigram search, the costly one, runs on few words.
+        db.execute(select(func.set_config("pg_trgm.word_similarity_threshold",
+                                          str(TYPO_SIMILARITY), True)))
+        known = [w for w in words if w not in unknown]
+        stmt = _visible().where(_match(unknown, MatchedBy.TYPO), *conditions.values())
+        if known:
+            stmt = stmt.where(_match(known, MatchedBy.WORDS))
+        order = [func.similarity(Product.search_title, " ".join(words)).desc(), Product.id]
+        typo = _paginate(stmt, page, per_page, order)
+        if typo.total:
+            result, matched_by = typo, MatchedBy.TYPO
+    facets = None
+    if with_facets:
+        facets = _facets(words, matched_by, filters, rates or {},
+                         [c for k, c in conditions.items() if k == "merchant"])
+    return SearchPage(items=result.items, total=result.total, page=result.page,
+                      per_page=per_page, more=result.more, matched_by=matched_by,
+                      facets=facets)
+
+
+def _unknown_words(words: list[str]) -> list[str]:
+    """The words of at least MIN_INDEXED_LENGTH letters that no product holds, neither
+    as a word nor inside one (index lookups): candidates for a typo. A one-word query
+    that found nothing needs no lookup."""
+    candidates = [w for w in words if len(w) >= MIN_INDEXED_LENGTH]
+    if len(words) == 1:
+        return candidates
+
+    def held(word: str) -> bool:
+        return any(db.scalar(select(Product.id).where(_match([word], how)).limit(1))
+                   is not None for how in (MatchedBy.WORDS, MatchedBy.LETTERS))
+
+    return [w for w in candidates if not held(w)]
+
+
+def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool]]
+                           ) -> tuple[Select[Any], Any]:
+    """The SELECT behind the full-text search (ids, best first, and how many were
+    taken) and its capped set of hits, kept apart so the plan can be inspected."""
+    query = ts_query(words)
+    cap = MAX_COUNTED + 1
+    rank = func.ts_rank(Product.search_vector, query)
+    in_title = ts_matches(Product.search_title_vector, query)
+    named = (_visible_rows(Product.id.label("id"), literal(0).label("tier"), rank.label("rank"))
+             .where(in_title, *conditions).limit(cap))
+    mentioned = (_visible_rows(Product.id.label("id"), literal(1).label("tier"),
+                               rank.label("rank"))
+                 .where(ts_matches(Product.search_vector, query), ~in_title, *conditions)
+                 .limit(cap))
+    both = union_all(named, mentioned).subquery("both_tiers")
+    hits = select(both).limit(cap).subquery("hits")
+    order = [hits.c.tier, hits.c.rank.desc(), hits.c.id]
+    stmt = (select(hits.c.id, func.count().over().label("counted"),
+                   func.row_number().over(order_by=order).label("position"))
+            .order_by(*order))
+    return stmt, hits
+
+
+def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
+                  page: int | None, per_page: int) -> CatalogPage:
+    """Full-text search on PostgreSQL: at most MAX_COUNTED + 1 matches are taken,
+    products named after the query first (from the title index), then those that only
+    mention it, and ranked among themselves by ts_rank. A common word thus costs one
+    short index read and a thousand ranks, not a rank of every product that has it."""
+    page = _page_number(page)
+    stmt, hits = ranked_words_statement(words, conditions)
+    best = stmt.limit(per_page).offset((page - 1) * per_page).subquery("best")
+    # The page's products come with the ranking, in one round trip.
+    rows = db.execute(
+        _visible().add_columns(best.c.counted).join(best, best.c.id == Product.id)
+        .order_by(best.c.position)
+    ).unique().all()
+    counted = rows[0].counted if rows else (
+        db.scalar(select(func.count()).select_from(hits)) or 0)
+    return CatalogPage(items=[row[0] for row in rows], total=min(counted, MAX_COUNTED),
+                       page=page, per_page=per_page, more=counted > MAX_COUNTED)
+
+
+def _facets(words: list[str], matched_by: MatchedBy, filters: SearchFilters,
+            rates: Mapping[str, Any], fixed: list[ColumnElement[bool]]) -> SearchFacets:
+    """Facet counts in one grouped query over every match (not only the counted first
+    thousand): the groups are (category, shop, local, price range, in stock), and each
+    facet's counts add up the groups the other facets' filters let through."""
+    price_range = _price_range(rates).label("price_range")
+    local = _local().label("local")
+    in_stock = (Product.stock > 0).label("in_stock")
+    groups = db.execute(
+        _visible_rows(Product.category_id, Product.merchant_id, local, price_range,
+                      in_stock, func.count().label("n"))
+        .where(_match(words, matched_by), *fixed)
+        .group_by(Product.category_id, Product.merchant_id, local, price_range, in_stock)
+    ).all()
+
+    def passes(row: Any, facet: str) -> bool:
+        return ((facet == "category" or filters.category_id in (None, row.category_id))
+                and (facet == "shop" or filters.merchant_id in (None, row.merchant_id))
+                and (facet == "origin" or filters.origin not in ORIGINS
+                     or bool(row.local) == (filters.origin == "local"))
+                and (facet == "price" or filters.price not in PRICE_RANGE_KEYS
+                     or row.price_range == filters.price)
+                and (facet == "in_stock" or not filters.in_stock or bool(row.in_stock)))
+
+    def counts(facet: str, key: Callable[[Any], Any]) -> dict[Any, int]:
+        totals: dict[Any, int] = {}
+        for row in groups:
+            if passes(row, facet) and key(row) is not None:
+                totals[key(row)] = totals.get(key(row), 0) + row.n
+        return totals
+
+    by_category = counts("category", lambda r: r.category_id)
+    by_shop = counts("shop", lambda r: r.merchant_id)
+    by_origin = counts("origin", lambda r: "local" if r.local else "foreign")
+    by_price = counts("price", lambda r: r.price_range)
+    by_stock = counts("in_stock", lambda r: True if r.in_stock else None)
+    categories = {c.id: c for c in db.scalars(
+        select(Category).where(Category.id.in_(list(by_category))))} if by_category else {}
+    shops = {m.id: m for m in db.scalars(
+        select(Merchant).where(Merchant.id.in_(list(by_shop))))} if by_shop else {}
+    return SearchFacets(
+        categories=sorted((FacetValue(categories[i], n) for i, n in by_category.items()),
+                          key=lambda v: (-v.count, v.value.id)),
+        shops=sorted((FacetValue(shops[i], n) for i, n in by_shop.items()),
+                     key=lambda v: (-v.count, v.value.id)),
+        origins=[FacetValue(o, by_origin[o]) for o in ORIGINS if o in by_origin],
+        prices=[FacetValue(k, by_price[k]) for k in PRICE_RANGE_KEYS if k in by_price],
+        in_stock=[FacetValue(True, by_stock[True])] if True in by_stock else [],
+    )
 
 
 def search_statement(words: list[str], *, merchant_id: int | None = None
                      ) -> tuple[Select[Product], list[Any]]:
-    """The SELECT behind `search` and its ORDER BY (kept apart so the plan can be
-    inspected with EXPLAIN)."""
+    """The LIKE search (SQLite, and PostgreSQL's second try) and its ORDER BY, kept
+    apart so the plan can be inspected with EXPLAIN: every word inside the search text,
+    titles holding the words first, then shorter titles."""
     stmt = _visible().where(match_all(Product.search_text, words))
     if merchant_id is not None:
         stmt = stmt.where(Product.merchant_id == merchant_id)

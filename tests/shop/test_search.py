@@ -62,9 +62,14 @@ def test_like_wildcards_in_the_query_are_taken_literally(local_shop, category):
     make_product(local_shop, category, title_en="Cable 100% copper")
     make_product(local_shop, category, title_en="Cable 100 metres")
     db.commit()
-    assert _titles(catalog.search("100%")) == ["Cable 100% copper"]
-    assert catalog.search("%").total == 1
-    assert catalog.search("_").total == 0
+    # "00%" is no word of either title: the letters-inside-words search answers, and
+    # its % is a percent sign, not "anything".
+    assert _titles(catalog.search("00%")) == ["Cable 100% copper"]
+    assert catalog.search("0_ m").total == 0
+    # Punctuation alone is no search at all.
+    for nothing in ("%", "_", "% _ ؟!"):
+        found = catalog.search(nothing)
+        assert (found.total, str(found.notice)) == (0, "Type a word or a number to search for.")
 
 
 def test_title_matches_rank_before_description_matches(local_shop, category):
@@ -146,3 +151,31 @@ def test_short_words_match_without_the_index(local_shop, category):
     assert _titles(catalog.search("يد")) == ["Wooden hand"]
     stmt, _ = catalog.search_statement(query_words("tv"))
     assert "search_text || " in str(stmt.compile(db.get_bind()))
+
+
+def test_postgresql_answers_word_search_from_the_full_text_indexes(local_shop, category):
+    db.execute(text(
+        "INSERT INTO products (merchant_id, category_id, title_ar, title_en, description_ar, "
+        "description_en, price, stock, weight_g, hs_code, origin_country, active, image_url, "
+        "search_title, search_text, created_at, updated_at) "
+        "SELECT :m, :c, 'منتج ' || g, 'item ' || g, '', '', 1000, 5, 100, '851712', 'IQ', "
+        "true, '', 'منتج ' || g || ' item' || g, "
+        "'منتج ' || g || ' item' || g || ' ' || md5(g::text), now(), now() "
+        "FROM generate_series(1, 20000) AS g"
+    ), {"m": local_shop.id, "c": category.id})
+    make_product(local_shop, category, title_ar="هاتف", title_en="Phone")
+    db.commit()
+    db.execute(text("ANALYZE products"))
+    stmt, _ = catalog.ranked_words_statement(query_words("الهاتف"), [])
+    compiled = stmt.limit(24).compile(db.get_bind())
+    plan = "\n".join(
+        row[0] for row in db.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+    )
+    assert "ix_products_search_title_vector" in plan, plan
+    assert "ix_products_search_vector" in plan, plan
+    assert "Seq Scan on products" not in plan, plan
+    assert _titles(catalog.search("الهاتف")) == ["Phone"]
+    # A word every product has: at most a thousand and one are ranked, the pages work.
+    common = catalog.search("منتج", page=3)
+    assert (common.total, common.more, common.pages, len(common.items)) == (
+        catalog.MAX_COUNTED, True, 42, 24)

@@ -1,4 +1,4 @@
-"""The demo shops: four active merchants (two local, two foreign) and forty products,
+"""The demo shops: four active merchants (two local, two foreign) and forty-two products,
 created once however often the seeder runs."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_demo_shops_are_seeded_once_and_searchable(app_ctx):
     assert all(m.is_active for m in shops.values())
     assert shops["basra-electronics"].post_office.code == "BSR-01"
     assert (shops["istanbul-bazaar"].currency, shops["dubai-beauty"].currency) == ("TRY", "AED")
-    assert db.scalar(select(func.count()).select_from(Product)) == 40
+    assert db.scalar(select(func.count()).select_from(Product)) == 42
     assert db.scalar(select(func.count()).select_from(Category)) == 9
     # Foreign products have a dinar price; search finds Arabic typed without hamza.
     for product in db.scalars(select(Product)):
