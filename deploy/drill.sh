@@ -29,6 +29,7 @@ PIDS=()
 say() { echo "drill: $*"; }
 
 cleanup() {
+    local status=$?
     touch "$WORK/stop"
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
@@ -39,7 +40,9 @@ cleanup() {
     "$ROOT/deploy/pg-site.sh" stop "$WORK/pg/baghdad" immediate
     "$ROOT/deploy/pg-site.sh" stop "$WORK/pg/basra" immediate
     "$ROOT/deploy/redis-site.sh" stop "$WORK/redis"
-    if [ "${DRILL_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+    sleep 1  # Redis and the Sentinels write their last files as they go
+    if [ "${DRILL_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK" || true; fi
+    exit "$status"
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
