@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import requests
@@ -119,7 +120,7 @@ def check(state_path: Path, acks_path: Path, killed_at: list[float]) -> int:
     times = sorted(a["t"] for a in done)
     unavailable = []
     for kill in killed_at:
-        gaps = [later - max(earlier, kill) for earlier, later in zip(times, times[1:])
+        gaps = [later - max(earlier, kill) for earlier, later in pairwise(times)
                 if later > kill and earlier < kill + 30]
         unavailable.append(round(max(gaps), 1) if gaps else None)
     print(f"drill: acknowledged operations: {len(done)} "
