@@ -29,13 +29,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from flask import Blueprint, Flask, abort, current_app, send_from_directory
+from flask import Blueprint, Flask, abort, current_app, send_from_directory, url_for
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.config import INSTANCE_DIR
-from app.settings import Setting
+from app.settings import Setting, load_settings
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 # A year: a key's content never changes (keys carry a random part).
@@ -134,8 +134,6 @@ class LocalStorage(DirectoryStorage):
         super().__init__(root, "/media/")
 
     def url(self, key: str) -> str:
-        from flask import url_for
-
         return url_for("media.file", key=check_key(key))
 
 
@@ -208,8 +206,6 @@ def file(key: str) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from app.settings import load_settings
-
     load_settings(app, "app", SETTINGS)
     app.register_blueprint(bp)
     app.add_template_global(lambda key: storage().url(key), "media_url")
