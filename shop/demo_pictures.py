@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from collections.abc import Callable
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -217,11 +218,10 @@ def watch(c: Canvas, col: Color, *, smart: bool = False) -> None:
     else:
         c.ellipse(28, 28, 72, 72, (190, 160, 90))
         c.ellipse(31.5, 31.5, 68.5, 68.5, (252, 250, 244))
-        for i in range(12):
-            import math
-            a = math.radians(i * 30)
-            x, y = 50 + 15 * math.sin(a), 50 - 15 * math.cos(a)
-            c.ellipse(x - 0.9, y - 0.9, x + 0.9, y + 0.9, DARK)
+        for hour in range(12):
+            a = math.radians(hour * 30)
+            hx, hy = 50 + 15 * math.sin(a), 50 - 15 * math.cos(a)
+            c.ellipse(hx - 0.9, hy - 0.9, hx + 0.9, hy + 0.9, DARK)
         c.line([(50, 50), (50, 38)], DARK, 1.6)
         c.line([(50, 50), (59, 54)], DARK, 1.2)
         c.rect(72, 47, 75, 53, (190, 160, 90), radius=1)
