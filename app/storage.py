@@ -28,6 +28,7 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, send_from_directory, url_for
 from sqlalchemy import event
@@ -135,6 +136,15 @@ class LocalStorage(DirectoryStorage):
 
     def url(self, key: str) -> str:
         return url_for("media.file", key=check_key(key))
+
+
+def media_origin() -> str | None:
+    """The origin pictures come from when MEDIA_URL is on another host (for the CSP's
+    img-src), else None (same origin)."""
+    parts = urlsplit(str(current_app.config.get("MEDIA_URL") or ""))
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
 
 
 def storage(app: Flask | None = None) -> Storage:

@@ -470,7 +470,11 @@ def test_production_storage_writes_to_the_directory_and_urls_use_the_media_prefi
         assert oct((root / key).stat().st_mode & 0o777) == "0o644"  # nginx's user reads it
         assert backend.url(key) == f"https://media.barid.iq/m/{key}"
         product_id, slug = product.id, category.slug
-    page = client.get(f"/shop/p/{product_id}").get_data(as_text=True)
+    answer = client.get(f"/shop/p/{product_id}")
+    page = answer.get_data(as_text=True)
+    # The browser may load pictures from the media host: the CSP names it.
+    assert "img-src 'self' data: https://media.barid.iq;" in answer.headers[
+        "Content-Security-Policy"]
     assert f"https://media.barid.iq/m/{key} 900w" in page
     assert "/media/products" not in page
     listing = client.get(f"/shop/c/{slug}").get_data(as_text=True)
