@@ -100,7 +100,8 @@ def test_merchant_sees_and_uploads_pictures(browser, demo_site, screenshots, tmp
     url, _watch = demo_site
     istanbul = db.scalar(select(Product).where(Product.merchant_sku == "T-001"))
     basra_phone = db.scalar(select(Product.id).where(Product.merchant_sku == "E-001"))
-    context = browser.new_context(viewport={"width": 390, "height": 844})
+    # An Arabic browser: the file chooser's own words are the browser's, in its language.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ar-IQ")
     page = context.new_page()
     page.set_default_timeout(20_000)
     try:
@@ -114,7 +115,9 @@ def test_merchant_sees_and_uploads_pictures(browser, demo_site, screenshots, tmp
         Image.new("RGB", (900, 900), (40, 90, 140)).save(buf, "PNG")  # a PNG named .jpg
         photo.write_bytes(buf.getvalue())
         page.goto(f"{url}/merchant/products/{istanbul.id}/images")
+        assert page.inner_text(".file-button") == "اختر صورة"
         page.set_input_files("input[name=picture]", str(photo))
+        assert page.inner_text(".file-name") == "shirt.jpg"
         page.fill("input[name=alt_ar]", "قميص أزرق")
         page.click("form[enctype] [type=submit]")
         page.wait_for_load_state("networkidle")
