@@ -88,8 +88,9 @@ def open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse it all.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            # Reads the header only: the pixels are not decoded yet.
-            img = Image.open(io.BytesIO(data))
+            # Reads the header only: the pixels are not decoded yet. Only the decoders of
+            # the kinds we take even look at it (no EPS through Ghostscript, no PSD ...).
+            img = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many(max_pixels) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
