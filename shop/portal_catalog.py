@@ -112,7 +112,8 @@ def _product_data(form: ProductForm, currency: str) -> dict[str, Any]:
             "description_en": form.description_en.data or "",
             "category_id": form.category_id.data,
             "merchant_sku": (form.merchant_sku.data or "").strip() or None,
-            "price": to_minor(form.price.data, currency), "stock": form.stock.data,
+            "price": to_minor(form.price.data, currency),
+            **({"stock": form.stock.data} if "stock" in form else {}),
             "weight_g": form.weight_g.data, "hs_code": form.hs_code.data,
             "origin_country": form.origin_country.data.upper(), "active": form.active.data}
 
@@ -180,6 +181,9 @@ def product_edit(product_id: int) -> str | Response:
     merchant = _merchant()
     product = svc.owned_product(merchant.id, product_id)
     form = _product_form(product)
+    # Stock is set only on purpose, with the stock form: saving a name must not write
+    # back a count read before shoppers' orders took from it.
+    del form.stock
     if form.validate_on_submit():
         data = _product_data(form, merchant.currency)
         try:

@@ -3,6 +3,8 @@ order. Returns bytes (ReportLab; Arabic shaped by app.pdf)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from reportlab.lib.units import mm
 
 from app.i18n import BAGHDAD
@@ -106,9 +108,11 @@ def merchant_statement(merchant, st) -> bytes:
     if st.since is None and st.until is None:
         doc.row("الفترة", "Period", "كل الحركات / All movements")
     else:
+        # `until` is the start of the day after the last one shown.
+        last = st.until - timedelta(days=1) if st.until else None
         doc.row("الفترة", "Period", " - ".join(
             d.astimezone(BAGHDAD).strftime("%Y-%m-%d") if d else "…"
-            for d in (st.since, st.until)))
+            for d in (st.since, last)))
     doc.row("الرصيد الافتتاحي", "Opening balance", format_money(st.opening, st.currency, "en"))
     rows = []
     for r in st.rows:
