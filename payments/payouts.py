@@ -93,7 +93,7 @@ def record_payout(merchant_id: int, amount: int, reference: str, *, actor_id: in
     existing = ledger.find_entry(key)
     if existing is not None:
         try:
-            return ledger._same_entry(existing, legs), False
+            return ledger.same_entry(existing, legs), False
         except IdempotencyConflict as exc:
             raise IdempotencyConflict(_l("This transfer reference was already recorded "
                                          "for another payout.")) from exc

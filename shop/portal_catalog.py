@@ -119,13 +119,16 @@ def _product_data(form: ProductForm, currency: str) -> dict[str, Any]:
 
 
 def _field_errors(form: FlaskForm, exc: DomainError) -> None:
+    """Show a service's refusal next to the fields it names (its own words when they
+    are sentences, else its message), or at the top of the page."""
     placed = False
     for name, errors in (getattr(exc, "fields", None) or {}).items():
         target = getattr(form, name, None)
         if target is not None:
-            target.errors = [*target.errors, *(str(e) for e in errors)]
+            words = [str(e) for e in errors if " " in str(e)] or [str(exc.message)]
+            target.errors = [*target.errors, *words]
             placed = True
-    if not placed or not getattr(exc, "fields", None):
+    if not placed:
         flash(str(exc.message), "error")
 
 
@@ -238,6 +241,10 @@ def product_active(product_id: int) -> Response:
 
 
 def _digest(merchant_id: int, text: str) -> str:
+    """A keyed hash of the previewed file, so only a file this shop previewed is
+    applied. Line ends are normalised first: a browser sends a hidden field's newlines
+    back as CR LF."""
+    text = text.replace("\r\n", "\n")
     key = current_app.config["SECRET_KEY"]
     key = key.encode() if isinstance(key, str) else key
     return hashlib.blake2b(f"{merchant_id}:{text}".encode(), key=key[:64],
@@ -257,6 +264,7 @@ def products_import() -> str | Response:
             if upload is None or not getattr(upload, "filename", ""):
                 raise catalog_import.ImportRefused(_l("Choose a CSV file."))
             text = catalog_import.decode(upload.read(catalog_import.MAX_BYTES + 1))
+            text = text.replace("\r\n", "\n")
             result = catalog_import.plan(merchant.id, text)
         except DomainError as exc:
             error = str(exc.message)
@@ -273,7 +281,7 @@ def products_import() -> str | Response:
 def products_import_apply() -> str | Response:
     merchant = _merchant()
     form = ApplyImportForm()
-    text = form.text.data or ""
+    text = (form.text.data or "").replace("\r\n", "\n")
     if not form.validate_on_submit() or form.digest.data != _digest(merchant.id, text):
         flash(_("Upload the file again."), "error")
         return redirect(url_for(".products_import"))

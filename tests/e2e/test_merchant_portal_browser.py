@@ -55,8 +55,11 @@ def shop(app_ctx):
                               kind=settlement.COMMISSION,
                               legs=[ledger.debit(payable, cut), ledger.credit(commission, cut)])
         payouts.record_payout(m.id, 60_000, "RAF-2026-0042", actor_id=None)
-    db.commit()
-    return {"email": m.owner.email, "product": first.id}
+    from shop.models import Product
+    from tests.shop.test_merchant_orders_api import make_order
+
+    c = make_order(m, db.get(Product, first.id))
+    return {"email": m.owner.email, "product": first.id, "consignment": c.id}
 
 
 def _login(page, live_server, email):
@@ -87,6 +90,27 @@ def test_merchant_portal_pages_in_the_browser(browser, live_server, shop, screen
         page.wait_for_load_state()
         assert page.locator("input[name=price]").input_value() == "36000"
         page.screenshot(path=str(screenshots / f"merchant-product-{width}.png"), full_page=True)
+
+        page.goto(live_server + "/merchant/products/import")
+        csv_path = screenshots / "merchant-import.csv"
+        csv_path.write_text(
+            "merchant_sku,title_ar,title_en,category,price,stock,weight_g,hs_code,origin_country\n"
+            "BK-001,ديوان المتنبي,Diwan,books,٣٧٠٠٠,٥,900,490199,IQ\n"
+            "NEW-5,قلم حبر,Fountain pen,books,8500,12,40,960830,IQ\n"
+            "BAD-1,شيء,Thing,toys,abc,1,40,960830,IQ\n", encoding="utf-8")
+        page.set_input_files("input[name=file]", str(csv_path))
+        page.click("form [type=submit][name=submit]")
+        page.wait_for_load_state()
+        assert page.locator(".tag-bad").count() == 1
+        page.screenshot(path=str(screenshots / f"merchant-import-{width}.png"), full_page=True)
+
+        page.goto(f"{live_server}/merchant/orders/{shop['consignment']}")
+        page.click("text=استلمت الطلب: أنا أجهّزه")
+        page.wait_for_load_state()
+        page.click("form.handover [type=submit]")
+        page.wait_for_load_state()
+        assert page.locator("text=اطبع الملصق").count() == 1
+        page.screenshot(path=str(screenshots / f"merchant-order-{width}.png"), full_page=True)
 
         page.goto(live_server + "/merchant/money")
         assert "RAF-2026-0042" in page.content()
