@@ -32,7 +32,7 @@ from shop.forms import (
     RejectForm,
     SuspendForm,
 )
-from shop.models import BuyRequestStatus, MerchantStatus, Order
+from shop.models import HOME_CURRENCY, BuyRequestStatus, MerchantStatus, Order
 from shop.services import buyforme, settlement
 from shop.services import merchants as merchant_services
 from shop.services.delivery_fees import customs_category
@@ -265,7 +265,7 @@ FINANCE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 @role_required(*FINANCE_ROLES)
 def payouts() -> str:
     """Every merchant with what the post owes it now."""
-    rows = [(m, payouts_service.payable_balance(m.id, m.currency))
+    rows = [(m, payouts_service.payable_balance(m.id, HOME_CURRENCY))
             for m in merchant_services.list_merchants()]
     return render_template("shop/backoffice/payouts.html", rows=rows)
 
@@ -281,7 +281,7 @@ def merchant_payouts(merchant_id: int) -> str | Response:
             with unit_of_work():
                 _entry, created = payouts_service.record_payout(
                     m.id, form.amount.data, form.reference.data, actor_id=current_user.id,
-                    currency=m.currency)
+                    currency=HOME_CURRENCY)
         except DomainError as exc:
             flash(str(exc.message), "error")
         else:
@@ -289,7 +289,7 @@ def merchant_payouts(merchant_id: int) -> str | Response:
                   _("This transfer was already recorded: nothing changed."), "success")
             return redirect(url_for("shop_payouts.merchant_payouts", merchant_id=m.id))
     return render_template("shop/backoffice/merchant_payouts.html", merchant=m, form=form,
-                           st=settlement.statement(m.id, currency=m.currency),
+                           st=settlement.statement(m.id, currency=HOME_CURRENCY),
                            kinds=settlement.KIND_LABELS)
 
 

@@ -38,7 +38,7 @@ from app.i18n import BAGHDAD
 from app.webhooks import services as hooks
 from app.webhooks.models import WebhookAttempt
 from payments.payouts import payable_balance
-from shop.models import ConsignmentStatus, Merchant
+from shop.models import HOME_CURRENCY, ConsignmentStatus, Merchant
 from shop.services.merchant_api import consignments_query, merchant_of_user
 
 bp = Blueprint("merchant_portal", __name__, url_prefix="/merchant")
@@ -121,7 +121,7 @@ def index() -> str:
         consignments_query(merchant.id, status=ConsignmentStatus.OPEN).subquery()))
     return render_template("shop/portal/index.html", merchant=merchant,
                            waiting=waiting or 0,
-                           owed=payable_balance(merchant.id, merchant.currency),
+                           owed=payable_balance(merchant.id, HOME_CURRENCY),
                            keys=keys.list_keys(merchant.id),
                            endpoints=hooks.list_endpoints(merchant.id))
 

@@ -12,6 +12,7 @@ from flask import Response, render_template, request
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.i18n import BAGHDAD
+from shop.models import HOME_CURRENCY
 from shop.portal import _merchant, bp
 from shop.receipts import merchant_statement
 from shop.services import settlement
@@ -37,7 +38,7 @@ def _statement() -> tuple[settlement.Statement, date | None, date | None]:
     merchant = _merchant()
     since, until, first, last = _period()
     return (settlement.statement(merchant.id, since=since, until=until,
-                                 currency=merchant.currency), first, last)
+                                 currency=HOME_CURRENCY), first, last)
 
 
 @bp.get("/money")
