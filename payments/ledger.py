@@ -260,6 +260,12 @@ def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
     return entry
 
 
+def same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
+    """`entry`, found by a retried request's idempotency key, if it moved what `legs`
+    would; raises IdempotencyConflict when the key was used for other postings."""
+    return _same_entry(entry, legs)
+
+
 def positive_amount(amount: int) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount()

@@ -38,10 +38,12 @@ class AccountKind(enum.StrEnum):
     REVENUE = "revenue"  # one per purpose: postage, fees, commission
     DUTY_COLLECTED = "duty_collected"  # customs duty held for the customs authority
     FX = "fx"  # currency position: bridges entries that change currency
+    BANK = "bank"  # the post's bank account: money paid out to merchants leaves from here
 
 
 # Asset accounts grow with debits; the post's liabilities and income grow with credits.
-DEBIT_NORMAL = frozenset({AccountKind.CASH_DRAWER, AccountKind.STRIPE_CLEARING, AccountKind.FX})
+DEBIT_NORMAL = frozenset({AccountKind.CASH_DRAWER, AccountKind.STRIPE_CLEARING, AccountKind.FX,
+                          AccountKind.BANK})
 
 
 class Account(Base):

@@ -20,7 +20,14 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.geo import governorates
 from app.i18n import current_locale
-from app.numbers import DIGITS, MAX_BIGINT, ascii_digits, parse_whole
+from app.numbers import (
+    DIGITS,
+    MAX_AMOUNT,
+    MAX_BIGINT,
+    WholeNumberField,
+    ascii_digits,
+    parse_whole,
+)
 from payments.forms import one_time_code_field
 from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
@@ -86,6 +93,15 @@ class CommissionForm(FlaskForm):
         validators=[InputRequired(), NumberRange(0, 10000, _l(
             "The commission is between 0 and 10000 basis points."))],
     )
+
+
+class PayoutForm(FlaskForm):
+    """A bank transfer paid to a merchant, as finance staff read it off the bank's advice."""
+
+    amount = WholeNumberField(_l("Amount transferred"), min=1, max=MAX_AMOUNT,
+                              validators=[InputRequired(_l("Write the amount."))])
+    reference = StringField(_l("Bank transfer reference"), validators=[
+        DataRequired(_l("Write the bank transfer's reference.")), Length(max=60)])
 
 
 class EmptyForm(FlaskForm):

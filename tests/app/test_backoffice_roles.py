@@ -47,6 +47,9 @@ ALLOWED: dict[str, set[str]] = {
     "shop_admin.post_office": ADMIN,
     "shop_admin.suspend": ADMIN,
     "shop_orders_bo.order": COUNTER,
+    # Finance: supervisors and admins record bank transfers paid to merchants.
+    "shop_payouts.payouts": SUPERVISION,
+    "shop_payouts.merchant_payouts": SUPERVISION,
     "shop_procurement.requests": PROCUREMENT,
     "shop_procurement.buy_request": PROCUREMENT,
     "shop_procurement.approve": PROCUREMENT,
