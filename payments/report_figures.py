@@ -76,14 +76,14 @@ def ledger_figures(office_id: int | None, start: datetime, end: datetime) -> lis
                           "Customs duty collected", duty.get(currency, 0), currency))
     float_ = _balance((AccountKind.POST_CARD, AccountKind.CARD_HOLD), end, office_id)
     for currency in sorted(set(float_) | {"IQD"}):
-        out.append(Figure(f"card_float.{currency}", "أرصدة بطاقات البريد (في نهاية المدة)",
+        out.append(Figure(f"card_float.{currency}", "أرصدة بطاقات البريد في نهاية المدة",
                           "Post-card float (at the end)", float_.get(currency, 0), currency,
                           "balance"))
     if office_id is None:
         payables = _balance((AccountKind.MERCHANT_PAYABLE,), end)
         for currency in sorted(set(payables) | {"IQD"}):
             out.append(Figure(f"merchant_payables.{currency}",
-                              "المستحق للتجار (في نهاية المدة)",
+                              "المستحق للتجار في نهاية المدة",
                               "Owed to merchants (at the end)", payables.get(currency, 0),
                               currency, "balance"))
     return out

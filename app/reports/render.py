@@ -47,7 +47,10 @@ def _scope(run: ReportRun, locale: str) -> str:
     if run.office_id is None:
         return TEXT["whole"][i]
     office = db.get(PostOffice, run.office_id)
-    return f"{office.name(locale)} ({office.code})" if office else str(run.office_id)
+    if office is None:
+        return str(run.office_id)
+    # Brackets are not mirrored when an Arabic line is reordered for drawing.
+    return f"{office.name(locale)} - {office.code}"
 
 
 def shown(f: Figure, locale: str) -> str:

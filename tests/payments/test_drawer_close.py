@@ -158,9 +158,8 @@ def test_tampered_row_is_detected(app, client, offices):
                                clerk_id=clerk.id)
     assert drawer.verify(row) and row.difference == 0
     # The database itself refuses an UPDATE (append-only trigger)...
-    with pytest.raises(Exception, match="append-only"):
-        with db.begin_nested():
-            db.execute(text("UPDATE drawer_days SET counted = 1 WHERE id = :i"), {"i": row.id})
+    with pytest.raises(Exception, match="append-only"), db.begin_nested():
+        db.execute(text("UPDATE drawer_days SET counted = 1 WHERE id = :i"), {"i": row.id})
     # ...so someone with the database's keys turns it off and edits the figures.
     db.execute(text("ALTER TABLE drawer_days DISABLE TRIGGER drawer_days_append_only"))
     db.execute(text("UPDATE drawer_days SET counted = 12000, difference = 2000 WHERE id = :i"),
