@@ -116,8 +116,8 @@ def seeded(offices, monkeypatch):
     db.commit()
 
     def parcel(n: int) -> Parcel:
-        p = Parcel(tracking_number=f"EE{n:09d}IQ", service="parcel", sender_name="s", weight_grams=500,
-                   recipient_name="r")
+        p = Parcel(tracking_number=f"EE{n:09d}IQ", service="parcel", sender_name="s",
+                   weight_grams=500, recipient_name="r")
         db.add(p)
         db.flush()
         return p
