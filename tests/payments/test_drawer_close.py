@@ -5,6 +5,7 @@ drawer."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -253,3 +254,38 @@ def test_cash_waiting_on_the_drawer_while_it_closes_is_refused(app, offices):
     for t in threads:
         t.join()
     assert (result["pay"], result["expected"]) in (("booked", 7_000), ("refused", 3_000))
+
+
+def test_a_correction_after_the_close_is_a_new_entry_on_the_next_day(client, offices,
+                                                                     monkeypatch, tmp_path):
+    """The closed day keeps its figures; the next business day takes cash again, and
+    the drawer's next day starts from what the ledger says."""
+    from datetime import timedelta
+
+    from app.database import utcnow
+    from payments import ledger
+
+    baghdad, _ = offices
+    clerk = person("Noor Clerk", "clerk", office=baghdad)
+    take_cash(baghdad, clerk, 9_000, "n1")
+    today = drawer.business_date()
+    with unit_of_work():
+        closed = drawer.close_day(baghdad.id, today, counted=9_000, clerk_id=clerk.id)
+    login(client, clerk)
+    pdf = client.get("/backoffice/payments/drawer.pdf")
+    assert pdf.status_code == 200
+    (tmp_path / "drawer.pdf").write_bytes(pdf.data)
+    import os
+    if os.environ.get("BARID_KEEP_PDF"):
+        (Path(os.environ["BARID_KEEP_PDF"]) / "drawer.pdf").write_bytes(pdf.data)
+
+    tomorrow = utcnow() + timedelta(days=1)
+    monkeypatch.setattr(drawer, "utcnow", lambda: tomorrow)
+    monkeypatch.setattr(ledger, "utcnow", lambda: tomorrow)
+    take_cash(baghdad, clerk, 1_000, "n2")  # e.g. a refund found missing, booked anew
+    db.expire_all()
+    again = db.get(DrawerDay, closed.id)
+    assert (again.expected, again.counted) == (9_000, 9_000) and drawer.verify(again)
+    report = services.drawer_report(baghdad.id, today + timedelta(days=1))
+    assert (report.opening, report.closing) == (9_000, 10_000)
+    assert services.drawer_report(baghdad.id, today).closing == 9_000
