@@ -365,3 +365,32 @@ def test_pdf_in_arabic_and_english(seeded, tmp_path):
         import os
         if os.environ.get("BARID_KEEP_PDF"):
             (Path(os.environ["BARID_KEEP_PDF"]) / f"report-{language}.pdf").write_bytes(run.file)
+
+
+def test_a_report_runs_through_rq_as_in_production(app, redis_url, monkeypatch):
+    """The rq executor (`barid worker`): each step is an rq job handed over after the
+    previous step commits; the run ends done with its file."""
+    import redis
+    from rq import Queue, SimpleWorker
+
+    from app.redisconn import get_redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    monkeypatch.setitem(app.config, "REDIS_URL", redis_url)
+    monkeypatch.setitem(app.config, "REPORTS_PERIODS_PER_STEP", 2)
+    with app.app_context():
+        admin = person("Huda Admin", "admin")
+        db.commit()
+        with unit_of_work():
+            run = request_report(kind="daily", office_id=None, first=date(2026, 11, 1),
+                                 last=date(2026, 11, 7), fmt="pdf", language="ar",
+                                 requested_by=admin.id, today=date(2026, 12, 1))
+        conn = get_redis()
+        queues = [Queue(name, connection=conn) for name in ("default", "webhooks", "low")]
+        assert Queue("low", connection=conn).count == 1
+        SimpleWorker(queues, connection=conn).work(burst=True)
+        db.expire_all()
+        done = db.get(ReportRun, run.id)
+        assert (done.state, done.progress, done.step) == (RunState.DONE, 100, 4)
+        assert len(done.rows["periods"]) == 7 and done.file.startswith(b"%PDF")
+        db.remove()
