@@ -9,6 +9,7 @@ from flask import Flask
 from app.backoffice import register_search
 from app.barcodes import register_barcode
 from app.extensions import csrf
+from app.reports import register_figures
 from app.settings import load_settings
 
 # Importing jobs and reconcile registers their periodic jobs, seed its seeder.
@@ -24,6 +25,7 @@ from payments import (  # noqa: F401
     webhook_views,
 )
 from payments.receipts import CARD_BARCODE, RECEIPT_BARCODE
+from payments.report_figures import ledger_figures
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("payments.models",)
@@ -42,6 +44,8 @@ def init_app(app: Flask) -> None:
     register_barcode(CARD_BARCODE, barcodes.open_card)
     register_search(barcodes.find_payments)
     register_search(barcodes.find_cards)
+    # Revenue, customs, card float and merchant payables in every report.
+    register_figures(ledger_figures, order=20)
     _widen_csp(app)
     hooks = app.extensions.setdefault("barid.run_hooks", [])
     if seed.start_localstripe_for_run not in hooks:

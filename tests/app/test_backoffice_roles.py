@@ -82,6 +82,7 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.disputes": SUPERVISION,
     "payments_bo.drawer": COUNTER,
     "payments_bo.drawer_pdf": COUNTER,
+    "payments_bo.close_drawer": COUNTER,
     "payments_bo.payment": COUNTER,
     "payments_bo.receipt": COUNTER,
     "payments_bo.refund": COUNTER,
@@ -90,6 +91,11 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.reconciliation": SUPERVISION,
     "payments_bo.refund_requests": SUPERVISION,
     "payments_bo.decide_refund": SUPERVISION,
+    # Supervisors report on their own office, admins on any office or the whole post.
+    "reports_bo.index": SUPERVISION,
+    "reports_bo.run": SUPERVISION,
+    "reports_bo.status": SUPERVISION,
+    "reports_bo.download": SUPERVISION,
 }
 ROLES = ("shopper", "merchant", "clerk", "customs_officer", "procurement", "supervisor",
          "admin")
