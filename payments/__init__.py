@@ -8,6 +8,7 @@ from flask import Flask
 
 from app.backoffice import register_search
 from app.barcodes import register_barcode
+from app.dashboard import register_figures
 from app.extensions import csrf
 from app.settings import load_settings
 
@@ -16,6 +17,7 @@ from payments import (  # noqa: F401
     backoffice,
     barcodes,
     cli,
+    dashboard,
     jobs,
     reconcile,
     seed,
@@ -42,6 +44,8 @@ def init_app(app: Flask) -> None:
     register_barcode(CARD_BARCODE, barcodes.open_card)
     register_search(barcodes.find_payments)
     register_search(barcodes.find_cards)
+    # The supervisor's dashboard: payments by method, post-card money, drawers.
+    register_figures(dashboard.payment_figures)
     _widen_csp(app)
     hooks = app.extensions.setdefault("barid.run_hooks", [])
     if seed.start_localstripe_for_run not in hooks:

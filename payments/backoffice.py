@@ -16,10 +16,11 @@ from flask_login import current_user
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
-from payments import cards, rates, receipts, reconcile, refunds, services
+from payments import cards, figures, rates, receipts, reconcile, refunds, services
 from payments.errors import InvalidPin
 from payments.forms import (
     DecisionForm,
@@ -202,23 +203,47 @@ def _day() -> date:
         return cards.today_in_baghdad()
 
 
+def _drawer_office() -> int:
+    """The clerk's own drawer; an admin may open any office's with `?office=` (the
+    dashboard links each drawer), anyone else naming another office is refused."""
+    named = office_filter(current_user, request.args.get("office"))
+    return named if named is not None else services.require_staff_office(current_user)
+
+
 @bp.get("/drawer")
 @role_required(*COUNTER)
 def drawer():
-    office_id = services.require_staff_office(current_user)
+    office_id = _drawer_office()
     report = services.drawer_report(office_id, _day())
     return render_template("payments/bo_drawer.html", report=report,
-                           office_name=services.office_name(office_id, current_locale()))
+                           office_name=services.office_name(office_id, current_locale()),
+                           office_arg=request.args.get("office") or None)
 
 
 @bp.get("/drawer.pdf")
 @role_required(*COUNTER)
 def drawer_pdf():
-    office_id = services.require_staff_office(current_user)
+    office_id = _drawer_office()
     report = services.drawer_report(office_id, _day())
     return _pdf(receipts.drawer_report(report, office_name=services.office_name(office_id),
                                        printed_by=current_user.full_name),
                 f"drawer-{report.day.isoformat()}.pdf")
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    method = (request.args.get("method") or "").strip()[:16] or None
+    purpose = (request.args.get("purpose") or "").strip()[:40] or None
+    day = day_filter(request.args.get("date"))
+    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
+    return render_template("payments/bo_payments.html", payments=found, method=method,
+                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+                           office_name=services.office_name(office, current_locale())
+                           if office else None)
 
 
 @bp.get("/disputes")

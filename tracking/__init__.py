@@ -4,10 +4,21 @@ from flask import Flask
 
 from app.backoffice import register_search
 from app.barcodes import register_barcode
+from app.dashboard import register_figures
 from payments.payables import register_payable
 
 # Importing jobs registers their subscribers and periodic jobs, seed its seeder.
-from tracking import api, backoffice, barcodes, cli, jobs, seed, settings, views  # noqa: F401
+from tracking import (  # noqa: F401
+    api,
+    backoffice,
+    barcodes,
+    cli,
+    dashboard,
+    jobs,
+    seed,
+    settings,
+    views,
+)
 from tracking.labels import DUTY_BARCODE, PARCEL_BARCODE
 from tracking.services.customs import DUTY_REFERENCE_KIND, duty_payable
 
@@ -30,3 +41,5 @@ def init_app(app: Flask) -> None:
     register_barcode(PARCEL_BARCODE, barcodes.open_parcel)
     register_barcode(DUTY_BARCODE, barcodes.open_duty_receipt)
     register_search(barcodes.find_parcels)
+    # The supervisor's dashboard: parcel flows, statuses, the customs backlog, delays.
+    register_figures(dashboard.parcel_figures)
