@@ -52,12 +52,20 @@ def nice_ceiling(value: int) -> int:
 
 
 def _text(x: str, y: float, content: str, *, rtl: bool, anchor: str = "start",
-          cls: str = "", fill: str = INK, size: int = 13, weight: str = "normal") -> str:
-    """A text element; `anchor` start/end are in the page's reading direction."""
-    direction = "rtl" if rtl else "ltr"
+          fill: str = INK, size: int = 13, weight: str = "normal", halo: bool = False,
+          number: bool = False) -> str:
+    """A text element whose `anchor` start/end are in the page's reading direction.
+
+    `number`: a figure ("225,000 IQD") keeps left-to-right order on an Arabic page too;
+    it is then anchored by the same edge as the words around it.
+    """
+    direction = "rtl" if rtl and not number else "ltr"
+    if number and rtl:
+        anchor = {"start": "end", "end": "start"}.get(anchor, anchor)
+    extra = ' stroke="#ffffff" stroke-width="3" paint-order="stroke"' if halo else ""
     return (f'<text x="{x}" y="{y:.1f}" direction="{direction}" text-anchor="{anchor}" '
-            f'font-size="{size}" font-weight="{weight}" fill="{fill}"'
-            f'{f" class={chr(34)}{cls}{chr(34)}" if cls else ""}>{escape(content)}</text>')
+            f'font-size="{size}" font-weight="{weight}" fill="{fill}"{extra}>'
+            f'{escape(content)}</text>')
 
 
 def _open(figure: Figure, height: int) -> tuple[str, str]:
@@ -88,15 +96,17 @@ def day_columns(figure: Figure, *, rtl: bool, height: int = 200) -> Markup:
     parts: list[str] = []
     head, tail = _open(figure, height)
     parts.append(head)
-    # Grid: the axis, half and top, each labelled at the start side above its line.
+    # Grid: the axis, half and top, each labelled at the start side above its line
+    # (the labels are drawn after the columns, with a white halo, so they stay legible).
+    labels: list[str] = []
     for share in (0.0, 0.5, 1.0):
         y = base - share * plot_h
         parts.append(f'<line x1="0%" x2="100%" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}" '
                      f'stroke-width="1"/>')
         if share:
             value = int(top * share) if (top * share).is_integer() else top * share
-            parts.append(_text("100%" if rtl else "0%", y - 4, _number(value), rtl=rtl,
-                               fill=MUTED, size=11))
+            labels.append(_text("100%" if rtl else "0%", y - 4, _number(value), rtl=rtl,
+                                fill=MUTED, size=11, halo=True, number=True))
     for i in range(days):
         # Oldest first; on a right-to-left page the oldest is on the right.
         slot_start = (days - 1 - i) * slot if rtl else i * slot
@@ -118,6 +128,7 @@ def day_columns(figure: Figure, *, rtl: bool, height: int = 200) -> Markup:
             parts.append(f'<text x="{_pct(centre)}" y="{height - 8:.1f}" direction="ltr" '
                          f'text-anchor="middle" font-size="11" fill="{MUTED}">'
                          f'{escape(figure.day_labels[i])}</text>')
+    parts.extend(labels)
     parts.append(tail)
     return Markup("".join(parts))  # noqa: S704 (every piece of text went through escape)
 
@@ -148,7 +159,8 @@ def bars(figure: Figure, *, rtl: bool, row: int = 44) -> Markup:
             rect = f'<a href="{escape(b.url)}">{rect}</a>'
         parts.append(rect)
         end = (100.0 - length - 1.0) if rtl else (length + 1.0)
-        parts.append(_text(_pct(end), y + 33, b.shown, rtl=rtl, size=12, weight="bold"))
+        parts.append(_text(_pct(end), y + 33, b.shown, rtl=rtl, size=12, weight="bold",
+                           number=True))
     parts.append(tail)
     return Markup("".join(parts))  # noqa: S704 (every piece of text went through escape)
 
