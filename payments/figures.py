@@ -15,7 +15,7 @@ from sqlalchemy import case, false, func, or_, select
 from app.dashboard import Scope, baghdad_day
 from app.database import db
 from app.i18n import BAGHDAD
-from payments.models import TOPUP, Account, AccountKind, Payment, PaymentMethod, PaymentStatus
+from payments.models import TOPUP, Account, AccountKind, Payment, PaymentStatus
 
 # Money that came in, even if some of it went back later (the refund is its own figure).
 RECEIVED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED,
@@ -45,7 +45,8 @@ def card_money_per_day(scope: Scope, currency: str = "IQD") -> dict[str, dict[da
         select(day, kind, func.sum(Payment.amount))
         .where(Payment.status.in_(RECEIVED), Payment.created_at >= scope.start,
                Payment.currency == currency, scope.covers(Payment.office_id),
-               (Payment.purpose == TOPUP) | (Payment.method == PaymentMethod.POST_CARD))
+               # A top-up names the card it fills, a card payment the card it empties.
+               Payment.card_id.is_not(None))
         .group_by(day, kind))
     out: dict[str, dict[date, int]] = {TOPUPS: {}, CARD_SPENDING: {}}
     for text, k, total in rows:

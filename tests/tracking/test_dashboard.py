@@ -19,7 +19,7 @@ from app.auth.models import PostOffice
 from app.dashboard import Scope, figures
 from app.database import db
 from app.i18n import BAGHDAD
-from payments.models import Account, Payment
+from payments.models import Account, Payment, PostCard
 from tests.tracking.helpers import login, make_user
 from tracking.models import CustomsCase, Parcel, ParcelEvent
 from tracking.services import figures as parcel_figures
@@ -61,12 +61,26 @@ def held(office: PostOffice, since: datetime) -> CustomsCase:
     return c
 
 
+def a_card() -> PostCard:
+    card = db.scalar(select(PostCard).limit(1))
+    if card is None:
+        card = PostCard(holder_name="زينب علي", national_id="199012345678",
+                        mobile="+9647701234567", expires_on=TODAY + timedelta(days=900))
+        db.add(card)
+        db.flush()
+    return card
+
+
 def payment(office: PostOffice | None, method: str, amount: int, *, purpose: str = "postage",
             when: datetime = EARLY_TODAY, status: str = "succeeded") -> Payment:
+    """A payment as payments records one: a top-up names the card it fills, a post-card
+    payment the card it is paid from."""
     n = next(_serial)
+    card = a_card() if purpose == "card_topup" or method == "post_card" else None
     p = Payment(idempotency_key=f"dash-pay-{n}", method=method, status=status, amount=amount,
                 currency="IQD", purpose=purpose, reference_kind="test", reference_id=str(n),
-                office_id=office.id if office else None, created_at=when)
+                office_id=office.id if office else None, created_at=when,
+                card_id=card.id if card else None)
     db.add(p)
     db.flush()
     return p
