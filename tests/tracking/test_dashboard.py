@@ -90,6 +90,12 @@ def payment(office: PostOffice | None, method: str, amount: int, *, purpose: str
 def seeded(offices):
     """Office A (Baghdad) and office B (Basra), each with known traffic."""
     a, b = offices
+    seed(a, b)
+    return a, b
+
+
+def seed(a: PostOffice, b: PostOffice) -> None:
+    """The known traffic of office A and office B (committed)."""
     # Office A: 3 accepted today (one of them also delivered today), 2 yesterday, one
     # re-posting flagged out of sequence (not counted), one accepted 40 days ago (too old).
     parcel(a, ("EMA", EARLY_TODAY))
@@ -125,7 +131,6 @@ def seeded(offices):
                 Account(code=f"drawer:{b.id}:IQD", kind="cash_drawer", currency="IQD",
                         balance=1_000_000)])
     db.commit()
-    return a, b
 
 
 def _scope(office: PostOffice | None) -> Scope:
@@ -326,3 +331,68 @@ def test_a_stored_time_reads_as_its_baghdad_day_on_sqlite_too():
         day, seconds = conn.execute(select(baghdad_day(t.c.at), epoch_seconds(t.c.at))).one()
     assert day == "2026-03-05"
     assert seconds == datetime(2026, 3, 4, 22, 30, tzinfo=UTC).timestamp()
+
+
+SQLITE_PROBE = """
+import json
+from flask import session
+from app import create_app
+from app.auth.models import PostOffice
+from app.dashboard import Scope, figures
+from app.database import Base, db, get_engine
+from app.models_registry import load_all
+from tests.tracking import test_dashboard as t
+
+app = create_app({"DATABASE_URL": "sqlite:///%s", "TESTING": True})
+load_all()
+Base.metadata.create_all(get_engine())
+with app.app_context():
+    a = PostOffice(code="BGD01", name_ar="بغداد", name_en="Baghdad", governorate="IQ-BG")
+    b = PostOffice(code="BSR01", name_ar="البصرة", name_en="Basra", governorate="IQ-BA")
+    db.add_all([a, b])
+    db.flush()
+    t.seed(a, b)
+    out = {}
+    for name, office in (("a", a), ("all", None)):
+        with app.test_request_context("/backoffice/"):
+            session["lang"] = "en"
+            figs = {f.key: f for f in figures(t._scope(office))}
+            out[name] = {
+                "flow": [[sum(s.values), s.values[-1]] for s in figs["parcel-flow"].series],
+                "status": {b.label: b.value for b in figs["parcel-status"].bars},
+                "backlog": [b.value for b in figs["customs-backlog"].bars],
+                "held": dict(figs["customs-backlog"].headline),
+                "stale": [b.value for b in figs["stale-parcels"].bars],
+                "methods": sorted(b.value for b in figs["payments-method"].bars),
+                "card": [sum(s.values) for s in figs["card-money"].series],
+                "drawers": [b.value for b in figs["drawers"].bars],
+            }
+print(json.dumps(out))
+"""
+
+
+def test_the_same_figures_on_the_embedded_sqlite_database(tmp_path):
+    """The embedded default (SQLite) counts the same rows the same way (a process of its
+    own: a second create_app here would replace the suite's database engine)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from app.config import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARID")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", SQLITE_PROBE % (tmp_path / "b.sqlite3")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    a, whole = out["a"], out["all"]
+    assert a["flow"] == [[6, 2], [1, 1]] and whole["flow"][0] == [12, 6]
+    assert a["status"] == {"On its way": 5, "Held": 3, "Delivered": 1}
+    assert a["backlog"] == [1, 1, 0, 1] and whole["backlog"] == [1, 1, 1, 1]
+    assert a["held"] == {"Held by customs": "3", "Average time held": "4.0 days"}
+    assert a["stale"] == [1] and whole["stale"] == [2, 1]
+    assert a["methods"] == [7_000, 35_000] and whole["methods"] == [7_000, 30_000, 1_035_000]
+    assert a["card"] == [20_000, 7_000]
+    assert a["drawers"] == [35_000] and whole["drawers"] == [1_000_000, 35_000]
