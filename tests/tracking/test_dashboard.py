@@ -396,3 +396,38 @@ def test_the_same_figures_on_the_embedded_sqlite_database(tmp_path):
     assert a["methods"] == [7_000, 35_000] and whole["methods"] == [7_000, 30_000, 1_035_000]
     assert a["card"] == [20_000, 7_000]
     assert a["drawers"] == [35_000] and whole["drawers"] == [1_000_000, 35_000]
+
+
+def test_the_page_asks_the_database_the_same_few_questions_however_busy_the_post(
+        app, client, seeded):
+    """Figures are aggregated in SQL: more parcels and payments, the same statements."""
+    from sqlalchemy import event
+
+    from app.database import get_engine
+
+    a, b = seeded
+    admin = make_user("Sami Admin", "admin", office=b)
+    db.commit()
+    login(client, admin)
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    def statements() -> int:
+        seen.clear()
+        event.listen(get_engine(), "before_cursor_execute", count)
+        try:
+            assert client.get("/backoffice/").status_code == 200
+        finally:
+            event.remove(get_engine(), "before_cursor_execute", count)
+        return len(seen)
+
+    quiet = statements()
+    for n in range(40):
+        parcel(a if n % 2 else b, ("EMA", EARLY_TODAY), delayed=n % 3 == 0)
+        held(b, NOW - timedelta(hours=n + 1))
+        payment(a, "cash", 1_000 + n)
+    db.commit()
+    assert statements() == quiet
+    assert quiet <= 20, quiet
