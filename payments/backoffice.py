@@ -17,11 +17,12 @@ from app.audit import record_audit
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
 from app.money import format_money
-from payments import cards, rates, receipts, reconcile, refunds, services
+from payments import cards, figures, rates, receipts, reconcile, refunds, services
 from payments import drawer as drawer_days
 from payments.errors import InvalidPin
 from payments.forms import (
@@ -270,6 +271,22 @@ def drawer_pdf():
                                        closed_by=services.user_name(closed.closed_by_id)
                                        if closed else None),
                 f"drawer-{report.day.isoformat()}.pdf")
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    method = (request.args.get("method") or "").strip()[:16] or None
+    purpose = (request.args.get("purpose") or "").strip()[:40] or None
+    day = day_filter(request.args.get("date"))
+    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
+    return render_template("payments/bo_payments.html", payments=found, method=method,
+                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+                           office_name=services.office_name(office, current_locale())
+                           if office else None)
 
 
 @bp.get("/disputes")

@@ -277,6 +277,7 @@ def same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
     would; raises IdempotencyConflict when the key was used for other postings."""
     return _same_entry(entry, legs)
 
+
 def _touches_closed_drawer(accounts: Any) -> bool:
     """Whether one of the (locked) accounts is a cash drawer whose business day of now
     is closed. Asked under the drawer's row lock, which closing the day takes too."""

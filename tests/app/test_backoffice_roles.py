@@ -70,6 +70,8 @@ ALLOWED: dict[str, set[str]] = {
     "tracking_bo.labels_batch": COUNTER,
     "tracking_bo.accept": COUNTER,
     "tracking_bo.delayed": SUPERVISION,
+    # The lists behind the dashboard's figures (a supervisor's own office, an admin's all).
+    "tracking_bo.parcels": SUPERVISION,
     "tracking_bo.ingest": COUNTER,
     "tracking_bo.batch": COUNTER,
     "tracking_bo.scan": COUNTER,
@@ -80,6 +82,7 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.top_up": COUNTER,
     "payments_bo.issue_card": COUNTER,
     "payments_bo.disputes": SUPERVISION,
+    "payments_bo.payments": SUPERVISION,
     "payments_bo.drawer": COUNTER,
     "payments_bo.drawer_pdf": COUNTER,
     "payments_bo.close_drawer": COUNTER,
