@@ -20,7 +20,7 @@ from app.backoffice import nav_item
 from app.dashboard import day_filter, office_filter
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
-from app.i18n import current_locale
+from app.i18n import baghdad_today, current_locale
 from app.money import format_money
 from payments import cards, figures, rates, receipts, reconcile, refunds, services
 from payments import drawer as drawer_days
@@ -92,7 +92,7 @@ def card(card_id: int):
                            balance=services.account_balance(c.account_id),
                            held=services.account_balance(c.hold_account_id),
                            lines=list(reversed(lines))[:30], payments=payments,
-                           today=cards.today_in_baghdad())
+                           today=baghdad_today())
 
 
 @bp.post("/cards/<int:card_id>/topup")
@@ -203,7 +203,7 @@ def _day() -> date:
     try:
         return date.fromisoformat(request.values.get("day", ""))
     except ValueError:
-        return cards.today_in_baghdad()
+        return baghdad_today()
 
 
 def _drawer_office() -> int:

@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -33,7 +33,7 @@ from app.audit import AuditRecord, record_audit
 from app.auth.identifiers import normalise_phone
 from app.database import db, get_engine, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
-from app.i18n import BAGHDAD
+from app.i18n import baghdad_today
 from app.numbers import ascii_digits
 from payments.errors import (
     CardBusy,
@@ -399,15 +399,14 @@ def get_card(card_id: int) -> PostCard:
     return card
 
 
-def today_in_baghdad(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(BAGHDAD).date()
+
 
 
 def check_usable(card: PostCard, *, for_spending: bool = True) -> None:
     """Raises CardFrozen, CardExpired, or (when spending) CardLocked."""
     if card.status == CardStatus.FROZEN:
         raise CardFrozen()
-    if card.expires_on < today_in_baghdad():
+    if card.expires_on < baghdad_today():
         raise CardExpired()
     if for_spending and card.locked_at is not None:
         raise CardLocked()
@@ -451,7 +450,7 @@ def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
     card = _insert_with_new_number(dict(
         holder_name=holder_name, national_id=national_id, mobile=mobile, user_id=user_id,
         issued_by_id=clerk_id, issued_at_office_id=office_id, pin_hash=pin_hash,
-        expires_on=_add_years(today_in_baghdad(), CARD_YEARS)))
+        expires_on=_add_years(baghdad_today(), CARD_YEARS)))
     card.account_id = get_account(f"card:{card.id}", AccountKind.POST_CARD, card.currency,
                                   no_overdraft=True).id
     card.hold_account_id = get_account(f"card_hold:{card.id}", AccountKind.CARD_HOLD,

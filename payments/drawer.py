@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -23,8 +23,9 @@ from sqlalchemy import select
 from app.audit import record_audit
 from app.database import db, utcnow
 from app.errors import ValidationFailed
-from app.i18n import BAGHDAD
-from payments import ledger
+from app.i18n import baghdad_today
+from app.numbers import parse_whole
+from payments import ledger, services
 from payments.errors import DrawerAlreadyClosed
 from payments.models import DrawerDay
 
@@ -32,9 +33,8 @@ from payments.models import DrawerDay
 MAX_COUNTED = 10**12
 
 
-def business_date(when: datetime | None = None) -> date:
-    """The drawer's business day of `when` (now by default): the date in Baghdad."""
-    return (when or utcnow()).astimezone(BAGHDAD).date()
+# The drawer's business day of a moment (now by default): the date in Baghdad.
+business_date = baghdad_today
 
 
 def _figures(row: DrawerDay) -> bytes:
@@ -56,10 +56,9 @@ def verify(row: DrawerDay) -> bool:
     return hmac.compare_digest(sign(row), row.signature or "")
 
 
-def is_closed(account_id: int, day: date) -> bool:
-    """Whether the drawer account's business day `day` is closed."""
-    return db.scalar(select(DrawerDay.id).where(DrawerDay.account_id == account_id,
-                                                DrawerDay.business_date == day)) is not None
+# Whether the drawer account's business day is closed; the ledger asks it of every cash
+# posting, under the drawer's lock.
+is_closed = ledger.drawer_day_closed
 
 
 def closed_day(office_id: int, day: date, currency: str = "IQD") -> DrawerDay | None:
@@ -82,13 +81,11 @@ class Count:
 def parse_counted(raw: str | None) -> int:
     """The counted cash a clerk typed (whole dinars, Arabic-Indic digits and thousands
     separators allowed); raises ValidationFailed."""
-    from app.numbers import ascii_digits
-
-    text = ascii_digits(raw or "").replace(",", "").replace("٬", "").replace(" ", "").strip()
-    if not text.isdigit() or int(text) > MAX_COUNTED:
+    counted = parse_whole((raw or "").replace(" ", ""))
+    if counted is None or counted > MAX_COUNTED:
         raise ValidationFailed(_l("Enter the counted cash as a whole number of dinars, "
                                   "0 or more."), fields={"counted": _l("A whole number.")})
-    return int(text)
+    return counted
 
 
 def close_day(office_id: int, day: date, *, counted: int, clerk_id: int,
@@ -101,8 +98,6 @@ def close_day(office_id: int, day: date, *, counted: int, clerk_id: int,
     ValidationFailed (a count below zero or a day in the future) and
     DrawerAlreadyClosed (this day was closed already, also by a concurrent close).
     """
-    from payments.services import drawer_report
-
     if not isinstance(counted, int) or isinstance(counted, bool) or not 0 <= counted <= MAX_COUNTED:
         raise ValidationFailed(_l("Enter the counted cash as a whole number of dinars, "
                                   "0 or more."))
@@ -112,7 +107,7 @@ def close_day(office_id: int, day: date, *, counted: int, clerk_id: int,
     ledger.lock_accounts([account.id])
     if is_closed(account.id, day):
         raise DrawerAlreadyClosed()
-    expected = drawer_report(office_id, day, currency).closing
+    expected = services.drawer_report(office_id, day, currency).closing
     row = DrawerDay(account_id=account.id, office_id=office_id, currency=currency,
                     business_date=day, expected=expected, counted=counted,
                     difference=counted - expected, note=(note or "").strip()[:300],

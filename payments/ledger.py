@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import Base, db, utcnow
 from app.errors import NotFound
+from app.i18n import baghdad_today
 from payments.errors import (
     DrawerDayClosed,
     HoldResolved,
@@ -31,6 +32,7 @@ from payments.errors import (
 from payments.models import (
     Account,
     AccountKind,
+    DrawerDay,
     Hold,
     HoldStatus,
     JournalEntry,
@@ -278,16 +280,20 @@ def same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
     return _same_entry(entry, legs)
 
 
+def drawer_day_closed(account_id: int, day: date) -> bool:
+    """Whether the drawer account's business day `day` is closed (payments.drawer)."""
+    return db.scalar(select(DrawerDay.id).where(DrawerDay.account_id == account_id,
+                                                DrawerDay.business_date == day)) is not None
+
+
 def _touches_closed_drawer(accounts: Any) -> bool:
     """Whether one of the (locked) accounts is a cash drawer whose business day of now
     is closed. Asked under the drawer's row lock, which closing the day takes too."""
-    from payments.drawer import business_date, is_closed
-
     drawers = [a.id for a in accounts if a.kind == AccountKind.CASH_DRAWER]
     if not drawers:
         return False
-    today = business_date()
-    return any(is_closed(acc_id, today) for acc_id in drawers)
+    today = baghdad_today()
+    return any(drawer_day_closed(acc_id, today) for acc_id in drawers)
 
 
 def positive_amount(amount: int) -> int:

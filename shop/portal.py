@@ -293,8 +293,6 @@ def webhook_delete(endpoint_id: int) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    # The shop's own pages (catalog, orders, money) add their routes to this blueprint
-    # when imported, so they must be imported before it is registered.
-    from shop import portal_catalog, portal_money, portal_orders  # noqa: F401
-
+    # The shop's own pages (portal_catalog, portal_orders, portal_money) add their routes
+    # to this blueprint when imported: shop.api imports them before calling this.
     app.register_blueprint(bp)

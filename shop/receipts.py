@@ -12,6 +12,7 @@ from app.money import format_money
 from app.pdf import draw_qr, draw_text
 from payments.receipts import METHODS, Doc, M, W
 from shop.models import Order
+from shop.services.settlement import KIND_LABELS
 
 STATUSES = {
     "pending_payment": ("بانتظار الدفع", "Awaiting payment"),
@@ -100,8 +101,6 @@ def merchant_statement(merchant, st) -> bytes:
     """What the post owes a merchant (shop.services.settlement.Statement) as a PDF:
     opening balance, each sale, commission, refund and payout with the running
     balance, and the balance now; in Arabic and English."""
-    from shop.services.settlement import KIND_LABELS
-
     doc = Doc("كشف حساب المتجر", "Shop statement")
     doc.row("المتجر", "Shop", merchant.name_ar)
     doc.row("", "", merchant.name_en)

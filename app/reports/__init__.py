@@ -236,8 +236,6 @@ def run_report_step(run_id: int, step: int) -> None:
             run.progress = min(99, len(done) * 100 // len(all_periods))
             enqueue_after_commit(RUN_STEP_JOB, queue="low", run_id=run.id, step=step + 1)
             return
-        from app.reports.render import render
-
         run.file, run.file_name = render(run)
     except Exception as exc:  # one report's failure is shown on its page, not retried
         current_app.logger.exception("report run %s failed", run_id)
@@ -284,3 +282,8 @@ def runs_for(user_id: int, limit: int = 20) -> list[ReportRun]:
     """The latest runs `user_id` asked for, newest first."""
     return list(db.scalars(select(ReportRun).where(ReportRun.requested_by_id == user_id)
                            .order_by(ReportRun.id.desc()).limit(limit)))
+
+
+# Last: the renderer reads the figures and runs defined above (a submodule of this
+# package, loaded once the package's names exist).
+from app.reports.render import render  # noqa: E402

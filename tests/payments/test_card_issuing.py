@@ -10,6 +10,7 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from app.database import db, unit_of_work
+from app.i18n import baghdad_today
 from payments import cards, forms, pins, seed, services
 from payments.errors import CardNumbersExhausted, InvalidPin, WeakPin
 from payments.models import Account, PostCard
@@ -62,7 +63,7 @@ def test_a_thousand_new_numbers_are_valid_distinct_and_not_countable(app_ctx):
     # costs half a minute of ledger accounts that say nothing about numbers).
     values = dict(holder_name="Ali", national_id="1", mobile="+9647700000000", user_id=None,
                   issued_by_id=None, issued_at_office_id=None, pin_hash=None,
-                  expires_on=cards.today_in_baghdad())
+                  expires_on=baghdad_today())
     with unit_of_work():
         made = [cards._insert_with_new_number(values) for _ in range(1000)]
         made.append(issue())  # and the use case itself numbers the same way
