@@ -567,7 +567,7 @@ def postage_bands(service: str, zone: str) -> Any:
 # The shell translates navigation labels when it shows them; listed for the extractor.
 _NAV_WORDS = (_l("Accept a parcel"), _l("Scan parcels"), _l("Upload events"),
               _l("Delayed parcels"), _l("Customs queue"), _l("Customs tariff"),
-              _l("Customs fees"), _l("Postage"))
+              _l("Customs inspection and stamp fees"), _l("Postage"))
 
 
 def init_app(app: Flask) -> None:
@@ -581,10 +581,11 @@ def init_app(app: Flask) -> None:
     nav_item("customs_bo.queue", "Customs queue", CUSTOMS, section="customs", order=10)
     nav_item("customs_bo.tariff", "Customs tariff", SUPERVISION, section="customs",
              order=20)
-    nav_item("customs_bo.fees", "Customs fees", SUPERVISION, section="customs", order=30)
+    nav_item("customs_bo.fees", "Customs inspection and stamp fees", SUPERVISION,
+             section="customs", order=30)
     nav_item("tracking_bo.postage_tariff", "Postage", SUPERVISION, section="admin",
              order=50)
-    editable_group(CUSTOMS_FEES, _l("Customs fees"), (
+    editable_group(CUSTOMS_FEES, _l("Customs inspection and stamp fees"), (
         EditableField("CUSTOMS_INSPECTION_FEE_IQD", _l("Inspection fee per parcel"),
                       unit=_l("IQD")),
         EditableField("CUSTOMS_STAMP_FEE_IQD", _l("Stamp fee per parcel"), unit=_l("IQD")),
