@@ -94,6 +94,14 @@ def test_admin_previews_applies_and_sees_a_bad_file_refused(
     assert "الشريحة 2" in problems and "فجوة" in problems
     page.screenshot(path=str(screenshots / "postage-gap-ar.png"), full_page=True)
 
+    # The fees and limits pages an administrator edits, in Arabic.
+    for url, name in (("/backoffice/payments/limits", "limits-ar.png"),
+                      ("/backoffice/admin/shop-fees", "shop-fees-ar.png"),
+                      ("/backoffice/customs/fees", "customs-fees-ar.png")):
+        page.goto(live_server + url)
+        assert page.locator("form.bo-form input[inputmode=numeric]").count() >= 2
+        page.screenshot(path=str(screenshots / name), full_page=True)
+
     from app.database import db
     from tracking.models import PostageBand, TariffLine
 

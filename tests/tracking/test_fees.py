@@ -107,7 +107,9 @@ def test_an_administrator_edits_bands_and_the_counter_charges_the_new_price(
     assert parcel.postage_amount == 7500
     [audit] = _audits("postage.bands_replaced")
     assert audit.actor_id == admin.id and audit.object_id == "parcel/any"
-    assert audit.details["before"] == []  # the built-in tariff until now
+    # The built-in tariff priced it until now: that is what the audit keeps as before.
+    assert audit.details["before_built_in"] is True
+    assert audit.details["before"][:2] == [[0, 1000, 5000], [1000, 1500, 6000]]
     assert audit.details["after"] == [[0, 1000, 5000], [1000, 2000, 7500], [2000, 30000, 20000]]
 
 

@@ -221,6 +221,10 @@ def replace_bands(service: str, zone: str, bands: list[Band], *,
     after = [[b.from_grams, b.to_grams, b.price_iqd] for b in new]
     if before == after:
         return new
+    # Until its first edit a service is priced by the built-in tariff: that is "before".
+    built_in = not old and zone == ANY_ZONE
+    if built_in:
+        before = [[b.from_grams, b.to_grams, b.price_iqd] for b in built_in_bands(svc)]
     db.execute(delete(PostageBand).where(PostageBand.service == svc,
                                          PostageBand.zone == zone))
     db.flush()
@@ -229,7 +233,7 @@ def replace_bands(service: str, zone: str, bands: list[Band], *,
     record_audit("postage.bands_replaced", object_type="postage_bands",
                  object_id=f"{svc}/{zone}", actor_id=actor_id,
                  details={"service": str(svc), "zone": zone, "before": before,
-                          "after": after})
+                          "after": after, "before_built_in": built_in})
     db.flush()
     return new
 
