@@ -11,17 +11,19 @@ from datetime import date
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.audit import record_audit
 from app.auth.decorators import role_required
 from app.auth.models import Role
-from app.backoffice import nav_item
+from app.backoffice import figures_page, nav_item
 from app.dashboard import day_filter, office_filter
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import baghdad_today, current_locale
 from app.money import format_money
+from app.overrides import EditableField, editable_group
 from payments import cards, figures, rates, receipts, reconcile, refunds, services
 from payments import drawer as drawer_days
 from payments.errors import InvalidPin
@@ -360,7 +362,30 @@ def decide_rate(proposal_id: int, decision: str):
     return redirect(url_for(".exchange_rates"))
 
 
+# ---- top-up limits (app.overrides) --------------------------------------------------
+
+TOPUP_LIMITS = "topup_limits"
+
+
+@bp.route("/limits", methods=["GET", "POST"])
+@role_required(*SUPERVISION)
+def limits():
+    """Supervisors see the post card's top-up limits; an administrator changes them."""
+    return figures_page(TOPUP_LIMITS, endpoint="payments_bo.limits", intro=_l(
+        "Every top-up at a counter or online is checked against these limits at once."))
+
+
+def _declare_limits() -> None:
+    editable_group(TOPUP_LIMITS, _l("Post card limits"), (
+        EditableField("PAYMENTS_TOPUP_MAX", _l("Largest single top-up"), minimum=1,
+                      unit=_l("IQD")),
+        EditableField("PAYMENTS_CARD_MAX_BALANCE", _l("Largest balance a card may hold"),
+                      minimum=1, unit=_l("IQD")),
+    ))
+
+
 def register(app: Flask) -> None:
+    _declare_limits()
     app.register_blueprint(bp)
     nav_item("payments_bo.issue_card", "Issue a post card", COUNTER, section="payments",
              order=10)
@@ -375,3 +400,5 @@ def register(app: Flask) -> None:
              section="payments", order=45)
     nav_item("payments_bo.exchange_rates", "Exchange rates", SUPERVISION, section="admin",
              order=60)
+    nav_item("payments_bo.limits", "Post card limits", SUPERVISION, section="admin",
+             order=65)

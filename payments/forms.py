@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
@@ -20,6 +19,7 @@ from wtforms.validators import (
 
 from app.money import format_money
 from app.numbers import DIGITS, MAX_AMOUNT, WholeNumberField, parse_whole
+from app.overrides import current
 from payments.pins import PIN_RE, WHY, weakness
 
 REQUIRED = _l("Required.")
@@ -33,7 +33,7 @@ def _dinars(amount: int) -> str:
 
 
 def _topup_max() -> int:
-    return int(current_app.config["PAYMENTS_TOPUP_MAX"])
+    return int(current("PAYMENTS_TOPUP_MAX"))
 
 
 def topup_amount() -> WholeNumberField:

@@ -37,6 +37,7 @@ from app.errors import Forbidden, NotFound, ValidationFailed
 from app.events import publish
 from app.i18n import BAGHDAD
 from app.money import EXPONENT, format_money
+from app.overrides import current
 from payments import cards, gateway, ledger, otp, payables
 from payments.errors import (
     CardBusy,
@@ -204,23 +205,24 @@ def _topup_card(reference_kind: str, reference_id: str) -> PostCard:
 
 def check_topup(card: PostCard, amount: int) -> None:
     """Raises TopUpLimitExceeded for a top-up above the limit or a balance above the cap."""
-    cfg = current_app.config
-    limit = cfg["PAYMENTS_TOPUP_MAX"]
+    # The limits in force now: an administrator may have changed them (app.overrides).
+    limit = int(current("PAYMENTS_TOPUP_MAX"))
+    cap = int(current("PAYMENTS_CARD_MAX_BALANCE"))
     if amount > limit:
         raise TopUpLimitExceeded(_l("A top-up can be at most %(max)s.",
                                     max=format_money(limit, card.currency)))
-    if account_balance(card.account_id) + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
+    if account_balance(card.account_id) + amount > cap:
         raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
-                                    max=format_money(cfg["PAYMENTS_CARD_MAX_BALANCE"],
-                                                     card.currency)))
+                                    max=format_money(cap, card.currency)))
 
 
 def _after_topup_check(payment: Payment) -> None:
     if payment.purpose == TOPUP:
         card = cards.get_card(int(payment.reference_id))
-        if account_balance(card.account_id) > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
-            raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.", max=format_money(
-                current_app.config["PAYMENTS_CARD_MAX_BALANCE"], card.currency)))
+        cap = int(current("PAYMENTS_CARD_MAX_BALANCE"))
+        if account_balance(card.account_id) > cap:
+            raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
+                                        max=format_money(cap, card.currency)))
 
 
 def _receive(p: Payment, *, key: str, kind: str, description: str, actor_id: int | None,

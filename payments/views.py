@@ -25,6 +25,7 @@ from flask_login import current_user, login_required
 from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
+from app.overrides import current
 from payments import cards, gateway, payables, receipts, services
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.forms import OnlineTopUpForm, PayWithPostCardForm, parse_amount
@@ -97,7 +98,7 @@ def online_top_up(card_id: int):
     return render_template("payments/topup.html", card=card, form=form,
                            card_payments=gateway.card_payments_enabled(),
                            test_mode=gateway.card_payments_enabled() and gateway.test_mode(),
-                           limit=current_app.config["PAYMENTS_TOPUP_MAX"])
+                           limit=current("PAYMENTS_TOPUP_MAX"))
 
 
 @bp.get("/pay/<int:payment_id>")

@@ -8,18 +8,22 @@ pages only read.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import role_required
 from app.auth.models import Role
-from app.backoffice import nav_item
+from app.backoffice import figures_page, nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
+from app.overrides import EditableField, editable_group
 from payments import payouts as payouts_service
 from payments.services import payments_for
 from shop.forms import (
@@ -35,7 +39,7 @@ from shop.forms import (
 from shop.models import HOME_CURRENCY, BuyRequestStatus, MerchantStatus, Order
 from shop.services import buyforme, settlement
 from shop.services import merchants as merchant_services
-from shop.services.delivery_fees import customs_category
+from shop.services.delivery_fees import ZONE_LABELS, ZONES, customs_category
 from shop.services.references import ORDER_KIND
 
 bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
@@ -293,7 +297,48 @@ def merchant_payouts(merchant_id: int) -> str | Response:
                            kinds=settlement.KIND_LABELS)
 
 
+# ---- delivery, shipping and handling fees (app.overrides) ----------------------------
+
+fees_bo = Blueprint("shop_fees_bo", __name__, url_prefix="/backoffice/admin/shop-fees")
+SHOP_FEES = "shop_fees"
+
+
+@fees_bo.route("", methods=["GET", "POST"])
+@role_required(Role.SUPERVISOR, Role.ADMIN)
+def fees() -> Any:
+    """Supervisors see what the shop charges for delivery, shipping and handling; an
+    administrator changes it (checkout and buy-for-me quotes price from it at once)."""
+    return figures_page(SHOP_FEES, endpoint="shop_fees_bo.fees", intro=_l(
+        "New orders and quotes use these fees as soon as they are saved; orders already "
+        "placed keep what they were charged."))
+
+
+def _declare_fees() -> None:
+    iqd = _l("IQD")
+    fields = []
+    for zone in ZONES:
+        fields += [
+            EditableField(f"SHOP_DELIVERY_FEES.{zone}.base",
+                          _l("Delivery %(zone)s: first kilogram", zone=ZONE_LABELS[zone]),
+                          unit=iqd),
+            EditableField(f"SHOP_DELIVERY_FEES.{zone}.per_kg",
+                          _l("Delivery %(zone)s: each further kilogram",
+                             zone=ZONE_LABELS[zone]), unit=iqd),
+        ]
+    fields += [
+        EditableField("SHOP_DOOR_FEE", _l("Delivery to the door"), unit=iqd),
+        EditableField("SHOP_INTERNATIONAL_SHIPPING.base",
+                      _l("Shipping from abroad: base"), unit=iqd),
+        EditableField("SHOP_INTERNATIONAL_SHIPPING.per_kg",
+                      _l("Shipping from abroad: each kilogram"), unit=iqd),
+        EditableField("SHOP_HANDLING_FEE", _l("Customs clearance handling"), unit=iqd),
+    ]
+    editable_group(SHOP_FEES, _l("Delivery and handling fees"), tuple(fields))
+
+
 def init_app(app: Flask) -> None:
+    _declare_fees()
+    app.register_blueprint(fees_bo)
     app.register_blueprint(bp)
     app.register_blueprint(procurement)
     app.register_blueprint(orders_bo)
@@ -303,3 +348,5 @@ def init_app(app: Flask) -> None:
     nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)
     nav_item("shop_payouts.payouts", "Merchant payouts", FINANCE_ROLES, section="shop",
              order=20)
+    nav_item("shop_fees_bo.fees", "Delivery and handling fees", (Role.SUPERVISOR, Role.ADMIN),
+             section="admin", order=70)

@@ -15,6 +15,7 @@ from wtforms import (
     SelectField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -155,6 +156,17 @@ class DutyPaymentForm(FlaskForm):
 class UploadForm(FlaskForm):
     file = FileField(_l("CSV file"), validators=[FileRequired(REQUIRED)])
     submit = SubmitField(_l("Upload"))
+
+
+class TariffApplyForm(FlaskForm):
+    token = HiddenField(validators=[InputRequired(REQUIRED), Length(max=64)])
+    submit = SubmitField(_l("Apply these changes"))
+
+
+class PostageBandsForm(FlaskForm):
+    bands = TextAreaField(_l("Bands, one a line: from (g), to (g), price (IQD)"),
+                          validators=[Length(max=20000)])
+    submit = SubmitField(_l("Save the bands"))
 
 
 class RevalueForm(FlaskForm):

@@ -61,6 +61,15 @@ ALLOWED: dict[str, set[str]] = {
     "customs_bo.reclassify": CUSTOMS,
     "customs_bo.revalue": CUSTOMS,
     "customs_bo.tariff": SUPERVISION,
+    # Supervisors preview and apply tariff files, as they loaded them before.
+    "customs_bo.tariff_apply": SUPERVISION,
+    # Fees, limits and postage: supervisors see them; only an admin's save is taken
+    # (a supervisor's POST is refused, see tests/tracking/test_fees.py).
+    "customs_bo.fees": SUPERVISION,
+    "tracking_bo.postage_tariff": SUPERVISION,
+    "tracking_bo.postage_bands": SUPERVISION,
+    "payments_bo.limits": SUPERVISION,
+    "shop_fees_bo.fees": SUPERVISION,
     "tracking_bo.parcel": COUNTER | {"customs_officer"},
     "tracking_bo.declaration": COUNTER | {"customs_officer"},
     "tracking_bo.duty_receipt": COUNTER | {"customs_officer"},

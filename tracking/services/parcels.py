@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from flask import current_app
@@ -30,18 +29,14 @@ from tracking.models import (
     Service,
 )
 from tracking.services.events import EventReport, ingest_for_parcel
+from tracking.services.postage import (  # noqa: F401 - postage_for is used from here
+    ANY_ZONE,
+    chargeable_grams,
+    postage_for,
+    zone_between,
+)
 
-# Postage by service: (IQD up to the first band, grams in the first band, IQD for each
-# further step, grams in a step). A simple public tariff; the counter shows the result.
-POSTAGE_TARIFF: dict[Service, tuple[int, int, int, int]] = {
-    Service.PARCEL: (5000, 1000, 1000, 500),
-    Service.EMS: (10000, 500, 2000, 500),
-    Service.REGISTERED: (3000, 500, 1000, 500),
-    Service.ECOMMERCE: (4000, 1000, 750, 500),
-}
 REGISTERED_MAX_GRAMS = 2000
-# Couriers charge the larger of the real weight and the volume weight (cm3 / 5000 = kg).
-VOLUMETRIC_DIVISOR = 5000
 _HS = re.compile(r"^[0-9]{6,10}$")
 
 
@@ -86,20 +81,13 @@ class ParcelDraft:
     importer_reference: str = ""
 
 
-def chargeable_grams(weight_grams: int, length_cm: int, width_cm: int, height_cm: int) -> int:
-    volume = length_cm * width_cm * height_cm
-    return max(weight_grams, (volume * 1000) // VOLUMETRIC_DIVISOR)
-
-
-def postage_for(service: str, weight_grams: int, length_cm: int = 0, width_cm: int = 0,
-                height_cm: int = 0) -> int:
-    """Postage in IQD for a parcel of this service, weight and size."""
-    base, first, step, step_grams = POSTAGE_TARIFF[Service(service)]
-    grams = chargeable_grams(weight_grams, length_cm, width_cm, height_cm)
-    if grams <= first:
-        return base
-    steps = int((Decimal(grams - first) / step_grams).to_integral_value(ROUND_CEILING))
-    return base + steps * step
+def postage_zone(draft: ParcelDraft, office: PostOffice | None = None) -> str:
+    """The postage zone of a draft: between where it starts (the sender's governorate,
+    else the accepting office's) and the recipient's, when it stays in Iraq."""
+    if draft.direction != Direction.DOMESTIC:
+        return ANY_ZONE
+    origin = draft.sender.governorate or (office.governorate if office else None)
+    return zone_between(origin, draft.recipient.governorate)
 
 
 def _phone(addr: Address) -> str:
@@ -247,7 +235,8 @@ def accept_at_counter(draft: ParcelDraft, *, clerk_id: int, office_id: int,
     parcel.accepted_by_id = clerk_id
     parcel.acceptance_key = acceptance_key
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
-                                        draft.width_cm, draft.height_cm)
+                                        draft.width_cm, draft.height_cm,
+                                        zone=postage_zone(draft, office))
     db.add(parcel)
     db.flush()
     parcel.payment_id = take_postage(parcel, payment, office_id=office.id, clerk_id=clerk_id)
@@ -278,7 +267,8 @@ def preadvise(draft: ParcelDraft, *, order_ref: str | None = None) -> Parcel:
     parcel = _new_parcel(draft, number)
     parcel.order_ref = order_ref or draft.order_ref
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
-                                        draft.width_cm, draft.height_cm)
+                                        draft.width_cm, draft.height_cm,
+                                        zone=postage_zone(draft))
     db.add(parcel)
     db.flush()
     return parcel
