@@ -19,7 +19,7 @@ from app.backoffice import nav_item
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
-from payments import cards, rates, receipts, reconcile, refunds, services
+from payments import cards, payables, rates, receipts, reconcile, refunds, services
 from payments.errors import InvalidPin
 from payments.forms import (
     DecisionForm,
@@ -136,7 +136,9 @@ def receipt(payment_id: int):
     p = services.get_payment(payment_id)
     return _pdf(receipts.payment_receipt(p, office_name=services.office_name(p.office_id),
                                          clerk_name=services.user_name(p.clerk_id),
-                                         card_balance=services.card_balance_after(p)),
+                                         card_balance=services.card_balance_after(p),
+                                         described=payables.describe(p.reference_kind,
+                                                                     p.reference_id)),
                 f"receipt-{p.id}.pdf")
 
 

@@ -17,6 +17,7 @@ from app.barcodes import barcode_url
 from app.i18n import BAGHDAD
 from app.money import format_money
 from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts
+from payments.payables import Described
 from payments.providers import PROVIDERS, provider_for
 
 W, H = A4
@@ -143,18 +144,29 @@ class Doc:
 
 
 def payment_receipt(payment, *, office_name: str | None = None,
-                    clerk_name: str | None = None, card_balance: int | None = None) -> bytes:
-    """The receipt handed over (or downloaded) for one payment and its refunds."""
+                    clerk_name: str | None = None, card_balance: int | None = None,
+                    described: Described | None = None) -> bytes:
+    """The receipt handed over (or downloaded) for one payment and its refunds.
+
+    `described` (payables.describe) names what was paid by its public number (the order
+    number, the parcel's); without it the receipt prints the opaque reference."""
     ar, en = PURPOSES.get(payment.purpose, (payment.purpose, payment.purpose))
     doc = Doc("إيصال دفع", "Payment receipt")
     doc.row("رقم الإيصال", "Receipt no.", f"P-{payment.id:08d}", bold=True)
     doc.row("التاريخ", "Date", _when(payment.created_at))
     doc.row("الغرض", "For", f"{ar} / {en}" if ar != en else en)
-    doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
+    if described is not None:
+        doc.row("رقم الطلب" if payment.purpose == "shop_order" else "المرجع",
+                "Order no." if payment.purpose == "shop_order" else "Reference",
+                described.number, bold=True)
+    else:
+        doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
     mar, men = provider_for(payment).label
     doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
     if payment.card is not None:
         doc.row("البطاقة", "Card", payment.card.masked.replace("•", "*"))
+    elif getattr(payment, "card_last4", None):
+        doc.row("البطاقة", "Card", f"**** {payment.card_last4}")
     doc.row("المبلغ", "Amount", format_money(payment.amount, payment.currency, "en"), bold=True)
     if payment.charged_currency and payment.charged_currency != payment.currency:
         doc.row("المبلغ المستوفى", "Charged", format_money(payment.charged_amount,
@@ -185,7 +197,8 @@ def payment_receipt(payment, *, office_name: str | None = None,
     return doc.bytes()
 
 
-def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
+def card_statement(card, opening: int, lines, *, balance: int,
+                   details: dict[int, tuple[str, str]] | None = None) -> bytes:
     """A post card's statement: opening balance, each movement, closing balance."""
     doc = Doc("كشف حساب بطاقة البريد", "Post card statement")
     doc.row("حامل البطاقة", "Holder", card.holder_name)
@@ -198,12 +211,17 @@ def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
     rows = []
     for entry, amount, running in lines:
         ar, en = kinds.get(entry.kind, (entry.kind, entry.kind))
-        rows.append([_when(entry.created_at), f"{ar} {en}",
+        what = f"{ar} {en}"
+        if details and entry.id in details:
+            # What it paid for, in Arabic: the table's column is narrow, and the
+            # number (order, parcel) reads the same in both languages.
+            what = f"{ar}: {details[entry.id][0]}"[:48]
+        rows.append([_when(entry.created_at), what,
                      ("+" if amount > 0 else "") + format_money(amount, card.currency, "en"),
                      format_money(running, card.currency, "en")])
     doc.heading("الحركات", "Movements")
     doc.table([("التاريخ", "Date"), ("العملية", "What"), ("المبلغ", "Amount"),
-               ("الرصيد", "Balance")], rows, [38 * mm, 60 * mm, 38 * mm, W - 2 * M - 136 * mm])
+               ("الرصيد", "Balance")], rows, [32 * mm, 80 * mm, 32 * mm, W - 2 * M - 144 * mm])
     doc.gap()
     doc.row("الرصيد الحالي", "Balance now", format_money(balance, card.currency, "en"),
             bold=True)
