@@ -16,12 +16,14 @@ from reportlab.pdfgen.canvas import Canvas
 from app.barcodes import barcode_url
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts
+from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts, wrap
 from payments.payables import Described
 from payments.providers import PROVIDERS, provider_for
 
 W, H = A4
 M = 18 * mm
+# The middle of a row, between the Arabic label (right) and the English one (left).
+VALUE_BOX = W - 2 * M - 84 * mm
 
 # The kind of signed reference a payment receipt's QR code carries (payments.barcodes).
 RECEIPT_BARCODE = "receipt"
@@ -74,16 +76,23 @@ class Doc:
         self.y = H - 40 * mm
 
     def row(self, ar: str, en: str, value: str, *, bold: bool = False) -> None:
+        """A label in both languages at the sides and its value between them; a long
+        value (an address) wraps onto more lines inside that middle box, never over the
+        labels or off the page."""
         c = self.c
-        if self.y < 30 * mm:
+        font = FONT_BOLD if bold else FONT
+        size, leading = 11, 11 * 1.3
+        lines = len(wrap(value, font, size, VALUE_BOX)) if value else 1
+        if self.y - (lines - 1) * leading < 30 * mm:
             self.new_page()
         draw_text(c, W - M, self.y, ar, size=10.5)
         draw_text(c, M, self.y, en, size=10)
-        font = FONT_BOLD if bold else FONT
-        draw_text(c, W / 2, self.y, value, font=font, size=11, align="center")
+        below = draw_text(c, (W - VALUE_BOX) / 2, self.y, value, font=font, size=size,
+                          width=VALUE_BOX, leading=leading, align="center")
+        last = below + leading  # the baseline of the value's last line
         c.setStrokeColorRGB(0.85, 0.85, 0.85)
-        c.line(M, self.y - 3 * mm, W - M, self.y - 3 * mm)
-        self.y -= 9 * mm
+        c.line(M, last - 3 * mm, W - M, last - 3 * mm)
+        self.y = last - 9 * mm
 
     def gap(self, h: float = 4 * mm) -> None:
         self.y -= h

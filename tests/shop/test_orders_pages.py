@@ -234,3 +234,44 @@ def test_procurement_pages_need_the_procurement_role(client, shopper):
     client.post("/logout")
     login(client, buyer)
     assert client.get("/backoffice/procurement/").status_code == 200
+
+
+def test_a_long_address_wraps_inside_its_box_on_the_receipt(client, shopper, baghdad_shop,
+                                                             shelf, tmp_path):
+    """An address as long as the form allows stays between the two labels of its row,
+    on several lines, and nothing runs off the page (pdftotext's word boxes say so; the
+    PNG is kept to look at)."""
+    import subprocess
+    from html import unescape
+
+    from tests.shop.checkout_helpers import door, place
+
+    put_in_cart(shopper, product(baghdad_shop, shelf, title_ar="مصباح", title_en="Lamp"))
+    landmark = ("خلف مدرسة المتنبي الابتدائية للبنين مقابل صيدلية الشفاء وبجانب مخبز "
+                "الرافدين في الزقاق الثالث بعد محطة الوقود الكبيرة، البيت ذو الباب الأخضر")
+    order = place(shopper, door(make_address(
+        shopper, district="الكرادة داخل - محلة 905 - زقاق 17 - دار 33", landmark=landmark)))
+    login(client, shopper)
+    pdf = tmp_path / "receipt.pdf"
+    pdf.write_bytes(client.get(f"/shop/orders/{order.id}/receipt.pdf").data)
+    subprocess.run(["pdftotext", "-bbox", str(pdf), str(tmp_path / "words.html")], check=True)
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                       r'yMax="([\d.]+)">([^<]*)</word>',
+                       (tmp_path / "words.html").read_text())
+    page_width, margin = 595.28, 18 * 72 / 25.4
+    for x0, _y0, x1, _y1, word in words:
+        assert margin - 2 <= float(x0) and float(x1) <= page_width - margin + 2, unescape(word)
+    # The address's row: between the "Deliver to" label and the recipient's, on more
+    # than one line, each inside the middle box.
+    top = next(float(y0) for _x0, y0, _x1, _y1, w in words if w == "Deliver")
+    bottom = next(float(y0) for _x0, y0, _x1, _y1, w in words if w == "Recipient")
+    box_left, box_right = margin + 42 * 72 / 25.4, page_width - margin - 42 * 72 / 25.4
+    rows = {round(float(y0)) for x0, y0, x1, _y1, _w in words
+            if top - 1 <= float(y0) < bottom - 1 and float(x0) >= box_left - 2
+            and float(x1) <= box_right + 2}
+    assert len(rows) >= 2, rows
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf),
+                    str(tmp_path / "long")], check=True)
+    shots = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(tmp_path.glob("long*.png")), shots / "receipt-long-address.png")
