@@ -243,8 +243,9 @@ def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fas
     assert "دُفعت الرسوم الكمركية" in page and "الرسم الكمركي المطلوب" not in page
     res = client.get("/track/LX123456785CN/duty-receipt.pdf")
     assert res.status_code == 200 and res.mimetype == "application/pdf"
-    from pypdf import PdfReader
     import io
+
+    from pypdf import PdfReader
 
     text = PdfReader(io.BytesIO(res.data)).pages[0].extract_text()
     assert "LX" in text and "20,240" in text
