@@ -436,3 +436,22 @@ def test_a_refused_bank_card_comes_back_to_the_order_page_to_try_again(stripe_ap
     # "The bank refused the payment. Nothing was charged; you can try again."
     assert "رفض المصرف الدفع" in page and 'data-payment-status="failed"' in page
     assert f'action="/shop/orders/{order.id}/pay"' in page
+
+
+def test_the_post_card_statement_names_the_order_and_its_shop(app, client, shopper, lamp,
+                                                             make_card):
+    """Each line of the holder's statement says what it paid: "Order BR… from <shop>",
+    in Arabic first, on the page and on the receipt; never payments' shop_order id."""
+    from tests.shop.checkout_helpers import login
+
+    card = make_card(balance=100_000, user_id=shopper.id)
+    card_id = card.id
+    order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
+                                                   pin=CARD_PIN))
+    drain(app)
+    placed = _order(order.id)
+    number, shop_ar = placed.number, placed.consignments[0].merchant.name_ar
+    login(client, shopper)
+    page = client.get(f"/payments/cards/{card_id}/statement").get_data(as_text=True)
+    assert f"الطلب {number} من {shop_ar}" in page
+    assert f"shop_order {order.id}" not in page

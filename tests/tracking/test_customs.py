@@ -249,6 +249,9 @@ def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fas
 
     text = PdfReader(io.BytesIO(res.data)).pages[0].extract_text()
     assert "LX" in text and "20,240" in text
+    # The card's statement says what the money paid: the duty of this parcel.
+    statement = client.get(f"/payments/cards/{card.id}/statement").get_data(as_text=True)
+    assert "الرسوم الكمركية للطرد LX123456785CN" in statement
     # Someone else (another browser) with only the number gets no receipt.
     from flask import current_app, g
 
