@@ -961,10 +961,11 @@ def statement_details(lines: list[StatementLine]) -> dict[int, tuple[str, str]]:
             office = offices.get(entry.office_id or p.office_id or -1)
             if office is not None:
                 out[entry.id] = (f"نقدًا في {office.name_ar}", f"in cash at {office.name_en}")
-            elif p.method == PaymentMethod.STRIPE:
+            else:  # online: by the provider's own name (a bank card), and its last 4
+                label_ar, label_en = provider_for(p).label
                 last4 = f" •••• {p.card_last4}" if p.card_last4 else ""
-                out[entry.id] = (f"عبر الإنترنت ببطاقة مصرفية{last4}",
-                                 f"online with a bank card{last4}")
+                out[entry.id] = (f"عبر الإنترنت، {label_ar}{last4}",
+                                 f"online, {label_en.lower()}{last4}")
             continue
         described = payables.describe(p.reference_kind, p.reference_id) if p else None
         if described is not None:
