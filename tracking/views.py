@@ -26,6 +26,7 @@ from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
+from payments.cards import cards_of
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.gateway import card_payments_enabled
 from tracking import s10
@@ -176,6 +177,12 @@ def pay_duty(number: str) -> Response | str | tuple[str, int]:
                      "this page."), "success")
             return redirect(url_for("tracking.track_number",
                                     number=case.parcel.tracking_number))
+    if (request.method == "GET" and current_user.is_authenticated
+            and not form.card_number.data):
+        # A holder pays with their own card unless they type another.
+        own = cards_of(current_user.id)
+        if own:
+            form.card_number.data = own[0].grouped
     return render_template("tracking/pay_duty.html", case=case, form=form,
                            code_step=code_step, number=case.parcel.tracking_number,
                            card_payments=card_payments_enabled(),

@@ -227,6 +227,8 @@ def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fas
     db.commit()
     page = client.get("/track/LX123456785CN/duty").get_data(as_text=True)
     assert "20,240 IQD" in page
+    # His own card is already in the form.
+    assert f'value="{card.grouped}"' in page
     wrong = client.post("/track/LX123456785CN/duty",
                         data={"card_number": card.number, "card_pin": "0000"})
     assert wrong.status_code >= 400
