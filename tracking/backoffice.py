@@ -31,13 +31,14 @@ from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
 from app.auth.services import InvalidCredentials, attempt_login
 from app.backoffice import nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import db, unit_of_work
 from app.errors import DomainError, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
 from app.money import MoneyError, to_minor
 from tracking import forms, labels
 from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
-from tracking.services import bulk, customs, delivery
+from tracking.services import bulk, customs, delivery, figures
 from tracking.services import events as ev
 from tracking.services.lookup import status_text
 from tracking.services.parcels import (
@@ -376,7 +377,26 @@ def batch(batch_id: int) -> str:
 @bp.get("/delayed")
 @role_required(*SUPERVISION)
 def delayed() -> str:
-    return render_template("tracking/delayed.html", parcels=delivery.delayed_parcels())
+    office = office_filter(current_user, request.args.get("office"))
+    return render_template("tracking/delayed.html",
+                           parcels=delivery.delayed_parcels(office_id=office))
+
+
+@bp.get("/")
+@role_required(*SUPERVISION)
+def parcels() -> str:
+    """The parcels behind the dashboard's figures: by status, accepted or delivered on a
+    day, at an office (a supervisor's own; an admin's choice)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    status = (request.args.get("status") or "").strip()[:24] or None
+    accepted = day_filter(request.args.get("accepted"))
+    delivered = day_filter(request.args.get("delivered"))
+    found = figures.list_parcels(status=status, office_id=office, accepted=accepted,
+                                 delivered=delivered)
+    return render_template("tracking/parcels.html", parcels=found, status=status,
+                           accepted=accepted, delivered=delivered,
+                           office=db.get(PostOffice, office) if office else None,
+                           limit=figures.MAX_LIST)
 
 
 # ---- customs ----------------------------------------------------------------------------
@@ -385,7 +405,9 @@ def delayed() -> str:
 @customs_bp.get("/")
 @role_required(*CUSTOMS)
 def queue() -> str:
-    return render_template("tracking/customs_queue.html", cases=customs.held_cases())
+    office = office_filter(current_user, request.args.get("office"))
+    return render_template("tracking/customs_queue.html",
+                           cases=customs.held_cases(office_id=office))
 
 
 @customs_bp.get("/<int:case_id>")
