@@ -24,7 +24,7 @@ from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import baghdad_today, current_locale
 from app.money import format_money
 from app.overrides import EditableField, editable_group
-from payments import cards, figures, rates, receipts, reconcile, refunds, services
+from payments import cards, figures, payables, rates, receipts, reconcile, refunds, services
 from payments import drawer as drawer_days
 from payments.errors import InvalidPin
 from payments.forms import (
@@ -142,7 +142,9 @@ def receipt(payment_id: int):
     p = services.get_payment(payment_id)
     return _pdf(receipts.payment_receipt(p, office_name=services.office_name(p.office_id),
                                          clerk_name=services.user_name(p.clerk_id),
-                                         card_balance=services.card_balance_after(p)),
+                                         card_balance=services.card_balance_after(p),
+                                         described=payables.describe(p.reference_kind,
+                                                                     p.reference_id)),
                 f"receipt-{p.id}.pdf")
 
 

@@ -235,6 +235,8 @@ class Payment(Base):
     reference_id: Mapped[str] = mapped_column(String(64))
     refunded_amount: Mapped[int] = mapped_column(default=0)
     card_id: Mapped[int | None] = mapped_column(ForeignKey("post_cards.id"), index=True)
+    # A bank card's last 4 digits as Stripe reports them (for the payer's receipt).
+    card_last4: Mapped[str | None] = mapped_column(String(4))
     office_id: Mapped[int | None] = mapped_column(ForeignKey("post_offices.id"))
     clerk_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     payer_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)

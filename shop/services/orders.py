@@ -25,6 +25,7 @@ from app.errors import Conflict, NotFound
 from app.events import DomainEvent, publish
 from payments import services as payments
 from payments.models import PaymentStatus
+from payments.payables import Described
 from payments.services import CardPaymentStart
 from shop.models import (
     Consignment,
@@ -514,3 +515,22 @@ def unpaid_past_due(*, limit: int = 200) -> list[int]:
     return list(db.scalars(select(Order.id).where(
         Order.status == O.PENDING_PAYMENT, Order.expires_at < utcnow())
         .order_by(Order.expires_at).limit(limit)))
+
+
+def order_described(reference_id: str) -> Described | None:
+    """Payments' describer: an order payment is named by the order's number and its
+    shops on statements and receipts (buy for me: bought by Iraqi Post)."""
+    if not (reference_id.isascii() and reference_id.isdigit()) or len(reference_id) > 18:
+        return None
+    order = db.get(Order, int(reference_id))
+    if order is None:
+        return None
+    shops_ar = "، ".join(dict.fromkeys(
+        c.merchant.name_ar if c.merchant else "شراء البريد العراقي لك"
+        for c in order.consignments))
+    shops_en = ", ".join(dict.fromkeys(
+        c.merchant.name_en if c.merchant else "bought for you by Iraqi Post"
+        for c in order.consignments))
+    return Described(number=order.number,
+                     ar=f"الطلب {order.number}" + (f" من {shops_ar}" if shops_ar else ""),
+                     en=f"Order {order.number}" + (f" from {shops_en}" if shops_en else ""))

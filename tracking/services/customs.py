@@ -34,7 +34,7 @@ from app.overrides import current
 from payments import services as pay
 from payments.errors import NoExchangeRate
 from payments.models import PaymentStatus
-from payments.payables import Payable
+from payments.payables import Described, Payable
 from payments.rates import rate_at
 from tracking.models import (
     CustomsCase,
@@ -570,6 +570,43 @@ def duty_payable(reference_id: str, user: Any) -> Payable | None:
     return Payable(amount=case.total_due_iqd, currency="IQD", purpose=DUTY_PURPOSE,
                    description=_("Customs duty for parcel %(number)s",
                                  number=case.parcel.tracking_number))
+
+
+def duty_receipt_for(number: str, *, user_id: int | None,
+                     paid_here: list[int] | tuple[int, ...] = ()) -> CustomsCase | None:
+    """The paid customs case of parcel `number` when whoever asks may have its duty
+    receipt: the signed-in person who paid it, or the browser that paid it (its session
+    keeps the case ids it paid, `paid_here`: paying needs no account). None otherwise,
+    so a stranger holding only the number learns nothing more than public tracking
+    says. Reads only."""
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == number))
+    if parcel is None:
+        return None
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    if case is None or case.paid_at is None:
+        return None
+    if case.id in paid_here:
+        return case
+    if user_id is not None and case.payment_id and case.payment_id.isdigit():
+        payer = next((p.payer_user_id for p in pay.payments_for(DUTY_REFERENCE_KIND,
+                                                                str(case.id))
+                      if str(p.id) == case.payment_id), None)
+        if payer == user_id:
+            return case
+    return None
+
+
+def duty_described(reference_id: str) -> Described | None:
+    """Payments' describer: a duty payment is named by its parcel's number on statements
+    and receipts. Reads only."""
+    if not (reference_id.isascii() and reference_id.isdigit()) or len(reference_id) > 18:
+        return None
+    case = db.get(CustomsCase, int(reference_id))
+    if case is None:
+        return None
+    number = case.parcel.tracking_number
+    return Described(number=number, ar=f"الرسوم الكمركية للطرد {number}",
+                     en=f"Customs duty, parcel {number}")
 
 
 def on_payment_succeeded(event: Any) -> None:
