@@ -26,7 +26,17 @@ from app.api.platform import ApiBlueprint, Call, page_schema, paginate
 from app.database import transactional
 from app.extensions import csrf
 from app.i18n import current_locale
-from shop import images, pictures_portal, portal, webhook_events
+
+# The portal's pages add their routes to its blueprint when imported.
+from shop import (  # noqa: F401
+    images,
+    pictures_portal,
+    portal,
+    portal_catalog,
+    portal_money,
+    portal_orders,
+    webhook_events,
+)
 from shop.models import Consignment, Order, Product
 from shop.schemas import (
     CancelSchema,
