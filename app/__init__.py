@@ -19,6 +19,7 @@ from app import (
     logs,
     ops,
     security,
+    storage,
     web,
     webhooks,
 )
@@ -91,6 +92,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     auth_setup.init_app(app)
     errors.init_app(app)
     web.init_app(app)
+    storage.init_app(app)
     barcodes.init_app(app)
     backoffice.init_app(app)
     jobs.init_app(app)

@@ -15,6 +15,7 @@ from jinja2 import TemplateNotFound
 from werkzeug.wrappers import Response
 
 from app import errors
+from app.storage import media_origin
 
 CSP_LISTS = ("CSP_SCRIPT_SRC", "CSP_FRAME_SRC", "CSP_CONNECT_SRC")
 
@@ -39,7 +40,7 @@ def content_security_policy() -> str:
     """The CSP for this app: same-origin only, plus origins the domains registered."""
     directives = [
         "default-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data:" + (f" {media}" if (media := media_origin()) else ""),
         "style-src 'self'",
         "script-src " + _sources("'self'", "CSP_SCRIPT_SRC"),
         "frame-src " + _sources("'self'", "CSP_FRAME_SRC"),

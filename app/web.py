@@ -3,6 +3,7 @@ needs to know (which links exist, whether the visitor works for the post)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     session,
     url_for,
 )
@@ -95,6 +97,13 @@ def safe_next(target: str | None) -> str | None:
 @bp.get("/")
 def home() -> str:
     return render_template("web/home.html")
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on their own; pages name the brand icons."""
+    return send_from_directory(Path(current_app.static_folder or "") / "brand", "favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=7 * 24 * 3600)
 
 
 @bp.route("/lang/<code>", methods=["GET", "POST"])

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, url_for
+from flask import Flask, Response, current_app, url_for
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 
 from app.api.models import Scope
 from app.api.owners import register_owner_check, register_owner_contact
@@ -27,17 +28,28 @@ from app.extensions import csrf
 from app.i18n import current_locale
 
 # The portal's pages add their routes to its blueprint when imported.
-from shop import portal, portal_catalog, portal_money, portal_orders, webhook_events  # noqa: F401
+from shop import (  # noqa: F401
+    images,
+    pictures_portal,
+    portal,
+    portal_catalog,
+    portal_money,
+    portal_orders,
+    webhook_events,
+)
 from shop.models import Consignment, Order, Product
 from shop.schemas import (
     CancelSchema,
     ConsignmentQuerySchema,
     ConsignmentSchema,
     HandoverSchema,
+    ImageUploadSchema,
     OrderQuerySchema,
     OrderSchema,
     ParcelSchema,
     ProductCreateSchema,
+    ProductImageListSchema,
+    ProductImageSchema,
     ProductOutSchema,
     ProductQuerySchema,
     ProductUpdateSchema,
@@ -100,6 +112,43 @@ def update_stock(call: Call) -> dict[str, Any]:
     """Set the stock of up to 1,000 products in one request, all or nothing. Name each
     product by product_id or merchant_sku."""
     return {"data": svc.set_stock_levels(call.owner_id, call.body["items"])}
+
+
+@catalog_api.operation("GET", "/products/<int:product_id>/images", scope=C,
+                       summary="List a product's pictures", response=ProductImageListSchema)
+def list_images(call: Call, product_id: int) -> dict[str, Any]:
+    """The product's pictures, first (the one listings show) first."""
+    return {"data": [images.image_view(i)
+                     for i in images.list_images(call.owner_id, product_id)]}
+
+
+@catalog_api.operation("POST", "/products/<int:product_id>/images", scope=C,
+                       summary="Upload a picture", body=ImageUploadSchema,
+                       response=ProductImageSchema, status=201,
+                       consumes="multipart/form-data",
+                       max_body_setting="SHOP_IMAGE_MAX_BODY_BYTES")
+@transactional
+def add_image(call: Call, product_id: int) -> dict[str, Any]:
+    """Add a picture after the product's others (multipart/form-data, field `file`).
+    422 with error `not_an_image`, `too_large`, `too_many_pixels`, `broken` or
+    `too_many_images` says why one is refused; nothing is stored then."""
+    upload = call.body["file"]
+    if not hasattr(upload, "stream"):
+        raise images.ImageRefused(_l("Send the picture as a file in the field `file`."),
+                                  code="not_an_image", fields={"file": ["Not a file."]})
+    limit = int(current_app.config["SHOP_IMAGE_MAX_BYTES"])
+    image = images.add_image(call.owner_id, product_id, upload.stream.read(limit + 1),
+                             alt_ar=call.body["alt_ar"], alt_en=call.body["alt_en"])
+    return images.image_view(image)
+
+
+@catalog_api.operation("DELETE", "/products/<int:product_id>/images/<int:image_id>", scope=C,
+                       summary="Delete a picture", status=204)
+@transactional
+def delete_image(call: Call, product_id: int, image_id: int) -> tuple[None, int]:
+    """Delete one of the product's pictures; the others move up."""
+    images.delete_image(call.owner_id, product_id, image_id)
+    return None, 204
 
 
 # -- parcels -----------------------------------------------------------------------------
@@ -227,4 +276,5 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp)
         csrf.exempt(bp)
     portal.init_app(app)
+    pictures_portal.init_app(app)
     webhook_events.init_app(app)

@@ -162,6 +162,15 @@ class Product(Base):
 
     merchant: Mapped[Merchant] = relationship(lazy="joined")
     category: Mapped[Category] = relationship()
+    # Pictures uploaded for it, first one first (one query for a whole listing page).
+    images: Mapped[list[ProductImage]] = relationship(
+        back_populates="product", lazy="selectin", order_by="ProductImage.position",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def cover(self) -> ProductImage | None:
+        """The picture listings show: the first one."""
+        return self.images[0] if self.images else None
 
     @property
     def currency(self) -> str:
@@ -230,6 +239,48 @@ def _keep_search_current(_mapper: Any, _conn: Any, product: Product) -> None:
     # Every ORM write path (services, the seeder, the future merchant API) keeps the
     # search columns in step with the text, on SQLite as on PostgreSQL.
     product.refresh_search()
+
+
+class ProductImage(Base):
+    """One picture of a product: its variants (shop.images.VARIANTS, each as WebP and
+    JPEG) are files in the media storage under `products/<product>/<token>-<variant>.<ext>`;
+    this row holds where it stands among the product's pictures, its alt text in both
+    languages and each variant's real size (for srcset, width and height)."""
+
+    __tablename__ = "product_images"
+    __table_args__ = (
+        CheckConstraint("position >= 0", name="image_position_not_negative"),
+        CheckConstraint("width > 0 AND height > 0", name="image_size_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Random, so a stored file's URL cannot be guessed and never changes content.
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    alt_ar: Mapped[str] = mapped_column(String(300), default="")
+    alt_en: Mapped[str] = mapped_column(String(300), default="")
+    # The picture's size after it was turned upright; `sizes` maps each variant name to
+    # [width, height] as stored.
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="images")
+
+    def key(self, variant: str, ext: str) -> str:
+        """The storage key of one variant in one format ("webp" or "jpg")."""
+        return f"products/{self.product_id}/{self.token}-{variant}.{ext}"
+
+    def keys(self) -> list[str]:
+        return [self.key(v, ext) for v in self.sizes for ext in ("webp", "jpg")]
+
+    def alt(self, locale: str) -> str:
+        """The alt text in `locale`, else the product's title in it."""
+        text = self.alt_ar if locale == "ar" else self.alt_en
+        return text or self.product.title(locale)
 
 
 class Cart(Base):

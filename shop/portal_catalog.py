@@ -133,11 +133,10 @@ def _field_errors(form: FlaskForm, exc: DomainError) -> None:
 
 
 def images_url(product_id: int) -> str | None:
-    """The product's pictures page, once the images feature is installed (another part
-    of the portal adds `merchant_portal.product_images`)."""
-    if "merchant_portal.product_images" not in current_app.view_functions:
+    """The product's pictures page (shop.pictures_portal), when it is installed."""
+    if "merchant_pictures.pictures" not in current_app.view_functions:
         return None
-    return url_for("merchant_portal.product_images", product_id=product_id)
+    return url_for("merchant_pictures.pictures", product_id=product_id)
 
 
 @bp.get("/products")

@@ -164,6 +164,49 @@ class ProductOutSchema(Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+class ImageUploadSchema(Schema):
+    """A product picture, sent as multipart/form-data. Its kind is read from its content
+    (JPEG, PNG or WebP), whatever the file is called; metadata such as EXIF (camera, GPS
+    position) is removed; a thumbnail, listing and zoom size are made, each as WebP and
+    JPEG."""
+
+    file = fields.Raw(required=True, metadata={
+        "openapi": {"type": "string", "format": "binary", "contentMediaType": "image/*"},
+    })
+    alt_ar = fields.String(load_default="", validate=validate.Length(max=300),
+                           metadata={"description": "what the picture shows, in Arabic "
+                                                    "(empty: the product's title)"})
+    alt_en = fields.String(load_default="", validate=validate.Length(max=300),
+                           metadata={"description": "the same in English"})
+
+
+class ImageVariantSchema(Schema):
+    """One stored size of a picture, in both formats."""
+
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    webp = fields.String(required=True)
+    jpeg = fields.String(required=True)
+
+
+class ProductImageSchema(Schema):
+    """A picture of one of your products; the first (position 0) is shown in listings."""
+
+    id = fields.Integer(required=True)
+    position = fields.Integer(required=True)
+    alt_ar = fields.String(required=True)
+    alt_en = fields.String(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    variants = fields.Dict(keys=fields.String(), values=fields.Nested(ImageVariantSchema),
+                           required=True,
+                           metadata={"description": "thumb, listing and zoom"})
+
+
+class ProductImageListSchema(Schema):
+    data = fields.List(fields.Nested(ProductImageSchema), required=True)
+
+
 class ProductQuerySchema(PageQuery):
     active = fields.Boolean(load_default=None, allow_none=True)
     merchant_sku = fields.String(load_default=None, allow_none=True,

@@ -20,6 +20,7 @@ from app.database import db
 from app.seed import seeder
 from payments.errors import NoExchangeRate
 from payments.rates import add_rate, rate_at
+from shop import demo_pictures, images
 from shop.models import Address, BuyRequest, Category, Merchant, Product
 from shop.services import addresses, buyforme, catalog, merchants
 
@@ -218,6 +219,27 @@ def seed_shops() -> None:
                 "hs_code": hs, "origin_country": origin, "description_ar": desc_ar,
                 "description_en": desc_en,
             })
+
+
+@seeder(310)
+def seed_pictures() -> None:
+    """A picture for every demo product that has none, drawn by shop.demo_pictures and
+    put through the same checks, cleaning and variants as a merchant's upload into the
+    media storage (MEDIA_ROOT). Deterministic drawings; a product that already has a
+    picture is left alone, so running it twice changes nothing."""
+    if current_app.config.get("BARID_ENV") == "production":
+        return
+    wanted = {(slug, item[0]): item for slug, items in PRODUCTS.items() for item in items}
+    rows = db.execute(select(Product, Merchant.slug).join(Merchant)
+                      .where(Merchant.slug.in_(list(PRODUCTS)))
+                      .where(~Product.images.any())).all()
+    for product, slug in rows:
+        item = wanted.get((slug, product.merchant_sku))
+        if item is None:
+            continue
+        sku, category, title_ar, title_en = item[:4]
+        images.store_image(product, demo_pictures.picture_for(sku, category, title_en),
+                           alt_ar=title_ar, alt_en=title_en)
 
 
 # The demo shopper's address book and "buy for me" requests: one waiting for

@@ -59,4 +59,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SHOP_POST_CARD_HOLD", parse=parse_bool, default=True,
             doc="hold a post-card payment at checkout and capture it once the order is "
                 "confirmed (off: take it at once)"),
+    Setting("SHOP_IMAGE_MAX_BYTES", parse=int, default=8 * 1024 * 1024,
+            doc="largest product picture a merchant may upload, in bytes (nginx's "
+                "client_max_body_size for the picture uploads must be a little above)"),
+    Setting("SHOP_IMAGE_MAX_BODY_BYTES", parse=int,
+            computed=lambda c: int(c["SHOP_IMAGE_MAX_BYTES"]) + 64 * 1024,
+            doc="largest picture upload request (the picture and its form), bytes"),
+    Setting("SHOP_IMAGE_MAX_PIXELS", parse=int, default=40_000_000,
+            doc="most pixels (width x height) a product picture may have; checked before "
+                "it is decoded, so a small file declaring a huge picture is refused"),
+    Setting("SHOP_IMAGES_PER_PRODUCT", parse=int, default=10,
+            doc="most pictures one product may have"),
 )

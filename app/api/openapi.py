@@ -34,7 +34,8 @@ ERROR_TEXT = {
     404: "No such object among yours.",
     409: "Conflict with the current state, or the same Idempotency-Key still running.",
     413: "The body is too large.",
-    415: "The body is not application/json.",
+    415: "The body is not of the type the operation takes (application/json unless it "
+         "says multipart/form-data).",
     422: "Invalid or unknown fields; an Idempotency-Key reused for another request.",
     429: "Too many requests; see Retry-After.",
 }
@@ -109,6 +110,10 @@ class Builder:
         if isinstance(f, fields.List):
             return {"type": "array", "items": self.field_schema(f.inner, for_input=for_input)}
         if isinstance(f, fields.Dict):
+            values = getattr(f, "value_field", None)
+            if values is not None:
+                return {"type": "object",
+                        "additionalProperties": self.field_schema(values, for_input=for_input)}
             return {"type": "object"}
         if isinstance(f, fields.Boolean):
             return {"type": "boolean"}
@@ -229,7 +234,7 @@ def _operation_object(b: Builder, op: Operation) -> tuple[str, dict[str, Any]]:
             "type": "object", "additionalProperties": False, "properties": {}}
         required = op.body is not None and any(f.required for f in op.body.fields.values())
         obj["requestBody"] = {"required": required,
-                              "content": {"application/json": {"schema": body_ref}}}
+                              "content": {op.consumes: {"schema": body_ref}}}
     ok: dict[str, Any] = {"description": "OK" if op.status < 300 else str(op.status)}
     if op.status != 204 and op.produces != "application/json":
         ok["content"] = {op.produces: {"schema": {"type": "string", "format": "binary"}}}

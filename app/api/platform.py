@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask_babel import lazy_gettext as _l
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import Select
+from werkzeug.datastructures import FileStorage
 
 from app import ratelimit
 from app.api import idempotency, keys
@@ -76,6 +78,9 @@ class Operation:
     path_params: dict[str, str] = field(default_factory=dict)
     # The app.config setting that caps this operation's body (bulk feeds need more).
     max_body_setting: str = "API_MAX_BODY_BYTES"
+    # The body's type: JSON, or multipart/form-data for an upload (its `body` schema then
+    # loads the form fields, and each file field carries the werkzeug FileStorage).
+    consumes: str = "application/json"
     # False for a JSON route served by its own view (see `document_route`): the
     # platform's key, strict query and body handling do not apply, so only `errors`
     # are its error answers.
@@ -207,9 +212,7 @@ def _reject_constant(name: str) -> Any:
 
 def _read_json(op: Operation) -> Any:
     """The request body as JSON, or None when there is none."""
-    limit = int(current_app.config.get(op.max_body_setting,
-                                       current_app.config.get("API_MAX_BODY_BYTES",
-                                                              256 * 1024)))
+    limit = _body_limit(op)
     if request.content_length is not None and request.content_length > limit:
         raise _refuse(413, "too_large",
                       _l("The body is larger than %(n)s bytes.", n=limit))
@@ -232,8 +235,40 @@ def _read_json(op: Operation) -> Any:
                       fields={"_body": [str(exc)[:200]]}) from exc
 
 
+MULTIPART = "multipart/form-data"
+
+
+def _body_limit(op: Operation) -> int:
+    return int(current_app.config.get(op.max_body_setting,
+                                      current_app.config.get("API_MAX_BODY_BYTES", 256 * 1024)))
+
+
+def _read_multipart(op: Operation) -> dict[str, Any]:
+    """A multipart/form-data body: its fields, each file as a werkzeug FileStorage.
+    415 for another type, 413 past the operation's limit, a repeated field refused."""
+    limit = _body_limit(op)
+    if request.content_length is not None and request.content_length > limit:
+        raise _refuse(413, "too_large", _l("The body is larger than %(n)s bytes.", n=limit))
+    if request.mimetype != MULTIPART:
+        raise _refuse(415, "unsupported_media_type",
+                      _l("Send the body as multipart/form-data."))
+    request.max_content_length = limit
+    # Read and keep the raw body first (Idempotency-Key hashes it), then parse the form
+    # from the kept copy: a chunked body past the limit raises 413 here.
+    request.get_data(cache=True, parse_form_data=False)
+    data: dict[str, Any] = {}
+    for source in (request.form, request.files):
+        for name in source:
+            values = source.getlist(name)
+            if len(values) > 1 or name in data:
+                raise ValidationFailed(_l("Some fields are not valid."),
+                                       fields={name: ["Send this field once."]})
+            data[name] = values[0]
+    return data
+
+
 def _load_body(op: Operation) -> dict[str, Any]:
-    data = _read_json(op)
+    data = _read_multipart(op) if op.consumes == MULTIPART else _read_json(op)
     if data is None:
         data = {}
         if op.body is not None and any(f.required for f in op.body.fields.values()):
@@ -356,10 +391,24 @@ def _run(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) -> 
             idempotency.release(claim)
 
 
+def _file_digest(upload: FileStorage) -> str:
+    stream = upload.stream
+    at = stream.tell()
+    stream.seek(0)
+    digest = hashlib.sha256(stream.read()).hexdigest()
+    stream.seek(at)
+    return "sha256:" + digest
+
+
 def _canonical_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         return None
+    if request.mimetype == MULTIPART:
+        # The parts' boundary differs on each send: hash what the fields hold.
+        fields_ = {**request.form.to_dict(), **request.files.to_dict()}
+        return {name: _file_digest(value) if isinstance(value, FileStorage) else value
+                for name, value in sorted(fields_.items())}
     return json.loads(raw.decode("utf-8"))
 
 
@@ -377,7 +426,8 @@ class ApiBlueprint(Blueprint):
                   response: Schema | type[Schema] | None = None, status: int = 200,
                   errors: tuple[int, ...] = (), tag: str | None = None,
                   produces: str = "application/json",
-                  max_body_setting: str = "API_MAX_BODY_BYTES"
+                  max_body_setting: str = "API_MAX_BODY_BYTES",
+                  consumes: str = "application/json"
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare `view(call, **path_args)` as `method rule`; see the module docstring."""
 
@@ -391,7 +441,7 @@ class ApiBlueprint(Blueprint):
                 description=(view.__doc__ or "").strip(), tag=tag or self.tag,
                 scope=scope, body=inst(body), query=inst(query), response=inst(response),
                 status=status, errors=errors, produces=produces,
-                max_body_setting=max_body_setting,
+                max_body_setting=max_body_setting, consumes=consumes,
             )
             _operations.append(op)
 

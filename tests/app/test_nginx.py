@@ -63,7 +63,7 @@ def nginx(tmp_path):
     front of `upstream` (host:port), stopped when the test ends."""
     started: list[subprocess.Popen] = []
 
-    def start(upstream: str) -> tuple[int, int, Path]:
+    def start(upstream: str, media_root: Path | None = None) -> tuple[int, int, Path]:
         cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
@@ -76,6 +76,7 @@ def nginx(tmp_path):
             BARID_SERVER_NAME="127.0.0.1", BARID_HTTPS_LISTEN=f"127.0.0.1:{https_port}",
             BARID_HTTP_LISTEN=f"127.0.0.1:{http_port}", BARID_UPSTREAM=upstream,
             BARID_CODE_ROOT=str(ROOT), BARID_TLS_CERTIFICATE=str(cert),
+            BARID_MEDIA_ROOT=str(media_root or tmp_path / "media"),
             BARID_TLS_CERTIFICATE_KEY=str(key), BARID_ACCESS_LOG=str(log)))
         conf = tmp_path / "nginx.conf"
         conf.write_text(_main_conf(tmp_path, site))
@@ -183,3 +184,46 @@ def test_nginx_with_the_shipped_config_in_front_of_the_app(app, serve, nginx, mo
     res = _request(plain_port, "GET", "/track", tls=False)
     assert res.status == 301
     assert res.getheader("Location") == "https://127.0.0.1/track"
+
+
+def test_nginx_serves_product_pictures_from_the_media_folder(app, serve, nginx, tmp_path,
+                                                             monkeypatch):
+    """Production keeps pictures in MEDIA_ROOT (MEDIA_STORAGE=directory): nginx answers
+    /media/ from that folder with the type, a year's cache and nosniff, never the app's
+    temporary files; picture uploads may be larger than other requests."""
+    from app.storage import DirectoryStorage
+
+    media = tmp_path / "srv-media"
+    backend = DirectoryStorage(media, "/media/")
+    backend.put("products/7/ab12-zoom.webp", b"RIFF....WEBP", "image/webp")
+    backend.put("products/7/ab12-zoom.jpg", b"\xff\xd8\xff", "image/jpeg")
+    (media / "products/7/.tmp-half").write_bytes(b"half")
+    monkeypatch.setattr(app, "wsgi_app", behind_proxies(app.wsgi_app, 1))
+    port, _plain, log = nginx(serve(app).removeprefix("http://"), media_root=media)
+
+    for key, ctype in (("products/7/ab12-zoom.webp", "image/webp"),
+                       ("products/7/ab12-zoom.jpg", "image/jpeg")):
+        res = _request(port, "GET", backend.url(key))
+        assert res.status == 200 and res.body == (media / key).read_bytes()  # type: ignore[attr-defined]
+        assert res.getheader("Content-Type") == ctype
+        assert res.getheader("Cache-Control") == "public, max-age=31536000, immutable"
+        assert res.getheader("X-Content-Type-Options") == "nosniff"
+        [line] = _log_lines(log, backend.url(key))
+        assert line.endswith("urt=-"), line  # no worker involved
+    for path in ("/media/products/7/.tmp-half", "/media/products/7/none.webp",
+                 "/media/../deploy/nginx/barid.conf"):
+        assert _request(port, "GET", path).status in (400, 404), path
+
+    # A 5 MB picture upload gets through nginx to the app (which asks for a login)...
+    body = b"x" * (5 * 1024 * 1024)
+    res = _request(port, "POST", "/merchant/products/1/images", body=body,
+                   headers={"Content-Type": "application/octet-stream"})
+    assert res.status != 413
+    [line] = _log_lines(log, "/merchant/products/1/images")
+    assert not line.endswith("urt=-"), line
+    # ...while one past the upload limit, or 5 MB anywhere else, stops at nginx.
+    res = _request(port, "POST", "/api/v1/products/1/images", body=b"x" * (10 * 1024 * 1024),
+                   headers={"Content-Type": "application/octet-stream"})
+    assert res.status == 413
+    assert _request(port, "POST", "/api/v1/products", body=body,
+                    headers={"Content-Type": "application/json"}).status == 413

@@ -529,6 +529,7 @@ def shape(tmp_path) -> Iterator[Shape]:
             BARID_SERVER_NAME="127.0.0.1", BARID_HTTPS_LISTEN=f"127.0.0.1:{https_port}",
             BARID_HTTP_LISTEN=f"127.0.0.1:{http_port}", BARID_UPSTREAM=f"127.0.0.1:{web_port}",
             BARID_CODE_ROOT=str(ROOT), BARID_TLS_CERTIFICATE=str(cert),
+            BARID_MEDIA_ROOT=str(tmp_path / "media"),
             BARID_TLS_CERTIFICATE_KEY=str(key), BARID_ACCESS_LOG=str(tmp_path / "access.log")))
         conf = tmp_path / "nginx.conf"
         conf.write_text(_main_conf(tmp_path, site))
