@@ -23,7 +23,7 @@ from app.overrides import current
 from payments.pins import PIN_RE, WHY, weakness
 
 REQUIRED = _l("Required.")
-PIN = Regexp(r"^\d{4,6}$", message=_l("A PIN is 4 to 6 digits."))
+PIN = Regexp(r"^[0-9]{4,6}$", message=_l("A PIN is 4 to 6 digits."))
 WHOLE_DINARS = _l("Whole dinars, digits only.")
 ABOVE_ZERO = _l("The amount must be a whole number above zero.")
 

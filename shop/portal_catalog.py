@@ -28,7 +28,7 @@ from app.database import db, unit_of_work
 from app.errors import Conflict, DomainError
 from app.i18n import current_locale
 from app.money import EXPONENT, to_minor
-from app.numbers import MAX_STOCK, DecimalAmountField, WholeNumberField
+from app.numbers import DIGITS, MAX_STOCK, DecimalAmountField, WholeNumberField
 from shop.models import Category, Product
 from shop.portal import ActionForm, _merchant, bp
 from shop.services import catalog, catalog_import
@@ -55,9 +55,9 @@ class ProductForm(FlaskForm):
                              validators=[InputRequired(_l("Write how many you have."))])
     weight_g = WholeNumberField(_l("Weight of one item (grams)"), min=1, max=100_000,
                                 validators=[InputRequired(_l("Give the weight in grams."))])
-    hs_code = StringField(_l("HS code (customs)"), validators=[
+    hs_code = StringField(_l("HS code (customs)"), filters=DIGITS, validators=[
         InputRequired(_l("The HS code has six digits.")),
-        Regexp(r"^\d{6}$", message=_l("The HS code has six digits."))])
+        Regexp(r"^[0-9]{6}$", message=_l("The HS code has six digits."))])
     origin_country = StringField(_l("Country of origin"), default="IQ", validators=[
         InputRequired(), Regexp(r"^[A-Za-z]{2}$",
                                 message=_l("Use a two-letter country code, e.g. IQ."))])

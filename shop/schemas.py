@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from app.api.platform import ID_RANGE, PageQuery
-from app.numbers import MAX_PRICE, MAX_STOCK
+from app.numbers import MAX_PRICE, MAX_STOCK, ascii_digits
 
 COUNTRY = validate.Regexp(r"^[A-Z]{2}$", error=_l("Use a two-letter country code, e.g. TR."))
 SLUG = validate.Regexp(
@@ -18,6 +18,14 @@ SLUG = validate.Regexp(
     error=_l("Use lower-case Latin letters, digits and hyphens."),
 )
 
+
+
+class DigitsString(fields.String):
+    """A code of digits (an HS number) as people type it: Arabic-Indic digits are read
+    as their ASCII ones and stored so."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return ascii_digits(super()._deserialize(value, attr, data, **kwargs))
 
 class ProductSchema(Schema):
     """A product as a merchant describes it; the price is in the merchant's minor units."""
@@ -45,9 +53,9 @@ class ProductSchema(Schema):
         required=True, strict=True,
         validate=validate.Range(min=1, max=100_000, error=_l("Give the weight in grams.")),
     )
-    hs_code = fields.String(
+    hs_code = DigitsString(
         required=True,
-        validate=validate.Regexp(r"^\d{6}$", error=_l("The HS code has six digits.")),
+        validate=validate.Regexp(r"^[0-9]{6}$", error=_l("The HS code has six digits.")),
     )
     origin_country = fields.String(required=True, validate=COUNTRY)
     active = fields.Boolean(load_default=True)

@@ -17,7 +17,7 @@ from app.numbers import ascii_digits
 from shop.models import Address
 
 MAX_ADDRESSES = 20
-_POSTAL = re.compile(r"^\d{5}$")
+_POSTAL = re.compile(r"^[0-9]{5}$")
 
 
 @dataclass(frozen=True)
