@@ -3,7 +3,8 @@ free ports, medians.
 
 A benchmark ends with one line `BENCH {"rows": [...]}` (when run with --json); each row
 is a dict made by `row()`: the goal (P1..P9), what was measured and its unit, Barid's
-figure, the baseline's name and figure, their ratio, p50/p99 in ms where they apply,
+figure, the baseline's name and figure, their ratio (against a goal, "goal >=" or
+"goal <=", a ratio of 1 or more meets it), p50/p99 in ms where they apply,
 the conditions, and the 1-minute load average before the run. bench/run.py prints them.
 """
 
@@ -33,8 +34,9 @@ def row(goal: str, work: str, barid: float, baseline_name: str, baseline: float 
         conditions: str = "", load: float | None = None, runs: int | None = None,
         ok: bool | None = None) -> dict[str, Any]:
     """One line of the table (see the module's docstring)."""
-    if ratio is None and baseline:
-        ratio = barid / baseline
+    if ratio is None and baseline and barid:
+        # Against a goal, a ratio of 1 or more meets it, whichever way the goal points.
+        ratio = baseline / barid if baseline_name.startswith("goal <=") else barid / baseline
     return {"goal": goal, "work": work, "barid": barid, "baseline_name": baseline_name,
             "baseline": baseline, "ratio": ratio, "p50": p50, "p99": p99,
             "conditions": conditions, "load": load, "runs": runs, "ok": ok}

@@ -127,10 +127,10 @@ def main() -> None:
         detail = "; ".join(f"{label} {n} procs RSS {r / 1024:.0f} PSS {p / 1024:.0f}"
                            for label, (n, r, p) in parts.items())
         conds = f"{detail}; after {args.requests} requests, demo data"
-        emit([row("P7", "P7 memory PSS in all (MiB)", pss, "goal <=", 300.0, None,
+        emit([row("P7", "P7 memory PSS in all (MiB)", pss, "goal <=", 300.0,
                   conditions="PSS: shared pages counted once; " + conds, load=before,
                   runs=1, ok=pss <= 300),
-              row("P7", "P7 memory RSS sum (MiB)", rss, "goal <=", 300.0, None,
+              row("P7", "P7 memory RSS sum (MiB)", rss, "goal <=", 300.0,
                   conditions="RSS counts each shared page in every process; " + conds,
                   load=before, runs=1, ok=rss <= 300)], json_line=args.json)
     finally:
