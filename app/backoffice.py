@@ -12,20 +12,30 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
-from app import replication
+from app import charts, dashboard, overrides, replication
 from app.auth.decorators import role_required
 from app.auth.identifiers import normalise_phone
 from app.auth.models import STAFF_ROLES, Role, User
 from app.barcodes import open_token, token_in
-from app.database import db, get_engine
-from app.errors import ValidationFailed
+from app.database import db, get_engine, unit_of_work
+from app.errors import DomainError, Forbidden, ValidationFailed
 from app.numbers import ascii_digits
 
 
@@ -124,13 +134,21 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 @bp.route("/")
 @role_required(*STAFF_ROLES)
 def index():
+    """The dashboard: figures for supervisors (their office) and admins (the whole post),
+    the links of every role, and the two sites for admins."""
+    figures = None
+    scope = None
+    if dashboard.sees_figures(current_user):
+        scope = dashboard.Scope.for_user(current_user)
+        figures = dashboard.figures(scope)
     sites = None
     if current_user.has_role(Role.ADMIN):
         # The two sites at a glance for admins; a database that cannot say is not an
         # error on this page (the figures are also in /metrics).
         with contextlib.suppress(Exception):
             sites = replication.read_state(get_engine())
-    return render_template("backoffice/index.html", sites=sites)
+    return render_template("backoffice/index.html", sites=sites, figures=figures,
+                           scope=scope, draw=charts.draw)
 
 
 nav_item("backoffice.index", "Dashboard", STAFF_ROLES, section="home", order=0)
@@ -266,3 +284,45 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _backoffice_context() -> dict:
         return {"backoffice_nav": nav_groups}
+
+
+# ---- fees and limits an administrator edits (app.overrides) -------------------------
+
+
+def figures_page(group_key: str, *, endpoint: str, intro: Any = "") -> Any:
+    """The page of an editable group of fees or limits: supervisors see the figures in
+    force; an administrator changes them (all or nothing, audited with before and after).
+
+    Domains call this from their own routes (role-checked there), so each page lives
+    with the domain that owns its settings.
+    """
+    group = overrides.group(group_key)
+    form = FlaskForm()
+    can_edit = current_user.has_role(Role.ADMIN)
+    values = {k: str(v) for k, v in overrides.figures(group_key).items()}
+    errors: dict[str, Any] = {}
+    message: Any = None
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            raise Forbidden(lazy_gettext("Only an administrator changes fees and limits."))
+        typed = {f.key: request.form.get(f.form_name) for f in group.fields}
+        if not form.validate_on_submit():
+            message = lazy_gettext("The form expired. Try again.")
+        else:
+            try:
+                with unit_of_work():
+                    changed = overrides.change_figures(group_key, typed,
+                                                       actor_id=current_user.id)
+            except DomainError as exc:
+                errors = dict(exc.fields or {})
+                message = exc.message
+            else:
+                flash(gettext("Saved. New prices and checks use it from now on.")
+                      if changed else gettext("Nothing changed."), "success")
+                return redirect(url_for(endpoint))
+        values = {k: (v or "") for k, v in typed.items()}
+        status = 422
+    return render_template("backoffice/figures.html", group=group, form=form,
+                           values=values, errors=errors, message=message, intro=intro,
+                           can_edit=can_edit), status

@@ -8,7 +8,7 @@ as Iraqi prices and receipts commonly do (app.money does the same for amounts).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -82,6 +82,12 @@ def text_direction() -> str:
 
 def _format_locale() -> str:
     return FORMAT_LOCALE.get(current_locale(), current_locale())
+
+
+def baghdad_today(now: datetime | None = None) -> date:
+    """The date in Baghdad at `now` (the current time by default): the post's business
+    day for drawers, card expiry and reports."""
+    return (now or datetime.now(UTC)).astimezone(BAGHDAD).date()
 
 
 def local_time(value: datetime | None, fmt: str = "medium") -> str:

@@ -11,15 +11,21 @@ from datetime import date
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from app.audit import record_audit
 from app.auth.decorators import role_required
 from app.auth.models import Role
-from app.backoffice import nav_item
+from app.backoffice import figures_page, nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
-from app.i18n import current_locale
-from payments import cards, rates, receipts, reconcile, refunds, services
+from app.i18n import baghdad_today, current_locale
+from app.money import format_money
+from app.overrides import EditableField, editable_group
+from payments import cards, figures, payables, rates, receipts, reconcile, refunds, services
+from payments import drawer as drawer_days
 from payments.errors import InvalidPin
 from payments.forms import (
     DecisionForm,
@@ -88,7 +94,7 @@ def card(card_id: int):
                            balance=services.account_balance(c.account_id),
                            held=services.account_balance(c.hold_account_id),
                            lines=list(reversed(lines))[:30], payments=payments,
-                           today=cards.today_in_baghdad())
+                           today=baghdad_today())
 
 
 @bp.post("/cards/<int:card_id>/topup")
@@ -136,7 +142,9 @@ def receipt(payment_id: int):
     p = services.get_payment(payment_id)
     return _pdf(receipts.payment_receipt(p, office_name=services.office_name(p.office_id),
                                          clerk_name=services.user_name(p.clerk_id),
-                                         card_balance=services.card_balance_after(p)),
+                                         card_balance=services.card_balance_after(p),
+                                         described=payables.describe(p.reference_kind,
+                                                                     p.reference_id)),
                 f"receipt-{p.id}.pdf")
 
 
@@ -197,28 +205,92 @@ def decide_refund(request_id: int, decision: str):
 
 def _day() -> date:
     try:
-        return date.fromisoformat(request.args.get("day", ""))
+        return date.fromisoformat(request.values.get("day", ""))
     except ValueError:
-        return cards.today_in_baghdad()
+        return baghdad_today()
+
+
+def _drawer_office() -> int:
+    """The office whose drawer is asked for: the user's own by default. Another office's
+    drawer opens only for an administrator; anyone else gets a 403, audited."""
+    own = current_user.post_office_id
+    raw = request.values.get("office", "").strip()
+    if not raw:
+        return services.require_staff_office(current_user)
+    wanted = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    if wanted is not None and (wanted == own or current_user.has_role(Role.ADMIN)):
+        return wanted
+    with unit_of_work():
+        record_audit("drawer.forbidden", object_type="post_office", object_id=raw[:64],
+                     details={"path": request.path[:300], "own_office_id": own})
+    raise Forbidden(_("You may open only your own office's drawer."))
 
 
 @bp.get("/drawer")
 @role_required(*COUNTER)
 def drawer():
-    office_id = services.require_staff_office(current_user)
-    report = services.drawer_report(office_id, _day())
-    return render_template("payments/bo_drawer.html", report=report,
+    office_id = _drawer_office()
+    day = _day()
+    report = services.drawer_report(office_id, day)
+    closed = drawer_days.closed_day(office_id, day)
+    return render_template("payments/bo_drawer.html", report=report, closed=closed,
+                           signature_ok=closed is not None and drawer_days.verify(closed),
+                           closed_by=services.user_name(closed.closed_by_id) if closed else None,
+                           office_id=office_id, can_close=day <= drawer_days.business_date(),
                            office_name=services.office_name(office_id, current_locale()))
+
+
+@bp.post("/drawer/close")
+@role_required(*COUNTER)
+def close_drawer():
+    """The clerk enters the cash counted; the day closes, signed, and cannot change."""
+    office_id = _drawer_office()
+    day = _day()
+    back = redirect(url_for(".drawer", day=day.isoformat(), office=office_id))
+    if not DecisionForm().validate_on_submit():
+        flash(_("The form expired. Try again."), "error")
+        return back
+    try:
+        counted = drawer_days.parse_counted(request.form.get("counted"))
+        with unit_of_work():
+            row = drawer_days.close_day(office_id, day, counted=counted,
+                                        clerk_id=current_user.id,
+                                        note=request.form.get("note", ""))
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return back
+    flash(_("The day is closed and signed. Difference: %(d)s.",
+            d=format_money(row.difference, row.currency, current_locale())), "success")
+    return back
 
 
 @bp.get("/drawer.pdf")
 @role_required(*COUNTER)
 def drawer_pdf():
-    office_id = services.require_staff_office(current_user)
+    office_id = _drawer_office()
     report = services.drawer_report(office_id, _day())
+    closed = drawer_days.closed_day(office_id, report.day)
     return _pdf(receipts.drawer_report(report, office_name=services.office_name(office_id),
-                                       printed_by=current_user.full_name),
+                                       printed_by=current_user.full_name, closed=closed,
+                                       closed_by=services.user_name(closed.closed_by_id)
+                                       if closed else None),
                 f"drawer-{report.day.isoformat()}.pdf")
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    method = (request.args.get("method") or "").strip()[:16] or None
+    purpose = (request.args.get("purpose") or "").strip()[:40] or None
+    day = day_filter(request.args.get("date"))
+    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
+    return render_template("payments/bo_payments.html", payments=found, method=method,
+                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+                           office_name=services.office_name(office, current_locale())
+                           if office else None)
 
 
 @bp.get("/disputes")
@@ -292,7 +364,30 @@ def decide_rate(proposal_id: int, decision: str):
     return redirect(url_for(".exchange_rates"))
 
 
+# ---- top-up limits (app.overrides) --------------------------------------------------
+
+TOPUP_LIMITS = "topup_limits"
+
+
+@bp.route("/limits", methods=["GET", "POST"])
+@role_required(*SUPERVISION)
+def limits():
+    """Supervisors see the post card's top-up limits; an administrator changes them."""
+    return figures_page(TOPUP_LIMITS, endpoint="payments_bo.limits", intro=_l(
+        "Every top-up at a counter or online is checked against these limits at once."))
+
+
+def _declare_limits() -> None:
+    editable_group(TOPUP_LIMITS, _l("Post card limits"), (
+        EditableField("PAYMENTS_TOPUP_MAX", _l("Largest single top-up"), minimum=1,
+                      unit=_l("IQD")),
+        EditableField("PAYMENTS_CARD_MAX_BALANCE", _l("Largest balance a card may hold"),
+                      minimum=1, unit=_l("IQD")),
+    ))
+
+
 def register(app: Flask) -> None:
+    _declare_limits()
     app.register_blueprint(bp)
     nav_item("payments_bo.issue_card", "Issue a post card", COUNTER, section="payments",
              order=10)
@@ -307,3 +402,5 @@ def register(app: Flask) -> None:
              section="payments", order=45)
     nav_item("payments_bo.exchange_rates", "Exchange rates", SUPERVISION, section="admin",
              order=60)
+    nav_item("payments_bo.limits", "Post card limits", SUPERVISION, section="admin",
+             order=65)

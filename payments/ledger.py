@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -21,10 +21,18 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import Base, db, utcnow
 from app.errors import NotFound
-from payments.errors import HoldResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount
+from app.i18n import baghdad_today
+from payments.errors import (
+    DrawerDayClosed,
+    HoldResolved,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+)
 from payments.models import (
     Account,
     AccountKind,
+    DrawerDay,
     Hold,
     HoldStatus,
     JournalEntry,
@@ -165,6 +173,12 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     values = {"idempotency_key": idempotency_key, "kind": kind,
               "description": description[:300], "actor_id": actor_id,
               "office_id": office_id, "payment_id": payment_id, "created_at": utcnow()}
+    if _touches_closed_drawer(locked.values()):
+        # The drawer's day was closed and signed: its paper and the ledger must agree.
+        existing = find_entry(idempotency_key)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        raise DrawerDayClosed()
     if any(locked[acc_id].no_overdraft and balance < 0
            for acc_id, balance in balances.items()):
         # A retry of an entry that went through returns it, even if the balance has
@@ -258,6 +272,28 @@ def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
     if want != have:
         raise IdempotencyConflict()
     return entry
+
+
+def same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
+    """`entry`, found by a retried request's idempotency key, if it moved what `legs`
+    would; raises IdempotencyConflict when the key was used for other postings."""
+    return _same_entry(entry, legs)
+
+
+def drawer_day_closed(account_id: int, day: date) -> bool:
+    """Whether the drawer account's business day `day` is closed (payments.drawer)."""
+    return db.scalar(select(DrawerDay.id).where(DrawerDay.account_id == account_id,
+                                                DrawerDay.business_date == day)) is not None
+
+
+def _touches_closed_drawer(accounts: Any) -> bool:
+    """Whether one of the (locked) accounts is a cash drawer whose business day of now
+    is closed. Asked under the drawer's row lock, which closing the day takes too."""
+    drawers = [a.id for a in accounts if a.kind == AccountKind.CASH_DRAWER]
+    if not drawers:
+        return False
+    today = baghdad_today()
+    return any(drawer_day_closed(acc_id, today) for acc_id in drawers)
 
 
 def positive_amount(amount: int) -> int:

@@ -378,6 +378,10 @@ class StripeProvider(_NoHold):
                 _intent(p), params={"payment_method": payment_method},
                 options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,
                                                                     "attach")})
+            # The card's last 4 digits (Stripe's own, never the number) for the receipt.
+            card = getattr(c.v1.payment_methods.retrieve(payment_method), "card", None)
+            last4 = str(getattr(card, "last4", "") or "")
+            p.card_last4 = last4 if len(last4) == 4 and last4.isdigit() else None
             pi = c.v1.payment_intents.confirm(
                 _intent(p),
                 options={"idempotency_key": gateway.idempotency_key("pi", p.id, p.attempt,

@@ -16,11 +16,14 @@ from reportlab.pdfgen.canvas import Canvas
 from app.barcodes import barcode_url
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts
+from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, register_fonts, wrap
+from payments.payables import Described
 from payments.providers import PROVIDERS, provider_for
 
 W, H = A4
 M = 18 * mm
+# The middle of a row, between the Arabic label (right) and the English one (left).
+VALUE_BOX = W - 2 * M - 84 * mm
 
 # The kind of signed reference a payment receipt's QR code carries (payments.barcodes).
 RECEIPT_BARCODE = "receipt"
@@ -73,16 +76,23 @@ class Doc:
         self.y = H - 40 * mm
 
     def row(self, ar: str, en: str, value: str, *, bold: bool = False) -> None:
+        """A label in both languages at the sides and its value between them; a long
+        value (an address) wraps onto more lines inside that middle box, never over the
+        labels or off the page."""
         c = self.c
-        if self.y < 30 * mm:
+        font = FONT_BOLD if bold else FONT
+        size, leading = 11, 11 * 1.3
+        lines = len(wrap(value, font, size, VALUE_BOX)) if value else 1
+        if self.y - (lines - 1) * leading < 30 * mm:
             self.new_page()
         draw_text(c, W - M, self.y, ar, size=10.5)
         draw_text(c, M, self.y, en, size=10)
-        font = FONT_BOLD if bold else FONT
-        draw_text(c, W / 2, self.y, value, font=font, size=11, align="center")
+        below = draw_text(c, (W - VALUE_BOX) / 2, self.y, value, font=font, size=size,
+                          width=VALUE_BOX, leading=leading, align="center")
+        last = below + leading  # the baseline of the value's last line
         c.setStrokeColorRGB(0.85, 0.85, 0.85)
-        c.line(M, self.y - 3 * mm, W - M, self.y - 3 * mm)
-        self.y -= 9 * mm
+        c.line(M, last - 3 * mm, W - M, last - 3 * mm)
+        self.y = last - 9 * mm
 
     def gap(self, h: float = 4 * mm) -> None:
         self.y -= h
@@ -143,18 +153,29 @@ class Doc:
 
 
 def payment_receipt(payment, *, office_name: str | None = None,
-                    clerk_name: str | None = None, card_balance: int | None = None) -> bytes:
-    """The receipt handed over (or downloaded) for one payment and its refunds."""
+                    clerk_name: str | None = None, card_balance: int | None = None,
+                    described: Described | None = None) -> bytes:
+    """The receipt handed over (or downloaded) for one payment and its refunds.
+
+    `described` (payables.describe) names what was paid by its public number (the order
+    number, the parcel's); without it the receipt prints the opaque reference."""
     ar, en = PURPOSES.get(payment.purpose, (payment.purpose, payment.purpose))
     doc = Doc("إيصال دفع", "Payment receipt")
     doc.row("رقم الإيصال", "Receipt no.", f"P-{payment.id:08d}", bold=True)
     doc.row("التاريخ", "Date", _when(payment.created_at))
     doc.row("الغرض", "For", f"{ar} / {en}" if ar != en else en)
-    doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
+    if described is not None:
+        doc.row("رقم الطلب" if payment.purpose == "shop_order" else "المرجع",
+                "Order no." if payment.purpose == "shop_order" else "Reference",
+                described.number, bold=True)
+    else:
+        doc.row("المرجع", "Reference", f"{payment.reference_kind} {payment.reference_id}")
     mar, men = provider_for(payment).label
     doc.row("طريقة الدفع", "Paid by", f"{mar} / {men}")
     if payment.card is not None:
         doc.row("البطاقة", "Card", payment.card.masked.replace("•", "*"))
+    elif getattr(payment, "card_last4", None):
+        doc.row("البطاقة", "Card", f"**** {payment.card_last4}")
     doc.row("المبلغ", "Amount", format_money(payment.amount, payment.currency, "en"), bold=True)
     if payment.charged_currency and payment.charged_currency != payment.currency:
         doc.row("المبلغ المستوفى", "Charged", format_money(payment.charged_amount,
@@ -185,7 +206,8 @@ def payment_receipt(payment, *, office_name: str | None = None,
     return doc.bytes()
 
 
-def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
+def card_statement(card, opening: int, lines, *, balance: int,
+                   details: dict[int, tuple[str, str]] | None = None) -> bytes:
     """A post card's statement: opening balance, each movement, closing balance."""
     doc = Doc("كشف حساب بطاقة البريد", "Post card statement")
     doc.row("حامل البطاقة", "Holder", card.holder_name)
@@ -198,12 +220,17 @@ def card_statement(card, opening: int, lines, *, balance: int) -> bytes:
     rows = []
     for entry, amount, running in lines:
         ar, en = kinds.get(entry.kind, (entry.kind, entry.kind))
-        rows.append([_when(entry.created_at), f"{ar} {en}",
+        what = f"{ar} {en}"
+        if details and entry.id in details:
+            # What it paid for, in Arabic: the table's column is narrow, and the
+            # number (order, parcel) reads the same in both languages.
+            what = f"{ar}: {details[entry.id][0]}"[:48]
+        rows.append([_when(entry.created_at), what,
                      ("+" if amount > 0 else "") + format_money(amount, card.currency, "en"),
                      format_money(running, card.currency, "en")])
     doc.heading("الحركات", "Movements")
     doc.table([("التاريخ", "Date"), ("العملية", "What"), ("المبلغ", "Amount"),
-               ("الرصيد", "Balance")], rows, [38 * mm, 60 * mm, 38 * mm, W - 2 * M - 136 * mm])
+               ("الرصيد", "Balance")], rows, [32 * mm, 80 * mm, 32 * mm, W - 2 * M - 144 * mm])
     doc.gap()
     doc.row("الرصيد الحالي", "Balance now", format_money(balance, card.currency, "en"),
             bold=True)
@@ -215,8 +242,10 @@ def _kind_label(labels: dict, kind: str) -> str:
     return ar
 
 
-def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
-    """The end-of-day cash drawer report to print and sign."""
+def drawer_report(report, *, office_name: str, printed_by: str, closed=None,
+                  closed_by: str | None = None) -> bytes:
+    """The end-of-day cash drawer report to print and sign; with the closed DrawerDay,
+    the counted cash, the difference and who closed the day."""
     doc = Doc("تقرير الصندوق اليومي", "End-of-day cash drawer report")
     doc.row("مكتب البريد", "Post office", office_name)
     doc.row("اليوم", "Day", report.day.isoformat())
@@ -228,6 +257,12 @@ def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
         doc.row(ar, en, format_money(total, "IQD", "en"))
     doc.row("النقد المتوقع", "Expected cash", format_money(report.closing, "IQD", "en"),
             bold=True)
+    if closed is not None:
+        doc.row("النقد المعدود", "Cash counted", format_money(closed.counted, "IQD", "en"),
+                bold=True)
+        doc.row("الفرق", "Difference", format_money(closed.difference, "IQD", "en"), bold=True)
+        doc.row("أغلق اليوم", "Day closed by", f"{closed_by or '-'}  {_when(closed.closed_at)}")
+        doc.row("التوقيع الرقمي", "Digital signature", closed.signature[:32])
     doc.heading("الحركات", "Movements")
     doc.table([("الوقت", "Time"), ("العملية", "What"), ("الموظف", "Clerk"), ("المبلغ", "Amount")],
               [[_when(li["entry"].created_at)[11:], _kind_label(labels, li["kind"]), li["clerk"],

@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import stripe
@@ -35,8 +35,9 @@ from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.events import publish
-from app.i18n import BAGHDAD
+from app.i18n import BAGHDAD, current_locale
 from app.money import EXPONENT, format_money
+from app.overrides import current
 from payments import cards, gateway, ledger, otp, payables
 from payments.errors import (
     CardBusy,
@@ -47,6 +48,7 @@ from payments.errors import (
     CardPaymentsUnavailable,
     CardRefused,
     IdempotencyConflict,
+    InvalidAmount,
     PaymentStateError,
     RefundTooLarge,
     TopUpLimitExceeded,
@@ -68,10 +70,15 @@ from payments.models import (
     Refund,
 )
 from payments.providers import destination_of, provider_for, share
-from payments.rates import home_to_foreign
+from payments.rates import home_to_foreign, rate_at
 
 S = PaymentStatus
 CHARGE_CURRENCY = "USD"  # Stripe does not list IQD
+# Stripe's smallest charge, in the minor units of the currency it is charged in: "The
+# minimum amount is $0.50 US or equivalent in charge currency" (Stripe API reference,
+# `amount`; docs.stripe.com/currencies, minimum and maximum charge amounts). Barid
+# charges cards in USD, so an online top-up must come to at least 50 cents.
+STRIPE_MINIMUM_CHARGE = {"USD": 50}
 
 # The payment state machine: the only moves apply_transition allows.
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
@@ -204,23 +211,24 @@ def _topup_card(reference_kind: str, reference_id: str) -> PostCard:
 
 def check_topup(card: PostCard, amount: int) -> None:
     """Raises TopUpLimitExceeded for a top-up above the limit or a balance above the cap."""
-    cfg = current_app.config
-    limit = cfg["PAYMENTS_TOPUP_MAX"]
+    # The limits in force now: an administrator may have changed them (app.overrides).
+    limit = int(current("PAYMENTS_TOPUP_MAX"))
+    cap = int(current("PAYMENTS_CARD_MAX_BALANCE"))
     if amount > limit:
         raise TopUpLimitExceeded(_l("A top-up can be at most %(max)s.",
                                     max=format_money(limit, card.currency)))
-    if account_balance(card.account_id) + amount > cfg["PAYMENTS_CARD_MAX_BALANCE"]:
+    if account_balance(card.account_id) + amount > cap:
         raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
-                                    max=format_money(cfg["PAYMENTS_CARD_MAX_BALANCE"],
-                                                     card.currency)))
+                                    max=format_money(cap, card.currency)))
 
 
 def _after_topup_check(payment: Payment) -> None:
     if payment.purpose == TOPUP:
         card = cards.get_card(int(payment.reference_id))
-        if account_balance(card.account_id) > current_app.config["PAYMENTS_CARD_MAX_BALANCE"]:
-            raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.", max=format_money(
-                current_app.config["PAYMENTS_CARD_MAX_BALANCE"], card.currency)))
+        cap = int(current("PAYMENTS_CARD_MAX_BALANCE"))
+        if account_balance(card.account_id) > cap:
+            raise TopUpLimitExceeded(_l("A card can hold at most %(max)s.",
+                                        max=format_money(cap, card.currency)))
 
 
 def _receive(p: Payment, *, key: str, kind: str, description: str, actor_id: int | None,
@@ -340,6 +348,10 @@ def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str
             raise
         if code:
             raise WrongOneTimeCode() from exc
+        if not isinstance(exc, WrongPin):
+            # No PIN was hashed for this refusal (no such card, a locked or frozen one):
+            # spend the time a wrong PIN costs, so the answer's timing tells nothing.
+            cards.hash_nothing()
         raise CardRefused() from exc
     if currency != card.currency:
         raise ValidationFailed(_l("This card pays in %(c)s only.", c=card.currency))
@@ -847,14 +859,34 @@ def owned_payment(payment_id: int, user_id: int) -> Payment:
     return p
 
 
+def online_top_up_minimum() -> int:
+    """The smallest online top-up in IQD: what comes to Stripe's minimum charge in
+    CHARGE_CURRENCY at today's rate, rounded up to a whole dinar (655 IQD for 0.50 USD
+    at 1,310). Raises NoExchangeRate. Reads only."""
+    row = rate_at(CHARGE_CURRENCY, "IQD")
+    minor = Decimal(10) ** EXPONENT.get(CHARGE_CURRENCY, 2)
+    dinars = Decimal(STRIPE_MINIMUM_CHARGE[CHARGE_CURRENCY]) / minor * Decimal(row.rate)
+    return int(dinars.to_integral_value(rounding=ROUND_CEILING))
+
+
 def start_online_top_up(card_id: int, *, user_id: int, amount: int,
                         idempotency_key: str) -> CardPaymentStart:
     """The holder tops up their own card with a bank card: start the Stripe payment.
 
-    Flushes. Raises NotFound (not their card), TopUpLimitExceeded, InvalidAmount,
-    CardFrozen, CardExpired, CardPaymentsUnavailable, NoExchangeRate.
+    Flushes. Raises NotFound (not their card), TopUpLimitExceeded, InvalidAmount (also
+    below online_top_up_minimum, which the card processor would refuse), CardFrozen,
+    CardExpired, CardPaymentsUnavailable, NoExchangeRate.
     """
     owned_card(card_id, user_id)
+    if not gateway.card_payments_enabled():
+        raise CardPaymentsUnavailable()
+    minimum = online_top_up_minimum()
+    if amount < minimum:
+        raise InvalidAmount(_l("An online top-up is at least %(min)s: the bank does not "
+                               "take smaller card payments.",
+                               min=format_money(minimum, "IQD", current_locale())),
+                            fields={"amount": _l("At least %(min)s.", min=format_money(
+                                minimum, "IQD", current_locale()))})
     return start_card_payment(amount=amount, currency="IQD", reference_kind="post_card",
                               reference_id=str(card_id), purpose=TOPUP,
                               payer_user_id=user_id,
@@ -914,6 +946,37 @@ def card_statement(card: PostCard, *, days: int = 90) -> tuple[int, list[Stateme
     since = datetime.combine(date.today() - timedelta(days=days), time(), BAGHDAD)
     assert card.account_id is not None
     return ledger.statement_lines(card.account_id, since=since)
+
+
+def statement_details(lines: list[StatementLine]) -> dict[int, tuple[str, str]]:
+    """What each statement line paid or topped up, in (Arabic, English), by entry id:
+    the order and its shop, the parcel whose duty it was, the top-up's channel (cash at
+    which office, or online with which bank card). Lines with nothing more to say are
+    left out. Two queries, whatever the number of lines; reads only."""
+    payment_ids = {e.payment_id for e, _, _ in lines if e.payment_id}
+    found = {p.id: p for p in db.scalars(select(Payment).where(Payment.id.in_(payment_ids)))
+             } if payment_ids else {}
+    office_ids = {e.office_id or (found[e.payment_id].office_id if e.payment_id in found
+                                  else None) for e, _, _ in lines} - {None}
+    offices = {o.id: o for o in db.scalars(
+        select(PostOffice).where(PostOffice.id.in_(office_ids)))} if office_ids else {}
+    out: dict[int, tuple[str, str]] = {}
+    for entry, _amount, _running in lines:
+        p = found.get(entry.payment_id) if entry.payment_id else None
+        if p is not None and p.purpose == TOPUP:
+            office = offices.get(entry.office_id or p.office_id or -1)
+            if office is not None:
+                out[entry.id] = (f"نقدًا في {office.name_ar}", f"in cash at {office.name_en}")
+            else:  # online: by the provider's own name (a bank card), and its last 4
+                label_ar, label_en = provider_for(p).label
+                last4 = f" •••• {p.card_last4}" if p.card_last4 else ""
+                out[entry.id] = (f"عبر الإنترنت، {label_ar}{last4}",
+                                 f"online, {label_en.lower()}{last4}")
+            continue
+        described = payables.describe(p.reference_kind, p.reference_id) if p else None
+        if described is not None:
+            out[entry.id] = (described.ar, described.en)
+    return out
 
 
 def require_staff_office(user: Any) -> int:

@@ -25,8 +25,9 @@ from flask_login import current_user, login_required
 from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
+from app.overrides import current
 from payments import cards, gateway, payables, receipts, services
-from payments.errors import OneTimeCodeSent, WrongOneTimeCode
+from payments.errors import NoExchangeRate, OneTimeCodeSent, WrongOneTimeCode
 from payments.forms import OnlineTopUpForm, PayWithPostCardForm, parse_amount
 from payments.receipts import CARD_BARCODE
 
@@ -55,6 +56,7 @@ def statement(card_id: int):
     opening, lines = services.card_statement(card)
     return render_template("payments/statement.html", card=card, opening=opening,
                            lines=list(reversed(lines)),
+                           details=services.statement_details(lines),
                            balance=services.account_balance(card.account_id))
 
 
@@ -75,7 +77,8 @@ def statement_pdf(card_id: int):
     card = services.owned_card(card_id, current_user.id)
     opening, lines = services.card_statement(card)
     data = receipts.card_statement(card, opening, lines,
-                                   balance=services.account_balance(card.account_id))
+                                   balance=services.account_balance(card.account_id),
+                                   details=services.statement_details(lines))
     return _pdf(data, f"statement-{card.number[-4:]}.pdf")
 
 
@@ -94,10 +97,15 @@ def online_top_up(card_id: int):
             flash(str(exc.message), "error")
         else:
             return redirect(url_for(".pay", payment_id=start.payment.id))
-    return render_template("payments/topup.html", card=card, form=form,
+    try:
+        minimum = services.online_top_up_minimum() if gateway.card_payments_enabled() \
+            else None
+    except NoExchangeRate:
+        minimum = None
+    return render_template("payments/topup.html", card=card, form=form, minimum=minimum,
                            card_payments=gateway.card_payments_enabled(),
                            test_mode=gateway.card_payments_enabled() and gateway.test_mode(),
-                           limit=current_app.config["PAYMENTS_TOPUP_MAX"])
+                           limit=current("PAYMENTS_TOPUP_MAX"))
 
 
 @bp.get("/pay/<int:payment_id>")
@@ -143,6 +151,18 @@ def result(payment_id: int):
     """
     with unit_of_work():
         p = services.refresh_card_payment(payment_id, user_id=current_user.id)
+    # Once the bank has answered, the payer goes straight back to what they paid for (an
+    # order's page shows its state and this payment), saying how it went; while it is
+    # pending, this page waits and refreshes.
+    back = (payables.return_page(p.reference_kind, p.reference_id)
+            if p.status not in ("created", "pending") else None)
+    if back:
+        if p.status == "succeeded":
+            flash(_("Payment received. Thank you."), "success")
+        elif p.status == "failed":
+            flash(_("The bank refused the payment. Nothing was charged; you can try "
+                    "again."), "error")
+        return redirect(back)
     return render_template("payments/result.html", p=p)
 
 
@@ -150,7 +170,9 @@ def result(payment_id: int):
 @login_required
 def receipt(payment_id: int):
     p = services.owned_payment(payment_id, current_user.id)
-    return _pdf(receipts.payment_receipt(p, card_balance=services.card_balance_after(p)),
+    return _pdf(receipts.payment_receipt(p, card_balance=services.card_balance_after(p),
+                                         described=payables.describe(p.reference_kind,
+                                                                     p.reference_id)),
                 f"receipt-{p.id}.pdf")
 
 
@@ -195,6 +217,9 @@ def pay_for(kind: str, reference_id: str):
             flash(_("Paid. Thank you."), "success")
             return redirect(url_for(".result", payment_id=p.id))
     own_cards = cards.cards_of(current_user.id)
+    if own_cards and request.method == "GET" and not form.card_number.data:
+        # A holder pays with their own card unless they type another.
+        form.card_number.data = own_cards[0].grouped
     return render_template("payments/pay_for.html", due=due, form=form, kind=kind,
                            reference_id=reference_id, done=done, own_cards=own_cards,
                            code_step=code_step,

@@ -25,7 +25,9 @@ from app.api.platform import ApiBlueprint, Call, page_schema, paginate
 from app.database import transactional
 from app.extensions import csrf
 from app.i18n import current_locale
-from shop import portal, webhook_events
+
+# The portal's pages add their routes to its blueprint when imported.
+from shop import portal, portal_catalog, portal_money, portal_orders, webhook_events  # noqa: F401
 from shop.models import Consignment, Order, Product
 from shop.schemas import (
     CancelSchema,

@@ -8,32 +8,38 @@ pages only read.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import role_required
 from app.auth.models import Role
-from app.backoffice import nav_item
+from app.backoffice import figures_page, nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
+from app.overrides import EditableField, editable_group
+from payments import payouts as payouts_service
 from payments.services import payments_for
 from shop.forms import (
     CommissionForm,
     EmptyForm,
+    PayoutForm,
     PostOfficeForm,
     PurchaseForm,
     QuoteForm,
     RejectForm,
     SuspendForm,
 )
-from shop.models import BuyRequestStatus, MerchantStatus, Order
-from shop.services import buyforme
+from shop.models import HOME_CURRENCY, BuyRequestStatus, MerchantStatus, Order
+from shop.services import buyforme, settlement
 from shop.services import merchants as merchant_services
-from shop.services.delivery_fees import customs_category
+from shop.services.delivery_fees import ZONE_LABELS, ZONES, customs_category
 from shop.services.references import ORDER_KIND
 
 bp = Blueprint("shop_admin", __name__, url_prefix="/backoffice/admin/merchants")
@@ -253,10 +259,94 @@ def order(order_id: int) -> str:
                            payments=payments_for(ORDER_KIND, str(found.id)))
 
 
+# -- merchant payouts (finance: supervisors and admins) -------------------------------------
+
+payouts_bo = Blueprint("shop_payouts", __name__, url_prefix="/backoffice/payouts")
+FINANCE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+
+
+@payouts_bo.get("/")
+@role_required(*FINANCE_ROLES)
+def payouts() -> str:
+    """Every merchant with what the post owes it now."""
+    rows = [(m, payouts_service.payable_balance(m.id, HOME_CURRENCY))
+            for m in merchant_services.list_merchants()]
+    return render_template("shop/backoffice/payouts.html", rows=rows)
+
+
+@payouts_bo.route("/<int:merchant_id>", methods=["GET", "POST"])
+@role_required(*FINANCE_ROLES)
+def merchant_payouts(merchant_id: int) -> str | Response:
+    """A merchant's statement, and the form that records a bank transfer paid to it."""
+    m = merchant_services.get_merchant(merchant_id)
+    form = PayoutForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                _entry, created = payouts_service.record_payout(
+                    m.id, form.amount.data, form.reference.data, actor_id=current_user.id,
+                    currency=HOME_CURRENCY)
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+        else:
+            flash(_("Payout recorded.") if created else
+                  _("This transfer was already recorded: nothing changed."), "success")
+            return redirect(url_for("shop_payouts.merchant_payouts", merchant_id=m.id))
+    return render_template("shop/backoffice/merchant_payouts.html", merchant=m, form=form,
+                           st=settlement.statement(m.id, currency=HOME_CURRENCY),
+                           kinds=settlement.KIND_LABELS)
+
+
+# ---- delivery, shipping and handling fees (app.overrides) ----------------------------
+
+fees_bo = Blueprint("shop_fees_bo", __name__, url_prefix="/backoffice/admin/shop-fees")
+SHOP_FEES = "shop_fees"
+
+
+@fees_bo.route("", methods=["GET", "POST"])
+@role_required(Role.SUPERVISOR, Role.ADMIN)
+def fees() -> Any:
+    """Supervisors see what the shop charges for delivery, shipping and handling; an
+    administrator changes it (checkout and buy-for-me quotes price from it at once)."""
+    return figures_page(SHOP_FEES, endpoint="shop_fees_bo.fees", intro=_l(
+        "New orders and quotes use these fees as soon as they are saved; orders already "
+        "placed keep what they were charged."))
+
+
+def _declare_fees() -> None:
+    iqd = _l("IQD")
+    fields = []
+    for zone in ZONES:
+        fields += [
+            EditableField(f"SHOP_DELIVERY_FEES.{zone}.base",
+                          _l("Delivery %(zone)s: first kilogram", zone=ZONE_LABELS[zone]),
+                          unit=iqd),
+            EditableField(f"SHOP_DELIVERY_FEES.{zone}.per_kg",
+                          _l("Delivery %(zone)s: each further kilogram",
+                             zone=ZONE_LABELS[zone]), unit=iqd),
+        ]
+    fields += [
+        EditableField("SHOP_DOOR_FEE", _l("Delivery to the door"), unit=iqd),
+        EditableField("SHOP_INTERNATIONAL_SHIPPING.base",
+                      _l("Shipping from abroad: base"), unit=iqd),
+        EditableField("SHOP_INTERNATIONAL_SHIPPING.per_kg",
+                      _l("Shipping from abroad: each kilogram"), unit=iqd),
+        EditableField("SHOP_HANDLING_FEE", _l("Customs clearance handling"), unit=iqd),
+    ]
+    editable_group(SHOP_FEES, _l("Delivery and handling fees"), tuple(fields))
+
+
 def init_app(app: Flask) -> None:
+    _declare_fees()
+    app.register_blueprint(fees_bo)
     app.register_blueprint(bp)
     app.register_blueprint(procurement)
     app.register_blueprint(orders_bo)
+    app.register_blueprint(payouts_bo)
     nav_item("shop_procurement.requests", "Buy-for-me requests", PROCUREMENT_ROLES,
              section="procurement", order=10)
     nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)
+    nav_item("shop_payouts.payouts", "Merchant payouts", FINANCE_ROLES, section="shop",
+             order=20)
+    nav_item("shop_fees_bo.fees", "Delivery and handling fees", (Role.SUPERVISOR, Role.ADMIN),
+             section="admin", order=70)

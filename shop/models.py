@@ -508,6 +508,7 @@ class BuyRequestStatus(enum.StrEnum):
     PAID = "paid"
     PURCHASED = "purchased"  # the post bought it abroad
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the shopper withdrew it before it was priced
 
 
 class BuyRequest(Base):

@@ -11,6 +11,7 @@ back; a GET page only reads.
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -32,10 +33,12 @@ from app.database import unit_of_work
 from app.errors import DomainError, NotFound
 from app.geo import governorates
 from app.i18n import current_locale
+from app.money import EXPONENT
 from app.web import safe_next
 from payments import gateway
 from payments.cards import cards_of
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
+from payments.payables import register_description, register_return_page
 from payments.services import payments_for
 from shop.barcodes import ORDER_BARCODE
 from shop.forms import AddressForm, BuyForMeForm, CheckoutForm, EmptyForm
@@ -65,9 +68,18 @@ def _pay_form(form: CheckoutForm | None, quote: Any, dest_args: dict[str, Any],
               own_cards: list) -> CheckoutForm:
     """The pay form under a quote: the shopper's own cards to choose from, and the
     quote's digest and destination carried along, so placing re-checks that quote."""
-    form = form or CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
-    form.card_id.choices = [("", _("Type a card number"))] + [
-        (str(c.id), c.grouped) for c in own_cards]
+    if form is None:
+        form = CheckoutForm(formdata=None, key=secrets.token_urlsafe(16))
+        # A fresh form: the post card comes first only for a shopper who holds one (and
+        # then their own card is chosen); anyone else starts on the bank card, when
+        # card payments are on.
+        if own_cards:
+            form.payment.data = "post_card"
+            form.card_id.data = str(own_cards[0].id)
+        elif gateway.card_payments_enabled():
+            form.payment.data = "stripe"
+    form.card_id.choices = [(str(c.id), c.grouped) for c in own_cards] + [
+        ("", _("Type a card number"))]
     if quote is not None:
         form.digest.data = quote.digest
         for name, value in dest_args.items():
@@ -176,7 +188,8 @@ def _checkout_page(dest_args: dict[str, Any], *, form: CheckoutForm | None = Non
     return render_template(
         "shop/checkout.html", quote=quote, form=form, dest_args=dest_args, problem=problem,
         dest_errors=dest_errors, changed=changed,
-        addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
+        addresses=addresses.addresses_of(current_user.id),
+        offices=addresses.pickup_groups(current_locale()),
         governorates=governorates(), zone_labels=fees.ZONE_LABELS, own_cards=own_cards,
         card_payments=gateway.card_payments_enabled(), code_step=code_step,
         default_phone=current_user.phone or ""), status
@@ -227,7 +240,11 @@ def place_order() -> ResponseReturnValue:
 @bp.get("/orders")
 @login_required
 def order_list() -> str:
-    return render_template("shop/orders_list.html", orders=orders.orders_of(current_user.id))
+    # Buy-for-me requests not yet an order show above the orders, with their state and
+    # when to expect our price.
+    return render_template("shop/orders_list.html", orders=orders.orders_of(current_user.id),
+                           requests=buyforme.open_requests_of(current_user.id),
+                           expected_answer=buyforme.expected_answer)
 
 
 def _tracking_link(number: str | None) -> str | None:
@@ -239,7 +256,10 @@ def _tracking_link(number: str | None) -> str | None:
 def order_detail(order_id: int) -> str:
     order = orders.owned_order(order_id, current_user.id)
     payments = payments_for(ORDER_KIND, str(order.id))
+    confirming = order.status == "pending_payment" and any(
+        p.method == "stripe" and p.status == "succeeded" for p in payments)
     return render_template("shop/orders_detail.html", order=order, payments=payments,
+                           confirming=confirming,
                            can_cancel=orders.can_cancel(order), cancel_form=EmptyForm(),
                            pay_form=EmptyForm(), tracking_link=_tracking_link,
                            zone_labels=fees.ZONE_LABELS)
@@ -354,10 +374,12 @@ def _accept_page(req: Any, dest_args: dict[str, Any], *, form: CheckoutForm | No
         "shop/buyforme_request.html", req=req, quote=quote, form=form, problem=problem,
         dest_args=dest_args, changed=changed, category=category,
         parcel=buyforme.request_parcel(req, current_locale()),
-        addresses=addresses.addresses_of(current_user.id), offices=addresses.pickup_offices(),
+        addresses=addresses.addresses_of(current_user.id),
+        offices=addresses.pickup_groups(current_locale()),
         own_cards=own_cards, card_payments=gateway.card_payments_enabled(),
         code_step=code_step, default_phone=current_user.phone or "",
-        zone_labels=fees.ZONE_LABELS), status
+        zone_labels=fees.ZONE_LABELS, change_form=EmptyForm(),
+        expected=buyforme.expected_answer(req)), status
 
 
 @bp.get("/buy-for-me/<int:request_id>")
@@ -367,10 +389,78 @@ def buy_request(request_id: int) -> ResponseReturnValue:
     return _accept_page(req, _dest_args(request.args))
 
 
-@bp.post("/buy-for-me/<int:request_id>/accept")
+def _request_form_data(req: Any) -> dict[str, str]:
+    """A request's fields as the shopper typed them, to correct them."""
+    exponent = EXPONENT.get(req.currency, 2)
+    price = Decimal(req.unit_price).scaleb(-exponent)
+    return {"url": req.url, "title": req.title, "price": f"{price:f}",
+            "currency": req.currency, "quantity": str(req.quantity), "options": req.options,
+            "weight_g": str(req.weight_g), "customs_category": req.customs_category}
+
+
+@bp.route("/buy-for-me/<int:request_id>/edit", methods=["GET", "POST"])
+@login_required
+def buy_request_edit(request_id: int) -> ResponseReturnValue:
+    """Correct a request that waits for our price (refused, with why, once priced)."""
+    req = buyforme.owned_request(request_id, current_user.id)
+    if req.status != "submitted":
+        flash(_("This request can no longer be changed or cancelled: we have already "
+                "answered it. You can accept the price or let it expire.")
+              if req.status == "quoted" else
+              _("This request can no longer be changed or cancelled."), "error")
+        return redirect(url_for("shop_orders.buy_request", request_id=req.id))
+    form = BuyForMeForm() if request.method == "POST" else BuyForMeForm(
+        data=_request_form_data(req))
+    estimate = None
+    errors: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            flash(_("The form has expired. Please try again."), "error")
+        else:
+            try:
+                if request.form.get("action") == "send":
+                    with unit_of_work():
+                        buyforme.edit_request(req.id, current_user.id, form.values())
+                    flash(_("Your request is changed. We will answer with a final price."),
+                          "success")
+                    return redirect(url_for("shop_orders.buy_request", request_id=req.id))
+                _values, estimate = buyforme.estimate(form.values())
+            except DomainError as exc:
+                errors = _messages(exc.fields)
+                status = exc.http_status
+                flash(str(exc.message), "error")
+    return render_template("shop/buyforme.html", form=form, estimate=estimate,
+                           errors=errors, editing=req, requests=[]), status
+
+
+@bp.post("/buy-for-me/<int:request_id>/cancel")
+@login_required
+def buy_request_cancel(request_id: int) -> ResponseReturnValue:
+    """Withdraw a request that waits for our price."""
+    req = buyforme.owned_request(request_id, current_user.id)
+    if not EmptyForm().validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("shop_orders.buy_request", request_id=req.id))
+    try:
+        with unit_of_work():
+            buyforme.cancel_request(req.id, current_user.id)
+    except buyforme.RequestAlreadyPriced as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for("shop_orders.buy_request", request_id=req.id), code=303)
+    flash(_("Your request is cancelled."), "success")
+    return redirect(url_for("shop_orders.buy_request", request_id=req.id), code=303)
+
+
+@bp.route("/buy-for-me/<int:request_id>/accept", methods=["GET", "POST"])
 @login_required
 def buy_request_accept(request_id: int) -> ResponseReturnValue:
     req = buyforme.owned_request(request_id, current_user.id)
+    if request.method == "GET":
+        # The accept page is shown at this address after a refused payment (a wrong
+        # PIN, no balance): reloading it, switching language or "start again" come back
+        # here by GET, and land on the request's page to try again.
+        return redirect(url_for("shop_orders.buy_request", request_id=req.id), code=303)
     form = CheckoutForm()
     dest_args = _dest_args(request.form)
     if not form.validate_on_submit():
@@ -400,5 +490,13 @@ def buy_request_accept(request_id: int) -> ResponseReturnValue:
     return redirect(url_for("shop_orders.order_detail", order_id=order.id))
 
 
+def _order_page(reference_id: str) -> str | None:
+    """Where the payer of an order returns after the bank answers: the order's page."""
+    return (url_for("shop_orders.order_detail", order_id=int(reference_id))
+            if reference_id.isdigit() else None)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    register_return_page(ORDER_KIND, _order_page)
+    register_description(ORDER_KIND, orders.order_described)

@@ -53,6 +53,9 @@ SETTINGS: tuple[Setting, ...] = (
             doc="minutes an order waits for its payment before its stock is released"),
     Setting("SHOP_QUOTE_VALID_HOURS", parse=int, default=72,
             doc="hours a buy-for-me quote stays open for the shopper"),
+    Setting("SHOP_QUOTE_ANSWER_HOURS", parse=int, default=48,
+            doc="hours within which procurement answers a buy-for-me request (the "
+                "shopper is told to expect the price by then)"),
     Setting("SHOP_POST_CARD_HOLD", parse=parse_bool, default=True,
             doc="hold a post-card payment at checkout and capture it once the order is "
                 "confirmed (off: take it at once)"),

@@ -30,14 +30,16 @@ from sqlalchemy import select
 from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
 from app.auth.services import InvalidCredentials, attempt_login
-from app.backoffice import nav_item
+from app.backoffice import figures_page, nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import db, unit_of_work
-from app.errors import DomainError, RateLimited, ValidationFailed
+from app.errors import DomainError, Forbidden, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
 from app.money import MoneyError, to_minor
+from app.overrides import EditableField, editable_group
 from tracking import forms, labels
-from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
-from tracking.services import bulk, customs, delivery
+from tracking.models import CustomsCase, Parcel, ParcelEvent, Service, TariffLine
+from tracking.services import bulk, customs, delivery, figures, postage, tariff
 from tracking.services import events as ev
 from tracking.services.lookup import status_text
 from tracking.services.parcels import (
@@ -376,7 +378,26 @@ def batch(batch_id: int) -> str:
 @bp.get("/delayed")
 @role_required(*SUPERVISION)
 def delayed() -> str:
-    return render_template("tracking/delayed.html", parcels=delivery.delayed_parcels())
+    office = office_filter(current_user, request.args.get("office"))
+    return render_template("tracking/delayed.html",
+                           parcels=delivery.delayed_parcels(office_id=office))
+
+
+@bp.get("/")
+@role_required(*SUPERVISION)
+def parcels() -> str:
+    """The parcels behind the dashboard's figures: by status, accepted or delivered on a
+    day, at an office (a supervisor's own; an admin's choice)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    status = (request.args.get("status") or "").strip()[:24] or None
+    accepted = day_filter(request.args.get("accepted"))
+    delivered = day_filter(request.args.get("delivered"))
+    found = figures.list_parcels(status=status, office_id=office, accepted=accepted,
+                                 delivered=delivered)
+    return render_template("tracking/parcels.html", parcels=found, status=status,
+                           accepted=accepted, delivered=delivered,
+                           office=db.get(PostOffice, office) if office else None,
+                           limit=figures.MAX_LIST)
 
 
 # ---- customs ----------------------------------------------------------------------------
@@ -385,7 +406,9 @@ def delayed() -> str:
 @customs_bp.get("/")
 @role_required(*CUSTOMS)
 def queue() -> str:
-    return render_template("tracking/customs_queue.html", cases=customs.held_cases())
+    office = office_filter(current_user, request.args.get("office"))
+    return render_template("tracking/customs_queue.html",
+                           cases=customs.held_cases(office_id=office))
 
 
 @customs_bp.get("/<int:case_id>")
@@ -444,26 +467,129 @@ def decide(case_id: int) -> Any:
     return redirect(url_for("customs_bo.queue"))
 
 
-@customs_bp.route("/tariff", methods=["GET", "POST"])
-@role_required(Role.ADMIN, Role.SUPERVISOR)
-def tariff() -> Any:
-    form = forms.UploadForm()
-    result = None
-    if form.validate_on_submit():
-        with unit_of_work():
-            result = customs.import_tariff(form.file.data.read(), actor_id=current_user.id)
-        if not result.errors:
-            flash(_("%(created)s lines added, %(updated)s changed.", created=result.created,
-                    updated=result.updated), "success")
-            return redirect(url_for("customs_bo.tariff"))
+# ---- customs tariff: upload, preview, apply -------------------------------------------
+
+
+def _tariff_page(form: Any, preview: tariff.Preview | None = None, status: int = 200,
+                 apply_error: Any = None) -> Any:
     lines = db.scalars(select(TariffLine).order_by(TariffLine.hs_prefix)).all()
-    return render_template("tracking/tariff.html", form=form, result=result, lines=lines,
-                           columns=customs.TARIFF_COLUMNS)
+    apply_form = forms.TariffApplyForm(formdata=None,
+                                       token=preview.token if preview else None)
+    return render_template("tracking/tariff.html", form=form, preview=preview, lines=lines,
+                           columns=tariff.COLUMNS, apply_form=apply_form,
+                           apply_error=apply_error,
+                           rejections=tariff.rejection_messages(preview) if preview else []
+                           ), status
+
+
+@customs_bp.route("/tariff", methods=["GET", "POST"], endpoint="tariff")
+@role_required(*SUPERVISION)
+def tariff_page() -> Any:
+    """The tariff, and a file's preview: what it adds and changes, and rows it rejects."""
+    form = forms.UploadForm()
+    if not form.validate_on_submit():
+        return _tariff_page(form, status=422 if request.method == "POST" else 200)
+    with unit_of_work():
+        preview = tariff.preview_import(form.file.data.read(), actor_id=current_user.id)
+    return _tariff_page(form, preview, status=200 if preview.acceptable else 422)
+
+
+@customs_bp.post("/tariff/apply")
+@role_required(*SUPERVISION)
+def tariff_apply() -> Any:
+    """Apply exactly the file previewed (its token), once; refused if the tariff moved."""
+    form = forms.TariffApplyForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired. Upload the file again."), "error")
+        return redirect(url_for("customs_bo.tariff"))
+    try:
+        with unit_of_work():
+            done = tariff.apply_import(form.token.data, actor_id=current_user.id)
+    except DomainError as exc:
+        return _tariff_page(forms.UploadForm(formdata=None), status=exc.http_status,
+                            apply_error=exc.message)
+    flash(_("Tariff updated: %(added)s lines added, %(changed)s changed.",
+            added=len(done.added), changed=len(done.changed)), "success")
+    return redirect(url_for("customs_bo.tariff"))
+
+
+# ---- customs fees (app.overrides) -------------------------------------------------------
+
+CUSTOMS_FEES = "customs_fees"
+
+
+@customs_bp.route("/fees", methods=["GET", "POST"])
+@role_required(*SUPERVISION)
+def fees() -> Any:
+    """Supervisors see the customs fees charged on each parcel; an administrator changes
+    them (assessments from then on use the new figures)."""
+    return figures_page(CUSTOMS_FEES, endpoint="customs_bo.fees", intro=_l(
+        "Charged on every parcel customs assesses from now on; parcels already assessed "
+        "keep their figures."))
+
+
+# ---- postage bands ------------------------------------------------------------------
+
+_SERVICES = "any(" + ",".join(str(s) for s in Service) + ")"
+_ZONES = "any(" + ",".join((postage.ANY_ZONE, *postage.ZONES)) + ")"
+
+
+@bp.get("/postage")
+@role_required(*SUPERVISION)
+def postage_tariff() -> Any:
+    """Every service's postage, by zone: the bands in force and where they come from."""
+    table = []
+    for svc in Service:
+        any_bands = postage.bands_of(svc, postage.ANY_ZONE)
+        for zone in (postage.ANY_ZONE, *postage.ZONES):
+            own = any_bands if zone == postage.ANY_ZONE else postage.bands_of(svc, zone)
+            table.append({"service": str(svc), "zone": zone, "bands": own,
+                          "built_in": zone == postage.ANY_ZONE and not own})
+    return render_template("tracking/postage.html", table=table,
+                           services=postage.SERVICE_LABELS, zones=postage.ZONE_LABELS)
+
+
+@bp.route(f"/postage/<{_SERVICES}:service>/<{_ZONES}:zone>", methods=["GET", "POST"])
+@role_required(*SUPERVISION)
+def postage_bands(service: str, zone: str) -> Any:
+    """One service's bands in one zone; an administrator replaces them all at once."""
+    form = forms.PostageBandsForm()
+    can_edit = current_user.has_role(Role.ADMIN)
+    problems: list[Any] = []
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            raise Forbidden(_l("Only an administrator changes postage."))
+        if form.validate_on_submit():
+            bands, line_errors = postage.parse_bands(form.bands.data or "")
+            problems = list(line_errors.values())
+            if not problems:
+                try:
+                    with unit_of_work():
+                        postage.replace_bands(service, zone, bands,
+                                              actor_id=current_user.id)
+                except DomainError as exc:
+                    problems = list((exc.fields or {}).get("bands") or [exc.message])
+                else:
+                    flash(_("Postage saved. The counter prices from it now."), "success")
+                    return redirect(url_for("tracking_bo.postage_tariff"))
+        status = 422
+    elif not form.bands.data:
+        current = postage.bands_of(service, zone)
+        if not current and zone == postage.ANY_ZONE:
+            current = postage.built_in_bands(service)
+        form.bands.data = "\n".join(f"{b.from_grams} {b.to_grams} {b.price_iqd}"
+                                     for b in current)
+    return render_template("tracking/postage_bands.html", form=form, service=service,
+                           zone=zone, problems=problems, can_edit=can_edit,
+                           services=postage.SERVICE_LABELS, zones=postage.ZONE_LABELS,
+                           any_zone=postage.ANY_ZONE), status
 
 
 # The shell translates navigation labels when it shows them; listed for the extractor.
 _NAV_WORDS = (_l("Accept a parcel"), _l("Scan parcels"), _l("Upload events"),
-              _l("Delayed parcels"), _l("Customs queue"), _l("Customs tariff"))
+              _l("Delayed parcels"), _l("Customs queue"), _l("Customs tariff"),
+              _l("Customs inspection and stamp fees"), _l("Postage"))
 
 
 def init_app(app: Flask) -> None:
@@ -475,5 +601,14 @@ def init_app(app: Flask) -> None:
     nav_item("tracking_bo.delayed", "Delayed parcels", SUPERVISION, section="parcels",
              order=30)
     nav_item("customs_bo.queue", "Customs queue", CUSTOMS, section="customs", order=10)
-    nav_item("customs_bo.tariff", "Customs tariff", (Role.ADMIN, Role.SUPERVISOR),
-             section="customs", order=20)
+    nav_item("customs_bo.tariff", "Customs tariff", SUPERVISION, section="customs",
+             order=20)
+    nav_item("customs_bo.fees", "Customs inspection and stamp fees", SUPERVISION,
+             section="customs", order=30)
+    nav_item("tracking_bo.postage_tariff", "Postage", SUPERVISION, section="admin",
+             order=50)
+    editable_group(CUSTOMS_FEES, _l("Customs inspection and stamp fees"), (
+        EditableField("CUSTOMS_INSPECTION_FEE_IQD", _l("Inspection fee per parcel"),
+                      unit=_l("IQD")),
+        EditableField("CUSTOMS_STAMP_FEE_IQD", _l("Stamp fee per parcel"), unit=_l("IQD")),
+    ))

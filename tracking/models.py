@@ -163,7 +163,11 @@ class ParcelEvent(Base):
     """One UPU event as reported: kept even when late, repeated ids are refused by `uid`."""
 
     __tablename__ = "parcel_events"
-    __table_args__ = (Index("ix_parcel_events_parcel_time", "parcel_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_parcel_events_parcel_time", "parcel_id", "occurred_at"),
+        # The dashboard counts acceptances and hand-overs per day (tracking.services.figures).
+        Index("ix_parcel_events_code_time", "code", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The reporter's id for the event (or a digest of its facts): a repeat is ignored.
@@ -208,6 +212,45 @@ class TariffLine(Base):
     description_en: Mapped[str] = mapped_column(String(200), default="")
     description_ar: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostageBand(Base):
+    """Postage of one weight band of a service in a zone: a chargeable weight over
+    `from_grams` and up to and including `to_grams` costs `price_iqd`.
+
+    A service's bands in a zone run from 0 without gaps or overlaps
+    (tracking.services.postage checks it and replaces them all at once); zone "any" is the
+    tariff of zones that have no bands of their own.
+    """
+
+    __tablename__ = "postage_bands"
+    __table_args__ = (UniqueConstraint("service", "zone", "from_grams"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str] = mapped_column(String(16))
+    zone: Mapped[str] = mapped_column(String(32))
+    from_grams: Mapped[int]
+    to_grams: Mapped[int]
+    price_iqd: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TariffImportPreview(Base):
+    """A tariff file an administrator previewed: the rows it would write and the state of
+    the tariff it was compared with. Applying it names its random `token`; it applies
+    once, and only while the tariff is still as it was previewed against."""
+
+    __tablename__ = "customs_tariff_previews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    basis: Mapped[str] = mapped_column(String(64))  # fingerprint of the tariff previewed
+    rows: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
+    applied_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class CustomsState(enum.StrEnum):

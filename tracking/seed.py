@@ -12,7 +12,7 @@ from app.database import db, unit_of_work, utcnow
 from app.seed import seeder
 from tracking import s10
 from tracking.models import CustomsCase, Parcel, TariffLine
-from tracking.services import customs
+from tracking.services import customs, postage
 from tracking.services import events as ev
 from tracking.services.parcels import Address, Article, ParcelDraft, preadvise, register_inbound
 
@@ -50,8 +50,9 @@ def _run(number: str, steps: list[tuple[str, str | None, float, dict]]) -> None:
 
 @seeder(200)
 def seed_tracking() -> None:
-    """Sample tariff lines, two domestic parcels and two inbound ones (one released with
-    duty due, one held by customs). One unit of work; safe to run again."""
+    """Sample tariff lines, the postage table, two domestic parcels and two inbound ones
+    (one released with duty due, one held by customs). One unit of work; safe to run
+    again."""
     with unit_of_work():
         _seed()
 
@@ -59,6 +60,8 @@ def seed_tracking() -> None:
 def _seed() -> None:
     if db.scalar(select(TariffLine.id).limit(1)) is None:
         customs.import_tariff(customs.SAMPLE_TARIFF_CSV.read_bytes(), actor_id=None)
+    # The postage table starts as the built-in tariff, so prices do not change.
+    postage.seed_built_in_bands()
     if _office("BGD-01") is None:
         return  # the platform's demo offices are missing: nothing to place parcels at
     delivered = _domestic("demo:order:1", "IQ-BA", "العشار", 1200)

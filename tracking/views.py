@@ -11,6 +11,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import force_locale
@@ -25,12 +26,13 @@ from app.barcodes import barcode_url
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
+from payments.cards import cards_of
 from payments.errors import OneTimeCodeSent, WrongOneTimeCode
 from payments.gateway import card_payments_enabled
 from tracking import s10
 from tracking.forms import OnlineDutyForm
-from tracking.labels import PARCEL_BARCODE
-from tracking.models import CustomsState
+from tracking.labels import PARCEL_BARCODE, render_duty_receipt
+from tracking.models import CustomsCase, CustomsState
 from tracking.services import customs
 from tracking.services.lookup import find_public, public_view, status_text
 
@@ -84,8 +86,44 @@ def track_number(number: str) -> Response | tuple[str, int] | str:
             error=_l("We have no parcel with this number yet. If it was sent recently, "
                      "try again later."), not_found=True), 404
     record = public_view(parcel, current_locale())
+    receipt = _duty_receipt_case(parcel.tracking_number) if parcel.customs_paid_at else None
+    # The parcel's own QR: the same signed reference as its label, so a clerk's scanner
+    # opens the parcel while anyone else who scans it lands back on this public page.
     return render_template("tracking/track.html", record=record, error=None,
-                           typed=validity.number)
+                           typed=validity.number, duty_receipt=receipt is not None,
+                           qr_url=barcode_url(PARCEL_BARCODE, parcel.tracking_number))
+
+
+# The session key listing the customs cases this browser paid: their duty receipts are
+# its to download, signed in or not.
+PAID_HERE = "duty_paid_here"
+
+
+def _duty_receipt_case(number: str) -> CustomsCase | None:
+    user_id = current_user.id if current_user.is_authenticated else None
+    return customs.duty_receipt_for(number, user_id=user_id,
+                                    paid_here=tuple(session.get(PAID_HERE, ())))
+
+
+def duty_return_page(reference_id: str) -> str | None:
+    """Payments' return page for a duty payment: the parcel's tracking page."""
+    described = customs.duty_described(reference_id)
+    return (url_for("tracking.track_number", number=described.number)
+            if described else None)
+
+
+@bp.get("/track/<number>/duty-receipt.pdf")
+def duty_receipt(number: str) -> Response:
+    """The customs duty receipt, for whoever paid it (404 for anyone else)."""
+    validity = s10.validate(number)
+    if not validity:
+        abort(404)
+    case = _duty_receipt_case(validity.number)
+    if case is None:
+        abort(404)
+    return Response(render_duty_receipt(case), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="duty-{validity.number}.pdf"',
+        "Cache-Control": "no-store"})
 
 
 @bp.get("/track/<number>/show")
@@ -133,9 +171,18 @@ def pay_duty(number: str) -> Response | str | tuple[str, int]:
             code_step, status = exc, exc.http_status
             form.one_time_code.data = ""
         else:
-            flash(_l("Duty paid. The parcel can now be handed over."), "success")
+            # This browser paid: its receipt is offered on the tracking page.
+            session[PAID_HERE] = [*session.get(PAID_HERE, ())[-19:], case.id]
+            flash(_l("Duty paid. The parcel can now be handed over. Your receipt is on "
+                     "this page."), "success")
             return redirect(url_for("tracking.track_number",
                                     number=case.parcel.tracking_number))
+    if (request.method == "GET" and current_user.is_authenticated
+            and not form.card_number.data):
+        # A holder pays with their own card unless they type another.
+        own = cards_of(current_user.id)
+        if own:
+            form.card_number.data = own[0].grouped
     return render_template("tracking/pay_duty.html", case=case, form=form,
                            code_step=code_step, number=case.parcel.tracking_number,
                            card_payments=card_payments_enabled(),
@@ -182,6 +229,8 @@ class PublicTrackingSchema(Schema):
     closed = fields.Boolean(required=True)
     international = fields.Boolean(required=True)
     events = fields.List(fields.Nested(PublicEventSchema), required=True)
+    next_step = fields.String(required=True, metadata={
+        "description": "what is expected to happen next, in words; empty once closed"})
     customs = fields.Nested(PublicCustomsSchema, metadata={
         "description": "international parcels with a customs case only"})
 

@@ -9,10 +9,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.auth.identifiers import normalise_phone
-from app.auth.models import PostOffice
+from app.auth.models import OfficeKind, PostOffice
 from app.database import db
 from app.errors import NotFound, ValidationFailed
-from app.geo import governorate
+from app.geo import governorate, governorates
 from app.numbers import ascii_digits
 from shop.models import Address
 
@@ -101,16 +101,32 @@ def remove_address(address_id: int, user_id: int) -> None:
     db.flush()
 
 
+# Offices that serve the public at a counter; a sorting centre has no counter to collect at.
+PICKUP_KINDS = (OfficeKind.COUNTER, OfficeKind.DELIVERY, OfficeKind.EXCHANGE)
+
+
 def pickup_offices() -> list[PostOffice]:
-    """Open post offices where a shopper may collect a parcel, by governorate and name
-    (a closed office is not offered)."""
-    return list(db.scalars(select(PostOffice).where(PostOffice.closed_at.is_(None))
-                           .order_by(PostOffice.governorate, PostOffice.name_en)))
+    """Every open post office where a shopper may collect a parcel (counter, delivery
+    and exchange offices; a closed office or a sorting centre is not offered), by
+    governorate in the governorates list's order (Baghdad first), then by name."""
+    order = {g.code: i for i, g in enumerate(governorates())}
+    found = db.scalars(select(PostOffice).where(PostOffice.closed_at.is_(None),
+                                                PostOffice.kind.in_(PICKUP_KINDS)))
+    return sorted(found, key=lambda o: (order.get(o.governorate, len(order)), o.name_en))
+
+
+def pickup_groups(locale: str) -> list[tuple[str, list[PostOffice]]]:
+    """pickup_offices() grouped for a chooser: (governorate name in `locale`, offices)."""
+    groups: dict[str, list[PostOffice]] = {}
+    for office in pickup_offices():
+        gov = governorate(office.governorate)
+        groups.setdefault(gov.name(locale) if gov else office.governorate, []).append(office)
+    return list(groups.items())
 
 
 def pickup_office(office_id: int) -> PostOffice:
     office = db.get(PostOffice, office_id)
-    if office is None or office.closed_at is not None:
+    if office is None or office.closed_at is not None or office.kind not in PICKUP_KINDS:
         raise ValidationFailed(_l("Choose a post office to collect from."),
                                fields={"office": _l("Choose a post office to collect from.")})
     return office

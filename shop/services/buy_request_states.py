@@ -24,7 +24,8 @@ B = BuyRequestStatus
 
 BUY_REQUEST_TRANSITIONS: dict[BuyRequestStatus, frozenset[BuyRequestStatus]] = {
     # Procurement answers a request with a final quote, or a reason why not.
-    B.SUBMITTED: frozenset({B.QUOTED, B.REJECTED}),
+    # The shopper may withdraw it while it waits for that answer.
+    B.SUBMITTED: frozenset({B.QUOTED, B.REJECTED, B.CANCELLED}),
     # The shopper accepts the quote (an order is placed) or lets it run out.
     B.QUOTED: frozenset({B.ACCEPTED, B.EXPIRED}),
     # The order is paid, or it expires / is cancelled unpaid and the request with it.
@@ -34,6 +35,7 @@ BUY_REQUEST_TRANSITIONS: dict[BuyRequestStatus, frozenset[BuyRequestStatus]] = {
     B.PURCHASED: frozenset(),
     B.REJECTED: frozenset(),
     B.EXPIRED: frozenset(),
+    B.CANCELLED: frozenset(),
 }
 
 

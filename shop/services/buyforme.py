@@ -179,6 +179,72 @@ def submit_request(user_id: int, data: dict[str, Any]) -> BuyRequest:
     return req
 
 
+class RequestAlreadyPriced(BuyRequestStateError):
+    """The shopper tried to change or withdraw a request procurement already answered."""
+
+    code = "buy_request_priced"
+
+
+def _changeable(request_id: int, user_id: int) -> BuyRequest:
+    """The shopper's own request, locked, while it still waits for our price (procurement
+    quoting takes the same lock, so an edit and a quote never cross). Raises NotFound,
+    RequestAlreadyPriced."""
+    req = _lock(request_id)
+    if req.user_id != user_id:
+        raise NotFound()
+    if req.status != B.SUBMITTED:
+        raise RequestAlreadyPriced(
+            _l("This request can no longer be changed or cancelled: we have already "
+               "answered it. You can accept the price or let it expire.")
+            if req.status == B.QUOTED else
+            _l("This request can no longer be changed or cancelled."))
+    return req
+
+
+def edit_request(request_id: int, user_id: int, data: dict[str, Any]) -> BuyRequest:
+    """The shopper corrects a request that waits for our price: its fields and estimate
+    are replaced (checked as when it was sent), and the change is audited. Flushes.
+    Raises NotFound (not theirs), RequestAlreadyPriced (quoted, rejected, cancelled...),
+    ValidationFailed (nothing is changed)."""
+    values, cost = estimate(data)
+    req = _changeable(request_id, user_id)
+    before = {"title": req.title, "quantity": req.quantity, "unit_price": req.unit_price,
+              "currency": req.currency, "total": req.total}
+    for name, value in values.items():
+        setattr(req, name, value)
+    _apply(req, cost)
+    req.estimate_total = cost.total
+    record_audit("buy_request.edited", object_type="buy_request", object_id=req.id,
+                 actor_id=user_id, details={"before": before, "after": {
+                     "title": req.title, "quantity": req.quantity,
+                     "unit_price": req.unit_price, "currency": req.currency,
+                     "total": req.total}})
+    db.flush()
+    return req
+
+
+def cancel_request(request_id: int, user_id: int) -> BuyRequest:
+    """The shopper withdraws a request that waits for our price: it moves to cancelled
+    (buy_request.cancelled) and procurement no longer sees it waiting. Flushes. Raises
+    NotFound, RequestAlreadyPriced."""
+    req = _changeable(request_id, user_id)
+    move_request(req, B.CANCELLED, actor_id=user_id, reason="withdrawn by the shopper")
+    return req
+
+
+def expected_answer(req: BuyRequest) -> Any:
+    """When the shopper may expect our price for a request that waits for it (UTC), or
+    None once it is answered."""
+    if req.status != B.SUBMITTED:
+        return None
+    return req.created_at + timedelta(hours=int(current_app.config["SHOP_QUOTE_ANSWER_HOURS"]))
+
+
+def open_requests_of(user_id: int) -> list[BuyRequest]:
+    """The shopper's requests not yet an order (an accepted one appears as its order)."""
+    return [r for r in requests_of(user_id) if r.order_id is None]
+
+
 def requests_of(user_id: int) -> list[BuyRequest]:
     return list(db.scalars(select(BuyRequest).where(BuyRequest.user_id == user_id)
                            .order_by(BuyRequest.id.desc())))

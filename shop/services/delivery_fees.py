@@ -1,8 +1,9 @@
 """What delivery, international shipping, customs duty and handling cost, in dinars.
 
-Every figure is a setting declared in shop.settings (read once at start from the
-environment, else its default), so an administrator changes a fee without a release;
-this module reads them from `current_app.config`. The Iraqi customs
+Every figure is a setting declared in shop.settings (read at start from the
+environment, else its default); an administrator changes the fees in the back office
+(app.overrides), so this module reads them with `current(...)`. Zones are tracking's
+(tracking.services.postage), the same the counter prices postage by. The Iraqi customs
 figures are weak-sourced (reference/README.md): treat them as estimates the shopper sees
 before paying, not as the assessment customs makes on arrival.
 
@@ -21,28 +22,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import current_app
-from flask_babel import lazy_gettext as _l
 
+from app.overrides import current
 from tracking.services.customs import tariff_line_for
+from tracking.services.postage import ZONE_LABELS as _ALL_ZONE_LABELS
+from tracking.services.postage import ZONES, zone_between
 
-KURDISTAN_REGION = frozenset({"IQ-AR", "IQ-DA", "IQ-SU", "IQ-HA"})  # Erbil, Duhok,
-# Sulaymaniyah, Halabja
+ZONE_LABELS: dict[str, Any] = {z: _ALL_ZONE_LABELS[z] for z in ZONES}
 
-ZONES = ("same_governorate", "other_governorate", "kurdistan")
-ZONE_LABELS: dict[str, Any] = {
-    "same_governorate": _l("Within the governorate"),
-    "other_governorate": _l("To another governorate"),
-    "kurdistan": _l("To or from the Kurdistan Region"),
-}
 
 def zone_for(origin: str | None, destination: str) -> str:
     """The delivery zone between two governorate codes (see the module docstring)."""
-    origin = origin or current_app.config["SHOP_EXCHANGE_GOVERNORATE"]
-    if origin == destination:
-        return "same_governorate"
-    if (origin in KURDISTAN_REGION) != (destination in KURDISTAN_REGION):
-        return "kurdistan"
-    return "other_governorate"
+    return zone_between(origin or current_app.config["SHOP_EXCHANGE_GOVERNORATE"],
+                        destination)
 
 
 def _started_kg(weight_g: int) -> int:
@@ -51,19 +43,19 @@ def _started_kg(weight_g: int) -> int:
 
 def delivery_fee(zone: str, weight_g: int, *, door: bool) -> int:
     """Domestic delivery of one consignment of `weight_g` grams in `zone`, in dinars."""
-    table = current_app.config["SHOP_DELIVERY_FEES"][zone]
+    table = current("SHOP_DELIVERY_FEES")[zone]
     fee = int(table["base"]) + int(table["per_kg"]) * (_started_kg(weight_g) - 1)
-    return fee + (int(current_app.config["SHOP_DOOR_FEE"]) if door else 0)
+    return fee + (int(current("SHOP_DOOR_FEE")) if door else 0)
 
 
 def international_shipping(weight_g: int) -> int:
     """Shipping a foreign consignment of `weight_g` grams to Iraq, in dinars."""
-    table = current_app.config["SHOP_INTERNATIONAL_SHIPPING"]
+    table = current("SHOP_INTERNATIONAL_SHIPPING")
     return int(table["base"]) + int(table["per_kg"]) * _started_kg(weight_g)
 
 
 def handling_fee() -> int:
-    return int(current_app.config["SHOP_HANDLING_FEE"])
+    return int(current("SHOP_HANDLING_FEE"))
 
 
 def bps_of(amount: int, bps: int) -> int:

@@ -25,6 +25,7 @@ from app.errors import Conflict, NotFound
 from app.events import DomainEvent, publish
 from payments import services as payments
 from payments.models import PaymentStatus
+from payments.payables import Described
 from payments.services import CardPaymentStart
 from shop.models import (
     Consignment,
@@ -34,7 +35,7 @@ from shop.models import (
     OrderKind,
     OrderStatus,
 )
-from shop.services import catalog
+from shop.services import catalog, settlement
 from shop.services.buy_request_states import request_order_closed, request_paid
 from shop.services.references import ORDER_KIND
 
@@ -253,12 +254,14 @@ def _locked_order_of(data: dict[str, Any]) -> Order | None:
 
 def _mark_paid(order: Order, pid: int) -> None:
     """The locked, waiting `order` is paid by payment `pid`: its status, its other holds
-    released, its consignments open, a buy-for-me request told. Flushes."""
+    released, its consignments open, the merchants' sales booked, a buy-for-me request
+    told. Flushes."""
     order.payment_id = pid
     apply_transition(order, O.PAID, reason=f"payment {pid} succeeded")
     _release_other_holds(order, pid)
     for c in order.consignments:
         apply_consignment_transition(c, C.OPEN, reason="paid")
+    settlement.book_sales(order)
     if order.kind == OrderKind.BUY_FOR_ME:
         request_paid(order.id)
 
@@ -372,6 +375,7 @@ def cancel_order(order_id: int, user_id: int, *, reason: str = "") -> Order:
                               key="cancel", actor_id=user_id)
     for c in live:
         apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
+        settlement.reverse_sale(c)
     apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
     if order.kind == OrderKind.BUY_FOR_ME:
         request_order_closed(order.id, actor_id=user_id, reason=why)
@@ -396,6 +400,8 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
         raise NotCancellable(_l("This consignment can no longer be cancelled."))
     _release_stock(order, [c])
     apply_consignment_transition(c, C.CANCELLED, actor_id=actor_id, reason=reason)
+    # Its sale leaves the merchant's payable account (nothing booked before payment).
+    settlement.reverse_sale(c)
     rest = [x for x in order.consignments if x.status not in (C.CANCELLED, C.EXPIRED)]
     if order.status == O.PENDING_PAYMENT:
         if not rest:
@@ -519,3 +525,22 @@ def unpaid_past_due(*, limit: int = 200) -> list[int]:
     return list(db.scalars(select(Order.id).where(
         Order.status == O.PENDING_PAYMENT, Order.expires_at < utcnow())
         .order_by(Order.expires_at).limit(limit)))
+
+
+def order_described(reference_id: str) -> Described | None:
+    """Payments' describer: an order payment is named by the order's number and its
+    shops on statements and receipts (buy for me: bought by Iraqi Post)."""
+    if not (reference_id.isascii() and reference_id.isdigit()) or len(reference_id) > 18:
+        return None
+    order = db.get(Order, int(reference_id))
+    if order is None:
+        return None
+    shops_ar = "، ".join(dict.fromkeys(
+        c.merchant.name_ar if c.merchant else "شراء البريد العراقي لك"
+        for c in order.consignments))
+    shops_en = ", ".join(dict.fromkeys(
+        c.merchant.name_en if c.merchant else "bought for you by Iraqi Post"
+        for c in order.consignments))
+    return Described(number=order.number,
+                     ar=f"الطلب {order.number}" + (f" من {shops_ar}" if shops_ar else ""),
+                     en=f"Order {order.number}" + (f" from {shops_en}" if shops_en else ""))

@@ -47,6 +47,9 @@ ALLOWED: dict[str, set[str]] = {
     "shop_admin.post_office": ADMIN,
     "shop_admin.suspend": ADMIN,
     "shop_orders_bo.order": COUNTER,
+    # Finance: supervisors and admins record bank transfers paid to merchants.
+    "shop_payouts.payouts": SUPERVISION,
+    "shop_payouts.merchant_payouts": SUPERVISION,
     "shop_procurement.requests": PROCUREMENT,
     "shop_procurement.buy_request": PROCUREMENT,
     "shop_procurement.approve": PROCUREMENT,
@@ -58,6 +61,15 @@ ALLOWED: dict[str, set[str]] = {
     "customs_bo.reclassify": CUSTOMS,
     "customs_bo.revalue": CUSTOMS,
     "customs_bo.tariff": SUPERVISION,
+    # Supervisors preview and apply tariff files, as they loaded them before.
+    "customs_bo.tariff_apply": SUPERVISION,
+    # Fees, limits and postage: supervisors see them; only an admin's save is taken
+    # (a supervisor's POST is refused, see tests/tracking/test_fees.py).
+    "customs_bo.fees": SUPERVISION,
+    "tracking_bo.postage_tariff": SUPERVISION,
+    "tracking_bo.postage_bands": SUPERVISION,
+    "payments_bo.limits": SUPERVISION,
+    "shop_fees_bo.fees": SUPERVISION,
     "tracking_bo.parcel": COUNTER | {"customs_officer"},
     "tracking_bo.declaration": COUNTER | {"customs_officer"},
     "tracking_bo.duty_receipt": COUNTER | {"customs_officer"},
@@ -67,6 +79,8 @@ ALLOWED: dict[str, set[str]] = {
     "tracking_bo.labels_batch": COUNTER,
     "tracking_bo.accept": COUNTER,
     "tracking_bo.delayed": SUPERVISION,
+    # The lists behind the dashboard's figures (a supervisor's own office, an admin's all).
+    "tracking_bo.parcels": SUPERVISION,
     "tracking_bo.ingest": COUNTER,
     "tracking_bo.batch": COUNTER,
     "tracking_bo.scan": COUNTER,
@@ -77,8 +91,10 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.top_up": COUNTER,
     "payments_bo.issue_card": COUNTER,
     "payments_bo.disputes": SUPERVISION,
+    "payments_bo.payments": SUPERVISION,
     "payments_bo.drawer": COUNTER,
     "payments_bo.drawer_pdf": COUNTER,
+    "payments_bo.close_drawer": COUNTER,
     "payments_bo.payment": COUNTER,
     "payments_bo.receipt": COUNTER,
     "payments_bo.refund": COUNTER,
@@ -87,6 +103,11 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.reconciliation": SUPERVISION,
     "payments_bo.refund_requests": SUPERVISION,
     "payments_bo.decide_refund": SUPERVISION,
+    # Supervisors report on their own office, admins on any office or the whole post.
+    "reports_bo.index": SUPERVISION,
+    "reports_bo.run": SUPERVISION,
+    "reports_bo.status": SUPERVISION,
+    "reports_bo.download": SUPERVISION,
 }
 ROLES = ("shopper", "merchant", "clerk", "customs_officer", "procurement", "supervisor",
          "admin")

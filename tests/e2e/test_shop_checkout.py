@@ -13,7 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from app.database import db
-from tests.payments.conftest import _fast_pins, clerk, make_card, office  # noqa: F401
+from tests.payments.conftest import (  # noqa: F401
+    _fast_pins,
+    clerk,
+    localstripe,
+    make_card,
+    office,
+    stripe_app,
+)
 from tests.payments.helpers import CARD_PIN
 from tests.shop.checkout_helpers import (
     PASSWORD,
@@ -249,3 +256,72 @@ def test_visitor_goes_from_the_home_page_to_an_order_awaiting_payment_for_pickup
     assert (order.status, order.delivery_method, order.pickup_office_id, order.total) == (
         "pending_payment", "pickup", office_id, 31_000)
     assert [ln.product_id for ln in order.lines] == [bag_id]
+
+
+@pytest.fixture()
+def stripe_live(stripe_app, localstripe, monkeypatch, serve) -> str:
+    """The shop with card payments against localstripe, jobs running, Stripe's script
+    allowed by the CSP as for the real Stripe."""
+    from tests.payments.conftest import SECRET
+
+    for key in ("CSP_SCRIPT_SRC", "CSP_CONNECT_SRC", "CSP_FRAME_SRC"):
+        monkeypatch.setitem(stripe_app.config, key,
+                            [*stripe_app.config.get(key, []), localstripe.url])
+    url = serve(stripe_app, jobs=True)
+    localstripe.register_webhook(f"{url}/payments/stripe/webhook", SECRET, name="shop-e2e")
+    return url
+
+
+def test_a_bank_card_payment_lands_on_the_order_page_on_a_phone_in_arabic(
+        stripe_live, browser, screenshots):
+    """390 px, Arabic: the shopper pays an order with a test bank card and the browser
+    comes back to the order page by itself, which shows the payment and then the order
+    paid; nothing in English, nothing wider than the screen."""
+    from payments.rates import add_rate
+    from shop.models import Order
+    from tests.shop.checkout_helpers import door, place, put_in_cart
+
+    add_rate("USD", "1310")
+    shop = make_merchant()
+    shop.name_ar, shop.name_en = "مكتبة المتنبي", "Al-Mutanabbi Bookshop"
+    lamp = product(shop, make_category(), title_ar="مصباح مكتب نحاسي",
+                   title_en="Brass desk lamp", price=35_000, weight_g=1_400, stock=2)
+    shopper = make_shopper("Zainab Ali")
+    email = shopper.email
+    put_in_cart(shopper, lamp)
+    order = place(shopper, door(make_address(shopper, "IQ-BA", district="العشار",
+                                             landmark="مقابل سوق حنا الشيخ")))
+    order_id = order.id
+    db.commit()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(stripe_live + "/login")
+    page.fill("input[name=identifier]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main form [type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{stripe_live}/shop/orders/{order_id}")
+    page.click("text=ادفع ببطاقة مصرفية")
+    page.wait_for_url("**/payments/pay/*")
+    page.fill("#card-element input[placeholder=number]", "4242424242424242")
+    page.fill("#card-element input[placeholder=exp_month]", "12")
+    page.fill("#card-element input[placeholder=exp_year]", "34")
+    page.fill("#card-element input[placeholder=cvc]", "123")
+    page.fill("#card-element input[placeholder=postal_code]", "10001")
+    page.click("#card-pay")
+    page.wait_for_url(f"**/shop/orders/{order_id}")
+    assert page.locator('[data-payment-status="succeeded"]').count() == 1
+    for _ in range(40):
+        if page.locator('#order-status[data-status="paid"]').count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    assert page.locator("#order-status").inner_text() == "مدفوع"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.get_attribute("html", "dir") == "rtl"
+    page.screenshot(path=str(screenshots / "order-after-card-390-ar.png"), full_page=True)
+    context.close()
+    db.rollback()
+    assert db.get(Order, order_id, populate_existing=True).status == "paid"

@@ -96,6 +96,20 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     assert scan("EMG", number) == "ok"
     assert scan("EDG", number) == "ok"
     page.screenshot(path=str(screenshots / "tracking-scan-ar.png"), full_page=True)
+    # On a phone (390 px), mid-journey: every event in Arabic words with its city, no
+    # code, the next step, and the parcel's QR; nothing wider than the screen.
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    ppage = phone.new_page()
+    ppage.goto(live_server + f"/track/{number}")
+    shown = ppage.locator("main").inner_text()
+    for raw in ("EMA", "EDD", "EMG", "EDG", "out_for_delivery", "picked_up"):
+        assert raw not in shown, raw
+    assert "خرجت مع موزع البريد للتسليم" in shown and "بغداد" in shown
+    assert "الخطوة التالية" in ppage.locator(".next-step").inner_text()
+    assert ppage.locator(".parcel-qr svg.qr").is_visible()
+    assert ppage.evaluate("document.documentElement.scrollWidth") <= 390
+    ppage.screenshot(path=str(screenshots / "tracking-page-390-ar.png"), full_page=True)
+    phone.close()
     # The parcel page offers the hand-over here, at its destination: name and ID only.
     page.goto(live_server + f"/backoffice/parcels/{number}")
     assert page.locator("#receiver_id_number").is_visible()
@@ -107,7 +121,7 @@ def test_clerk_accepts_scans_to_delivery_and_visitor_tracks(
     ctx.close()
 
     # A visitor types the number as it is printed, with spaces, on a phone.
-    visitor = browser.new_context(viewport={"width": 400, "height": 850})
+    visitor = browser.new_context(viewport={"width": 390, "height": 844})
     vpage = visitor.new_page()
     vpage.goto(live_server + "/")
     vpage.fill("#track-number", f"{number[:2].lower()} {number[2:5]} {number[5:8]} "

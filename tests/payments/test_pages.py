@@ -193,3 +193,69 @@ def test_pay_for_a_reference_with_the_post_card(client, app_ctx, make_card):
     receipt = client.get(f"/payments/receipts/{p.id}.pdf")
     assert "2,500 IQD" in pdf_text(receipt.data)
     assert db.scalar(select(Account.balance).where(Account.code == "revenue:postage:IQD")) == 2500
+
+
+@pytest.mark.commits  # wrong PIN attempts are kept on a connection of their own
+def test_statement_lines_say_what_was_paid_and_where_the_money_came_from(
+        client, app_ctx, make_card):
+    """The holder reads on each line what it paid (the reference's own words, its public
+    number) and how a top-up came in (cash at which office), in Arabic and English, on
+    the page and the PDF; the pay form offers their own card first."""
+    payables.register_payable("test_fee", lambda ref, user: payables.Payable(
+        2500, "IQD", "postage", f"Fee {ref}") if ref == "F7" else None)
+    payables.register_description("test_fee", lambda ref: payables.Described(
+        number=f"FEE-{ref}", ar=f"رسم البريد {ref}", en=f"Postage fee {ref}"))
+    shopper = person("Statement Reader", "shopper")
+    card = make_card(balance=10_000, user_id=shopper.id, pin="8642")
+    login(client, shopper)
+    page = client.get("/payments/pay-for/test_fee/F7").get_data(as_text=True)
+    # The holder's own card is already in the form.
+    assert re.search(r'name="card_number"[^>]*value="' + re.escape(card.grouped), page)
+    ok = client.post("/payments/pay-for/test_fee/F7", data={
+        "method": "post_card", "card_number": card.grouped, "pin": "8642", "key": "st-1"})
+    assert ok.status_code == 302
+    page = client.get(f"/payments/cards/{card.id}/statement").get_data(as_text=True)
+    assert "نقدًا في مكتب بريد بغداد" in page and "رسم البريد F7" in page
+    text = pdf_text(client.get(f"/payments/cards/{card.id}/statement.pdf").data)
+    assert "F7" in text
+    client.get("/lang/en")
+    from flask_babel import refresh
+
+    refresh()
+    page = client.get(f"/payments/cards/{card.id}/statement").get_data(as_text=True)
+    assert "in cash at Baghdad Post Office" in page and "Postage fee F7" in page
+    # The receipt names the reference by its public number, not by payments' (kind, id).
+    p = db.scalar(select(Payment).where(Payment.reference_kind == "test_fee"))
+    text = pdf_text(client.get(f"/payments/receipts/{p.id}.pdf").data)
+    assert "FEE-F7" in text and "test_fee" not in text
+
+
+def test_online_top_up_starts_at_stripes_minimum_charge(app_ctx, make_card, stripe_app):
+    """Stripe charges at least 0.50 USD; at 1,310 IQD per USD the smallest online top-up
+    is 655 IQD (rounded up: 654 IQD would be 0.4992 USD). Below it nothing starts; the
+    page says the minimum."""
+    from app.database import unit_of_work
+    from payments import services
+    from payments.errors import InvalidAmount
+    from payments.rates import add_rate
+
+    add_rate("USD", "1310")
+    shopper = person("Small Topper", "shopper")
+    card = make_card(user_id=shopper.id)
+    assert services.online_top_up_minimum() == 655
+    with pytest.raises(InvalidAmount) as refused, unit_of_work():
+        services.start_online_top_up(card.id, user_id=shopper.id, amount=654,
+                                     idempotency_key="small-1")
+    assert "655" in str(refused.value.message)
+    assert db.scalar(select(func.count(Payment.id))) == 0
+    with unit_of_work():
+        start = services.start_online_top_up(card.id, user_id=shopper.id, amount=655,
+                                             idempotency_key="small-2")
+    assert (start.payment.charged_amount, start.payment.charged_currency) == (50, "USD")
+    client = stripe_app.test_client()
+    login(client, shopper)
+    page = client.get(f"/payments/cards/{card.id}/topup").get_data(as_text=True)
+    assert "655" in page
+    res = client.post(f"/payments/cards/{card.id}/topup", data={"amount": "600", "key": "x"})
+    assert "655" in res.get_data(as_text=True)
+    assert db.scalar(select(func.count(Payment.id))) == 1

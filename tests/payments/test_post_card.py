@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 
 from app.audit import AuditRecord
 from app.database import db, get_engine, unit_of_work
+from app.i18n import baghdad_today
 from payments import cards, services
 from payments.errors import (
     CardExpired,
@@ -121,7 +122,7 @@ def test_frozen_and_expired_cards_are_refused(make_card, clerk):
     with unit_of_work():
         cards.unfreeze_card(card.id, clerk_id=clerk.id)
     card = db.get(type(card), card.id)
-    card.expires_on = cards.today_in_baghdad() - timedelta(days=1)
+    card.expires_on = baghdad_today() - timedelta(days=1)
     db.commit()
     with pytest.raises(CardExpired):
         pay(card, key="exp", actor_id=clerk.id)

@@ -525,3 +525,135 @@ def test_assessed_lower_the_excess_goes_back_to_the_bank_card_once(app, shopper,
         "payment_intent": db.get(Payment, pid).stripe_payment_intent}).data) == 1
     assert db.get(Order, order_id).refunded_amount == 13_098
     assert ledger_problems() == []
+
+
+# -- the shopper's own requests: my orders, change, cancel, retry -------------------------
+
+def _quote(rid: int) -> None:
+    buyer = make_shopper("Buyer", Role.PROCUREMENT)
+    with unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=buyer.id, data={})
+
+
+def test_requests_show_in_my_orders_with_their_state_and_when_to_expect_our_price(
+        client, shopper, rates, app):
+    rid = _request(shopper)
+    other = _request(shopper, title="Rain boots")
+    _quote(other)
+    req = db.get(BuyRequest, rid)
+    login(client, shopper)
+    html = client.get("/shop/orders").get_data(as_text=True)
+    # Arabic first: "Waiting for our price", "Expected by <48 hours after sending>".
+    assert req.number in html and "بانتظار سعرنا" in html
+    hours = app.config["SHOP_QUOTE_ANSWER_HOURS"]
+    assert buyforme.expected_answer(req) == req.created_at + timedelta(hours=hours)
+    assert "متوقع قبل" in html
+    quoted = db.get(BuyRequest, other)
+    # The priced one shows its price and no expected time.
+    assert quoted.number in html and f"{quoted.total:,} IQD" in html
+    assert buyforme.expected_answer(quoted) is None
+    # Another shopper sees none of them.
+    client.post("/logout")
+    login(client, make_shopper("Stranger"))
+    html = client.get("/shop/orders").get_data(as_text=True)
+    assert req.number not in html and quoted.number not in html
+
+
+def test_a_request_is_changed_until_it_is_priced_then_refused_with_a_clear_message(
+        client, shopper, rates):
+    rid = _request(shopper)
+    login(client, shopper)
+    form = client.get(f"/shop/buy-for-me/{rid}/edit").get_data(as_text=True)
+    assert 'value="49.99"' in form and "Winter jacket" in form  # what was typed, to correct
+    res = client.post(f"/shop/buy-for-me/{rid}/edit",
+                      data={**REQUEST, "quantity": "1", "action": "send"})
+    assert res.status_code == 302
+    db.expire_all()
+    req = db.get(BuyRequest, rid)
+    # One jacket now: the estimate is made again, as for a new request, and is lower.
+    _values, one = buyforme.estimate({**REQUEST, "quantity": "1"})
+    assert req.quantity == 1 and req.total == req.estimate_total == one.total < 200_718
+    audit = db.scalar(select(AuditRecord).where(AuditRecord.action == "buy_request.edited"))
+    assert audit.details["before"]["quantity"] == 2 and audit.details["after"]["quantity"] == 1
+    # Bad input changes nothing.
+    res = client.post(f"/shop/buy-for-me/{rid}/edit",
+                      data={**REQUEST, "price": "abc", "action": "send"})
+    assert res.status_code == 422
+    db.expire_all()
+    assert db.get(BuyRequest, rid).quantity == 1
+
+    _quote(rid)
+    total = db.get(BuyRequest, rid).total
+    res = client.post(f"/shop/buy-for-me/{rid}/edit",
+                      data={**REQUEST, "quantity": "5", "action": "send"},
+                      follow_redirects=True)
+    # "This request can no longer be changed or cancelled: we have already answered it."
+    assert "لم يعد بالإمكان تعديل هذا الطلب أو إلغاؤه" in res.get_data(as_text=True)
+    res = client.post(f"/shop/buy-for-me/{rid}/cancel", follow_redirects=True)
+    assert "لم يعد بالإمكان تعديل هذا الطلب أو إلغاؤه" in res.get_data(as_text=True)
+    db.expire_all()
+    assert (db.get(BuyRequest, rid).quantity, db.get(BuyRequest, rid).total,
+            db.get(BuyRequest, rid).status) == (1, total, "quoted")
+    with pytest.raises(buyforme.RequestAlreadyPriced) as refused, unit_of_work():
+        buyforme.edit_request(rid, shopper.id, {**REQUEST, "quantity": "5"})
+    assert refused.value.http_status == 409
+
+
+def test_a_cancelled_request_cannot_be_priced_and_a_stranger_cannot_touch_one(
+        client, shopper, rates):
+    rid = _request(shopper)
+    stranger = make_shopper("Stranger")
+    login(client, stranger)
+    assert client.post(f"/shop/buy-for-me/{rid}/cancel").status_code == 404
+    assert client.get(f"/shop/buy-for-me/{rid}/edit").status_code == 404
+    assert client.post(f"/shop/buy-for-me/{rid}/edit",
+                       data={**REQUEST, "action": "send"}).status_code == 404
+    with pytest.raises(NotFound), unit_of_work():
+        buyforme.cancel_request(rid, stranger.id)
+    client.post("/logout")
+    login(client, shopper)
+    page = client.get(f"/shop/buy-for-me/{rid}").get_data(as_text=True)
+    assert "ألغِ الطلب" in page and "عدّل الطلب" in page  # cancel / change buttons
+    res = client.post(f"/shop/buy-for-me/{rid}/cancel")
+    assert res.status_code == 303
+    db.expire_all()
+    req = db.get(BuyRequest, rid)
+    assert req.status == "cancelled" and [h.to_status for h in req.history] == [
+        "submitted", "cancelled"]
+    page = client.get(f"/shop/buy-for-me/{rid}").get_data(as_text=True)
+    assert "الطلب ملغى" in page and "ألغِ الطلب" not in page
+    with pytest.raises(BuyRequestStateError), unit_of_work():
+        buyforme.approve_request(rid, reviewer_id=make_shopper("Buyer", Role.PROCUREMENT).id,
+                                 data={})
+
+
+def test_after_a_refused_payment_the_shopper_tries_again_without_a_405(
+        client, shopper, rates, office, make_card):
+    import re
+
+    rid = _request(shopper)
+    _quote(rid)
+    card = make_card(balance=500_000, user_id=shopper.id)
+    login(client, shopper)
+    dest = pickup(office)
+    page = client.get(f"/shop/buy-for-me/{rid}", query_string=dest).get_data(as_text=True)
+    digest = re.search(r'name="digest"[^>]*value="([0-9a-f]+)"', page).group(1)
+    key = re.search(r'name="key"[^>]*value="([^"]+)"', page).group(1)
+    res = client.post(f"/shop/buy-for-me/{rid}/accept", data={
+        **dest, "digest": digest, "key": key, "payment": "post_card",
+        "card_id": str(card.id), "pin": "0000"})
+    assert res.status_code >= 400 and res.status_code != 405
+    # Reloading that page, switching language or "start again" come back by GET.
+    again = client.get(f"/shop/buy-for-me/{rid}/accept")
+    assert again.status_code == 303
+    assert again.headers["Location"].endswith(f"/shop/buy-for-me/{rid}")
+    db.expire_all()
+    assert db.get(BuyRequest, rid).status == "quoted"
+    page = client.get(f"/shop/buy-for-me/{rid}", query_string=dest).get_data(as_text=True)
+    key = re.search(r'name="key"[^>]*value="([^"]+)"', page).group(1)
+    res = client.post(f"/shop/buy-for-me/{rid}/accept", data={
+        **dest, "digest": digest, "key": key, "payment": "post_card",
+        "card_id": str(card.id), "pin": CARD_PIN})
+    assert res.status_code == 302 and "/shop/orders/" in res.headers["Location"]
+    db.expire_all()
+    assert db.get(BuyRequest, rid).status == "accepted"

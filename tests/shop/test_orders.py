@@ -396,3 +396,89 @@ def test_transition_table_refuses_moves_it_does_not_list(shopper, lamp):
         orders.apply_transition(db.get(Order, order.id), orders.O.SHIPPED)
     db.rollback()
     assert _order(order.id).status == "pending_payment"
+
+
+def test_a_bank_card_payment_comes_back_to_the_order_page_and_its_receipt_names_the_order(
+        stripe_app, shopper, lamp):
+    """After the bank's answer the shopper lands on the order page (no extra click), which
+    shows the payment and, once booked, the order paid; the receipt prints the order's
+    number (not payments' internal reference) and the card's last 4 digits."""
+    import io
+
+    from pypdf import PdfReader
+
+    from payments import gateway
+    from payments.rates import add_rate
+    from tests.shop.checkout_helpers import login
+
+    add_rate("USD", "1310")
+    order = _checkout(shopper, lamp, PaymentChoice("stripe"))
+    number = db.get(Order, order.id).number
+    client = stripe_app.test_client()
+    login(client, shopper)
+    res = client.post(f"/shop/orders/{order.id}/pay")
+    assert res.status_code == 302 and "/payments/pay/" in res.headers["Location"]
+    pid = int(res.headers["Location"].rstrip("/").split("/")[-1])
+    pm = gateway.client().v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "5555555555554444", "exp_month": 12,
+                                 "exp_year": 2034, "cvc": "123"}}).id
+    answer = client.post(f"/payments/pay/{pid}/confirm", json={"payment_method": pm})
+    assert answer.get_json()["status"] == "succeeded"
+    back = client.get(answer.get_json()["next"])
+    assert back.status_code == 302 and back.headers["Location"] == f"/shop/orders/{order.id}"
+    page = client.get(back.headers["Location"]).get_data(as_text=True)
+    # "Payment received. Thank you." and the payment paid, before the order is booked.
+    assert "وصلنا المبلغ. شكرًا لك." in page and 'data-payment-status="succeeded"' in page
+    assert "ادفع ببطاقة مصرفية" not in page  # no second "pay by bank card" button
+    drain(stripe_app)
+    page = client.get(f"/shop/orders/{order.id}").get_data(as_text=True)
+    assert 'id="order-status" data-status="paid"' in page
+
+    receipt = client.get(f"/payments/receipts/{pid}.pdf")
+    text = PdfReader(io.BytesIO(receipt.data)).pages[0].extract_text()
+    assert number in text and "4444" in text
+    assert "shop_order" not in text and "5555555555554444" not in text
+    assert ledger_problems() == []
+
+
+def test_a_refused_bank_card_comes_back_to_the_order_page_to_try_again(stripe_app, shopper,
+                                                                       lamp):
+    from payments import gateway
+    from payments.rates import add_rate
+    from tests.shop.checkout_helpers import login
+
+    add_rate("USD", "1310")
+    order = _checkout(shopper, lamp, PaymentChoice("stripe"))
+    client = stripe_app.test_client()
+    login(client, shopper)
+    pid = int(client.post(f"/shop/orders/{order.id}/pay").headers["Location"].split("/")[-1])
+    pm = gateway.client().v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "4000000000000341", "exp_month": 12,
+                                 "exp_year": 2034, "cvc": "123"}}).id
+    answer = client.post(f"/payments/pay/{pid}/confirm", json={"payment_method": pm})
+    assert answer.get_json()["status"] == "failed"
+    back = client.get(answer.get_json()["next"])
+    assert back.headers["Location"] == f"/shop/orders/{order.id}"
+    page = client.get(back.headers["Location"]).get_data(as_text=True)
+    # "The bank refused the payment. Nothing was charged; you can try again."
+    assert "رفض المصرف الدفع" in page and 'data-payment-status="failed"' in page
+    assert f'action="/shop/orders/{order.id}/pay"' in page
+
+
+def test_the_post_card_statement_names_the_order_and_its_shop(app, client, shopper, lamp,
+                                                             make_card):
+    """Each line of the holder's statement says what it paid: "Order BR… from <shop>",
+    in Arabic first, on the page and on the receipt; never payments' shop_order id."""
+    from tests.shop.checkout_helpers import login
+
+    card = make_card(balance=100_000, user_id=shopper.id)
+    card_id = card.id
+    order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
+                                                   pin=CARD_PIN))
+    drain(app)
+    placed = _order(order.id)
+    number, shop_ar = placed.number, placed.consignments[0].merchant.name_ar
+    login(client, shopper)
+    page = client.get(f"/payments/cards/{card_id}/statement").get_data(as_text=True)
+    assert f"الطلب {number} من {shop_ar}" in page
+    assert f"shop_order {order.id}" not in page

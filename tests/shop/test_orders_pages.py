@@ -234,3 +234,117 @@ def test_procurement_pages_need_the_procurement_role(client, shopper):
     client.post("/logout")
     login(client, buyer)
     assert client.get("/backoffice/procurement/").status_code == 200
+
+
+def test_a_long_address_wraps_inside_its_box_on_the_receipt(client, shopper, baghdad_shop,
+                                                             shelf, tmp_path):
+    """An address as long as the form allows stays between the two labels of its row,
+    on several lines, and nothing runs off the page (pdftotext's word boxes say so; the
+    PNG is kept to look at)."""
+    import subprocess
+    from html import unescape
+
+    from tests.shop.checkout_helpers import door, place
+
+    put_in_cart(shopper, product(baghdad_shop, shelf, title_ar="مصباح", title_en="Lamp"))
+    landmark = ("خلف مدرسة المتنبي الابتدائية للبنين مقابل صيدلية الشفاء وبجانب مخبز "
+                "الرافدين في الزقاق الثالث بعد محطة الوقود الكبيرة، البيت ذو الباب الأخضر")
+    order = place(shopper, door(make_address(
+        shopper, district="الكرادة داخل - محلة 905 - زقاق 17 - دار 33", landmark=landmark)))
+    login(client, shopper)
+    pdf = tmp_path / "receipt.pdf"
+    pdf.write_bytes(client.get(f"/shop/orders/{order.id}/receipt.pdf").data)
+    subprocess.run(["pdftotext", "-bbox", str(pdf), str(tmp_path / "words.html")], check=True)
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                       r'yMax="([\d.]+)">([^<]*)</word>',
+                       (tmp_path / "words.html").read_text())
+    page_width, margin = 595.28, 18 * 72 / 25.4
+    for x0, _y0, x1, _y1, word in words:
+        assert margin - 2 <= float(x0) and float(x1) <= page_width - margin + 2, unescape(word)
+    # The address's row: between the "Deliver to" label and the recipient's, on more
+    # than one line, each inside the middle box.
+    top = next(float(y0) for _x0, y0, _x1, _y1, w in words if w == "Deliver")
+    bottom = next(float(y0) for _x0, y0, _x1, _y1, w in words if w == "Recipient")
+    box_left, box_right = margin + 42 * 72 / 25.4, page_width - margin - 42 * 72 / 25.4
+    rows = {round(float(y0)) for x0, y0, x1, _y1, _w in words
+            if top - 1 <= float(y0) < bottom - 1 and float(x0) >= box_left - 2
+            and float(x1) <= box_right + 2}
+    assert len(rows) >= 2, rows
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf),
+                    str(tmp_path / "long")], check=True)
+    shots = Path(os.environ.get("BARID_SCREENSHOTS", "/tmp/barid-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(tmp_path.glob("long*.png")), shots / "receipt-long-address.png")
+
+
+def _checked(html: str, value: str) -> bool:
+    return re.search(r'<input type="radio" name="payment" value="' + value
+                     + r'"\s+checked', html) is not None
+
+
+def test_checkout_starts_on_the_holders_own_post_card_and_on_the_bank_card_for_others(
+        app, client, shopper, baghdad_shop, shelf, make_card):
+    put_in_cart(shopper, product(baghdad_shop, shelf, price=15_000, stock=4))
+    address = make_address(shopper)
+    login(client, shopper)
+    url = f"/shop/checkout?method=door&address_id={address.id}"
+    # No post card of their own: the bank card is chosen, no card list is offered.
+    html = _html(client.get(url))
+    assert _checked(html, "stripe") and not _checked(html, "post_card")
+    assert 'id="card_id"' not in html
+    card = make_card(balance=100_000, user_id=shopper.id)
+    html = _html(client.get(url))
+    # A holder: the post card, and their own card selected (not "another card").
+    assert _checked(html, "post_card") and not _checked(html, "stripe")
+    assert re.search(rf'<option value="{card.id}"\s+selected>', html)
+    assert not re.search(r'<option value=""\s+selected>', html)
+    # Without card payments the post card is the only way, holder or not.
+    secret = app.config["STRIPE_SECRET_KEY"]
+    app.config["STRIPE_SECRET_KEY"] = ""
+    try:
+        client.post("/logout")
+        other = make_shopper("No Card")
+        put_in_cart(other, product(baghdad_shop, shelf, price=5_000, stock=4))
+        other_address = make_address(other)
+        login(client, other)
+        html = _html(client.get(f"/shop/checkout?method=door&address_id={other_address.id}"))
+        assert _checked(html, "post_card") and 'value="stripe"' not in html
+    finally:
+        app.config["STRIPE_SECRET_KEY"] = secret
+
+
+def test_pickup_offers_every_open_post_office_by_governorate(client, shopper, baghdad_shop,
+                                                             shelf):
+    from app.auth.models import OfficeKind, PostOffice
+    from app.database import utcnow
+
+    def office(code, gov, name, kind=OfficeKind.COUNTER, closed=False, hours=""):
+        o = PostOffice(code=code, name_ar=name, name_en=code, governorate=gov, kind=kind,
+                       opening_hours=hours, closed_at=utcnow() if closed else None)
+        db.add(o)
+        return o
+
+    office("BSR1", "IQ-BA", "مكتب بريد العشار", hours="Sat-Thu 08:00-14:00")
+    office("BGD1", "IQ-BG", "مكتب بريد الكرادة")
+    office("BGD2", "IQ-BG", "مكتب تسليم المنصور", kind=OfficeKind.DELIVERY)
+    office("HLB1", "IQ-HA", "مكتب بريد حلبجة")
+    office("BGD9", "IQ-BG", "مركز فرز بغداد", kind=OfficeKind.SORTING)
+    closed = office("NJF1", "IQ-NA", "مكتب بريد النجف القديم", closed=True)
+    db.commit()
+    put_in_cart(shopper, product(baghdad_shop, shelf))
+    login(client, shopper)
+    html = _html(client.get("/shop/checkout?method=pickup"))
+    chooser = html[html.index('id="office_id"'):html.index("</select>", html.index(
+        'id="office_id"'))]
+    groups = re.findall(r'<optgroup label="([^"]+)">', chooser)
+    # Governorates in the list's order (Baghdad first), Halabja too.
+    assert groups[:2] == ["بغداد", "البصرة"] and "حلبجة" in groups
+    for name in ("مكتب بريد الكرادة", "مكتب تسليم المنصور", "مكتب بريد العشار",
+                 "مكتب بريد حلبجة"):
+        assert name in chooser, name
+    assert "Sat-Thu 08:00-14:00" in chooser
+    # A closed office and a sorting centre (no counter) are not offered, nor taken.
+    assert "مركز فرز بغداد" not in chooser and "النجف القديم" not in chooser
+    res = client.get(f"/shop/checkout?method=pickup&office_id={closed.id}"
+                     "&recipient_name=Zainab&phone=07701234567")
+    assert "اختر مكتب البريد الذي تستلم منه." in _html(res)

@@ -227,17 +227,41 @@ def test_recipient_pays_duty_online_with_a_post_card(client, offices, clerk, fas
     db.commit()
     page = client.get("/track/LX123456785CN/duty").get_data(as_text=True)
     assert "20,240 IQD" in page
+    # His own card is already in the form.
+    assert f'value="{card.grouped}"' in page
     wrong = client.post("/track/LX123456785CN/duty",
                         data={"card_number": card.number, "card_pin": "0000"})
     assert wrong.status_code >= 400
     assert db.get(CustomsCase, case.id).paid_at is None
     ok = client.post("/track/LX123456785CN/duty",
                      data={"card_number": card.number, "card_pin": "1357"})
-    assert ok.status_code == 302
+    assert ok.status_code == 302 and ok.headers["Location"] == "/track/LX123456785CN"
     db.expire_all()
     assert db.get(CustomsCase, case.id).paid_at is not None
     body = client.get("/api/v1/tracking/LX123456785CN").get_json()
     assert body["customs"]["paid"] is True
+    # The tracking page now says "duty paid" (not "to pay") and hands over the receipt.
+    page = client.get("/track/LX123456785CN").get_data(as_text=True)
+    assert "دُفعت الرسوم الكمركية" in page and "الرسم الكمركي المطلوب" not in page
+    res = client.get("/track/LX123456785CN/duty-receipt.pdf")
+    assert res.status_code == 200 and res.mimetype == "application/pdf"
+    import io
+
+    from pypdf import PdfReader
+
+    text = PdfReader(io.BytesIO(res.data)).pages[0].extract_text()
+    assert "LX" in text and "20,240" in text
+    # The card's statement says what the money paid: the duty of this parcel.
+    statement = client.get(f"/payments/cards/{card.id}/statement").get_data(as_text=True)
+    assert "الرسوم الكمركية للطرد LX123456785CN" in statement
+    # Someone else (another browser) with only the number gets no receipt.
+    from flask import current_app, g
+
+    g.pop("_login_user", None)  # the test's app context outlives the payer's requests
+    stranger = current_app.test_client()
+    assert stranger.get("/track/LX123456785CN/duty-receipt.pdf").status_code == 404
+    assert "duty-receipt.pdf" not in stranger.get("/track/LX123456785CN").get_data(
+        as_text=True)
 
 
 def test_every_customs_state_change_is_one_recorded_transition(offices, clerk, officer):

@@ -138,10 +138,24 @@ def test_duty_paid_by_bank_card_allows_hand_over(stripe_app, usd_rate, offices, 
     assert _hand_over(offices, clerk).reason_code == "duty_unpaid"
 
     result = client.get(f"/payments/pay/{pid}/result")  # the server re-fetches the intent
-    assert result.status_code == 200
+    # The payer goes straight back to the parcel's page, no extra click.
+    assert result.status_code == 302 and result.headers["Location"] == f"/track/{NUMBER}"
     _drain()
     paid = _case(case.id)
     assert paid.paid_at is not None and paid.payment_id == str(pid)
+    # There it says the duty is paid and offers the payer (only) the duty receipt.
+    page = client.get(f"/track/{NUMBER}").get_data(as_text=True)
+    assert "دُفعت الرسوم الكمركية" in page and f"/track/{NUMBER}/duty-receipt.pdf" in page
+    receipt = client.get(f"/track/{NUMBER}/duty-receipt.pdf")
+    assert receipt.status_code == 200 and receipt.mimetype == "application/pdf"
+    stranger = stripe_app.test_client()
+    from flask import g
+
+    g.pop("_login_user", None)  # the test's app context outlives the payer's requests
+    assert f"/track/{NUMBER}/duty-receipt.pdf" not in stranger.get(
+        f"/track/{NUMBER}").get_data(as_text=True)
+    assert stranger.get(f"/track/{NUMBER}/duty-receipt.pdf").status_code == 404
+    g.pop("_login_user", None)
     assert db.get(Payment, pid).status == "succeeded"
     # Arabic first: "The duty on this parcel is already paid."
     assert "رسم هذا الطرد مدفوع سابقاً" in client.get(f"/track/{NUMBER}/duty").get_data(

@@ -143,3 +143,64 @@ def test_json_lookup_revalidates_and_a_new_event_shows(client, journey, offices,
                        headers={"If-None-Match": etag})
     assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
     assert fresh.get_json()["events"][0]["code"] == "EMH"
+
+
+def _visible(html: str) -> str:
+    """What a person reads on the page: the text outside tags, scripts and styles."""
+    import re
+
+    html = re.sub(r"(?s)<(script|style|svg)\b.*?</\1>", " ", html)
+    return re.sub(r"\s+", " ", re.sub(r"(?s)<[^>]+>", " ", html))
+
+
+def test_page_says_every_event_in_words_with_no_codes_and_the_next_step(client, journey):
+    """The shopper reads what happened in plain Arabic, where (in Arabic), and what comes
+    next; no UPU code (EMA, EDD, EDG) and no status name (out_for_delivery) shows."""
+    text = _visible(client.get(f"/track/{journey}").get_data(as_text=True))
+    for raw in ("EMA", "EDD", "EDG", "out_for_delivery", "picked_up", "in_transit"):
+        assert raw not in text, raw
+    assert "قبول الإرسالية" in text and "دخول مركز الفرز" in text
+    assert "خرجت مع موزع البريد للتسليم" in text and "البصرة" in text
+    assert "الخطوة التالية: يوصله موزع البريد إلى العنوان اليوم." in text
+    client.get("/lang/en")
+    refresh()
+    text = _visible(client.get(f"/track/{journey}").get_data(as_text=True))
+    assert "EDG" not in text and "Next: the postman brings it to the address today." in text
+
+
+def test_page_shows_the_parcels_qr_which_opens_only_public_tracking(client, journey):
+    """The QR on the page carries the parcel's signed reference (not a row id); scanned
+    by anyone who is not staff it leads back to this public page."""
+    import re
+
+    page = client.get(f"/track/{journey}").get_data(as_text=True)
+    assert '<svg class="qr"' in page
+    url = re.search(r'data-barcode="([^"]+)"', page).group(1)
+    assert "/r/parcel." in url
+    opened = client.get("/r/" + url.split("/r/", 1)[1])
+    assert opened.status_code == 302 and opened.headers["Location"] == f"/track/{journey}"
+    tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    assert client.get("/r/" + tampered.split("/r/", 1)[1]).status_code == 404
+
+
+def test_a_partners_place_name_is_our_governorate_in_arabic_where_known(app_ctx):
+    """Partners write places in English capitals; ours read in Arabic, a foreign city
+    stays as written."""
+    from tracking.services.lookup import _city
+
+    assert _city("BASRA", None, "ar") == "البصرة"
+    assert _city(" erbil ", None, "ar") == "أربيل"
+    assert _city("النجف", None, "en") == "Najaf"
+    assert _city("SHENZHEN", None, "ar") == "SHENZHEN"
+    assert _city("", None, "ar") == ""
+
+
+def test_the_next_step_follows_the_status_and_customs(app_ctx):
+    from tracking.services.lookup import STATUS_TEXT, next_step
+
+    refresh()
+    for status in STATUS_TEXT:
+        assert next_step(status, closed=False), status
+    assert next_step("delivered", closed=True) == ""
+    assert "الكمركية" in next_step("in_transit", False, "released", duty_unpaid=True)
+    assert "الكمارك" in next_step("on_hold", False, "held")

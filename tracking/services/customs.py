@@ -14,9 +14,8 @@ command that calls them owns the unit of work.
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,11 @@ from app.database import db, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import publish
 from app.money import EXPONENT, convert
+from app.overrides import current
 from payments import services as pay
 from payments.errors import NoExchangeRate
 from payments.models import PaymentStatus
-from payments.payables import Payable
+from payments.payables import Described, Payable
 from payments.rates import rate_at
 from tracking.models import (
     CustomsCase,
@@ -44,13 +44,15 @@ from tracking.models import (
     ParcelEvent,
     TariffLine,
 )
+from tracking.services import tariff
 from tracking.services.customs_state import apply_transition, case_payload
 from tracking.services.events import EventReport, ingest_for_parcel
+from tracking.services.figures import whereabouts
 from tracking.services.parcels import get_parcel
 
 PROHIBITED_CSV = Path(__file__).resolve().parent.parent / "data" / "prohibited-goods.csv"
 SAMPLE_TARIFF_CSV = PROHIBITED_CSV.with_name("sample-tariff.csv")
-TARIFF_COLUMNS = ("hs_prefix", "rate_percent", "description_en", "description_ar")
+TARIFF_COLUMNS = tariff.COLUMNS
 DUTY_REFERENCE_KIND = "customs_duty"
 DUTY_PURPOSE = "customs_duty"
 
@@ -195,8 +197,8 @@ def compute(parcel: Parcel) -> Assessment:
         hold_for("high_value")
     a = Assessment(
         form=form, declared_value_iqd=total_iqd, duty_iqd=int(duty),
-        inspection_fee_iqd=int(current_app.config["CUSTOMS_INSPECTION_FEE_IQD"]),
-        stamp_fee_iqd=int(current_app.config["CUSTOMS_STAMP_FEE_IQD"]), lines=lines,
+        inspection_fee_iqd=int(current("CUSTOMS_INSPECTION_FEE_IQD")),
+        stamp_fee_iqd=int(current("CUSTOMS_STAMP_FEE_IQD")), lines=lines,
         sdr_rate=str(sdr_rate),
     )
     if hold:
@@ -432,9 +434,9 @@ def mark_duty_paid(case: CustomsCase, payment_id: str) -> bool:
 
 def customs_fees_iqd() -> int:
     """The fees customs charges on every assessed parcel (inspection and stamp), in
-    dinars, as an estimate before arrival. Reads settings only."""
-    return int(current_app.config["CUSTOMS_INSPECTION_FEE_IQD"]) \
-        + int(current_app.config["CUSTOMS_STAMP_FEE_IQD"])
+    dinars, as an estimate before arrival. Reads settings only (see app.overrides)."""
+    return int(current("CUSTOMS_INSPECTION_FEE_IQD")) \
+        + int(current("CUSTOMS_STAMP_FEE_IQD"))
 
 
 def record_prepaid_customs(parcel_id: int, *, duty_iqd: int, fees_iqd: int,
@@ -525,73 +527,31 @@ class TariffImport:
     errors: list[str] = field(default_factory=list)
 
 
-def parse_tariff_csv(data: bytes) -> tuple[list[tuple[str, int, str, str]], list[str]]:
-    """Rows (prefix, basis points, English, Arabic) and per-row errors of a tariff CSV."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [], [_("The file is not UTF-8 text. Save it as \"CSV UTF-8\" and try again.")]
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in TARIFF_COLUMNS[:2] if c not in (reader.fieldnames or [])]
-    if missing:
-        return [], [_("Missing column(s): %(cols)s", cols=", ".join(missing))]
-    rows: list[tuple[str, int, str, str]] = []
-    errors: list[str] = []
-    for n, row in enumerate(reader, start=2):
-        prefix = (row.get("hs_prefix") or "").strip()
-        if not (prefix.isdigit() and 2 <= len(prefix) <= 10):
-            errors.append(_("Line %(n)s: the HS prefix must be 2 to 10 digits.", n=n))
-            continue
-        try:
-            percent = Decimal((row.get("rate_percent") or "").strip())
-        except InvalidOperation:
-            errors.append(_("Line %(n)s: the rate is not a number.", n=n))
-            continue
-        bp = percent * 100
-        if not (0 <= percent <= 100) or bp != bp.to_integral_value():
-            errors.append(_("Line %(n)s: the rate must be 0 to 100 with at most two "
-                            "decimals.", n=n))
-            continue
-        rows.append((prefix, int(bp), (row.get("description_en") or "").strip()[:200],
-                     (row.get("description_ar") or "").strip()[:200]))
-    return rows, errors
-
-
 def import_tariff(data: bytes, *, actor_id: int | None) -> TariffImport:
-    """An administrator loads tariff lines from CSV (hs_prefix, rate_percent,
-    description_en, description_ar); existing prefixes are updated.
+    """Load tariff lines from CSV (hs_prefix, rate_percent, description_en,
+    description_ar) at once: the preview and the apply of tracking.services.tariff in
+    one go (seed data, commands). Existing codes are updated, others kept.
 
-    All or nothing: any bad line and nothing is changed (the errors say which). Audited;
-    flushes.
+    All or nothing: any rejected line and nothing is changed (the errors say which, by
+    line). Audited; flushes.
     """
-    rows, errors = parse_tariff_csv(data)
-    result = TariffImport(errors=errors)
-    if errors or not rows:
-        if not rows and not errors:
-            result.errors.append(_("The file has no tariff lines."))
-        return result
-    existing = {t.hs_prefix: t for t in db.scalars(select(TariffLine))}
-    for prefix, bp, en, ar in rows:
-        line = existing.get(prefix)
-        if line is None:
-            line = TariffLine(hs_prefix=prefix, rate_bp=bp, description_en=en,
-                              description_ar=ar)
-            db.add(line)
-            existing[prefix] = line
-            result.created += 1
-        else:
-            line.rate_bp, line.description_en, line.description_ar = bp, en, ar
-            line.updated_at = utcnow()
-            result.updated += 1
-    record_audit("customs.tariff_imported", object_type="customs_tariff", actor_id=actor_id,
-                 details={"created": result.created, "updated": result.updated})
-    return result
+    preview = tariff.preview_import(data, actor_id=actor_id)
+    if not preview.acceptable:
+        return TariffImport(errors=tariff.rejection_messages(preview))
+    if preview.token is None:
+        return TariffImport()
+    done = tariff.apply_import(preview.token, actor_id=actor_id)
+    return TariffImport(created=len(done.added), updated=len(done.changed))
 
 
-def held_cases() -> list[CustomsCase]:
-    """The officer's queue: held parcels, oldest first."""
-    return list(db.scalars(select(CustomsCase).where(CustomsCase.state == CustomsState.HELD)
-                           .order_by(CustomsCase.created_at)))
+def held_cases(*, office_id: int | None = None) -> list[CustomsCase]:
+    """The officer's queue: held parcels, oldest first; with `office_id`, only parcels
+    whose latest event was at that office."""
+    query = select(CustomsCase).where(CustomsCase.state == CustomsState.HELD)
+    if office_id is not None:
+        query = query.join(Parcel, Parcel.id == CustomsCase.parcel_id).where(
+            whereabouts() == office_id)
+    return list(db.scalars(query.order_by(CustomsCase.created_at)))
 
 
 def duty_payable(reference_id: str, user: Any) -> Payable | None:
@@ -610,6 +570,43 @@ def duty_payable(reference_id: str, user: Any) -> Payable | None:
     return Payable(amount=case.total_due_iqd, currency="IQD", purpose=DUTY_PURPOSE,
                    description=_("Customs duty for parcel %(number)s",
                                  number=case.parcel.tracking_number))
+
+
+def duty_receipt_for(number: str, *, user_id: int | None,
+                     paid_here: list[int] | tuple[int, ...] = ()) -> CustomsCase | None:
+    """The paid customs case of parcel `number` when whoever asks may have its duty
+    receipt: the signed-in person who paid it, or the browser that paid it (its session
+    keeps the case ids it paid, `paid_here`: paying needs no account). None otherwise,
+    so a stranger holding only the number learns nothing more than public tracking
+    says. Reads only."""
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == number))
+    if parcel is None:
+        return None
+    case = db.scalar(select(CustomsCase).where(CustomsCase.parcel_id == parcel.id))
+    if case is None or case.paid_at is None:
+        return None
+    if case.id in paid_here:
+        return case
+    if user_id is not None and case.payment_id and case.payment_id.isdigit():
+        payer = next((p.payer_user_id for p in pay.payments_for(DUTY_REFERENCE_KIND,
+                                                                str(case.id))
+                      if str(p.id) == case.payment_id), None)
+        if payer == user_id:
+            return case
+    return None
+
+
+def duty_described(reference_id: str) -> Described | None:
+    """Payments' describer: a duty payment is named by its parcel's number on statements
+    and receipts. Reads only."""
+    if not (reference_id.isascii() and reference_id.isdigit()) or len(reference_id) > 18:
+        return None
+    case = db.get(CustomsCase, int(reference_id))
+    if case is None:
+        return None
+    number = case.parcel.tracking_number
+    return Described(number=number, ar=f"الرسوم الكمركية للطرد {number}",
+                     en=f"Customs duty, parcel {number}")
 
 
 def on_payment_succeeded(event: Any) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 
 from app.auth.models import PostOffice
 from app.database import db
-from app.geo import governorate
+from app.geo import governorate, governorates
 from app.i18n import BAGHDAD
 from tracking.models import CustomsCase, CustomsState, Direction, Parcel, ParcelEvent
 from tracking.upu import event_code
@@ -40,12 +40,55 @@ def status_text(status: str) -> str:
     return str(STATUS_TEXT.get(status, STATUS_TEXT["unknown"]))
 
 
+# What the shopper may expect next, by the parcel's status (the last step has none).
+NEXT_STEP: dict[str, Any] = {
+    "pending": _l("Next: the sender hands the parcel to the post."),
+    "picked_up": _l("Next: the parcel goes to a sorting centre."),
+    "in_transit": _l("Next: the parcel reaches the post office that delivers it."),
+    "on_hold": _l("Next: once released, the parcel continues its journey."),
+    "out_for_delivery": _l("Next: the postman brings it to the address today."),
+    "ready_for_pickup": _l("Next: collect it at the post office with your ID."),
+    "delivery_failed": _l("Next: the post tries again or keeps it at the post office "
+                          "for you to collect."),
+    "delivery_delayed": _l("Next: the parcel continues its journey; we will update this "
+                           "page as soon as it moves."),
+    "unknown": _l("Next: the parcel continues its journey."),
+}
+CUSTOMS_NEXT_STEP: dict[str, Any] = {
+    "held": _l("Next: customs checks the parcel and says what duty is due."),
+    "unpaid": _l("Next: pay the customs duty, then the parcel is delivered."),
+}
+
+
+def next_step(status: str, closed: bool, customs_state: str | None = None,
+              duty_unpaid: bool = False) -> str:
+    """What happens next to a parcel in `status` (empty once its journey has ended)."""
+    if closed:
+        return ""
+    if duty_unpaid:
+        return str(CUSTOMS_NEXT_STEP["unpaid"])
+    if customs_state == CustomsState.HELD:
+        return str(CUSTOMS_NEXT_STEP["held"])
+    return str(NEXT_STEP.get(status, NEXT_STEP["unknown"]))
+
+
+def _governorate_named(place: str) -> Any:
+    """The governorate whose English or Arabic name is `place` (partners write either,
+    in any case), or None."""
+    wanted = place.strip().casefold()
+    return next((g for g in governorates()
+                 if wanted in (g.name_en.casefold(), g.name_ar.casefold())), None)
+
+
 def _city(location: str | None, office_governorate: str | None, locale: str) -> str:
     if office_governorate:
         gov = governorate(office_governorate)
         if gov:
             return gov.name(locale)
-    return location or ""
+    # A partner's place name: ours in the shopper's language when it is one of our
+    # governorates, else as the partner wrote it (a foreign city).
+    gov = _governorate_named(location or "")
+    return gov.name(locale) if gov else (location or "")
 
 
 @dataclass(frozen=True)
@@ -117,7 +160,8 @@ def public_view(parcel: Parcel | PublicParcel, locale: str) -> dict[str, Any]:
         out_events.append({
             "code": code,
             "status": status,
-            "description": info.meaning(locale) if info else code,
+            # An unknown code is never shown raw: the status says it in words.
+            "description": info.meaning(locale) if info else status_text(status),
             "office_city": _city(location, office_governorate, locale),
             "time": occurred_at.isoformat(),
             "local_time": occurred_at.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"),
@@ -129,6 +173,7 @@ def public_view(parcel: Parcel | PublicParcel, locale: str) -> dict[str, Any]:
         "closed": parcel.closed,
         "international": parcel.international,
         "events": out_events,
+        "next_step": next_step(parcel.status, parcel.closed),
     }
     if parcel.international:
         if isinstance(parcel, PublicParcel):
@@ -145,4 +190,7 @@ def public_view(parcel: Parcel | PublicParcel, locale: str) -> dict[str, Any]:
                 "duty_due_iqd": due if state == CustomsState.RELEASED else None,
                 "paid": paid_at is not None,
             }
+            record["next_step"] = next_step(
+                parcel.status, parcel.closed, state,
+                duty_unpaid=bool(state == CustomsState.RELEASED and due and paid_at is None))
     return record

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from flask import current_app
@@ -13,10 +12,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.audit import record_audit
+from app.auth.identifiers import BAD_ANY_PHONE, parse_phone
 from app.auth.models import PostOffice
 from app.database import db
 from app.errors import NotFound, ValidationFailed
 from app.geo import governorate
+from app.numbers import ascii_digits
 from payments import services as pay
 from tracking import s10
 from tracking.models import (
@@ -28,19 +29,14 @@ from tracking.models import (
     Service,
 )
 from tracking.services.events import EventReport, ingest_for_parcel
+from tracking.services.postage import (  # noqa: F401 - postage_for is used from here
+    ANY_ZONE,
+    chargeable_grams,
+    postage_for,
+    zone_between,
+)
 
-# Postage by service: (IQD up to the first band, grams in the first band, IQD for each
-# further step, grams in a step). A simple public tariff; the counter shows the result.
-POSTAGE_TARIFF: dict[Service, tuple[int, int, int, int]] = {
-    Service.PARCEL: (5000, 1000, 1000, 500),
-    Service.EMS: (10000, 500, 2000, 500),
-    Service.REGISTERED: (3000, 500, 1000, 500),
-    Service.ECOMMERCE: (4000, 1000, 750, 500),
-}
 REGISTERED_MAX_GRAMS = 2000
-# Couriers charge the larger of the real weight and the volume weight (cm3 / 5000 = kg).
-VOLUMETRIC_DIVISOR = 5000
-_PHONE = re.compile(r"^\+?[0-9]{7,15}$")
 _HS = re.compile(r"^[0-9]{6,10}$")
 
 
@@ -85,25 +81,22 @@ class ParcelDraft:
     importer_reference: str = ""
 
 
-def chargeable_grams(weight_grams: int, length_cm: int, width_cm: int, height_cm: int) -> int:
-    volume = length_cm * width_cm * height_cm
-    return max(weight_grams, (volume * 1000) // VOLUMETRIC_DIVISOR)
+def postage_zone(draft: ParcelDraft, office: PostOffice | None = None) -> str:
+    """The postage zone of a draft: between where it starts (the sender's governorate,
+    else the accepting office's) and the recipient's, when it stays in Iraq."""
+    if draft.direction != Direction.DOMESTIC:
+        return ANY_ZONE
+    origin = draft.sender.governorate or (office.governorate if office else None)
+    return zone_between(origin, draft.recipient.governorate)
 
 
-def postage_for(service: str, weight_grams: int, length_cm: int = 0, width_cm: int = 0,
-                height_cm: int = 0) -> int:
-    """Postage in IQD for a parcel of this service, weight and size."""
-    base, first, step, step_grams = POSTAGE_TARIFF[Service(service)]
-    grams = chargeable_grams(weight_grams, length_cm, width_cm, height_cm)
-    if grams <= first:
-        return base
-    steps = int((Decimal(grams - first) / step_grams).to_integral_value(ROUND_CEILING))
-    return base + steps * step
-
-
-def _check_phone(value: str) -> str:
-    compact = re.sub(r"[\s\-()]", "", value or "")
-    return compact
+def _phone(addr: Address) -> str:
+    """The address's phone in E.164 ("" when none was given or it is not a valid number;
+    validate_draft has said so by then). A number without its country code is read as
+    one of the address's country, else as an Iraqi one (people abroad keep Iraqi
+    mobiles)."""
+    return (parse_phone(addr.phone, iraqi_mobile=False, region=addr.country or "IQ")
+            or parse_phone(addr.phone, iraqi_mobile=False) or "")
 
 
 def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
@@ -133,9 +126,10 @@ def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
         addr: Address = getattr(draft, side)
         if not (addr.name or "").strip():
             errors[f"{side}_name"] = _l("Enter a name.")
-        phone = _check_phone(addr.phone)
-        if phone and not _PHONE.match(phone):
-            errors[f"{side}_phone"] = _l("Enter a phone number of digits only.")
+        typed = ascii_digits(addr.phone or "").strip()
+        phone = _phone(addr)
+        if typed and not phone:
+            errors[f"{side}_phone"] = BAD_ANY_PHONE
         if addr.country == "IQ":
             if not addr.governorate or governorate(addr.governorate) is None:
                 errors[f"{side}_governorate"] = _l("Choose a governorate.")
@@ -164,11 +158,11 @@ def _new_parcel(draft: ParcelDraft, number: str) -> Parcel:
     s, r = draft.sender, draft.recipient
     parcel = Parcel(
         tracking_number=number, service=str(draft.service), direction=str(draft.direction),
-        sender_name=s.name.strip(), sender_phone=_check_phone(s.phone), sender_email=s.email,
+        sender_name=s.name.strip(), sender_phone=_phone(s), sender_email=s.email,
         sender_country=s.country, sender_governorate=s.governorate,
         sender_district=s.district.strip(), sender_landmark=s.landmark.strip(),
         sender_address=s.address.strip(),
-        recipient_name=r.name.strip(), recipient_phone=_check_phone(r.phone),
+        recipient_name=r.name.strip(), recipient_phone=_phone(r),
         recipient_email=r.email, recipient_country=r.country,
         recipient_governorate=r.governorate, recipient_district=r.district.strip(),
         recipient_landmark=r.landmark.strip(), recipient_address=r.address.strip(),
@@ -241,7 +235,8 @@ def accept_at_counter(draft: ParcelDraft, *, clerk_id: int, office_id: int,
     parcel.accepted_by_id = clerk_id
     parcel.acceptance_key = acceptance_key
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
-                                        draft.width_cm, draft.height_cm)
+                                        draft.width_cm, draft.height_cm,
+                                        zone=postage_zone(draft, office))
     db.add(parcel)
     db.flush()
     parcel.payment_id = take_postage(parcel, payment, office_id=office.id, clerk_id=clerk_id)
@@ -272,7 +267,8 @@ def preadvise(draft: ParcelDraft, *, order_ref: str | None = None) -> Parcel:
     parcel = _new_parcel(draft, number)
     parcel.order_ref = order_ref or draft.order_ref
     parcel.postage_amount = postage_for(draft.service, draft.weight_grams, draft.length_cm,
-                                        draft.width_cm, draft.height_cm)
+                                        draft.width_cm, draft.height_cm,
+                                        zone=postage_zone(draft))
     db.add(parcel)
     db.flush()
     return parcel
