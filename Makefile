@@ -17,8 +17,9 @@ TEST_DEBS := $(RUN_DEBS) chromium zbar-tools poppler-utils postgresql redis-serv
 
 .PHONY: run test bench failover-drill install install-embedded install-dev translations debs-run debs-test services lint clean
 
+# PORT=8080 make run: another port than 5000 (bench/fresh_clone.py uses a free one).
 run: install-embedded translations debs-run
-	$(BIN)/barid run
+	$(BIN)/barid run $(if $(PORT),--port $(PORT))
 
 test: install-dev translations debs-test services
 	$(BIN)/ruff check .
@@ -29,7 +30,7 @@ test: install-dev translations debs-test services
 # database; the table compares Barid with its baselines. wrk drives the tracking lookups.
 bench: install-dev translations debs-test services
 	@./scripts/ensure-debs wrk
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The two-site failover drill (deploy/drill.sh): PostgreSQL and Redis failovers under load.
 failover-drill: install-dev translations debs-test

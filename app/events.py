@@ -26,6 +26,11 @@ from app.logs import current_request_id
 
 Handler = Callable[["DomainEvent"], None]
 _subscribers: dict[str, list[str]] = {}
+# "queue|path" of a subscriber -> the payload values an event must carry for it to be
+# staged (see subscribe's only_if).
+_conditions: dict[str, dict[str, Any]] = {}
+# Task paths of subscribers someone waits on (see subscribe's urgent).
+_urgent: set[str] = set()
 
 
 class DomainEvent(Base):
@@ -73,8 +78,18 @@ def task_path(func: Callable[..., Any] | str) -> str:
     return f"{func.__module__}:{func.__qualname__}"
 
 
-def subscribe(event_name: str, *, queue: str = "default") -> Callable[[Handler], Handler]:
-    """Register `handler` to run (as a job) for every event called `event_name`."""
+def subscribe(event_name: str, *, queue: str = "default",
+              only_if: dict[str, Any] | None = None,
+              urgent: bool = False) -> Callable[[Handler], Handler]:
+    """Register `handler` to run (as a job) for every event called `event_name`.
+
+    `only_if` ({payload key: value}) stages the job only for events whose payload has
+    every one of those values. A subscriber that would return at once for other events
+    says so here, so they cost no job (a job is a round of the queue, a forked
+    work-horse and a commit); the handler keeps its own check too.
+
+    `urgent`: a person waits on this job's effect (a shopper for "paid"), so it goes to
+    the front of its queue rather than behind notices and webhooks."""
 
     def register(handler: Handler) -> Handler:
         path = task_path(handler)
@@ -82,9 +97,18 @@ def subscribe(event_name: str, *, queue: str = "default") -> Callable[[Handler],
         key = f"{queue}|{path}"
         if key not in entries:
             entries.append(key)
+        if only_if:
+            _conditions[f"{event_name}|{key}"] = dict(only_if)
+        if urgent:
+            _urgent.add(path)
         return handler
 
     return register
+
+
+def is_urgent(task: str | None) -> bool:
+    """Whether jobs of `task` go to the front of their queue (subscribe's urgent)."""
+    return task in _urgent
 
 
 def subscribers_of(event_name: str) -> list[tuple[str, str]]:
@@ -102,6 +126,9 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
     event = DomainEvent(id=str(uuid.uuid4()), name=name, payload=payload, request_id=rid)
     db.add(event)
     for queue, path in subscribers_of(name):
+        wanted = _conditions.get(f"{name}|{queue}|{path}")
+        if wanted and any(payload.get(k) != v for k, v in wanted.items()):
+            continue  # the subscriber has nothing to do with this event
         db.add(
             OutboxJob(
                 event_id=event.id, task=path, args={}, queue=queue, request_id=rid

@@ -22,6 +22,7 @@ import argparse
 import multiprocessing as mp
 import os
 import random
+import statistics
 import sys
 import time
 import uuid
@@ -30,6 +31,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import emit, load, row  # noqa: E402
 
 ADMIN = os.environ.get("BARID_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PRODUCTS = {"spread": 500, "hot": 1}
@@ -139,7 +141,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs of each (the median is kept)")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    rows = []
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
     base = ADMIN.rsplit("/", 1)[0]
@@ -148,17 +154,29 @@ def main() -> None:
           "place (bank card, payment not measured)")
     for catalog in ("spread", "hot"):
         for clients in (int(c) for c in args.clients.split(",")):
-            name = f"barid_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            try:
-                done, failed, _ = run(f"{base}/{name}", clients, args.seconds, catalog)
-            finally:
+            rates, loads = [], []
+            for _ in range(args.runs):
+                name = f"barid_bench_{uuid.uuid4().hex[:8]}"
                 with psycopg.connect(ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            print(f"{catalog:6} catalog ({PRODUCTS[catalog]:3} products), {clients:2} clients: "
-                  f"{done / args.seconds:7.1f} orders/s ({failed} failed; orders = stock "
-                  "taken: checked)")
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                loads.append(load())
+                try:
+                    done, failed, _ = run(f"{base}/{name}", clients, args.seconds, catalog)
+                finally:
+                    with psycopg.connect(ADMIN, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                rates.append(done / args.seconds)
+                print(f"{catalog:6} catalog ({PRODUCTS[catalog]:3} products), {clients:2} "
+                      f"clients: {done / args.seconds:7.1f} orders/s ({failed} failed; "
+                      f"orders = stock taken: checked; load before {loads[-1]:.1f})")
+            goal = 200.0 if catalog == "spread" else 60.0
+            rows.append(row("P4", f"P4 checkout {catalog} (/s)", statistics.median(rates),
+                            "goal >=", goal, conditions=f"{clients} processes, "
+                            f"{PRODUCTS[catalog]} products, stock checked, bank card "
+                            f"(no PIN), PostgreSQL {version}", load=statistics.median(loads),
+                            runs=args.runs))
+    emit([r for r in rows if str(max(int(c) for c in args.clients.split(","))) in
+          r["conditions"].split(" ")[0]], json_line=args.json)
 
 
 if __name__ == "__main__":

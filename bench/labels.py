@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import emit, median_of, row  # noqa: E402
 
 
 def raw_reportlab_label(number: str, url: str, lines: list[str]) -> bytes:
@@ -69,24 +70,35 @@ def main() -> None:
     ap.add_argument("--renders", type=int, default=300)
     ap.add_argument("--pg", default=os.environ.get(
         "BARID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     logging.disable(logging.INFO)
 
-    name = f"barid_bench_labels_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = args.pg.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        run(url, args)
-    finally:
-        from app.database import get_engine
-
-        get_engine().dispose()
+    def once() -> dict[str, float]:
+        name = f"barid_bench_labels_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            return run(url, args)
+        finally:
+            from app.database import get_engine
+
+            get_engine().dispose()
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    med = median_of(args.runs, once)
+    emit([row("P2", "P2 acceptance+label (/s)", med["accept"], "goal >=", 100.0,
+              conditions=f"1 process, {args.parcels} parcels, cash, PostgreSQL (the goal "
+              "is for 2 workers)", load=med["load"], runs=args.runs),
+          row("P2", "P2 label render (/s)", med["render"], "raw ReportLab", med["raw"],
+              conditions=f"1 process, {args.renders} renders of one 4x6 label",
+              load=med["load"], runs=args.runs)], json_line=args.json)
 
 
-def run(url: str, args: argparse.Namespace) -> None:
+def run(url: str, args: argparse.Namespace) -> dict[str, float]:
     from app import create_app
     from app.auth.services import create_post_office, create_user
     from app.barcodes import barcode_url
@@ -160,6 +172,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     share = (render_s / args.renders) / (accept_s / args.parcels)
     print(f"ratio render/raw time: {render_s / raw_s:.2f}x; "
           f"render share of acceptance: {100 * share:.0f} %")
+    return {"accept": args.parcels / accept_s, "render": args.renders / render_s,
+            "raw": args.renders / raw_s}
 
 
 if __name__ == "__main__":

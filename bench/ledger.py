@@ -32,6 +32,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import row  # noqa: E402
 
 ADMIN = os.environ.get("BARID_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -226,7 +227,12 @@ def main() -> None:
     print(f"ratio ledger/baseline: {med['ledger'] / med['baseline']:.2f}; "
           f"ledger/pgbench: {med['ledger'] / med['pgbench']:.2f}")
     if args.json:
-        print("BENCH " + json.dumps({"conditions": {
+        rows = [row("P5", "P5 ledger transfers (/s)", med["ledger"], "plain SQL",
+                    med["baseline"], conditions=f"{args.clients} processes, {args.cards} "
+                    f"cards, PostgreSQL {version}; pgbench TPC-B {med['pgbench']:.0f} tps, "
+                    f"ledger/pgbench {med['ledger'] / med['pgbench']:.2f}",
+                    load=med["load"], runs=args.runs)]
+        print("BENCH " + json.dumps({"rows": rows, "conditions": {
             "database": f"PostgreSQL {version}", "clients": args.clients,
             "cpus": os.cpu_count(), "rows": f"{args.cards} cards", "runs": args.runs},
             "p5": {**med, "ratio": med["ledger"] / med["baseline"],

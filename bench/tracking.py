@@ -40,7 +40,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.tracking_fill import fill  # noqa: E402 - after the path is set
+from bench.common import row  # noqa: E402 - after the path is set
+from bench.tracking_fill import fill  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LUA = """
@@ -268,7 +269,23 @@ def main() -> None:
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if args.json:
-        print("BENCH " + json.dumps(report))
+        rows = []
+        where = f"{report['conditions']['rows']}, {report['conditions']['database']}"
+        if "p1" in report:
+            j, h, b = p1["barid_json"], p1["barid_html"], p1["bare"]
+            conds = f"gunicorn -w 2, wrk 2 threads 16 conns, {where}"
+            rows.append(row("P1", "P1 tracking JSON (req/s)", j["rps"], "bare Flask",
+                            b["rps"], p50=j["p50"], p99=j["p99"], conditions=conds,
+                            load=j["load"], runs=args.runs))
+            rows.append(row("P1", "P1 tracking HTML (req/s)", h["rps"], "Barid JSON",
+                            j["rps"], p50=h["p50"], p99=h["p99"], conditions=conds,
+                            load=h["load"], runs=args.runs))
+        if "p3" in report:
+            rows.append(row("P3", "P3 bulk ingest (events/s)", p3["rate"], "COPY",
+                            p3["copy"], conditions=f"1 process, batch {args.batch:,} into "
+                            f"{where}, executemany {p3['executemany']:.0f}/s",
+                            load=p3["load"], runs=args.runs))
+        print("BENCH " + json.dumps({**report, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import emit, load, row  # noqa: E402
+
 PG_ADMIN = os.environ.get("BARID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -70,7 +72,9 @@ def main() -> None:
     ap.add_argument("--redis-db", type=int, default=int(os.environ.get("BARID_TEST_REDIS_DB", 15)))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-fork", action="store_true", help="workers run jobs in-process")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    before = load()
 
     import psycopg
     import redis
@@ -148,6 +152,10 @@ def main() -> None:
               f"{float(mean_latency):.1f} ms)")
         print(f"baseline, one plain loop signing and POSTing: {loop_rate:.0f} deliveries/s")
         print(f"ratio platform / baseline: {platform_rate / loop_rate:.2f}")
+        emit([row("P6", "P6 webhooks (deliveries/s)", platform_rate, "signing loop",
+                  loop_rate, conditions=f"{args.workers} barid worker ({mode}), {n} "
+                  f"messages, {ok} recorded, local receiver", load=before, runs=1)],
+             json_line=args.json)
     finally:
         receiver.server.shutdown()
         from app.database import get_engine as _engine

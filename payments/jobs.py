@@ -6,6 +6,7 @@ from app.database import unit_of_work
 from app.events import DomainEvent, subscribe
 from app.jobs import periodic
 from payments import notices, services
+from payments.models import TOPUP
 
 
 @subscribe("refund.succeeded")
@@ -15,7 +16,7 @@ def tell_payer_refund_made(event: DomainEvent) -> None:
     notices.refund_made(event)
 
 
-@subscribe("payment.succeeded")
+@subscribe("payment.succeeded", only_if={"reference_kind": "post_card", "purpose": TOPUP})
 def tell_holder_card_topped_up(event: DomainEvent) -> None:
     """Subscriber: a post card's holder is told of a top-up and the balance now (once
     per channel); other payments are left alone. The job runner commits."""

@@ -11,9 +11,10 @@ from app.events import DomainEvent, subscribe
 from app.jobs import periodic
 from shop import notices
 from shop.services import buyforme, orders
+from shop.services.references import ORDER_KIND
 
 
-@subscribe("payment.succeeded")
+@subscribe("payment.succeeded", only_if={"reference_kind": ORDER_KIND})
 def order_payment_succeeded(event: DomainEvent) -> None:
     """Subscriber: a payment for an order succeeded, so the order becomes paid (once);
     money for an order no longer waiting is given back. The job runner commits."""
@@ -27,7 +28,7 @@ def order_refund_succeeded(event: DomainEvent) -> None:
     orders.on_refund_succeeded(event)
 
 
-@subscribe("order.placed")
+@subscribe("order.placed", urgent=True)  # the shopper waits for "paid"
 def confirm_placed_order(event: DomainEvent) -> None:
     """Subscriber: a placed order is confirmed by capturing the post-card hold taken at
     checkout (its payment.succeeded then marks the order paid). Nothing for other

@@ -26,7 +26,7 @@ def assess_customs(*, parcel_id: int) -> None:
         customs.assess(parcel_id)
 
 
-@subscribe("payment.succeeded")
+@subscribe("payment.succeeded", only_if={"reference_kind": customs.DUTY_REFERENCE_KIND})
 def duty_payment_succeeded(event: DomainEvent) -> None:
     """Subscriber: a succeeded payment whose reference is a customs case marks its duty
     paid (once; a repeat changes nothing), or refunds a payment that was not needed.

@@ -34,7 +34,7 @@ from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.database import db, get_engine, utcnow
-from app.events import JobState, OutboxJob
+from app.events import JobState, OutboxJob, is_urgent
 from app.redisconn import UNAVAILABLE, breaker, get_redis
 
 from . import inline
@@ -53,6 +53,7 @@ class Staged(NamedTuple):
     id: int
     queue: str
     run_after: datetime | None = None
+    urgent: bool = False  # to the front of its queue (app.events.subscribe's urgent)
 
 
 def rq_job_id(job_id: int) -> str:
@@ -88,7 +89,7 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
     if new:
         levels = session.info.setdefault(_PENDING_KEY, {})
         levels.setdefault(session.get_nested_transaction(), {}).update(
-            {o.id: Staged(o.id, o.queue, o.run_after) for o in new}
+            {o.id: Staged(o.id, o.queue, o.run_after, is_urgent(o.task)) for o in new}
         )
 
 
@@ -183,7 +184,7 @@ def send_to_rq(jobs: list[Staged], app: Flask) -> int:
             if job.run_after is not None and job.run_after > soon:
                 queue.enqueue_at(job.run_after, run_outbox_job, job.id, **options)
             else:
-                queue.enqueue(run_outbox_job, job.id, **options)
+                queue.enqueue(run_outbox_job, job.id, at_front=job.urgent, **options)
         pipe.execute()
     ids = [job.id for job in jobs]
     # Deliberately on a connection of its own, outside any session: this runs after the
@@ -211,7 +212,7 @@ def candidate_jobs(app: Flask, after_id: int = 0, limit: int = 500) -> list[Stag
     # committed, whatever the calling session has open.
     with get_engine().connect() as conn:
         rows = conn.execute(
-            select(OutboxJob.id, OutboxJob.queue, OutboxJob.run_after)
+            select(OutboxJob.id, OutboxJob.queue, OutboxJob.run_after, OutboxJob.task)
             .where(
                 OutboxJob.id > after_id,
                 OutboxJob.state == JobState.PENDING,
@@ -224,7 +225,7 @@ def candidate_jobs(app: Flask, after_id: int = 0, limit: int = 500) -> list[Stag
             .order_by(OutboxJob.id)
             .limit(limit)
         ).all()
-    return [Staged(r.id, r.queue, r.run_after) for r in rows]
+    return [Staged(r.id, r.queue, r.run_after, is_urgent(r.task)) for r in rows]
 
 
 

@@ -252,6 +252,20 @@ def _locked_order_of(data: dict[str, Any]) -> Order | None:
         return None
 
 
+def _mark_paid(order: Order, pid: int) -> None:
+    """The locked, waiting `order` is paid by payment `pid`: its status, its other holds
+    released, its consignments open, the merchants' sales booked, a buy-for-me request
+    told. Flushes."""
+    order.payment_id = pid
+    apply_transition(order, O.PAID, reason=f"payment {pid} succeeded")
+    _release_other_holds(order, pid)
+    for c in order.consignments:
+        apply_consignment_transition(c, C.OPEN, reason="paid")
+    settlement.book_sales(order)
+    if order.kind == OrderKind.BUY_FOR_ME:
+        request_paid(order.id)
+
+
 def on_payment_succeeded(event: DomainEvent) -> None:
     """A payment for an order succeeded: the order becomes paid (once).
 
@@ -264,14 +278,7 @@ def on_payment_succeeded(event: DomainEvent) -> None:
         return
     pid = int(data["payment_id"])
     if order.status == O.PENDING_PAYMENT:
-        order.payment_id = pid
-        apply_transition(order, O.PAID, reason=f"payment {pid} succeeded")
-        _release_other_holds(order, pid)
-        for c in order.consignments:
-            apply_consignment_transition(c, C.OPEN, reason="paid")
-        settlement.book_sales(order)
-        if order.kind == OrderKind.BUY_FOR_ME:
-            request_paid(order.id)
+        _mark_paid(order, pid)
         return
     if order.payment_id == pid and order.status not in (O.CANCELLED, O.EXPIRED):
         return  # the same news twice
@@ -306,17 +313,20 @@ def on_refund_succeeded(event: DomainEvent) -> None:
 
 
 def confirm_order(order_id: int) -> bool:
-    """Confirm a placed order: capture the post-card hold taken at checkout. Its
-    payment.succeeded then marks the order paid. Does nothing for an order that is no
-    longer waiting, or whose payment is not a hold. Flushes; the job commits.
-    Returns whether a hold was captured."""
+    """Confirm a placed order: capture the post-card hold taken at checkout and mark the
+    order paid in the same transaction (the shopper waits for "paid"; the captured
+    payment's payment.succeeded then finds it paid and changes nothing). Does nothing
+    for an order that is no longer waiting, or whose payment is not a hold. Flushes; the
+    job commits. Returns whether a hold was captured."""
     order = lock_order(order_id)
     if order.status != O.PENDING_PAYMENT or order.payment_id is None:
         return False
     p = payments.get_payment(order.payment_id)
     if not payments.is_open_hold(p):
         return False
-    payments.capture_payment(p.id, actor_id=None)
+    captured = payments.capture_payment(p.id, actor_id=None)
+    if captured.status == PaymentStatus.SUCCEEDED:
+        _mark_paid(order, captured.id)
     return True
 
 

@@ -96,6 +96,23 @@ def announce_arrival(event: DomainEvent) -> None:
     publish("test.jobs.parcel_weighed", {"parcel": event.payload["parcel"]})
 
 
+@subscribe("test.jobs.payment_taken", only_if={"reference_kind": "shop_order"})
+def mark_order_paid(event: DomainEvent) -> None:
+    """Has work only for payments of orders (only_if says so, so others cost no job)."""
+    _record("order_paid", event.payload["reference_id"])
+
+
+@subscribe("test.jobs.payment_taken")
+def log_any_payment(event: DomainEvent) -> None:
+    _record("payment_logged", event.payload["reference_id"])
+
+
+@subscribe("test.jobs.order_placed", urgent=True)
+def confirm_order_now(event: DomainEvent) -> None:
+    """Someone waits for this one: it goes to the front of its queue."""
+    _record("confirmed", event.payload["order"])
+
+
 def print_receipt(receipt: str) -> None:
     _record("receipt", receipt)
 
@@ -246,6 +263,43 @@ def test_savepoints_neither_send_early_nor_lose_the_outer_transactions_jobs(rq_a
         assert conn.execute(select(job_effects.c.ref).where(
             job_effects.c.kind == "receipt")).scalars().all() == ["kept"]
     assert [r.state for r in outbox_rows()] == [JobState.DONE, JobState.DONE]
+
+
+def test_only_if_stages_a_subscriber_for_matching_events_only(rq_app):
+    publish("test.jobs.payment_taken", {"reference_kind": "post_card", "reference_id": "7"})
+    publish("test.jobs.payment_taken", {"reference_kind": "shop_order", "reference_id": "8"})
+    publish("test.jobs.payment_taken", {"reference_id": "9"})  # no kind at all
+    db.commit()
+    tasks = sorted(r.task.rsplit(":", 1)[1] for r in outbox_rows())
+    # Every payment is logged; only the order's payment is a job for mark_order_paid.
+    assert tasks == ["log_any_payment"] * 3 + ["mark_order_paid"]
+    work_burst()
+    assert count("payment_logged") == 3
+    with get_engine().connect() as conn:
+        refs = conn.execute(select(job_effects.c.ref).where(
+            job_effects.c.kind == "order_paid")).scalars().all()
+    assert refs == ["8"]
+
+
+def test_urgent_subscriber_jumps_the_queue_and_runs_once(rq_app):
+    from rq import Queue
+
+    from app.jobs import rq_job_id
+    from app.jobs.dispatch import sweep
+
+    for n in range(3):
+        publish("test.jobs.parcel_weighed", {"parcel": f"RR00000000{n}IQ"})
+    db.commit()
+    publish("test.jobs.order_placed", {"order": "42"})
+    db.commit()
+    queue = Queue("default", connection=rq_conn())
+    [urgent] = [r for r in outbox_rows() if r.task.endswith(":confirm_order_now")]
+    assert queue.job_ids[0] == rq_job_id(urgent.id), "the urgent job is first in line"
+    assert len(queue.job_ids) == 4
+    sweep()  # a sweep now re-sends nothing that rq still holds
+    assert len(queue.job_ids) == 4
+    work_burst()
+    assert count("confirmed") == 1 and count("weighed") == 3
 
 
 def test_subscriber_failing_twice_succeeds_on_third_attempt(rq_app):

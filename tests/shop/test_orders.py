@@ -120,6 +120,33 @@ def test_post_card_is_held_at_checkout_then_captured_and_the_order_paid(
     assert ledger_problems() == []
 
 
+def test_confirming_the_order_captures_and_marks_it_paid_in_one_job(
+        app, shopper, lamp, make_card):
+    """The shopper waits for "paid": the confirmation job captures the hold and marks
+    the order paid in one transaction; the captured payment's own payment.succeeded
+    job then changes nothing (no second paid, no refund)."""
+    from app.database import unit_of_work
+    from shop.services import orders as order_service
+
+    card = make_card(balance=100_000, user_id=shopper.id)
+    card_account = card.account_id
+    order = _checkout(shopper, lamp, PaymentChoice("post_card", card_number=card.number,
+                                                   pin=CARD_PIN))
+    with unit_of_work():
+        assert order_service.confirm_order(order.id) is True
+    paid = _order(order.id)
+    assert paid.status == "paid" and [c.status for c in paid.consignments] == ["open"]
+    assert db.get(Payment, order.payment_id).status == "succeeded"
+    with unit_of_work():
+        assert order_service.confirm_order(order.id) is False  # a second delivery
+    drain(app)  # order.placed's own confirmation and payment.succeeded: nothing more
+    assert _order(order.id).status == "paid"
+    assert len(_events("order.paid")) == 1
+    assert db.get(Payment, order.payment_id).refunded_amount == 0
+    assert balance(card_account) == 100_000 - order.total
+    assert ledger_problems() == []
+
+
 def test_holder_pays_with_their_own_card_chosen_by_id(app, shopper, lamp, make_card):
     mine = make_card(balance=50_000, user_id=shopper.id)
     mine_account = mine.account_id

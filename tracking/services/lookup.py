@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.auth.models import PostOffice
 from app.database import db
@@ -119,15 +119,31 @@ class PublicParcel:
         return hashlib.sha256(facts.encode()).hexdigest()[:32]
 
 
+# The two statements of a public lookup, built once over the tables (Core, not the
+# ORM): building them per request and running them through the ORM's execution path
+# cost more CPU than the rest of the request (bench/RESULTS.md, P1).
+_P, _C = Parcel.__table__.c, CustomsCase.__table__.c
+_E, _O = ParcelEvent.__table__.c, PostOffice.__table__.c
+_FIND_PUBLIC = (
+    select(_P.id, _P.tracking_number, _P.status, _P.closed, _P.direction,
+           _P.last_activity_at, _C.state, _C.total_due_iqd, _C.paid_at)
+    .select_from(Parcel.__table__.outerjoin(CustomsCase.__table__, _C.parcel_id == _P.id))
+    .where(_P.tracking_number == bindparam("number")))
+_PUBLIC_EVENTS = (
+    select(_E.code, _E.status, _E.occurred_at, _E.location, _O.governorate)
+    .select_from(ParcelEvent.__table__.outerjoin(PostOffice.__table__,
+                                                 _O.id == _E.office_id))
+    # Flagged events (after the final one, out of sequence) do not make the status,
+    # so the public timeline leaves them out too; staff see them on the parcel page.
+    .where(_E.parcel_id == bindparam("parcel_id"), _E.after_final.is_(False),
+           _E.out_of_sequence.is_(False))
+    .order_by(_E.occurred_at.desc(), _E.id.desc()))
+
+
 def find_public(number: str) -> PublicParcel | None:
     """The public columns of the parcel numbered `number` (normalised) and of its customs
     case, in one query; None when there is no such parcel. Loads no entity."""
-    row = db.execute(
-        select(Parcel.id, Parcel.tracking_number, Parcel.status, Parcel.closed,
-               Parcel.direction, Parcel.last_activity_at, CustomsCase.state,
-               CustomsCase.total_due_iqd, CustomsCase.paid_at)
-        .outerjoin(CustomsCase, CustomsCase.parcel_id == Parcel.id)
-        .where(Parcel.tracking_number == number)).first()
+    row = db.connection().execute(_FIND_PUBLIC, {"number": number}).first()
     return PublicParcel(*row) if row is not None else None
 
 
@@ -137,15 +153,7 @@ def public_view(parcel: Parcel | PublicParcel, locale: str) -> dict[str, Any]:
     One query for the events with their office's governorate (columns, not entities);
     for a Parcel entity, one more for its customs state (a PublicParcel carries it).
     """
-    rows = db.execute(
-        select(ParcelEvent.code, ParcelEvent.status, ParcelEvent.occurred_at,
-               ParcelEvent.location, PostOffice.governorate)
-        .outerjoin(PostOffice, PostOffice.id == ParcelEvent.office_id)
-        # Flagged events (after the final one, out of sequence) do not make the status,
-        # so the public timeline leaves them out too; staff see them on the parcel page.
-        .where(ParcelEvent.parcel_id == parcel.id, ParcelEvent.after_final.is_(False),
-               ParcelEvent.out_of_sequence.is_(False))
-        .order_by(ParcelEvent.occurred_at.desc(), ParcelEvent.id.desc())).all()
+    rows = db.connection().execute(_PUBLIC_EVENTS, {"parcel_id": parcel.id}).all()
     out_events = []
     for code, status, occurred_at, location, office_governorate in rows:
         info = event_code(code)
