@@ -17,7 +17,9 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.numbers import format_decimal
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
+from markupsafe import escape
 
 from app.auth.models import User
 from app.config import ROOT
@@ -134,6 +136,17 @@ def set_user_locale(user_id: int, locale: str) -> None:
     if user is not None and user.locale != locale:
         user.locale = locale
         db.flush()
+
+
+def _escaped_html(self: LazyString) -> str:
+    return escape(str(self))
+
+
+# Flask-Babel's lazy strings declare themselves safe HTML (`__html__` returns the text as
+# it is), so Jinja would print `_l("No parcel %(n)s", n=what_was_typed)` unescaped: a
+# message that carries what someone typed would carry their markup too. Barid's messages
+# hold no markup of their own, so a lazy string is escaped like any other text.
+LazyString.__html__ = _escaped_html  # type: ignore[method-assign]
 
 
 def init_app(app: Flask) -> None:

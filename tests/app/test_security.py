@@ -235,3 +235,17 @@ def test_writing_the_number_differently_gives_no_extra_tries(app, client):
         for spelling in ("0770 555 6677", "+964 770 555 6677", "9647705556677"):
             assert log_in(client, spelling, "wrong password").status_code == 401
         _assert_limited(log_in(client, "07705556677"))
+
+
+def test_a_translated_message_carrying_what_someone_typed_is_escaped(app):
+    """Flask-Babel's lazy strings call themselves safe HTML; Barid escapes them, so a
+    message that repeats typed text cannot carry markup onto the page."""
+    from flask import render_template_string
+    from flask_babel import lazy_gettext
+
+    typed = '<script>alert("x")</script>'
+    with app.test_request_context("/"):
+        html = render_template_string("{{ message }}",
+                                      message=lazy_gettext("No parcel %(n)s", n=typed))
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
