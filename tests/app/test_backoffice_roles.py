@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "backoffice.index": STAFF,
     "backoffice.search": STAFF,
     "backoffice.admin_audit": SUPERVISION,
+    "backoffice.admin_audit_csv": SUPERVISION,
     "backoffice.admin_notifications": SUPERVISION,
     "backoffice.admin_notification_templates": ADMIN,
     "backoffice.admin_notification_template": ADMIN,
