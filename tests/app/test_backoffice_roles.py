@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "backoffice.admin_audit": SUPERVISION,
     "backoffice.admin_audit_csv": SUPERVISION,
     "backoffice.admin_notifications": SUPERVISION,
+    "backoffice.admin_notifications_csv": SUPERVISION,
     "backoffice.admin_notification_templates": ADMIN,
     "backoffice.admin_notification_template": ADMIN,
     "backoffice.admin_notification_template_restore": ADMIN,
