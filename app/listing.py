@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -113,7 +114,8 @@ class Filter:
                                       field=self.label, n=MAX_TEXT))
             return raw
         if self.kind == "int":
-            digits = ascii_digits(raw).lstrip("#")
+            # "#12", "P-00000012": the number people copy from a page, with its prefix.
+            digits = re.sub(r"^(#|[A-Za-z]{1,3}-)", "", ascii_digits(raw))
             if not digits.isdigit() or not 0 < int(digits) <= MAX_BIGINT:
                 raise BadListQuery(_("“%(field)s” must be a whole number.",
                                       field=self.label))
@@ -174,16 +176,19 @@ class Page:
 
 @dataclass
 class Listing:
-    """A back-office list: its filters, its order (newest first) and its page size.
+    """A back-office list: its filters, its order and its page size.
 
     `order` is the keyset: columns of the queried entity, the last one unique (the id),
-    none nullable. Rows come in descending order of the tuple.
+    none nullable. Rows come in descending order of the tuple (ascending when not
+    `newest_first`).
     """
 
     name: str
     order: Sequence[Any]
     filters: Sequence[Filter] = ()
     page_size: int = PAGE_SIZE
+    # A work queue (customs, buy-for-me) reads oldest first; a log newest first.
+    newest_first: bool = True
     _by_name: dict[str, Filter] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -257,15 +262,16 @@ class Listing:
         return out
 
     def _after(self, key: Sequence[Any]) -> ColumnElement[bool]:
-        """Rows strictly after `key` in descending order (portable: no row values)."""
+        """Rows strictly after `key` in the list's order (portable: no row values)."""
         clauses = []
         for i, col in enumerate(self.order):
             equal = [self.order[j] == key[j] for j in range(i)]
-            clauses.append(and_(*equal, col < key[i]))
+            clauses.append(and_(*equal, col < key[i] if self.newest_first else col > key[i]))
         return or_(*clauses)
 
     def ordered(self, stmt: Select[Any]) -> Select[Any]:
-        return stmt.order_by(None).order_by(*(c.desc() for c in self.order))
+        return stmt.order_by(None).order_by(
+            *(c.desc() if self.newest_first else c.asc() for c in self.order))
 
     # -- pages and exports -------------------------------------------------------------------
 

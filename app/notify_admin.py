@@ -20,8 +20,9 @@ from wtforms.validators import InputRequired, Length
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import bp, nav_item
-from app.database import db, unit_of_work
+from app.database import unit_of_work
 from app.errors import DomainError, NotFound
+from app.listing import Filter, Listing
 from app.notify import (
     CHANNELS,
     LOCALES,
@@ -35,7 +36,6 @@ from app.notify import (
     save_template,
     template_texts,
 )
-from app.listing import Filter, Listing
 
 LOG_PAGE_SIZE = 50
 REQUIRED = _l("This field is required.")

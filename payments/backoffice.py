@@ -11,14 +11,17 @@ from datetime import date
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import nav_item
-from app.database import unit_of_work
+from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
+from app.listing import Filter, Listing
 from payments import cards, rates, receipts, reconcile, refunds, services
 from payments.errors import InvalidPin
 from payments.forms import (
@@ -30,7 +33,7 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
-from payments.models import RateProposal
+from payments.models import Dispute, RateProposal
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -221,11 +224,46 @@ def drawer_pdf():
                 f"drawer-{report.day.isoformat()}.pdf")
 
 
+def _dispute_statuses() -> list[tuple[str, str]]:
+    # Stripe's own words (needs_response, won, lost...): the ones seen so far.
+    return [(st, st) for st in db.scalars(select(Dispute.status).distinct()
+                                          .order_by(Dispute.status))]
+
+
+DISPUTE_LIST = Listing(
+    "disputes", order=(Dispute.created_at, Dispute.id),
+    filters=(
+        Filter("status", _l("Status"), "choice", column=Dispute.status,
+               choices=_dispute_statuses),
+        Filter("payment", _l("Payment number"), "int", column=Dispute.payment_id,
+               placeholder="P-00000012"),
+        Filter("since", _l("Opened from (day)"), "date_from", column=Dispute.created_at),
+        Filter("until", _l("Opened until (day)"), "date_to", column=Dispute.created_at),
+    ))
+
+
 @bp.get("/disputes")
 @role_required(*SUPERVISION)
 def disputes():
-    rows = services.recent_disputes()
-    return render_template("payments/bo_disputes.html", disputes=rows)
+    page = DISPUTE_LIST.page(select(Dispute), DISPUTE_LIST.parse(request.args), request.args)
+    return render_template("payments/bo_disputes.html", disputes=page.rows, page=page)
+
+
+@bp.get("/disputes.csv")
+@role_required(*SUPERVISION)
+def disputes_csv():
+    """Every card dispute the filters keep, as CSV."""
+    columns = [
+        (_("Opened (UTC)"), lambda d: d.created_at.isoformat(timespec="seconds")),
+        (_("Payment"), lambda d: f"P-{d.payment_id:08d}"),
+        (_("Amount (minor units)"), lambda d: d.amount),
+        (_("Currency"), lambda d: d.currency),
+        (_("Reason"), lambda d: d.reason),
+        (_("Status"), lambda d: d.status),
+        (_("Stripe dispute"), lambda d: d.stripe_dispute_id),
+    ]
+    return DISPUTE_LIST.csv(select(Dispute), DISPUTE_LIST.parse(request.args), columns,
+                            "card-disputes.csv")
 
 
 @bp.route("/reconciliation", methods=["GET", "POST"])

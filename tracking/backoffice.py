@@ -34,9 +34,10 @@ from app.backoffice import nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
+from app.listing import Filter, Listing
 from app.money import MoneyError, to_minor
 from tracking import forms, labels
-from tracking.models import CustomsCase, Parcel, ParcelEvent, TariffLine
+from tracking.models import CustomsCase, CustomsState, Parcel, ParcelEvent, TariffLine
 from tracking.services import bulk, customs, delivery
 from tracking.services import events as ev
 from tracking.services.lookup import status_text
@@ -382,10 +383,72 @@ def delayed() -> str:
 # ---- customs ----------------------------------------------------------------------------
 
 
+CUSTOMS_STATE_LABELS = {CustomsState.ASSESSING: _l("Being assessed"),
+                        CustomsState.HELD: _l("Held for a decision"),
+                        CustomsState.RELEASED: _l("Released"),
+                        CustomsState.REFUSED: _l("Refused")}
+
+
+def _case_of_parcel(stmt: Any, number: str) -> Any:
+    return stmt.where(CustomsCase.parcel_id.in_(select(Parcel.id).where(
+        Parcel.tracking_number.contains(number.upper().replace(" ", ""), autoescape=True))))
+
+
+# The officers' queue: oldest first, as they are to be decided.
+CUSTOMS_LIST = Listing(
+    "customs_cases", order=(CustomsCase.created_at, CustomsCase.id), newest_first=False,
+    filters=(
+        Filter("state", _l("State"), "choice", column=CustomsCase.state,
+               choices=lambda: [(str(s), CUSTOMS_STATE_LABELS[s]) for s in CustomsState]),
+        Filter("number", _l("Tracking number"), apply=_case_of_parcel, dir="ltr"),
+        Filter("reason", _l("Why held"), "choice", column=CustomsCase.hold_reason_code,
+               choices=lambda: [(k, v) for k, v in customs.HOLD_REASONS.items()]),
+        Filter("since", _l("From (day)"), "date_from", column=CustomsCase.created_at),
+        Filter("until", _l("To (day)"), "date_to", column=CustomsCase.created_at),
+    ))
+
+
+def _customs_args() -> dict[str, str]:
+    """The query string with the queue's default: held parcels (an empty state is all)."""
+    args = request.args.to_dict()
+    args.setdefault("state", CustomsState.HELD)
+    return args
+
+
 @customs_bp.get("/")
 @role_required(*CUSTOMS)
 def queue() -> str:
-    return render_template("tracking/customs_queue.html", cases=customs.held_cases())
+    args = _customs_args()
+    page = CUSTOMS_LIST.page(select(CustomsCase), CUSTOMS_LIST.parse(args), args)
+    return render_template("tracking/customs_queue.html", cases=page.rows, page=page,
+                           state_labels=CUSTOMS_STATE_LABELS)
+
+
+@customs_bp.get("/export.csv")
+@role_required(*CUSTOMS)
+def queue_csv() -> Response:
+    """Every customs case the filters keep, as CSV."""
+    args = _customs_args()
+
+    def when(value: datetime | None) -> str:
+        return value.isoformat(timespec="seconds") if value else ""
+
+    columns = [
+        (_("Tracking number"), lambda c: c.parcel.tracking_number),
+        (_("Received (UTC)"), lambda c: when(c.created_at)),
+        (_("State"), lambda c: str(CUSTOMS_STATE_LABELS.get(c.state, c.state))),
+        (_("Form"), lambda c: c.form),
+        (_("Declared value (IQD)"), lambda c: c.declared_value_iqd),
+        (_("Duty (IQD)"), lambda c: c.duty_iqd),
+        (_("Total due (IQD)"), lambda c: c.total_due_iqd),
+        (_("Why held"), lambda c: customs.hold_reason_text(c.hold_reason_code)
+            if c.hold_reason_code else (c.hold_reason or "")),
+        (_("Decided (UTC)"), lambda c: when(c.decided_at)),
+        (_("Decision note"), lambda c: c.decision_note),
+        (_("Paid (UTC)"), lambda c: when(c.paid_at)),
+    ]
+    return CUSTOMS_LIST.csv(select(CustomsCase), CUSTOMS_LIST.parse(args), columns,
+                            "customs-cases.csv")
 
 
 @customs_bp.get("/<int:case_id>")
