@@ -14,7 +14,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 
 from app.audit import AuditRecord, record_audit
 from app.audit_actions import ACTION_LABELS, OBJECT_LABELS, action_label, object_label
@@ -32,7 +32,7 @@ from app.auth.forms import (
     show_errors,
 )
 from app.auth.identifiers import format_phone
-from app.auth.models import PostOffice, Role, User, office_kind_label
+from app.auth.models import PostOffice, Role, User, UserRole, office_kind_label, role_label
 from app.backoffice import bp, nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden
@@ -57,6 +57,37 @@ def _office_choices(blank) -> list:
 def _role_choices() -> list:
     allowed = {r.value for r in administration.grantable_roles(current_user)}
     return [c for c in role_choices() if c[0] in allowed]
+
+
+def _people_named(stmt, query: str):
+    like = f"%{query.lower()}%"
+    digits = "".join(ch for ch in ascii_digits(query) if ch.isdigit())
+    conds = [func.lower(User.full_name).like(like), User.email.like(like)]
+    if digits:
+        # "0770 123" finds +964770123...: compare without the trunk zero.
+        conds.append(User.phone.like(f"%{digits.lstrip('0')}%"))
+    return stmt.where(or_(*conds))
+
+
+def _with_role(stmt, role: str):
+    return stmt.where(exists().where(UserRole.user_id == User.id, UserRole.role == role))
+
+
+PEOPLE_LIST = Listing(
+    "people", order=(User.id,),
+    filters=(
+        Filter("q", lazy_gettext("Name, e-mail or mobile number"), apply=_people_named),
+        Filter("role", lazy_gettext("Role"), "choice", apply=_with_role,
+               choices=lambda: [(r.value, role_label(r))
+                                for r in administration.grantable_roles(current_user)]),
+        Filter("office", lazy_gettext("Post office"), "choice",
+               apply=lambda stmt, v: stmt.where(User.post_office_id == int(v)),
+               choices=lambda: _office_filter_choices(scoped=True)),
+        Filter("active", lazy_gettext("Account"), "choice",
+               apply=lambda stmt, v: stmt.where(User.active.is_(v == "yes")),
+               choices=lambda: [("yes", lazy_gettext("Active")),
+                                ("no", lazy_gettext("Disabled"))]),
+    ))
 
 
 def _person_form(person: User | None = None, *, fresh: bool = False) -> StaffUserForm:
@@ -142,10 +173,29 @@ def admin_users():
             return redirect(url_for("backoffice.admin_user", user_id=user.id))
     elif form.is_submitted():
         status = 422
-    query = request.args.get("q", "")
-    return render_template("backoffice/admin_users.html", form=form, query=query,
-                           users=administration.people_in_scope(current_user, query),
-                           format_phone=format_phone), status
+    page = PEOPLE_LIST.page(administration.people_in_scope_query(current_user),
+                            PEOPLE_LIST.parse(request.args), request.args)
+    return render_template("backoffice/admin_users.html", form=form, page=page,
+                           users=page.rows, format_phone=format_phone), status
+
+
+@bp.route("/admin/users.csv")
+@role_required(*MANAGERS)
+def admin_users_csv():
+    """Every person in the manager's scope the filters keep, as CSV."""
+    loc = current_locale()
+    columns = [
+        (_("Number"), lambda u: u.id),
+        (_("Name"), lambda u: u.full_name),
+        (_("E-mail"), lambda u: u.email or ""),
+        (_("Mobile number"), lambda u: u.phone or ""),
+        (_("Roles"), lambda u: "، ".join(str(r) for r in u.role_labels())),
+        (_("Post office"), lambda u: u.post_office.name(loc) if u.post_office else ""),
+        (_("Active"), lambda u: _("Yes") if u.active else _("No")),
+        (_("Added (UTC)"), lambda u: u.created_at.isoformat(timespec="seconds")),
+    ]
+    return PEOPLE_LIST.csv(administration.people_in_scope_query(current_user),
+                           PEOPLE_LIST.parse(request.args), columns, "people.csv")
 
 
 def _render_person(person: User, form: StaffUserForm | None = None,
@@ -390,9 +440,13 @@ def _object_choices() -> list[tuple[str, str]]:
                   key=lambda c: c[1])
 
 
-def _office_filter_choices() -> list[tuple[str, str]]:
+def _office_filter_choices(*, scoped: bool = False) -> list[tuple[str, str]]:
+    """Offices to filter by: all, or (`scoped`) a supervisor's own only."""
     loc = current_locale()
-    return [(str(o.id), f"{o.code} — {o.name(loc)}") for o in services.post_offices()]
+    offices = services.post_offices()
+    if scoped and not current_user.has_role(Role.ADMIN):
+        offices = [o for o in offices if o.id == current_user.post_office_id]
+    return [(str(o.id), f"{o.code} — {o.name(loc)}") for o in offices]
 
 
 AUDIT_LIST = Listing(

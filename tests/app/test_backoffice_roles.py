@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "backoffice.admin_office_action": ADMIN,
     # Supervisors manage the clerks and officers of their own office.
     "backoffice.admin_users": SUPERVISION,
+    "backoffice.admin_users_csv": SUPERVISION,
     "backoffice.admin_user": SUPERVISION,
     "backoffice.admin_user_action": SUPERVISION,
     "backoffice.admin_user_grant": ADMIN,
