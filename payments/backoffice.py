@@ -16,7 +16,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.auth.decorators import role_required
-from app.auth.models import Role
+from app.auth.models import PostOffice, Role
 from app.backoffice import nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
@@ -33,7 +33,7 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
-from payments.models import Dispute, RateProposal
+from payments.models import Dispute, RateProposal, RefundRequest, RefundRequestStatus
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -166,14 +166,71 @@ def refund(payment_id: int):
     return redirect(url_for(".payment", payment_id=payment_id))
 
 
+def _refund_office_choices() -> list[tuple[str, str]]:
+    loc = current_locale()
+    return [(str(o.id), f"{o.code} — {o.name(loc)}")
+            for o in db.scalars(select(PostOffice).order_by(PostOffice.code))]
+
+
+# Decided requests, newest asked first (the waiting ones are the work queue above them).
+DECIDED_REFUNDS = Listing(
+    "refund_decisions", order=(RefundRequest.requested_at, RefundRequest.id),
+    filters=(
+        Filter("status", _l("Status"), "choice", column=RefundRequest.status,
+               choices=lambda: [(str(st), refunds.status_label(st))
+                                for st in RefundRequestStatus
+                                if st != RefundRequestStatus.REQUESTED]),
+        Filter("payment", _l("Payment number"), "int", column=RefundRequest.payment_id,
+               placeholder="P-00000012"),
+        Filter("office", _l("Asked at post office"), "choice",
+               apply=lambda stmt, v: stmt.where(RefundRequest.requested_office_id == int(v)),
+               choices=_refund_office_choices),
+        Filter("since", _l("Asked from (day)"), "date_from",
+               column=RefundRequest.requested_at),
+        Filter("until", _l("Asked until (day)"), "date_to", column=RefundRequest.requested_at),
+    ))
+
+
+def _decided():
+    return select(RefundRequest).where(RefundRequest.status != RefundRequestStatus.REQUESTED)
+
+
 @bp.get("/refund-requests")
 @role_required(*SUPERVISION)
 def refund_requests():
+    page = DECIDED_REFUNDS.page(_decided(), DECIDED_REFUNDS.parse(request.args), request.args)
     return render_template("payments/bo_refund_requests.html",
                            pending=refunds.pending_requests(),
-                           decided=refunds.recent_decisions(), form=DecisionForm(),
+                           decided=page.rows, page=page, form=DecisionForm(),
                            refunds=refunds, office_name=services.office_name,
                            user_name=services.user_name, locale=current_locale())
+
+
+@bp.get("/refund-requests.csv")
+@role_required(*SUPERVISION)
+def refund_requests_csv():
+    """Every decided refund request the filters keep, as CSV."""
+    loc = current_locale()
+
+    def when(value) -> str:
+        return value.isoformat(timespec="seconds") if value else ""
+
+    columns = [
+        (_("Asked (UTC)"), lambda r: when(r.requested_at)),
+        (_("Payment"), lambda r: f"P-{r.payment_id:08d}"),
+        (_("Amount (minor units)"), lambda r: r.amount),
+        (_("Currency"), lambda r: r.currency),
+        (_("Asked by"), lambda r: services.user_name(r.requested_by_id) or ""),
+        (_("Asked at post office"), lambda r: services.office_name(r.requested_office_id, loc)
+            if r.requested_office_id else ""),
+        (_("Reason"), lambda r: r.reason),
+        (_("Decided (UTC)"), lambda r: when(r.decided_at)),
+        (_("Decided by"), lambda r: services.user_name(r.decided_by_id) or ""),
+        (_("Status"), lambda r: refunds.status_label(r.status)),
+        (_("Note"), lambda r: r.decision_note or ""),
+    ]
+    return DECIDED_REFUNDS.csv(_decided(), DECIDED_REFUNDS.parse(request.args), columns,
+                               "refund-decisions.csv")
 
 
 @bp.post("/refund-requests/<int:request_id>/<any(approve, decline):decision>")

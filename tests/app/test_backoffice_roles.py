@@ -93,6 +93,7 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.decide_rate": SUPERVISION,
     "payments_bo.reconciliation": SUPERVISION,
     "payments_bo.refund_requests": SUPERVISION,
+    "payments_bo.refund_requests_csv": SUPERVISION,
     "payments_bo.decide_refund": SUPERVISION,
 }
 ROLES = ("shopper", "merchant", "clerk", "customs_officer", "procurement", "supervisor",

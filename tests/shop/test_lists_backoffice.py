@@ -31,6 +31,8 @@ LISTS = [
     ("/backoffice/customs/", "/backoffice/customs/export.csv", "state", "lost"),
     ("/backoffice/payments/disputes", "/backoffice/payments/disputes.csv", "payment",
      "P-12x"),
+    ("/backoffice/payments/refund-requests", "/backoffice/payments/refund-requests.csv",
+     "status", "requested"),
 ]
 
 
