@@ -38,9 +38,9 @@ from app.listing import Filter, Listing
 from app.money import MoneyError, to_minor
 from tracking import forms, labels
 from tracking.models import CustomsCase, CustomsState, Parcel, ParcelEvent, TariffLine
-from tracking.services import bulk, customs, delivery
+from tracking.services import bulk, customs
 from tracking.services import events as ev
-from tracking.services.lookup import status_text
+from tracking.services.lookup import STATUS_TEXT, status_text
 from tracking.services.parcels import (
     Address,
     Article,
@@ -374,10 +374,61 @@ def batch(batch_id: int) -> str:
 # ---- supervision ------------------------------------------------------------------------
 
 
+def _parcel_numbered(stmt: Any, number: str) -> Any:
+    return stmt.where(Parcel.tracking_number.contains(number.upper().replace(" ", ""),
+                                                      autoescape=True))
+
+
+def _parcel_office(stmt: Any, office_id: str) -> Any:
+    office = int(office_id)
+    return stmt.where((Parcel.origin_office_id == office) | (Parcel.pickup_office_id == office))
+
+
+def _office_choices() -> list[tuple[str, str]]:
+    loc = current_locale()
+    return [(str(o.id), f"{o.code} — {o.name(loc)}")
+            for o in db.scalars(select(PostOffice).order_by(PostOffice.code))]
+
+
+# Flagged by the sweep and silent since: the longest silence first.
+DELAYED_LIST = Listing(
+    "delayed_parcels", order=(Parcel.last_activity_at, Parcel.id), newest_first=False,
+    filters=(
+        Filter("number", _l("Tracking number"), apply=_parcel_numbered, dir="ltr"),
+        Filter("status", _l("Status"), "choice", column=Parcel.status,
+               choices=lambda: [(k, status_text(k)) for k in STATUS_TEXT if k != "unknown"]),
+        Filter("office", _l("Post office (from or to)"), "choice", apply=_parcel_office,
+               choices=_office_choices),
+        Filter("since", _l("Silent since (day)"), "date_from", column=Parcel.last_activity_at),
+        Filter("until", _l("Silent until (day)"), "date_to", column=Parcel.last_activity_at),
+    ))
+
+
+def _delayed() -> Any:
+    return select(Parcel).where(Parcel.closed.is_(False), Parcel.delayed_at.is_not(None))
+
+
 @bp.get("/delayed")
 @role_required(*SUPERVISION)
 def delayed() -> str:
-    return render_template("tracking/delayed.html", parcels=delivery.delayed_parcels())
+    page = DELAYED_LIST.page(_delayed(), DELAYED_LIST.parse(request.args), request.args)
+    return render_template("tracking/delayed.html", parcels=page.rows, page=page)
+
+
+@bp.get("/delayed.csv")
+@role_required(*SUPERVISION)
+def delayed_csv() -> Response:
+    """Every delayed parcel the filters keep, as CSV."""
+    columns = [
+        (_("Tracking number"), lambda p: p.tracking_number),
+        (_("Status"), lambda p: status_text(p.status)),
+        (_("Last event (UTC)"), lambda p: p.last_event_at.isoformat(timespec="seconds")
+            if p.last_event_at else ""),
+        (_("Flagged late (UTC)"), lambda p: p.delayed_at.isoformat(timespec="seconds")
+            if p.delayed_at else ""),
+    ]
+    return DELAYED_LIST.csv(_delayed(), DELAYED_LIST.parse(request.args), columns,
+                            "delayed-parcels.csv")
 
 
 # ---- customs ----------------------------------------------------------------------------

@@ -73,6 +73,7 @@ ALLOWED: dict[str, set[str]] = {
     "tracking_bo.labels_batch": COUNTER,
     "tracking_bo.accept": COUNTER,
     "tracking_bo.delayed": SUPERVISION,
+    "tracking_bo.delayed_csv": SUPERVISION,
     "tracking_bo.ingest": COUNTER,
     "tracking_bo.batch": COUNTER,
     "tracking_bo.scan": COUNTER,
