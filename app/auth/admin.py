@@ -341,15 +341,73 @@ def admin_offices():
             return redirect(url_for("backoffice.admin_offices"))
     elif form.is_submitted():
         status = 422
-    staff = dict(db.execute(
-        select(User.post_office_id, func.count()).where(User.post_office_id.is_not(None))
-        .group_by(User.post_office_id)
-    ).all())
-    return render_template("backoffice/admin_offices.html", form=form,
-                           offices=services.post_offices(), staff=staff,
+    page = OFFICE_LIST.page(select(PostOffice), OFFICE_LIST.parse(request.args), request.args)
+    return render_template("backoffice/admin_offices.html", form=form, page=page,
+                           offices=page.rows, staff=_staff_counts(page.rows),
                            kind_label=office_kind_label,
                            governorate_names={g.code: g.name(loc) for g in governorates()}
                            ), status
+
+
+def _staff_counts(offices) -> dict[int, int]:
+    ids = [o.id for o in offices]
+    if not ids:
+        return {}
+    rows = db.execute(select(User.post_office_id, func.count())
+                      .where(User.post_office_id.in_(ids)).group_by(User.post_office_id))
+    return {office_id: n for office_id, n in rows if office_id is not None}
+
+
+def _office_named(stmt, text: str):
+    return stmt.where(or_(func.upper(PostOffice.code).contains(text.upper(), autoescape=True),
+                          PostOffice.name_ar.contains(text, autoescape=True),
+                          func.lower(PostOffice.name_en).contains(text.lower(),
+                                                                  autoescape=True)))
+
+
+OFFICE_LIST = Listing(
+    "offices", order=(PostOffice.id,), page_size=100,
+    filters=(
+        Filter("q", lazy_gettext("Code or name"), apply=_office_named),
+        Filter("governorate", lazy_gettext("Governorate"), "choice",
+               column=PostOffice.governorate,
+               choices=lambda: [(g.code, g.name(current_locale())) for g in governorates()]),
+        Filter("kind", lazy_gettext("Kind of office"), "choice", column=PostOffice.kind,
+               choices=office_kind_choices),
+        Filter("open", lazy_gettext("Open or closed"), "choice",
+               apply=lambda stmt, v: stmt.where(PostOffice.closed_at.is_(None) if v == "yes"
+                                                else PostOffice.closed_at.is_not(None)),
+               choices=lambda: [("yes", lazy_gettext("Open")),
+                                ("no", lazy_gettext("Closed"))]),
+    ))
+
+
+@bp.route("/admin/offices.csv")
+@role_required(Role.ADMIN)
+def admin_offices_csv():
+    """Every post office the filters keep, as CSV."""
+    loc = current_locale()
+    names = {g.code: g.name(loc) for g in governorates()}
+    staff: dict[int, int] = {}
+
+    def count_staff(batch) -> None:
+        staff.clear()
+        staff.update(_staff_counts(batch))
+
+    columns = [
+        (_("Code"), lambda o: o.code),
+        (_("Name (Arabic)"), lambda o: o.name_ar),
+        (_("Name (English)"), lambda o: o.name_en),
+        (_("Kind of office"), lambda o: str(office_kind_label(o.kind))),
+        (_("Governorate"), lambda o: names.get(o.governorate, o.governorate)),
+        (_("Address"), lambda o: o.address),
+        (_("Opening hours"), lambda o: o.opening_hours),
+        (_("Staff"), lambda o: staff.get(o.id, 0)),
+        (_("Closed (UTC)"), lambda o: o.closed_at.isoformat(timespec="seconds")
+            if o.closed_at else ""),
+    ]
+    return OFFICE_LIST.csv(select(PostOffice), OFFICE_LIST.parse(request.args), columns,
+                           "post-offices.csv", prepare=count_staff)
 
 
 @bp.route("/admin/offices/<int:office_id>", methods=["GET", "POST"])

@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "backoffice.admin_notification_template": ADMIN,
     "backoffice.admin_notification_template_restore": ADMIN,
     "backoffice.admin_offices": ADMIN,
+    "backoffice.admin_offices_csv": ADMIN,
     "backoffice.admin_office": ADMIN,
     "backoffice.admin_office_action": ADMIN,
     # Supervisors manage the clerks and officers of their own office.

@@ -33,6 +33,7 @@ LISTS = [
      "P-12x"),
     ("/backoffice/payments/refund-requests", "/backoffice/payments/refund-requests.csv",
      "status", "requested"),
+    ("/backoffice/admin/offices", "/backoffice/admin/offices.csv", "open", "maybe"),
     ("/backoffice/parcels/delayed", "/backoffice/parcels/delayed.csv", "office", "1 OR 1=1"),
 ]
 
