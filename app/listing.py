@@ -42,6 +42,7 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 CSV_BATCH = 500
 MAX_TEXT = 200
+MIN_YEAR, MAX_YEAR = 1900, 2999
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV
 # Injection, ASVS 1.2.10): = + - @ tab CR, and LF and NUL too; the full-width forms are
 # folded to the plain ones by some spreadsheets, so they count as well.
@@ -124,8 +125,12 @@ class Filter:
             try:
                 day = date.fromisoformat(ascii_digits(raw))
             except ValueError:
+                day = None
+            # Years far off are typing mistakes, and near date.min/max the day's bounds in
+            # UTC would overflow (a 500).
+            if day is None or not MIN_YEAR <= day.year <= MAX_YEAR:
                 raise BadListQuery(_("“%(field)s” must be a date like 2026-01-31.",
-                                      field=self.label)) from None
+                                     field=self.label))
             start = datetime.combine(day, time.min, BAGHDAD)
             if self.kind == "date_to":
                 start += timedelta(days=1)
