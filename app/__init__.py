@@ -32,6 +32,7 @@ from app.config import (
 )
 from app.database import db, init_engine
 from app.extensions import csrf
+from app.reports import views as reports_views
 
 __all__ = ["DOMAINS", "build_app", "create_app", "behind_proxies"]
 
@@ -95,6 +96,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     api.init_app(app)
     webhooks.init_app(app)
+    reports_views.init_app(app)
     # The domains stand on the platform and are named, not imported: app imports no
     # domain (importlib loads each by its name from app.config.DOMAINS).
     for name in DOMAINS:

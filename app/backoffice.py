@@ -19,7 +19,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
-from app import replication
+from app import charts, dashboard, replication
 from app.auth.decorators import role_required
 from app.auth.identifiers import normalise_phone
 from app.auth.models import STAFF_ROLES, Role, User
@@ -124,13 +124,21 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 @bp.route("/")
 @role_required(*STAFF_ROLES)
 def index():
+    """The dashboard: figures for supervisors (their office) and admins (the whole post),
+    the links of every role, and the two sites for admins."""
+    figures = None
+    scope = None
+    if dashboard.sees_figures(current_user):
+        scope = dashboard.Scope.for_user(current_user)
+        figures = dashboard.figures(scope)
     sites = None
     if current_user.has_role(Role.ADMIN):
         # The two sites at a glance for admins; a database that cannot say is not an
         # error on this page (the figures are also in /metrics).
         with contextlib.suppress(Exception):
             sites = replication.read_state(get_engine())
-    return render_template("backoffice/index.html", sites=sites)
+    return render_template("backoffice/index.html", sites=sites, figures=figures,
+                           scope=scope, draw=charts.draw)
 
 
 nav_item("backoffice.index", "Dashboard", STAFF_ROLES, section="home", order=0)

@@ -129,6 +129,10 @@ SETTINGS: tuple[Setting, ...] = (
     # Seconds after which a pending outbox job that no executor finished is looked up in
     # rq, and sent again if rq has lost it.
     Setting("OUTBOX_STALE_AFTER", parse=int, default=60),
+    Setting("REPORTS_MAX_DAYS", parse=int, default=366,
+            doc="the longest range of days one report may cover; a longer one is refused"),
+    Setting("REPORTS_PERIODS_PER_STEP", parse=int, default=31,
+            doc="days or months a report job computes before it records its progress"),
 )
 
 # Fixed values that are not settings an operator changes.

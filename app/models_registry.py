@@ -10,7 +10,7 @@ from importlib import import_module
 from app.config import DOMAINS
 
 CORE_MODEL_MODULES = ("app.audit", "app.auth.models", "app.events", "app.seed",
-                      "app.api.models", "app.webhooks.models", "app.notify")
+                      "app.api.models", "app.webhooks.models", "app.notify", "app.reports")
 
 
 def load_all() -> None:

@@ -48,6 +48,17 @@ def ascii_digits(raw: str) -> str:
     return raw.translate(_DIGITS).strip()
 
 
+def typed_digits(raw: str | None) -> str | None:
+    """A form filter for fields made of digits (PINs, card numbers, codes, ID and phone
+    numbers): Arabic-Indic digits become ASCII, so they are checked and stored as ASCII.
+    Letters are left alone for the field's own validator to refuse."""
+    return ascii_digits(raw) if isinstance(raw, str) else raw
+
+
+# `filters=DIGITS` on a WTForms field that takes digits.
+DIGITS = (typed_digits,)
+
+
 def parse_whole(raw: str | None) -> int | None:
     """A whole, non-negative number as people write it ("75,000", "١٢٣"), or None when it
     is not one (letters, a sign, a fraction, an exponent, too many digits)."""

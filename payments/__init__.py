@@ -8,7 +8,9 @@ from flask import Flask
 
 from app.backoffice import register_search
 from app.barcodes import register_barcode
+from app.dashboard import register_figures as register_dashboard_figures
 from app.extensions import csrf
+from app.reports import register_figures as register_report_figures
 from app.settings import load_settings
 
 # Importing jobs and reconcile registers their periodic jobs, seed its seeder.
@@ -16,6 +18,7 @@ from payments import (  # noqa: F401
     backoffice,
     barcodes,
     cli,
+    dashboard,
     jobs,
     reconcile,
     seed,
@@ -24,6 +27,7 @@ from payments import (  # noqa: F401
     webhook_views,
 )
 from payments.receipts import CARD_BARCODE, RECEIPT_BARCODE
+from payments.report_figures import ledger_figures
 
 # Modules that define tables (see app.models_registry).
 MODEL_MODULES: tuple[str, ...] = ("payments.models",)
@@ -42,6 +46,10 @@ def init_app(app: Flask) -> None:
     register_barcode(CARD_BARCODE, barcodes.open_card)
     register_search(barcodes.find_payments)
     register_search(barcodes.find_cards)
+    # Revenue, customs, card float and merchant payables in every report.
+    register_report_figures(ledger_figures, order=20)
+    # The supervisor's dashboard: payments by method, post-card money, drawers.
+    register_dashboard_figures(dashboard.payment_figures)
     _widen_csp(app)
     hooks = app.extensions.setdefault("barid.run_hooks", [])
     if seed.start_localstripe_for_run not in hooks:

@@ -15,14 +15,18 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.audit import record_audit
 from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
 from app.backoffice import nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import current_locale
 from app.listing import Filter, Listing
-from payments import cards, rates, receipts, reconcile, refunds, services
+from app.money import format_money
+from payments import cards, figures, rates, receipts, reconcile, refunds, services
+from payments import drawer as drawer_days
 from payments.errors import InvalidPin
 from payments.forms import (
     DecisionForm,
@@ -257,27 +261,75 @@ def decide_refund(request_id: int, decision: str):
 
 def _day() -> date:
     try:
-        return date.fromisoformat(request.args.get("day", ""))
+        return date.fromisoformat(request.values.get("day", ""))
     except ValueError:
         return cards.today_in_baghdad()
+
+
+def _drawer_office() -> int:
+    """The office whose drawer is asked for: the user's own by default. Another office's
+    drawer opens only for an administrator; anyone else gets a 403, audited."""
+    own = current_user.post_office_id
+    raw = request.values.get("office", "").strip()
+    if not raw:
+        return services.require_staff_office(current_user)
+    wanted = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    if wanted is not None and (wanted == own or current_user.has_role(Role.ADMIN)):
+        return wanted
+    with unit_of_work():
+        record_audit("drawer.forbidden", object_type="post_office", object_id=raw[:64],
+                     details={"path": request.path[:300], "own_office_id": own})
+    raise Forbidden(_("You may open only your own office's drawer."))
 
 
 @bp.get("/drawer")
 @role_required(*COUNTER)
 def drawer():
-    office_id = services.require_staff_office(current_user)
-    report = services.drawer_report(office_id, _day())
-    return render_template("payments/bo_drawer.html", report=report,
+    office_id = _drawer_office()
+    day = _day()
+    report = services.drawer_report(office_id, day)
+    closed = drawer_days.closed_day(office_id, day)
+    return render_template("payments/bo_drawer.html", report=report, closed=closed,
+                           signature_ok=closed is not None and drawer_days.verify(closed),
+                           closed_by=services.user_name(closed.closed_by_id) if closed else None,
+                           office_id=office_id, can_close=day <= drawer_days.business_date(),
                            office_name=services.office_name(office_id, current_locale()))
+
+
+@bp.post("/drawer/close")
+@role_required(*COUNTER)
+def close_drawer():
+    """The clerk enters the cash counted; the day closes, signed, and cannot change."""
+    office_id = _drawer_office()
+    day = _day()
+    back = redirect(url_for(".drawer", day=day.isoformat(), office=office_id))
+    if not DecisionForm().validate_on_submit():
+        flash(_("The form expired. Try again."), "error")
+        return back
+    try:
+        counted = drawer_days.parse_counted(request.form.get("counted"))
+        with unit_of_work():
+            row = drawer_days.close_day(office_id, day, counted=counted,
+                                        clerk_id=current_user.id,
+                                        note=request.form.get("note", ""))
+    except DomainError as exc:
+        flash(str(exc.message), "error")
+        return back
+    flash(_("The day is closed and signed. Difference: %(d)s.",
+            d=format_money(row.difference, row.currency, current_locale())), "success")
+    return back
 
 
 @bp.get("/drawer.pdf")
 @role_required(*COUNTER)
 def drawer_pdf():
-    office_id = services.require_staff_office(current_user)
+    office_id = _drawer_office()
     report = services.drawer_report(office_id, _day())
+    closed = drawer_days.closed_day(office_id, report.day)
     return _pdf(receipts.drawer_report(report, office_name=services.office_name(office_id),
-                                       printed_by=current_user.full_name),
+                                       printed_by=current_user.full_name, closed=closed,
+                                       closed_by=services.user_name(closed.closed_by_id)
+                                       if closed else None),
                 f"drawer-{report.day.isoformat()}.pdf")
 
 
@@ -297,6 +349,22 @@ DISPUTE_LIST = Listing(
         Filter("since", _l("Opened from (day)"), "date_from", column=Dispute.created_at),
         Filter("until", _l("Opened until (day)"), "date_to", column=Dispute.created_at),
     ))
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    method = (request.args.get("method") or "").strip()[:16] or None
+    purpose = (request.args.get("purpose") or "").strip()[:40] or None
+    day = day_filter(request.args.get("date"))
+    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
+    return render_template("payments/bo_payments.html", payments=found, method=method,
+                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+                           office_name=services.office_name(office, current_locale())
+                           if office else None)
 
 
 @bp.get("/disputes")

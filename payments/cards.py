@@ -9,6 +9,7 @@ caller's unit of work rolls back. Otherwise a thief could try PIN after PIN for 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -29,9 +30,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.audit import AuditRecord, record_audit
+from app.auth.identifiers import normalise_phone
 from app.database import db, get_engine, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.i18n import BAGHDAD
+from app.numbers import ascii_digits
 from payments.errors import (
     CardBusy,
     CardExpired,
@@ -57,7 +60,7 @@ CARD_RANDOM_DIGITS = 11  # 16 = 4 prefix + 11 random + 1 Luhn
 MAX_NUMBER_DRAWS = 8
 MAX_PIN_ATTEMPTS = 5
 CARD_YEARS = 5
-_PIN_RE = re.compile(r"^\d{4,6}$")
+_PIN_RE = re.compile(r"^[0-9]{4,6}$")  # after ascii_digits; \d takes other scripts
 
 
 # --- Numbers ---------------------------------------------------------------------
@@ -94,7 +97,7 @@ def new_card_number() -> str:
 
 def normalise_number(raw: str) -> str:
     """Digits only; raises InvalidCardNumber unless 16 digits passing Luhn."""
-    number = re.sub(r"[\s-]", "", raw or "")
+    number = re.sub(r"[\s-]", "", ascii_digits(raw or ""))
     if len(number) != 16 or not luhn_valid(number) or not number.startswith(CARD_PREFIX):
         raise InvalidCardNumber()
     return number
@@ -119,13 +122,31 @@ def _peppered(pin: str) -> str:
 
 
 def hash_pin(pin: str) -> str:
-    if not _PIN_RE.match(pin or ""):
+    # A PIN typed in Arabic-Indic digits is the same PIN as its ASCII digits.
+    pin = ascii_digits(pin or "")
+    if not _PIN_RE.match(pin):
         raise InvalidPin()
     return _hasher().hash(_peppered(pin))
 
 
+_dummy_hash: dict[str, str] = {}
+
+
+def hash_nothing() -> None:
+    """Spend the time of one PIN check on nothing: a refusal that needed no hash (no
+    such card, a locked one) then takes as long as a wrong PIN, so timing does not tell
+    a stranger which card numbers exist. Changes nothing."""
+    params = _hasher()
+    key = f"{params.time_cost}/{params.memory_cost}/{params.parallelism}"
+    if key not in _dummy_hash:
+        _dummy_hash[key] = params.hash(_peppered("0000"))
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        params.verify(_dummy_hash[key], _peppered("0001"))
+
+
 def _pin_matches(card: PostCard, pin: str) -> bool:
-    if not card.pin_hash or not _PIN_RE.match(pin or ""):
+    pin = ascii_digits(pin or "")
+    if not card.pin_hash or not _PIN_RE.match(pin):
         return False
     try:
         return _hasher().verify(card.pin_hash, _peppered(pin))
@@ -417,15 +438,14 @@ def issue_card(*, holder_name: str, national_id: str, mobile: str, pin: str,
     CardNumbersExhausted if no unused number could be drawn (a broken random source).
     """
     holder_name, national_id, mobile = (holder_name or "").strip(), (national_id or "").strip(), \
-        re.sub(r"\s", "", mobile or "")
+        (mobile or "").strip()
     missing = {k: _l("Required.") for k, v in
                {"holder_name": holder_name, "national_id": national_id, "mobile": mobile}.items()
                if not v}
     if missing:
         raise ValidationFailed(_l("Fill in the holder's details."), fields=missing)
-    if not re.match(r"^\+?\d{8,15}$", mobile):
-        raise ValidationFailed(_l("The mobile number is not valid."),
-                               fields={"mobile": _l("Digits only, e.g. +9647701234567")})
+    # The one-time codes for this card go to this number by SMS: an Iraqi mobile, E.164.
+    mobile = normalise_phone(mobile, "mobile")
     require_strong_pin(pin)
     pin_hash = hash_pin(pin)
     card = _insert_with_new_number(dict(

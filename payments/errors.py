@@ -256,3 +256,22 @@ class CodeNotSent(DomainError):
     def __init__(self, message=None, **kw):
         super().__init__(message or _l("The code could not be sent right now. Please try "
                                        "again in a few minutes."), **kw)
+
+
+class DrawerDayClosed(Conflict):
+    """Cash may not move through a drawer whose business day is closed."""
+
+    code = "drawer_day_closed"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l(
+            "Today's cash drawer of this office is closed and signed: no more cash can be "
+            "taken or paid out today. Take it tomorrow, or ask a supervisor."), **kw)
+
+
+class DrawerAlreadyClosed(Conflict):
+    code = "drawer_already_closed"
+
+    def __init__(self, message=None, **kw):
+        super().__init__(message or _l("This day of the drawer is already closed. A closed "
+                                       "day cannot change."), **kw)

@@ -19,7 +19,7 @@ from wtforms.validators import (
 )
 
 from app.money import format_money
-from app.numbers import MAX_AMOUNT, WholeNumberField, parse_whole
+from app.numbers import DIGITS, MAX_AMOUNT, WholeNumberField, parse_whole
 from payments.pins import PIN_RE, WHY, weakness
 
 REQUIRED = _l("Required.")
@@ -74,13 +74,15 @@ def new_key() -> str:
 
 class IssueCardForm(FlaskForm):
     holder_name = StringField(_l("Holder's full name"), [InputRequired(REQUIRED), Length(max=200)])
-    national_id = StringField(_l("National ID number"), [InputRequired(REQUIRED), Length(max=32)])
-    mobile = StringField(_l("Mobile"), [InputRequired(REQUIRED), Length(max=16)])
+    national_id = StringField(_l("National ID number"), [InputRequired(REQUIRED), Length(max=32)],
+                              filters=DIGITS)
+    mobile = StringField(_l("Mobile"), [InputRequired(REQUIRED), Length(max=16)], filters=DIGITS)
     account_email = StringField(_l("Barid account e-mail (if any)"), [Optional(), Length(max=254)])
     pin = PasswordField(_l("PIN chosen by the holder"),
-                        [InputRequired(REQUIRED), PIN, strong_pin])
+                        [InputRequired(REQUIRED), PIN, strong_pin], filters=DIGITS)
     pin_again = PasswordField(_l("PIN again"), [InputRequired(REQUIRED),
-                                               EqualTo("pin", message=_l("The PINs differ."))])
+                                               EqualTo("pin", message=_l("The PINs differ."))],
+                                               filters=DIGITS)
 
 
 class TopUpForm(FlaskForm):
@@ -92,7 +94,7 @@ class FindCardForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Card number or national ID"), [Optional(), Length(max=40)])
+    q = StringField(_l("Card number or national ID"), [Optional(), Length(max=40)], filters=DIGITS)
 
 
 class RefundForm(FlaskForm):
@@ -118,8 +120,9 @@ class RateForm(FlaskForm):
 
 
 class PayWithPostCardForm(FlaskForm):
-    card_number = StringField(_l("Post card number"), [InputRequired(REQUIRED), Length(max=24)])
-    pin = PasswordField(_l("PIN"), [pin_unless_code, Optional(), PIN])
+    card_number = StringField(_l("Post card number"), [InputRequired(REQUIRED), Length(max=24)],
+                              filters=DIGITS)
+    pin = PasswordField(_l("PIN"), [pin_unless_code, Optional(), PIN], filters=DIGITS)
     one_time_code = one_time_code_field()
     key = HiddenField(default=new_key)
 

@@ -21,7 +21,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import Base, db, utcnow
 from app.errors import NotFound
-from payments.errors import HoldResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount
+from payments.errors import (
+    DrawerDayClosed,
+    HoldResolved,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+)
 from payments.models import (
     Account,
     AccountKind,
@@ -165,6 +171,12 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     values = {"idempotency_key": idempotency_key, "kind": kind,
               "description": description[:300], "actor_id": actor_id,
               "office_id": office_id, "payment_id": payment_id, "created_at": utcnow()}
+    if _touches_closed_drawer(locked.values()):
+        # The drawer's day was closed and signed: its paper and the ledger must agree.
+        existing = find_entry(idempotency_key)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        raise DrawerDayClosed()
     if any(locked[acc_id].no_overdraft and balance < 0
            for acc_id, balance in balances.items()):
         # A retry of an entry that went through returns it, even if the balance has
@@ -258,6 +270,24 @@ def _same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
     if want != have:
         raise IdempotencyConflict()
     return entry
+
+
+def same_entry(entry: JournalEntry, legs: Sequence[Leg]) -> JournalEntry:
+    """`entry`, found by a retried request's idempotency key, if it moved what `legs`
+    would; raises IdempotencyConflict when the key was used for other postings."""
+    return _same_entry(entry, legs)
+
+
+def _touches_closed_drawer(accounts: Any) -> bool:
+    """Whether one of the (locked) accounts is a cash drawer whose business day of now
+    is closed. Asked under the drawer's row lock, which closing the day takes too."""
+    from payments.drawer import business_date, is_closed
+
+    drawers = [a.id for a in accounts if a.kind == AccountKind.CASH_DRAWER]
+    if not drawers:
+        return False
+    today = business_date()
+    return any(is_closed(acc_id, today) for acc_id in drawers)
 
 
 def positive_amount(amount: int) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -38,10 +39,12 @@ class AccountKind(enum.StrEnum):
     REVENUE = "revenue"  # one per purpose: postage, fees, commission
     DUTY_COLLECTED = "duty_collected"  # customs duty held for the customs authority
     FX = "fx"  # currency position: bridges entries that change currency
+    BANK = "bank"  # the post's bank account: money paid out to merchants leaves from here
 
 
 # Asset accounts grow with debits; the post's liabilities and income grow with credits.
-DEBIT_NORMAL = frozenset({AccountKind.CASH_DRAWER, AccountKind.STRIPE_CLEARING, AccountKind.FX})
+DEBIT_NORMAL = frozenset({AccountKind.CASH_DRAWER, AccountKind.STRIPE_CLEARING, AccountKind.FX,
+                          AccountKind.BANK})
 
 
 class Account(Base):
@@ -416,3 +419,38 @@ class ReconciliationRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked: Mapped[int] = mapped_column(default=0)
     differences: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class DrawerDay(Base):
+    """An office drawer's business day, closed by a clerk who counted the cash.
+
+    Written once when the day is closed and never changed (append-only, like the
+    ledger): a closed day refuses new cash postings, and a correction found later is a
+    new ledger entry on an open day. `signature` is an HMAC of the figures with the
+    app's secret key, so a row altered behind the application's back shows.
+    """
+
+    __tablename__ = "drawer_days"
+    __table_args__ = (UniqueConstraint("account_id", "business_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    office_id: Mapped[int] = mapped_column(ForeignKey("post_offices.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    business_date: Mapped[date] = mapped_column(Date)
+    expected: Mapped[int]
+    counted: Mapped[int]
+    difference: Mapped[int]  # counted - expected: below zero is cash missing
+    note: Mapped[str] = mapped_column(String(300), default="")
+    closed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    signature: Mapped[str] = mapped_column(String(64))
+
+
+append_only(DrawerDay.__table__)
+
+
+@event.listens_for(DrawerDay, "before_update")
+@event.listens_for(DrawerDay, "before_delete")
+def _refuse_change(*_: Any) -> None:
+    raise PermissionError("a closed drawer day cannot change")

@@ -26,6 +26,7 @@ from enum import StrEnum
 
 from flask_babel import lazy_gettext as _l
 
+from app.numbers import ascii_digits
 from payments.errors import InvalidPin, WeakPin
 
 PIN_RE = re.compile(r"^[0-9]{4,6}$")  # ASCII digits: \d also takes ٠-٩ and other scripts
@@ -81,10 +82,12 @@ def weakness(pin: str) -> Weakness | None:
 def require_strong_pin(pin: str) -> None:
     """Refuse a PIN a holder may not choose; changes nothing.
 
-    Raises InvalidPin unless `pin` is 4 to 6 digits, and WeakPin (saying why, in the
-    user's language) when it is one digit repeated, a run, or among the commonest.
+    Raises InvalidPin unless `pin` is 4 to 6 digits (Arabic-Indic ones count as their
+    ASCII digits), and WeakPin (saying why, in the user's language) when it is one digit
+    repeated, a run, or among the commonest.
     """
-    if not PIN_RE.match(pin or ""):
+    pin = ascii_digits(pin or "")
+    if not PIN_RE.match(pin):
         raise InvalidPin()
     why = weakness(pin)
     if why is not None:

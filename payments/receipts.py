@@ -215,8 +215,10 @@ def _kind_label(labels: dict, kind: str) -> str:
     return ar
 
 
-def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
-    """The end-of-day cash drawer report to print and sign."""
+def drawer_report(report, *, office_name: str, printed_by: str, closed=None,
+                  closed_by: str | None = None) -> bytes:
+    """The end-of-day cash drawer report to print and sign; with the closed DrawerDay,
+    the counted cash, the difference and who closed the day."""
     doc = Doc("تقرير الصندوق اليومي", "End-of-day cash drawer report")
     doc.row("مكتب البريد", "Post office", office_name)
     doc.row("اليوم", "Day", report.day.isoformat())
@@ -228,6 +230,12 @@ def drawer_report(report, *, office_name: str, printed_by: str) -> bytes:
         doc.row(ar, en, format_money(total, "IQD", "en"))
     doc.row("النقد المتوقع", "Expected cash", format_money(report.closing, "IQD", "en"),
             bold=True)
+    if closed is not None:
+        doc.row("النقد المعدود", "Cash counted", format_money(closed.counted, "IQD", "en"),
+                bold=True)
+        doc.row("الفرق", "Difference", format_money(closed.difference, "IQD", "en"), bold=True)
+        doc.row("أغلق اليوم", "Day closed by", f"{closed_by or '-'}  {_when(closed.closed_at)}")
+        doc.row("التوقيع الرقمي", "Digital signature", closed.signature[:32])
     doc.heading("الحركات", "Movements")
     doc.table([("الوقت", "Time"), ("العملية", "What"), ("الموظف", "Clerk"), ("المبلغ", "Amount")],
               [[_when(li["entry"].created_at)[11:], _kind_label(labels, li["kind"]), li["clerk"],

@@ -340,6 +340,10 @@ def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str
             raise
         if code:
             raise WrongOneTimeCode() from exc
+        if not isinstance(exc, WrongPin):
+            # No PIN was hashed for this refusal (no such card, a locked or frozen one):
+            # spend the time a wrong PIN costs, so the answer's timing tells nothing.
+            cards.hash_nothing()
         raise CardRefused() from exc
     if currency != card.currency:
         raise ValidationFailed(_l("This card pays in %(c)s only.", c=card.currency))

@@ -25,18 +25,27 @@ from app.database import db, unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
 from app.listing import Filter, Listing
+from payments import payouts as payouts_service
 from payments.services import payments_for
 from shop.forms import (
     CommissionForm,
     EmptyForm,
+    PayoutForm,
     PostOfficeForm,
     PurchaseForm,
     QuoteForm,
     RejectForm,
     SuspendForm,
 )
-from shop.models import BuyRequest, BuyRequestStatus, Merchant, MerchantStatus, Order
-from shop.services import buyforme
+from shop.models import (
+    HOME_CURRENCY,
+    BuyRequest,
+    BuyRequestStatus,
+    Merchant,
+    MerchantStatus,
+    Order,
+)
+from shop.services import buyforme, settlement
 from shop.services import merchants as merchant_services
 from shop.services.delivery_fees import customs_category
 from shop.services.references import ORDER_KIND
@@ -357,10 +366,51 @@ def order(order_id: int) -> str:
                            payments=payments_for(ORDER_KIND, str(found.id)))
 
 
+# -- merchant payouts (finance: supervisors and admins) -------------------------------------
+
+payouts_bo = Blueprint("shop_payouts", __name__, url_prefix="/backoffice/payouts")
+FINANCE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+
+
+@payouts_bo.get("/")
+@role_required(*FINANCE_ROLES)
+def payouts() -> str:
+    """Every merchant with what the post owes it now."""
+    rows = [(m, payouts_service.payable_balance(m.id, HOME_CURRENCY))
+            for m in merchant_services.list_merchants()]
+    return render_template("shop/backoffice/payouts.html", rows=rows)
+
+
+@payouts_bo.route("/<int:merchant_id>", methods=["GET", "POST"])
+@role_required(*FINANCE_ROLES)
+def merchant_payouts(merchant_id: int) -> str | Response:
+    """A merchant's statement, and the form that records a bank transfer paid to it."""
+    m = merchant_services.get_merchant(merchant_id)
+    form = PayoutForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                _entry, created = payouts_service.record_payout(
+                    m.id, form.amount.data, form.reference.data, actor_id=current_user.id,
+                    currency=HOME_CURRENCY)
+        except DomainError as exc:
+            flash(str(exc.message), "error")
+        else:
+            flash(_("Payout recorded.") if created else
+                  _("This transfer was already recorded: nothing changed."), "success")
+            return redirect(url_for("shop_payouts.merchant_payouts", merchant_id=m.id))
+    return render_template("shop/backoffice/merchant_payouts.html", merchant=m, form=form,
+                           st=settlement.statement(m.id, currency=HOME_CURRENCY),
+                           kinds=settlement.KIND_LABELS)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(procurement)
     app.register_blueprint(orders_bo)
+    app.register_blueprint(payouts_bo)
     nav_item("shop_procurement.requests", "Buy-for-me requests", PROCUREMENT_ROLES,
              section="procurement", order=10)
     nav_item("shop_admin.merchants", "Merchants", (Role.ADMIN,), section="shop", order=10)
+    nav_item("shop_payouts.payouts", "Merchant payouts", FINANCE_ROLES, section="shop",
+             order=20)

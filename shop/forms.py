@@ -20,7 +20,14 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.geo import governorates
 from app.i18n import current_locale
-from app.numbers import MAX_BIGINT, ascii_digits, parse_whole
+from app.numbers import (
+    DIGITS,
+    MAX_AMOUNT,
+    MAX_BIGINT,
+    WholeNumberField,
+    ascii_digits,
+    parse_whole,
+)
 from payments.forms import one_time_code_field
 from shop.schemas import BUY_CURRENCIES
 from shop.services.cart import MAX_QUANTITY
@@ -88,6 +95,15 @@ class CommissionForm(FlaskForm):
     )
 
 
+class PayoutForm(FlaskForm):
+    """A bank transfer paid to a merchant, as finance staff read it off the bank's advice."""
+
+    amount = WholeNumberField(_l("Amount transferred"), min=1, max=MAX_AMOUNT,
+                              validators=[InputRequired(_l("Write the amount."))])
+    reference = StringField(_l("Bank transfer reference"), validators=[
+        DataRequired(_l("Write the bank transfer's reference.")), Length(max=60)])
+
+
 class EmptyForm(FlaskForm):
     """A button that changes something: only the CSRF token."""
 
@@ -101,11 +117,12 @@ class PostOfficeForm(FlaskForm):
 
 class AddressForm(FlaskForm):
     recipient_name = StringField(_l("Who receives it"), validators=[Optional()])
-    phone = StringField(_l("Mobile number"), validators=[Optional()])
+    phone = StringField(_l("Mobile number"), validators=[Optional()], filters=DIGITS)
     governorate = SelectField(_l("Governorate"), validators=[Optional()])
     district = StringField(_l("District or area"), validators=[Optional()])
     landmark = StringField(_l("Nearest landmark"), validators=[Optional()])
-    postal_code = StringField(_l("Postal code (if you know it)"), validators=[Optional()])
+    postal_code = StringField(_l("Postal code (if you know it)"), validators=[Optional()],
+                              filters=DIGITS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -129,8 +146,8 @@ class CheckoutForm(FlaskForm):
         ("post_card", _l("Post card")), ("stripe", _l("Bank card"))], default="post_card",
         validators=[Optional()])
     card_id = SelectField(_l("Your post card"), validators=[Optional()], validate_choice=False)
-    card_number = StringField(_l("Post card number"), validators=[Optional()])
-    pin = PasswordField(_l("PIN"), validators=[Optional()])
+    card_number = StringField(_l("Post card number"), validators=[Optional()], filters=DIGITS)
+    pin = PasswordField(_l("PIN"), validators=[Optional()], filters=DIGITS)
     one_time_code = one_time_code_field()
 
 
@@ -139,7 +156,7 @@ class BuyForMeForm(FlaskForm):
     title = StringField(_l("What is it called"), validators=[Optional()])
     price = StringField(_l("Price of one item"), validators=[Optional()])
     currency = SelectField(_l("Currency"), validators=[Optional()])
-    quantity = StringField(_l("Quantity"), default="1", validators=[Optional()])
+    quantity = StringField(_l("Quantity"), default="1", validators=[Optional()], filters=DIGITS)
     options = StringField(_l("Size, colour or other choices"), validators=[Optional()])
     weight_g = StringField(_l("Estimated weight of one item, in grams"),
                            validators=[Optional()])
@@ -184,10 +201,10 @@ class PurchaseForm(FlaskForm):
     foreign_order_number = StringField(_l("The foreign shop's order number"),
                                        validators=[Optional()])
     foreign_tracking_number = StringField(_l("Carrier tracking number (if any)"),
-                                          validators=[Optional()])
+                                          validators=[Optional()], filters=DIGITS)
     ships_from = SelectField(_l("Country it ships from"), validators=[Optional()])
     hs_code = StringField(_l("HS tariff number (leave empty to use the category's)"),
-                          validators=[Optional(), Length(max=12)])
+                          validators=[Optional(), Length(max=12)], filters=DIGITS)
 
     def __init__(self, *args: Any, origin: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,4 +1,6 @@
-"""The merchant portal (/merchant): API keys and webhook endpoints with their delivery log.
+"""The merchant portal (/merchant): the overview, API keys and webhook endpoints with
+their delivery log. The shop's products, orders and money are in portal_catalog,
+portal_orders and portal_money, on the same blueprint.
 
 Pages for a logged-in merchant about their own shop only. Each view parses a form,
 calls one service (app.api.keys, app.webhooks.services) with the shop's id as owner,
@@ -20,6 +22,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms import DateTimeLocalField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
@@ -29,13 +32,14 @@ from app.api import keys
 from app.api.models import ALL_SCOPES
 from app.auth.decorators import role_required
 from app.auth.models import Role
-from app.database import unit_of_work
+from app.database import db, unit_of_work
 from app.errors import DomainError
 from app.i18n import BAGHDAD
 from app.webhooks import services as hooks
 from app.webhooks.models import WebhookAttempt
-from shop.models import Merchant
-from shop.services.merchant_api import merchant_of_user
+from payments.payouts import payable_balance
+from shop.models import HOME_CURRENCY, ConsignmentStatus, Merchant
+from shop.services.merchant_api import consignments_query, merchant_of_user
 
 bp = Blueprint("merchant_portal", __name__, url_prefix="/merchant")
 
@@ -113,7 +117,11 @@ def _no_store(html: str) -> Response:
 @role_required(Role.MERCHANT)
 def index() -> str:
     merchant = _merchant()
+    waiting = db.scalar(select(func.count()).select_from(
+        consignments_query(merchant.id, status=ConsignmentStatus.OPEN).subquery()))
     return render_template("shop/portal/index.html", merchant=merchant,
+                           waiting=waiting or 0,
+                           owed=payable_balance(merchant.id, HOME_CURRENCY),
                            keys=keys.list_keys(merchant.id),
                            endpoints=hooks.list_endpoints(merchant.id))
 
@@ -285,4 +293,8 @@ def webhook_delete(endpoint_id: int) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    # The shop's own pages (catalog, orders, money) add their routes to this blueprint
+    # when imported, so they must be imported before it is registered.
+    from shop import portal_catalog, portal_money, portal_orders  # noqa: F401
+
     app.register_blueprint(bp)

@@ -3,6 +3,8 @@ order. Returns bytes (ReportLab; Arabic shaped by app.pdf)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from reportlab.lib.units import mm
 
 from app.i18n import BAGHDAD
@@ -91,4 +93,40 @@ def order_receipt(order: Order, link: str) -> bytes:
     draw_text(doc.c, W - M, doc.y - 14 * mm, "Scan the code to follow your order", size=9,
               align="right")
     doc.footer("Barid - Iraqi Post · " + link)
+    return doc.bytes()
+
+
+def merchant_statement(merchant, st) -> bytes:
+    """What the post owes a merchant (shop.services.settlement.Statement) as a PDF:
+    opening balance, each sale, commission, refund and payout with the running
+    balance, and the balance now; in Arabic and English."""
+    from shop.services.settlement import KIND_LABELS
+
+    doc = Doc("كشف حساب المتجر", "Shop statement")
+    doc.row("المتجر", "Shop", merchant.name_ar)
+    doc.row("", "", merchant.name_en)
+    if st.since is None and st.until is None:
+        doc.row("الفترة", "Period", "كل الحركات / All movements")
+    else:
+        # `until` is the start of the day after the last one shown.
+        last = st.until - timedelta(days=1) if st.until else None
+        doc.row("الفترة", "Period", " - ".join(
+            d.astimezone(BAGHDAD).strftime("%Y-%m-%d") if d else "…"
+            for d in (st.since, last)))
+    doc.row("الرصيد الافتتاحي", "Opening balance", format_money(st.opening, st.currency, "en"))
+    rows = []
+    for r in st.rows:
+        ar, en = KIND_LABELS.get(r.kind, (r.kind, r.kind))
+        ref = r.order_number or r.reference or ""
+        rows.append([r.when.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M"), f"{ar} {en}", ref,
+                     ("+" if r.amount > 0 else "") + format_money(r.amount, st.currency, "en"),
+                     format_money(r.balance, st.currency, "en")])
+    doc.heading("الحركات", "Movements")
+    doc.table([("التاريخ", "Date"), ("العملية", "What"), ("المرجع", "Reference"),
+               ("المبلغ", "Amount"), ("الرصيد", "Balance")], rows,
+              [32 * mm, 50 * mm, 30 * mm, 30 * mm, W - 2 * M - 142 * mm])
+    doc.gap()
+    doc.row("المستحق لك الآن", "The post owes you", format_money(st.closing, st.currency, "en"),
+            bold=True)
+    doc.footer("البريد العراقي - بريد · Iraqi Post - Barid")
     return doc.bytes()

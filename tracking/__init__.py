@@ -4,11 +4,24 @@ from flask import Flask
 
 from app.backoffice import register_search
 from app.barcodes import register_barcode
+from app.dashboard import register_figures as register_dashboard_figures
+from app.reports import register_figures as register_report_figures
 from payments.payables import register_payable
 
 # Importing jobs registers their subscribers and periodic jobs, seed its seeder.
-from tracking import api, backoffice, barcodes, cli, jobs, seed, settings, views  # noqa: F401
+from tracking import (  # noqa: F401
+    api,
+    backoffice,
+    barcodes,
+    cli,
+    dashboard,
+    jobs,
+    seed,
+    settings,
+    views,
+)
 from tracking.labels import DUTY_BARCODE, PARCEL_BARCODE
+from tracking.report_figures import parcel_figures
 from tracking.services.customs import DUTY_REFERENCE_KIND, duty_payable
 
 # Modules that define tables (see app.models_registry).
@@ -30,3 +43,7 @@ def init_app(app: Flask) -> None:
     register_barcode(PARCEL_BARCODE, barcodes.open_parcel)
     register_barcode(DUTY_BARCODE, barcodes.open_duty_receipt)
     register_search(barcodes.find_parcels)
+    # Parcels accepted, delivered and returned in every report.
+    register_report_figures(parcel_figures, order=10)
+    # The supervisor's dashboard: parcel flows, statuses, the customs backlog, delays.
+    register_dashboard_figures(dashboard.parcel_figures)

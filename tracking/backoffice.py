@@ -31,6 +31,7 @@ from app.auth.decorators import role_required
 from app.auth.models import PostOffice, Role
 from app.auth.services import InvalidCredentials, attempt_login
 from app.backoffice import nav_item
+from app.dashboard import day_filter, office_filter
 from app.database import db, unit_of_work
 from app.errors import DomainError, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
@@ -38,7 +39,7 @@ from app.listing import Filter, Listing
 from app.money import MoneyError, to_minor
 from tracking import forms, labels
 from tracking.models import CustomsCase, CustomsState, Parcel, ParcelEvent, TariffLine
-from tracking.services import bulk, customs
+from tracking.services import bulk, customs, figures
 from tracking.services import events as ev
 from tracking.services.lookup import STATUS_TEXT, status_text
 from tracking.services.parcels import (
@@ -380,14 +381,23 @@ def _parcel_numbered(stmt: Any, number: str) -> Any:
 
 
 def _parcel_office(stmt: Any, office_id: str) -> Any:
-    office = int(office_id)
-    return stmt.where((Parcel.origin_office_id == office) | (Parcel.pickup_office_id == office))
+    """Parcels whose latest event was at the office (as the dashboard counts them)."""
+    return stmt.where(figures.whereabouts() == int(office_id))
+
+
+def _case_office(stmt: Any, office_id: str) -> Any:
+    return stmt.where(CustomsCase.parcel_id.in_(
+        select(Parcel.id).where(figures.whereabouts() == int(office_id))))
 
 
 def _office_choices() -> list[tuple[str, str]]:
+    """Offices to narrow a list to: any for an admin, else one's own (app.dashboard's
+    office_filter answers 403 for another, before the list reads it)."""
     loc = current_locale()
-    return [(str(o.id), f"{o.code} — {o.name(loc)}")
-            for o in db.scalars(select(PostOffice).order_by(PostOffice.code))]
+    stmt = select(PostOffice).order_by(PostOffice.code)
+    if not current_user.has_role(Role.ADMIN):
+        stmt = stmt.where(PostOffice.id == (current_user.post_office_id or 0))
+    return [(str(o.id), f"{o.code} — {o.name(loc)}") for o in db.scalars(stmt)]
 
 
 # Flagged by the sweep and silent since: the longest silence first.
@@ -397,7 +407,7 @@ DELAYED_LIST = Listing(
         Filter("number", _l("Tracking number"), apply=_parcel_numbered, dir="ltr"),
         Filter("status", _l("Status"), "choice", column=Parcel.status,
                choices=lambda: [(k, status_text(k)) for k in STATUS_TEXT if k != "unknown"]),
-        Filter("office", _l("Post office (from or to)"), "choice", apply=_parcel_office,
+        Filter("office", _l("Post office"), "choice", apply=_parcel_office,
                choices=_office_choices),
         Filter("since", _l("Silent since (day)"), "date_from", column=Parcel.last_activity_at),
         Filter("until", _l("Silent until (day)"), "date_to", column=Parcel.last_activity_at),
@@ -411,6 +421,7 @@ def _delayed() -> Any:
 @bp.get("/delayed")
 @role_required(*SUPERVISION)
 def delayed() -> str:
+    office_filter(current_user, request.args.get("office"))  # another office: 403
     page = DELAYED_LIST.page(_delayed(), DELAYED_LIST.parse(request.args), request.args)
     return render_template("tracking/delayed.html", parcels=page.rows, page=page)
 
@@ -419,6 +430,7 @@ def delayed() -> str:
 @role_required(*SUPERVISION)
 def delayed_csv() -> Response:
     """Every delayed parcel the filters keep, as CSV."""
+    office_filter(current_user, request.args.get("office"))
     columns = [
         (_("Tracking number"), lambda p: p.tracking_number),
         (_("Status"), lambda p: status_text(p.status)),
@@ -429,6 +441,23 @@ def delayed_csv() -> Response:
     ]
     return DELAYED_LIST.csv(_delayed(), DELAYED_LIST.parse(request.args), columns,
                             "delayed-parcels.csv")
+
+
+@bp.get("/")
+@role_required(*SUPERVISION)
+def parcels() -> str:
+    """The parcels behind the dashboard's figures: by status, accepted or delivered on a
+    day, at an office (a supervisor's own; an admin's choice)."""
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    status = (request.args.get("status") or "").strip()[:24] or None
+    accepted = day_filter(request.args.get("accepted"))
+    delivered = day_filter(request.args.get("delivered"))
+    found = figures.list_parcels(status=status, office_id=office, accepted=accepted,
+                                 delivered=delivered)
+    return render_template("tracking/parcels.html", parcels=found, status=status,
+                           accepted=accepted, delivered=delivered,
+                           office=db.get(PostOffice, office) if office else None,
+                           limit=figures.MAX_LIST)
 
 
 # ---- customs ----------------------------------------------------------------------------
@@ -452,6 +481,8 @@ CUSTOMS_LIST = Listing(
         Filter("state", _l("State"), "choice", column=CustomsCase.state,
                choices=lambda: [(str(s), CUSTOMS_STATE_LABELS[s]) for s in CustomsState]),
         Filter("number", _l("Tracking number"), apply=_case_of_parcel, dir="ltr"),
+        Filter("office", _l("Post office"), "choice", apply=_case_office,
+               choices=_office_choices),
         Filter("reason", _l("Why held"), "choice", column=CustomsCase.hold_reason_code,
                choices=lambda: [(k, v) for k, v in customs.HOLD_REASONS.items()]),
         Filter("since", _l("From (day)"), "date_from", column=CustomsCase.created_at),
@@ -469,6 +500,7 @@ def _customs_args() -> dict[str, str]:
 @customs_bp.get("/")
 @role_required(*CUSTOMS)
 def queue() -> str:
+    office_filter(current_user, request.args.get("office"))  # another office: 403
     args = _customs_args()
     page = CUSTOMS_LIST.page(select(CustomsCase), CUSTOMS_LIST.parse(args), args)
     return render_template("tracking/customs_queue.html", cases=page.rows, page=page,
@@ -479,6 +511,7 @@ def queue() -> str:
 @role_required(*CUSTOMS)
 def queue_csv() -> Response:
     """Every customs case the filters keep, as CSV."""
+    office_filter(current_user, request.args.get("office"))
     args = _customs_args()
 
     def when(value: datetime | None) -> str:

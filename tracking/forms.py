@@ -20,6 +20,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from app.geo import governorates
 from app.numbers import (
+    DIGITS,
     MAX_CM,
     MAX_GRAMS,
     MAX_LINE_QUANTITY,
@@ -59,7 +60,8 @@ class ArticleForm(FlaskForm):
     value = DecimalAmountField(_l("Value"), validators=[Optional(), Length(max=20)],
                                max=MAX_PRICE)
     currency = SelectField(_l("Currency"), choices=CURRENCIES, default="IQD")
-    hs_code = StringField(_l("HS tariff number"), validators=[Optional(), Length(max=10)])
+    hs_code = StringField(_l("HS tariff number"), validators=[Optional(), Length(max=10)],
+                          filters=DIGITS)
     origin_country = StringField(_l("Country of origin"), validators=[Optional(),
                                                                       Length(max=2)])
 
@@ -72,7 +74,8 @@ class AcceptanceForm(FlaskForm):
 
     sender_name = StringField(_l("Sender's name"), validators=[InputRequired(REQUIRED),
                                                                Length(max=200)])
-    sender_phone = StringField(_l("Sender's phone"), validators=[Optional(), Length(max=20)])
+    sender_phone = StringField(_l("Sender's phone"), validators=[Optional(), Length(max=20)],
+                               filters=DIGITS)
     sender_governorate = SelectField(_l("Governorate"), choices=[])
     sender_district = StringField(_l("District"), validators=[Optional(), Length(max=120)])
     sender_landmark = StringField(_l("Nearest landmark"),
@@ -81,7 +84,7 @@ class AcceptanceForm(FlaskForm):
     recipient_name = StringField(_l("Recipient's name"),
                                  validators=[InputRequired(REQUIRED), Length(max=200)])
     recipient_phone = StringField(_l("Recipient's phone"),
-                                  validators=[Optional(), Length(max=20)])
+                                  validators=[Optional(), Length(max=20)], filters=DIGITS)
     recipient_country = StringField(_l("Country (abroad only)"),
                                     validators=[Optional(), Length(max=2)])
     recipient_governorate = SelectField(_l("Governorate"), choices=[])
@@ -111,8 +114,8 @@ class AcceptanceForm(FlaskForm):
     payment_method = SelectField(_l("Payment"), default="cash", choices=[
         ("cash", _l("Cash")), ("post_card", _l("Post card"))])
     card_number = StringField(_l("Post card number"), validators=[Optional(),
-                                                                  Length(max=30)])
-    card_pin = PasswordField(_l("PIN"), validators=[Optional(), Length(max=6)])
+                                                                  Length(max=30)], filters=DIGITS)
+    card_pin = PasswordField(_l("PIN"), validators=[Optional(), Length(max=6)], filters=DIGITS)
     submit = SubmitField(_l("Accept and print label"))
 
 
@@ -129,7 +132,8 @@ class HandoverForm(FlaskForm):
     receiver_name = StringField(_l("Name of who received it"),
                                 validators=[InputRequired(REQUIRED), Length(max=200)])
     receiver_id_number = StringField(_l("Identity document number"),
-                                     validators=[InputRequired(REQUIRED), Length(max=40)])
+                                     validators=[InputRequired(REQUIRED), Length(max=40)],
+                                     filters=DIGITS)
     # Away from the parcel's destination office a supervisor, standing at the counter,
     # approves with their own login name and password.
     supervisor_login = StringField(_l("Supervisor's login name (other office only)"),
@@ -143,8 +147,8 @@ class DutyPaymentForm(FlaskForm):
     method = SelectField(_l("Payment"), default="cash", choices=[
         ("cash", _l("Cash")), ("post_card", _l("Post card"))])
     card_number = StringField(_l("Post card number"), validators=[Optional(),
-                                                                  Length(max=30)])
-    card_pin = PasswordField(_l("PIN"), validators=[Optional(), Length(max=6)])
+                                                                  Length(max=30)], filters=DIGITS)
+    card_pin = PasswordField(_l("PIN"), validators=[Optional(), Length(max=6)], filters=DIGITS)
     submit = SubmitField(_l("Take payment"))
 
 
@@ -165,7 +169,7 @@ class RevalueForm(FlaskForm):
 class ReclassifyForm(FlaskForm):
     article_id = HiddenIdField(validators=[InputRequired(REQUIRED)])
     hs_code = StringField(_l("HS tariff number"), validators=[InputRequired(REQUIRED),
-                                                              Length(max=10)])
+                                                              Length(max=10)], filters=DIGITS)
     note = StringField(_l("Why"), validators=[Optional(), Length(max=300)])
     submit = SubmitField(_l("Reclassify"))
 
@@ -180,8 +184,8 @@ class DecisionForm(FlaskForm):
 
 class OnlineDutyForm(FlaskForm):
     card_number = StringField(_l("Post card number"), validators=[InputRequired(REQUIRED),
-                                                                  Length(max=30)])
+                                                                  Length(max=30)], filters=DIGITS)
     card_pin = PasswordField(_l("PIN"), validators=[pin_unless_code, Optional(),
-                                                    Length(max=6)])
+                                                    Length(max=6)], filters=DIGITS)
     one_time_code = one_time_code_field()
     submit = SubmitField(_l("Pay the duty"))

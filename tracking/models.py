@@ -163,7 +163,11 @@ class ParcelEvent(Base):
     """One UPU event as reported: kept even when late, repeated ids are refused by `uid`."""
 
     __tablename__ = "parcel_events"
-    __table_args__ = (Index("ix_parcel_events_parcel_time", "parcel_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_parcel_events_parcel_time", "parcel_id", "occurred_at"),
+        # The dashboard counts acceptances and hand-overs per day (tracking.services.figures).
+        Index("ix_parcel_events_code_time", "code", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The reporter's id for the event (or a digest of its facts): a repeat is ignored.

@@ -126,7 +126,7 @@ def _grant_form(user: User) -> GrantRoleForm:
 def _refuse(user_id: int | None, reason: str) -> NoReturn:
     """A 403 for a person the current user may not manage, kept in the audit log."""
     with unit_of_work():
-        record_audit("backoffice.forbidden", object_type="user", object_id=user_id,
+        record_audit("auth.forbidden", object_type="user", object_id=user_id,
                      actor_id=current_user.id,
                      details={"path": request.path, "method": request.method,
                               "reason": reason[:200]})

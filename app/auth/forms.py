@@ -26,6 +26,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from app.auth.models import OfficeKind, Role, office_kind_label, role_label
 from app.errors import DomainError
 from app.i18n import current_locale
+from app.numbers import DIGITS
 
 REQUIRED = _l("This field is required.")
 
@@ -55,7 +56,8 @@ class RegisterForm(FlaskForm):
 class RegistrationCodeForm(FlaskForm):
     """The code from the sign-up message; Arabic-Indic digits are read too (services)."""
 
-    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)])
+    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)],
+                       filters=DIGITS)
     submit = SubmitField(_l("Open my account"))
 
 
@@ -69,7 +71,8 @@ class ResetPasswordForm(FlaskForm):
     """The code from the reset message and the new password; Arabic-Indic digits are
     read in the code (services)."""
 
-    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)])
+    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=20)],
+                       filters=DIGITS)
     password = PasswordField(_l("New password"), validators=[InputRequired(REQUIRED)])
     password_confirm = PasswordField(
         _l("Repeat the new password"),
@@ -130,7 +133,8 @@ class StaffUserForm(FlaskForm):
     full_name = StringField(_l("Full name"),
                             validators=[InputRequired(REQUIRED), Length(max=200)])
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])
-    phone = StringField(_l("Mobile number"), validators=[Optional(), Length(max=32)])
+    phone = StringField(_l("Mobile number"), validators=[Optional(), Length(max=32)],
+                        filters=DIGITS)
     roles = _MultiCheckbox(_l("Roles"), choices=[], validate_choice=False)
     post_office = SelectField(_l("Post office"), choices=[], validate_choice=False)
     submit = SubmitField(_l("Create user"))
@@ -154,7 +158,8 @@ class RevokeRoleForm(FlaskForm):
 
 
 class PostOfficeForm(FlaskForm):
-    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=16)])
+    code = StringField(_l("Code"), validators=[InputRequired(REQUIRED), Length(max=16)],
+                       filters=DIGITS)
     name_ar = StringField(_l("Name in Arabic"),
                           validators=[InputRequired(REQUIRED), Length(max=200)])
     name_en = StringField(_l("Name in English"),

@@ -4,37 +4,71 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 
 from app.errors import ValidationFailed
 from app.numbers import ascii_digits
 
-# Iraqi mobile numbers are 07XX XXX XXXX at home, +964 7XX XXX XXXX abroad: a "7" and nine
-# more digits after the country code. Stored as E.164, in ASCII digits: people type
-# Arabic-Indic ones (٠٧٧٠...), which are turned into ASCII first.
-_MOBILE = re.compile(r"^(?:\+964|00964|964|0)(7[0-9]{9})$")
+# One rule for every phone number Barid takes, from Google's libphonenumber metadata (the
+# `phonenumbers` package) rather than patterns of our own, which go stale as operators get
+# new ranges. People type 0770..., +964 770..., 00964..., with spaces, dashes or
+# Arabic-Indic digits (٠٧٧٠...); the digits are turned into ASCII first and the number is
+# stored as E.164. Accounts, post cards and one-time codes need an Iraqi mobile (the SMS
+# gateway reaches Iraqi networks); a parcel's sender or addressee may have any country's
+# number.
 _SEPARATORS = re.compile(r"[\s\-().]")
 _PHONEISH = re.compile(r"^[+0-9\s\-().]+$")
+_MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE,
+                 phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 BAD_PHONE = _l("Enter an Iraqi mobile number such as 0770 123 4567 or +964 770 123 4567.")
+BAD_ANY_PHONE = _l("Enter a phone number such as 0770 123 4567, or with its country code "
+                   "such as +44 20 7946 0018.")
 BAD_EMAIL = _l("Enter a valid e-mail address, such as name@example.com.")
 BAD_IDENTIFIER = _l(
     "Enter your e-mail address or your Iraqi mobile number (0770 123 4567)."
 )
 
 
-def normalise_phone(raw: str, field: str = "phone") -> str:
-    """"0770 123-4567", "+964 770 123 4567", "9647701234567" or "٠٧٧٠ ١٢٣ ٤٥٦٧" ->
-    "+9647701234567".
+def parse_phone(raw: str | None, *, iraqi_mobile: bool = True, region: str = "IQ") -> str | None:
+    """The E.164 form ("+9647701234567") of a phone number as people type it, or None when
+    it is not a valid number (or, with `iraqi_mobile`, not an Iraqi mobile number). A
+    number without its country code is read as one of `region` (ISO 3166 alpha-2)."""
+    text = _SEPARATORS.sub("", ascii_digits(raw or ""))
+    if not text or not _PHONEISH.match(text) or len(text) > 20:
+        return None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    elif text.startswith("964") and len(text) == 13:
+        text = "+" + text  # "9647701234567": the country code without its plus
+    try:
+        number = phonenumbers.parse(text, region if not iraqi_mobile else "IQ")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    if iraqi_mobile and (number.country_code != 964
+                         or phonenumbers.number_type(number) not in _MOBILE_TYPES):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    Raises ValidationFailed (on `field`) for anything that is not an Iraqi mobile number.
+
+def normalise_phone(raw: str, field: str = "phone", *, iraqi_mobile: bool = True,
+                    region: str = "IQ") -> str:
+    """"0770 123-4567", "+964 770 123 4567", "9647701234567" or "٠٧٧٠ ١٢٣ ٤٥٦٧" ->
+    "+9647701234567". With `iraqi_mobile=False` any country's valid number is taken
+    ("+44 20 7946 0018" -> "+442079460018"; a number without a country code is read as
+    one of `region`).
+
+    Raises ValidationFailed (on `field`) for anything else.
     """
-    digits = _SEPARATORS.sub("", ascii_digits(raw or ""))
-    m = _MOBILE.match(digits)
-    if not m:
-        raise ValidationFailed(BAD_PHONE, fields={field: BAD_PHONE})
-    return "+964" + m.group(1)
+    e164 = parse_phone(raw, iraqi_mobile=iraqi_mobile, region=region)
+    if e164 is None:
+        message = BAD_PHONE if iraqi_mobile else BAD_ANY_PHONE
+        raise ValidationFailed(message, fields={field: message})
+    return e164
 
 
 def normalise_email(raw: str, field: str = "email") -> str:
@@ -60,8 +94,13 @@ def parse_identifier(raw: str, field: str = "identifier") -> tuple[str, str]:
 
 
 def format_phone(e164: str | None) -> str:
-    """"+9647701234567" -> "+964 770 123 4567" for display."""
-    if not e164 or not e164.startswith("+964") or len(e164) != 14:
-        return e164 or ""
-    n = e164[4:]
-    return f"+964 {n[:3]} {n[3:6]} {n[6:]}"
+    """"+9647701234567" -> "+964 770 123 4567": the one way Barid shows a phone number
+    (international format, so it reads the same in Arabic and English pages inside
+    <bdi>). Anything that does not parse is shown as stored."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

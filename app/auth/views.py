@@ -32,6 +32,7 @@ from app.auth.forms import (
     show_errors,
 )
 from app.auth.identifiers import format_phone
+from app.auth.models import Role
 from app.database import unit_of_work
 from app.errors import DomainError, RateLimited
 from app.i18n import current_locale
@@ -53,6 +54,9 @@ def _after_login_url(user) -> str:
         return nxt
     if user.is_staff:
         return url_for("backoffice.index")
+    # A merchant starts at their shop's portal (when the shop domain is installed).
+    if user.has_role(Role.MERCHANT) and "merchant_portal.index" in current_app.view_functions:
+        return url_for("merchant_portal.index")
     return "/"
 
 

@@ -34,7 +34,7 @@ from shop.models import (
     OrderKind,
     OrderStatus,
 )
-from shop.services import catalog
+from shop.services import catalog, settlement
 from shop.services.buy_request_states import request_order_closed, request_paid
 from shop.services.references import ORDER_KIND
 
@@ -268,6 +268,7 @@ def on_payment_succeeded(event: DomainEvent) -> None:
         _release_other_holds(order, pid)
         for c in order.consignments:
             apply_consignment_transition(c, C.OPEN, reason="paid")
+        settlement.book_sales(order)
         if order.kind == OrderKind.BUY_FOR_ME:
             request_paid(order.id)
         return
@@ -363,6 +364,7 @@ def cancel_order(order_id: int, user_id: int, *, reason: str = "") -> Order:
                               key="cancel", actor_id=user_id)
     for c in live:
         apply_consignment_transition(c, C.CANCELLED, actor_id=user_id, reason=why)
+        settlement.reverse_sale(c)
     apply_transition(order, O.CANCELLED, actor_id=user_id, reason=why)
     if order.kind == OrderKind.BUY_FOR_ME:
         request_order_closed(order.id, actor_id=user_id, reason=why)
@@ -387,6 +389,8 @@ def cancel_consignment(consignment_id: int, *, actor_id: int | None, reason: str
         raise NotCancellable(_l("This consignment can no longer be cancelled."))
     _release_stock(order, [c])
     apply_consignment_transition(c, C.CANCELLED, actor_id=actor_id, reason=reason)
+    # Its sale leaves the merchant's payable account (nothing booked before payment).
+    settlement.reverse_sale(c)
     rest = [x for x in order.consignments if x.status not in (C.CANCELLED, C.EXPIRED)]
     if order.status == O.PENDING_PAYMENT:
         if not rest:

@@ -237,7 +237,7 @@ def test_supervisor_manages_the_staff_of_their_own_office_only(app, client, two_
     assert client.post(f"/backoffice/admin/users/{chief}/reset").status_code == 403
     assert _user(app, theirs).active
     assert messages_to(app, "chief@example.iq") == []
-    refused = _records(app, "backoffice.forbidden")
+    refused = _records(app, "auth.forbidden")
     assert [r.object_id for r in refused] == [str(theirs), str(chief), str(theirs), str(chief)]
     assert refused[2].details["path"] == f"/backoffice/admin/users/{theirs}/disable"
 
@@ -255,7 +255,7 @@ def test_supervisor_manages_the_staff_of_their_own_office_only(app, client, two_
     assert move.status_code == 403
     assert _user(app, ours).roles == {Role.CLERK}
     assert _user(app, ours).post_office_id != _user(app, theirs).post_office_id
-    assert len(_records(app, "backoffice.forbidden")) == 6
+    assert len(_records(app, "auth.forbidden")) == 6
     # Nor can they add an administrator.
     create = client.post("/backoffice/admin/users", data={
         "full_name": "Boss", "email": "boss@example.iq", "roles": ["admin"],

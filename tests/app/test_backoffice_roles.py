@@ -52,6 +52,9 @@ ALLOWED: dict[str, set[str]] = {
     "shop_admin.post_office": ADMIN,
     "shop_admin.suspend": ADMIN,
     "shop_orders_bo.order": COUNTER,
+    # Finance: supervisors and admins record bank transfers paid to merchants.
+    "shop_payouts.payouts": SUPERVISION,
+    "shop_payouts.merchant_payouts": SUPERVISION,
     "shop_procurement.requests": PROCUREMENT,
     "shop_procurement.requests_csv": PROCUREMENT,
     "shop_procurement.buy_request": PROCUREMENT,
@@ -75,6 +78,8 @@ ALLOWED: dict[str, set[str]] = {
     "tracking_bo.accept": COUNTER,
     "tracking_bo.delayed": SUPERVISION,
     "tracking_bo.delayed_csv": SUPERVISION,
+    # The lists behind the dashboard's figures (a supervisor's own office, an admin's all).
+    "tracking_bo.parcels": SUPERVISION,
     "tracking_bo.ingest": COUNTER,
     "tracking_bo.batch": COUNTER,
     "tracking_bo.scan": COUNTER,
@@ -86,8 +91,10 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.issue_card": COUNTER,
     "payments_bo.disputes": SUPERVISION,
     "payments_bo.disputes_csv": SUPERVISION,
+    "payments_bo.payments": SUPERVISION,
     "payments_bo.drawer": COUNTER,
     "payments_bo.drawer_pdf": COUNTER,
+    "payments_bo.close_drawer": COUNTER,
     "payments_bo.payment": COUNTER,
     "payments_bo.receipt": COUNTER,
     "payments_bo.refund": COUNTER,
@@ -97,6 +104,11 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.refund_requests": SUPERVISION,
     "payments_bo.refund_requests_csv": SUPERVISION,
     "payments_bo.decide_refund": SUPERVISION,
+    # Supervisors report on their own office, admins on any office or the whole post.
+    "reports_bo.index": SUPERVISION,
+    "reports_bo.run": SUPERVISION,
+    "reports_bo.status": SUPERVISION,
+    "reports_bo.download": SUPERVISION,
 }
 ROLES = ("shopper", "merchant", "clerk", "customs_officer", "procurement", "supervisor",
          "admin")

@@ -16,8 +16,10 @@ CATALOG = ROOT / "app" / "translations" / "ar" / "LC_MESSAGES" / "messages.po"
 # The files whose strings app/translations must carry.
 SOURCES = [
     ("app", [("*.py", "python")]),
+    ("app/reports", [("*.py", "python")]),
     ("templates", [("base.html", "jinja2"), ("web/**.html", "jinja2"),
-                   ("errors/**.html", "jinja2")]),
+                   ("errors/**.html", "jinja2"), ("backoffice/report*.html", "jinja2"),
+                   ("backoffice/_report_state.html", "jinja2")]),
 ]
 
 

@@ -166,7 +166,7 @@ def test_a_weak_pin_is_refused_at_change_and_the_old_one_stays(app_ctx, make_car
     assert db.get(PostCard, card.id).pin_hash == before
 
 
-@pytest.mark.parametrize("bad", ["", "123", "1234567", "12a4", "١٢٣٤٥"])
+@pytest.mark.parametrize("bad", ["", "123", "1234567", "12a4", "١٢٣", "१२३४"])
 def test_a_pin_of_the_wrong_shape_is_still_refused(app_ctx, make_card, clerk, bad):
     with pytest.raises(InvalidPin) as exc:
         issue(pin=bad)

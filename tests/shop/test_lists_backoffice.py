@@ -34,7 +34,7 @@ LISTS = [
     ("/backoffice/payments/refund-requests", "/backoffice/payments/refund-requests.csv",
      "status", "requested"),
     ("/backoffice/admin/offices", "/backoffice/admin/offices.csv", "open", "maybe"),
-    ("/backoffice/parcels/delayed", "/backoffice/parcels/delayed.csv", "office", "1 OR 1=1"),
+    ("/backoffice/parcels/delayed", "/backoffice/parcels/delayed.csv", "since", "2026-99-01"),
 ]
 
 

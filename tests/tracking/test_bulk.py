@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.database import db, unit_of_work
 from app.errors import ValidationFailed
 from app.events import DomainEvent
-from tests.tracking.helpers import at, domestic_draft, run_jobs
+from tests.tracking.helpers import at, domestic_draft, make_user, run_jobs
 from tracking.models import IngestBatch, Parcel, ParcelEvent
 from tracking.services import bulk
 from tracking.services import events as ev
@@ -29,7 +29,9 @@ def _accepted_parcel(offices):
     return parcel.tracking_number
 
 
-def test_csv_rows_each_get_an_outcome_and_good_rows_survive_bad_ones(offices, clerk):
+def test_csv_rows_each_get_an_outcome_and_good_rows_survive_bad_ones(offices):
+    # A supervisor's file may name any office; a hand-over is never taken from a file.
+    supervisor = make_user("Huda Supervisor", "supervisor", office=offices[0])
     n = _accepted_parcel(offices)
     rows = [
         f"{n},EDD,{at(2).isoformat()},e1,BGD01,,,",
@@ -41,11 +43,11 @@ def test_csv_rows_each_get_an_outcome_and_good_rows_survive_bad_ones(offices, cl
         f"{n},EDE,{at(4).isoformat()},e6,NOPE,,,",             # unknown office
         f"{n},EMH,{at(5).isoformat()},e7,BSR01,,,",            # no reason/action
         f"{n},EDG,{at(6).isoformat()},e8,BSR01,,,",
-        f"{n},EMI,{at(7).isoformat()},e9,BSR01,,,Fatima",
+        f"{n},EMI,{at(7).isoformat()},e9,BSR01,,,Fatima",      # a hand-over
         f",EDG,{at(8).isoformat()},e10,BSR01,,,",              # empty number
     ]
     batch = bulk.submit_batch(bulk.parse_csv(_csv(rows)), source="csv",
-                              submitted_by_id=clerk.id, filename="pda.csv")
+                              submitted_by_id=supervisor.id, filename="pda.csv")
     assert batch.state == "queued"
     run_jobs()
     batch = db.get(IngestBatch, batch.id)
@@ -55,17 +57,37 @@ def test_csv_rows_each_get_an_outcome_and_good_rows_survive_bad_ones(offices, cl
         ("accepted", None), ("duplicate", None), ("rejected", "unknown_code"),
         ("rejected", "invalid_number"), ("rejected", "unknown_parcel"),
         ("rejected", "bad_time"), ("rejected", "unknown_office"),
-        ("rejected", "missing_reason"), ("accepted", None), ("accepted", None),
-        ("rejected", "missing_field"),
+        ("rejected", "missing_reason"), ("accepted", None),
+        ("rejected", "hand_over_at_counter"), ("rejected", "missing_field"),
     ]
     assert all(r["reason"] for r in summary["rows"] if r["outcome"] == "rejected")
-    assert (batch.accepted, batch.duplicates, batch.rejected) == (3, 1, 7)
+    assert (batch.accepted, batch.duplicates, batch.rejected) == (2, 1, 8)
     parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == n))
-    assert parcel.status == "delivered"
+    assert parcel.status != "delivered"
     # Running the job again changes nothing.
     bulk.process_batch(batch.id)
     db.commit()
-    assert db.query(ParcelEvent).count() == 4
+    assert db.query(ParcelEvent).count() == 3
+
+
+def test_a_clerks_file_records_scans_at_the_clerks_own_office(offices, clerk):
+    n = _accepted_parcel(offices)
+    rows = [
+        f"{n},EDD,{at(2).isoformat()},c1,,,,",        # no office named: the clerk's
+        f"{n},EDE,{at(3).isoformat()},c2,BSR01,,,",   # another office: refused
+        f"{n},EDE,{at(4).isoformat()},c3,BGD01,,,",   # the clerk's own, named
+    ]
+    batch = bulk.submit_batch(bulk.parse_csv(_csv(rows)), source="csv",
+                              submitted_by_id=clerk.id, filename="pda.csv")
+    run_jobs()
+    summary = bulk.batch_summary(db.get(IngestBatch, batch.id))
+    assert [(r["outcome"], r["reason_code"]) for r in summary["rows"]] == [
+        ("accepted", None), ("rejected", "not_your_office"), ("accepted", None)]
+    parcel = db.scalar(select(Parcel).where(Parcel.tracking_number == n))
+    offices_seen = {e.office_id for e in db.scalars(
+        select(ParcelEvent).where(ParcelEvent.parcel_id == parcel.id,
+                                  ParcelEvent.code.in_(["EDD", "EDE"])))}
+    assert offices_seen == {clerk.post_office_id}
 
 
 @pytest.mark.parametrize(("data", "code"), [

@@ -20,12 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
-from app.auth.models import PostOffice
+from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.events import enqueue_after_commit
 from tracking.models import IngestBatch, IngestRow
 from tracking.services.events import REASONS, EventReport, Outcome, ingest, ingest_many
+from tracking.status import HANDOVER_CODES
 
 PROCESS_BATCH_JOB = "tracking.jobs:process_ingest_batch"
 REQUIRED_COLUMNS = ("tracking_number", "code", "occurred_at")
@@ -35,6 +36,10 @@ ROW_REASONS: dict[str, Any] = {
     "missing_field": _l("A required value is empty."),
     "bad_time": _l("The time is not in ISO 8601 form, e.g. 2025-03-01T14:30:00+03:00."),
     "unknown_office": _l("There is no post office with this code."),
+    "not_your_office": _l("You record scans at your own office only; a supervisor may "
+                          "upload another office's."),
+    "hand_over_at_counter": _l("A hand-over to the addressee is recorded at the counter, "
+                               "with the receiver's identity document, not from a file."),
     "error": _l("This row could not be processed."),
 }
 
@@ -114,14 +119,30 @@ def _parse_time(raw: str | None) -> datetime | None:
         return None
 
 
-def _report(data: dict[str, Any], batch: IngestBatch,
-            offices: dict[str, int | None]) -> tuple[EventReport | None, str | None]:
+def _own_office(batch: IngestBatch) -> int | None:
+    """For a file a clerk uploaded in the back office, the clerk's office: their rows
+    are scans at that office, as at the scanning page. None for partners' batches (they
+    name the office of each event) and for supervisors and administrators."""
+    if batch.source != "csv" or batch.submitted_by_id is None:
+        return None
+    clerk = db.get(User, batch.submitted_by_id)
+    if clerk is None or clerk.has_role(Role.SUPERVISOR, Role.ADMIN):
+        return None
+    return clerk.post_office_id or -1  # a clerk with no office scans nowhere
+
+
+def _report(data: dict[str, Any], batch: IngestBatch, offices: dict[str, int | None],
+            own_office: int | None = None) -> tuple[EventReport | None, str | None]:
     for name in REQUIRED_COLUMNS:
         if not (data.get(name) or "").strip():
             return None, "missing_field"
     occurred = _parse_time(data.get("occurred_at"))
     if occurred is None:
         return None, "bad_time"
+    if batch.source == "csv" and data["code"].strip().upper() in HANDOVER_CODES:
+        # The hand-over's rules (destination office or a supervisor, the receiver's ID)
+        # are the counter's (events.hand_over); a file carries no approval.
+        return None, "hand_over_at_counter"
     office_id = None
     code = (data.get("office_code") or "").strip()
     if code:
@@ -130,6 +151,10 @@ def _report(data: dict[str, Any], batch: IngestBatch,
         office_id = offices[code]
         if office_id is None:
             return None, "unknown_office"
+    if own_office is not None:
+        if office_id not in (None, own_office):
+            return None, "not_your_office"
+        office_id = own_office
     return EventReport(
         code=data["code"], occurred_at=occurred, uid=(data.get("event_id") or None),
         office_id=office_id, location=(data.get("location") or ""),
@@ -159,10 +184,11 @@ def process_batch(batch_id: int) -> IngestBatch | None:
         IngestRow.batch_id == batch.id, IngestRow.outcome.is_(None))
         .order_by(IngestRow.row_no)).all()
     offices = _offices(rows)
+    own_office = _own_office(batch)
     outcomes: list[dict[str, Any]] = []
     items: list[tuple[int, dict[str, Any], EventReport]] = []
     for row_id, data in rows:
-        report, problem = _report(data, batch, offices)
+        report, problem = _report(data, batch, offices, own_office)
         if problem or report is None:
             outcomes.append(_rejected(row_id, problem or "error"))
         else:

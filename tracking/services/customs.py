@@ -46,6 +46,7 @@ from tracking.models import (
 )
 from tracking.services.customs_state import apply_transition, case_payload
 from tracking.services.events import EventReport, ingest_for_parcel
+from tracking.services.figures import whereabouts
 from tracking.services.parcels import get_parcel
 
 PROHIBITED_CSV = Path(__file__).resolve().parent.parent / "data" / "prohibited-goods.csv"
@@ -588,10 +589,14 @@ def import_tariff(data: bytes, *, actor_id: int | None) -> TariffImport:
     return result
 
 
-def held_cases() -> list[CustomsCase]:
-    """The officer's queue: held parcels, oldest first."""
-    return list(db.scalars(select(CustomsCase).where(CustomsCase.state == CustomsState.HELD)
-                           .order_by(CustomsCase.created_at)))
+def held_cases(*, office_id: int | None = None) -> list[CustomsCase]:
+    """The officer's queue: held parcels, oldest first; with `office_id`, only parcels
+    whose latest event was at that office."""
+    query = select(CustomsCase).where(CustomsCase.state == CustomsState.HELD)
+    if office_id is not None:
+        query = query.join(Parcel, Parcel.id == CustomsCase.parcel_id).where(
+            whereabouts() == office_id)
+    return list(db.scalars(query.order_by(CustomsCase.created_at)))
 
 
 def duty_payable(reference_id: str, user: Any) -> Payable | None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.database import db, utcnow
 from tracking.models import Parcel, ParcelEvent
 from tracking.services.events import apply_timeline, return_to_sender
+from tracking.services.figures import whereabouts
 
 
 @dataclass
@@ -62,8 +63,10 @@ def sweep(now: datetime | None = None) -> SweepResult:
     return result
 
 
-def delayed_parcels(limit: int = 500) -> list[Parcel]:
-    """Parcels the sweep flagged and that have had no event since, oldest silence first."""
-    return list(db.scalars(
-        select(Parcel).where(Parcel.closed.is_(False), Parcel.delayed_at.is_not(None))
-        .order_by(Parcel.last_activity_at).limit(limit)))
+def delayed_parcels(limit: int = 500, *, office_id: int | None = None) -> list[Parcel]:
+    """Parcels the sweep flagged and that have had no event since, oldest silence first;
+    with `office_id`, only those that went silent at that office."""
+    query = select(Parcel).where(Parcel.closed.is_(False), Parcel.delayed_at.is_not(None))
+    if office_id is not None:
+        query = query.where(whereabouts() == office_id)
+    return list(db.scalars(query.order_by(Parcel.last_activity_at).limit(limit)))

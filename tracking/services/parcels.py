@@ -13,10 +13,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.audit import record_audit
+from app.auth.identifiers import BAD_ANY_PHONE, parse_phone
 from app.auth.models import PostOffice
 from app.database import db
 from app.errors import NotFound, ValidationFailed
 from app.geo import governorate
+from app.numbers import ascii_digits
 from payments import services as pay
 from tracking import s10
 from tracking.models import (
@@ -40,7 +42,6 @@ POSTAGE_TARIFF: dict[Service, tuple[int, int, int, int]] = {
 REGISTERED_MAX_GRAMS = 2000
 # Couriers charge the larger of the real weight and the volume weight (cm3 / 5000 = kg).
 VOLUMETRIC_DIVISOR = 5000
-_PHONE = re.compile(r"^\+?[0-9]{7,15}$")
 _HS = re.compile(r"^[0-9]{6,10}$")
 
 
@@ -101,9 +102,13 @@ def postage_for(service: str, weight_grams: int, length_cm: int = 0, width_cm: i
     return base + steps * step
 
 
-def _check_phone(value: str) -> str:
-    compact = re.sub(r"[\s\-()]", "", value or "")
-    return compact
+def _phone(addr: Address) -> str:
+    """The address's phone in E.164 ("" when none was given or it is not a valid number;
+    validate_draft has said so by then). A number without its country code is read as
+    one of the address's country, else as an Iraqi one (people abroad keep Iraqi
+    mobiles)."""
+    return (parse_phone(addr.phone, iraqi_mobile=False, region=addr.country or "IQ")
+            or parse_phone(addr.phone, iraqi_mobile=False) or "")
 
 
 def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
@@ -133,9 +138,10 @@ def validate_draft(draft: ParcelDraft) -> dict[str, Any]:
         addr: Address = getattr(draft, side)
         if not (addr.name or "").strip():
             errors[f"{side}_name"] = _l("Enter a name.")
-        phone = _check_phone(addr.phone)
-        if phone and not _PHONE.match(phone):
-            errors[f"{side}_phone"] = _l("Enter a phone number of digits only.")
+        typed = ascii_digits(addr.phone or "").strip()
+        phone = _phone(addr)
+        if typed and not phone:
+            errors[f"{side}_phone"] = BAD_ANY_PHONE
         if addr.country == "IQ":
             if not addr.governorate or governorate(addr.governorate) is None:
                 errors[f"{side}_governorate"] = _l("Choose a governorate.")
@@ -164,11 +170,11 @@ def _new_parcel(draft: ParcelDraft, number: str) -> Parcel:
     s, r = draft.sender, draft.recipient
     parcel = Parcel(
         tracking_number=number, service=str(draft.service), direction=str(draft.direction),
-        sender_name=s.name.strip(), sender_phone=_check_phone(s.phone), sender_email=s.email,
+        sender_name=s.name.strip(), sender_phone=_phone(s), sender_email=s.email,
         sender_country=s.country, sender_governorate=s.governorate,
         sender_district=s.district.strip(), sender_landmark=s.landmark.strip(),
         sender_address=s.address.strip(),
-        recipient_name=r.name.strip(), recipient_phone=_check_phone(r.phone),
+        recipient_name=r.name.strip(), recipient_phone=_phone(r),
         recipient_email=r.email, recipient_country=r.country,
         recipient_governorate=r.governorate, recipient_district=r.district.strip(),
         recipient_landmark=r.landmark.strip(), recipient_address=r.address.strip(),
