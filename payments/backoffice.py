@@ -37,7 +37,13 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
-from payments.models import Dispute, RateProposal, RefundRequest, RefundRequestStatus
+from payments.models import (
+    Dispute,
+    Payment,
+    RateProposal,
+    RefundRequest,
+    RefundRequestStatus,
+)
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -351,20 +357,52 @@ DISPUTE_LIST = Listing(
     ))
 
 
-@bp.get("/payments")
-@role_required(*SUPERVISION)
-def payments():
-    """The payments behind the dashboard's figures, by method, purpose, day and office
-    (a supervisor's own office; an admin's choice, or the whole post)."""
+# The payments behind the dashboard's figures; its own arguments narrow the query,
+# app.listing pages it.
+PAYMENT_LIST = Listing("payments", order=(Payment.created_at, Payment.id))
+
+
+def _figure_payments():
     office = office_filter(current_user, request.args.get("office"), own_by_default=True)
     method = (request.args.get("method") or "").strip()[:16] or None
     purpose = (request.args.get("purpose") or "").strip()[:40] or None
     day = day_filter(request.args.get("date"))
-    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
-    return render_template("payments/bo_payments.html", payments=found, method=method,
-                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+    query = figures.payments_query(method=method, purpose=purpose, day=day, office_id=office)
+    return query, {"office": office, "method": method, "purpose": purpose, "date": day}
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post), a page at a time."""
+    query, shown = _figure_payments()
+    page = PAYMENT_LIST.page(query, {}, request.args)
+    url_args = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in shown.items() if v is not None}
+    office = shown["office"]
+    return render_template("payments/bo_payments.html", payments=page.rows, page=page,
+                           url_args=url_args, method=shown["method"],
+                           purpose=shown["purpose"], day=shown["date"],
                            office_name=services.office_name(office, current_locale())
                            if office else None)
+
+
+@bp.get("/payments.csv")
+@role_required(*SUPERVISION)
+def payments_csv():
+    """Every payment behind the figure, as CSV."""
+    query, _shown = _figure_payments()
+    columns = [
+        (_("When (UTC)"), lambda p: p.created_at.isoformat(timespec="seconds")),
+        (_("Payment"), lambda p: f"P-{p.id:08d}"),
+        (_("Amount (minor units)"), lambda p: p.amount),
+        (_("Currency"), lambda p: p.currency),
+        (_("Method"), lambda p: p.method),
+        (_("Purpose"), lambda p: p.purpose),
+        (_("Status"), lambda p: p.status),
+    ]
+    return PAYMENT_LIST.csv(query, {}, columns, "payments.csv")
 
 
 @bp.get("/disputes")

@@ -443,21 +443,51 @@ def delayed_csv() -> Response:
                             "delayed-parcels.csv")
 
 
-@bp.get("/")
-@role_required(*SUPERVISION)
-def parcels() -> str:
-    """The parcels behind the dashboard's figures: by status, accepted or delivered on a
-    day, at an office (a supervisor's own; an admin's choice)."""
+# The parcels behind the dashboard's figures; its own arguments (status, office,
+# accepted, delivered) narrow the query, app.listing pages it.
+PARCEL_LIST = Listing("parcels", order=(Parcel.last_activity_at, Parcel.id))
+
+
+def _figure_parcels() -> tuple[Any, dict[str, Any]]:
     office = office_filter(current_user, request.args.get("office"), own_by_default=True)
     status = (request.args.get("status") or "").strip()[:24] or None
     accepted = day_filter(request.args.get("accepted"))
     delivered = day_filter(request.args.get("delivered"))
-    found = figures.list_parcels(status=status, office_id=office, accepted=accepted,
-                                 delivered=delivered)
-    return render_template("tracking/parcels.html", parcels=found, status=status,
-                           accepted=accepted, delivered=delivered,
-                           office=db.get(PostOffice, office) if office else None,
-                           limit=figures.MAX_LIST)
+    query = figures.parcels_query(status=status, office_id=office, accepted=accepted,
+                                  delivered=delivered)
+    shown = {"office": office, "status": status, "accepted": accepted,
+             "delivered": delivered}
+    return query, shown
+
+
+@bp.get("/")
+@role_required(*SUPERVISION)
+def parcels() -> str:
+    """The parcels behind the dashboard's figures: by status, accepted or delivered on a
+    day, at an office (a supervisor's own; an admin's choice), a page at a time."""
+    query, shown = _figure_parcels()
+    page = PARCEL_LIST.page(query, {}, request.args)
+    url_args = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in shown.items() if v is not None}
+    office = shown["office"]
+    return render_template("tracking/parcels.html", parcels=page.rows, page=page,
+                           url_args=url_args, status=shown["status"],
+                           accepted=shown["accepted"], delivered=shown["delivered"],
+                           office=db.get(PostOffice, office) if office else None)
+
+
+@bp.get("/parcels.csv")
+@role_required(*SUPERVISION)
+def parcels_csv() -> Response:
+    """Every parcel behind the figure, as CSV."""
+    query, _shown = _figure_parcels()
+    columns = [
+        (_("Tracking number"), lambda p: p.tracking_number),
+        (_("Status"), lambda p: status_text(p.status)),
+        (_("Last event (UTC)"), lambda p: p.last_event_at.isoformat(timespec="seconds")
+            if p.last_event_at else ""),
+    ]
+    return PARCEL_LIST.csv(query, {}, columns, "parcels.csv")
 
 
 # ---- customs ----------------------------------------------------------------------------

@@ -80,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
     "tracking_bo.delayed_csv": SUPERVISION,
     # The lists behind the dashboard's figures (a supervisor's own office, an admin's all).
     "tracking_bo.parcels": SUPERVISION,
+    "tracking_bo.parcels_csv": SUPERVISION,
     "tracking_bo.ingest": COUNTER,
     "tracking_bo.batch": COUNTER,
     "tracking_bo.scan": COUNTER,
@@ -92,6 +93,7 @@ ALLOWED: dict[str, set[str]] = {
     "payments_bo.disputes": SUPERVISION,
     "payments_bo.disputes_csv": SUPERVISION,
     "payments_bo.payments": SUPERVISION,
+    "payments_bo.payments_csv": SUPERVISION,
     "payments_bo.drawer": COUNTER,
     "payments_bo.drawer_pdf": COUNTER,
     "payments_bo.close_drawer": COUNTER,

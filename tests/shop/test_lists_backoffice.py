@@ -111,3 +111,19 @@ def test_a_supervisor_lists_and_exports_only_the_staff_they_manage(client, app):
     assert [int(r[0]) for r in rows[1:]] == [clerk.id]
     # Asking for another office's staff by filter gives an error, not their names.
     assert client.get(f"/backoffice/admin/users.csv?office={other.id}").status_code == 400
+
+
+@pytest.mark.parametrize("page,export,args", [
+    ("/backoffice/parcels/", "/backoffice/parcels/parcels.csv", "status=delivered"),
+    ("/backoffice/payments/payments", "/backoffice/payments/payments.csv", "method=cash"),
+])
+def test_the_lists_behind_the_dashboard_page_and_export_with_its_arguments(
+        client, app, page, export, args):
+    _login(client, Role.ADMIN, "admin@example.iq")
+    html = client.get(f"{page}?{args}").get_data(as_text=True)
+    assert "تنزيل ملف CSV" in html
+    assert re.search(r'download href="[^"]*\?[^"]*' + re.escape(args), html), \
+        "the export keeps the figure's arguments"
+    assert client.get(f"{page}?{args}&after=forged").status_code == 400
+    rows = _csv(client.get(f"{export}?{args}"))
+    assert rows[0] and len(rows) == 1
