@@ -20,8 +20,9 @@ from wtforms.validators import InputRequired, Length
 from app.auth.decorators import role_required
 from app.auth.models import Role
 from app.backoffice import bp, nav_item
-from app.database import db, unit_of_work
+from app.database import unit_of_work
 from app.errors import DomainError, NotFound
+from app.listing import Filter, Listing
 from app.notify import (
     CHANNELS,
     LOCALES,
@@ -35,7 +36,6 @@ from app.notify import (
     save_template,
     template_texts,
 )
-from app.numbers import MAX_BIGINT
 
 LOG_PAGE_SIZE = 50
 REQUIRED = _l("This field is required.")
@@ -65,29 +65,59 @@ def _kind_or_404(key: str, locale: str):
         raise NotFound() from None
 
 
+STATUS_LABELS = {NotificationStatus.QUEUED: _l("Waiting"), NotificationStatus.SENT: _l("Sent"),
+                 NotificationStatus.FAILED: _l("Failed")}
+CHANNEL_LABELS = {"email": _l("E-mail"), "sms": _l("SMS")}
+
+NOTIFICATION_LIST = Listing(
+    "notifications", order=(Notification.created_at, Notification.id),
+    page_size=LOG_PAGE_SIZE,
+    filters=(
+        Filter("kind", _l("Kind of message"), "choice", column=Notification.kind,
+               choices=lambda: [(k.key, k.label) for k in message_kinds()]),
+        Filter("channel", _l("Channel"), "choice", column=Notification.channel,
+               choices=lambda: [(c, CHANNEL_LABELS.get(c, c)) for c in CHANNELS]),
+        Filter("status", _l("Status"), "choice", column=Notification.status,
+               choices=lambda: [(str(s), STATUS_LABELS.get(s, s))
+                                for s in NotificationStatus]),
+        Filter("to", _l("To"), column=Notification.recipient, dir="ltr",
+               placeholder=_l("E-mail or mobile number")),
+        Filter("since", _l("From (day)"), "date_from", column=Notification.created_at),
+        Filter("until", _l("To (day)"), "date_to", column=Notification.created_at),
+    ))
+
+
 @bp.route("/admin/notifications")
 @role_required(Role.ADMIN, Role.SUPERVISOR)
 def admin_notifications():
-    """The log of messages, newest first, a page at a time (cursor: `before` an id)."""
-    args = {k: request.args.get(k, "").strip() for k in ("channel", "status", "kind", "to")}
-    before = request.args.get("before", type=int)
-    stmt = select(Notification).order_by(Notification.id.desc())
-    if args["channel"] in CHANNELS:
-        stmt = stmt.where(Notification.channel == args["channel"])
-    if args["status"] in set(NotificationStatus):
-        stmt = stmt.where(Notification.status == args["status"])
-    if args["kind"]:
-        stmt = stmt.where(Notification.kind == args["kind"][:64])
-    if args["to"]:
-        stmt = stmt.where(Notification.recipient.contains(args["to"][:254], autoescape=True))
-    if before is not None and 0 < before <= MAX_BIGINT:
-        stmt = stmt.where(Notification.id < before)
-    rows = list(db.scalars(stmt.limit(LOG_PAGE_SIZE + 1)))
-    next_before = rows[LOG_PAGE_SIZE - 1].id if len(rows) > LOG_PAGE_SIZE else None
-    return render_template("backoffice/admin_notifications.html", rows=rows[:LOG_PAGE_SIZE],
-                           args=args, kinds=message_kinds(), channels=CHANNELS,
-                           statuses=list(NotificationStatus), next_before=next_before,
-                           first_page=before is None)
+    """The log of messages, newest first, a page at a time (app.listing)."""
+    page = NOTIFICATION_LIST.page(select(Notification),
+                                  NOTIFICATION_LIST.parse(request.args), request.args)
+    return render_template("backoffice/admin_notifications.html", page=page, rows=page.rows,
+                           status_labels=STATUS_LABELS)
+
+
+@bp.route("/admin/notifications.csv")
+@role_required(Role.ADMIN, Role.SUPERVISOR)
+def admin_notifications_csv():
+    """Every message the filters keep, as CSV."""
+    columns = [
+        (_("When (UTC)"), lambda n: n.created_at.isoformat(timespec="seconds")),
+        (_("To"), lambda n: n.recipient),
+        (_("Person number"), lambda n: n.user_id),
+        (_("Channel"), lambda n: str(CHANNEL_LABELS.get(n.channel, n.channel))),
+        (_("Kind of message"), lambda n: n.kind),
+        (_("Language"), lambda n: n.locale),
+        (_("Event"), lambda n: n.event_name or ""),
+        (_("Status"), lambda n: str(STATUS_LABELS.get(n.status, n.status))),
+        (_("Attempts"), lambda n: n.attempts),
+        (_("Subject"), lambda n: n.subject),
+        (_("Text"), lambda n: n.body),
+        (_("Error"), lambda n: n.error or ""),
+    ]
+    return NOTIFICATION_LIST.csv(select(Notification),
+                                 NOTIFICATION_LIST.parse(request.args), columns,
+                                 "messages.csv")
 
 
 @bp.route("/admin/notifications/templates")

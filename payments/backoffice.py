@@ -13,15 +13,17 @@ from flask import Blueprint, Flask, Response, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.audit import record_audit
 from app.auth.decorators import role_required
-from app.auth.models import Role
+from app.auth.models import PostOffice, Role
 from app.backoffice import figures_page, nav_item
 from app.dashboard import day_filter, office_filter
-from app.database import unit_of_work
+from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden, NotFound
 from app.i18n import baghdad_today, current_locale
+from app.listing import Filter, Listing
 from app.money import format_money
 from app.overrides import EditableField, editable_group
 from payments import cards, figures, payables, rates, receipts, reconcile, refunds, services
@@ -36,7 +38,13 @@ from payments.forms import (
     TopUpForm,
     parse_amount,
 )
-from payments.models import RateProposal
+from payments.models import (
+    Dispute,
+    Payment,
+    RateProposal,
+    RefundRequest,
+    RefundRequestStatus,
+)
 
 bp = Blueprint("payments_bo", __name__, url_prefix="/backoffice/payments")
 
@@ -171,14 +179,71 @@ def refund(payment_id: int):
     return redirect(url_for(".payment", payment_id=payment_id))
 
 
+def _refund_office_choices() -> list[tuple[str, str]]:
+    loc = current_locale()
+    return [(str(o.id), f"{o.code} — {o.name(loc)}")
+            for o in db.scalars(select(PostOffice).order_by(PostOffice.code))]
+
+
+# Decided requests, newest asked first (the waiting ones are the work queue above them).
+DECIDED_REFUNDS = Listing(
+    "refund_decisions", order=(RefundRequest.requested_at, RefundRequest.id),
+    filters=(
+        Filter("status", _l("Status"), "choice", column=RefundRequest.status,
+               choices=lambda: [(str(st), refunds.status_label(st))
+                                for st in RefundRequestStatus
+                                if st != RefundRequestStatus.REQUESTED]),
+        Filter("payment", _l("Payment number"), "int", column=RefundRequest.payment_id,
+               placeholder="P-00000012"),
+        Filter("office", _l("Asked at post office"), "choice",
+               apply=lambda stmt, v: stmt.where(RefundRequest.requested_office_id == int(v)),
+               choices=_refund_office_choices),
+        Filter("since", _l("Asked from (day)"), "date_from",
+               column=RefundRequest.requested_at),
+        Filter("until", _l("Asked until (day)"), "date_to", column=RefundRequest.requested_at),
+    ))
+
+
+def _decided():
+    return select(RefundRequest).where(RefundRequest.status != RefundRequestStatus.REQUESTED)
+
+
 @bp.get("/refund-requests")
 @role_required(*SUPERVISION)
 def refund_requests():
+    page = DECIDED_REFUNDS.page(_decided(), DECIDED_REFUNDS.parse(request.args), request.args)
     return render_template("payments/bo_refund_requests.html",
                            pending=refunds.pending_requests(),
-                           decided=refunds.recent_decisions(), form=DecisionForm(),
+                           decided=page.rows, page=page, form=DecisionForm(),
                            refunds=refunds, office_name=services.office_name,
                            user_name=services.user_name, locale=current_locale())
+
+
+@bp.get("/refund-requests.csv")
+@role_required(*SUPERVISION)
+def refund_requests_csv():
+    """Every decided refund request the filters keep, as CSV."""
+    loc = current_locale()
+
+    def when(value) -> str:
+        return value.isoformat(timespec="seconds") if value else ""
+
+    columns = [
+        (_("Asked (UTC)"), lambda r: when(r.requested_at)),
+        (_("Payment"), lambda r: f"P-{r.payment_id:08d}"),
+        (_("Amount (minor units)"), lambda r: r.amount),
+        (_("Currency"), lambda r: r.currency),
+        (_("Asked by"), lambda r: services.user_name(r.requested_by_id) or ""),
+        (_("Asked at post office"), lambda r: services.office_name(r.requested_office_id, loc)
+            if r.requested_office_id else ""),
+        (_("Reason"), lambda r: r.reason),
+        (_("Decided (UTC)"), lambda r: when(r.decided_at)),
+        (_("Decided by"), lambda r: services.user_name(r.decided_by_id) or ""),
+        (_("Status"), lambda r: refunds.status_label(r.status)),
+        (_("Note"), lambda r: r.decision_note or ""),
+    ]
+    return DECIDED_REFUNDS.csv(_decided(), DECIDED_REFUNDS.parse(request.args), columns,
+                               "refund-decisions.csv")
 
 
 @bp.post("/refund-requests/<int:request_id>/<any(approve, decline):decision>")
@@ -277,27 +342,94 @@ def drawer_pdf():
                 f"drawer-{report.day.isoformat()}.pdf")
 
 
-@bp.get("/payments")
-@role_required(*SUPERVISION)
-def payments():
-    """The payments behind the dashboard's figures, by method, purpose, day and office
-    (a supervisor's own office; an admin's choice, or the whole post)."""
+def _dispute_statuses() -> list[tuple[str, str]]:
+    # Stripe's own words (needs_response, won, lost...): the ones seen so far.
+    return [(st, st) for st in db.scalars(select(Dispute.status).distinct()
+                                          .order_by(Dispute.status))]
+
+
+DISPUTE_LIST = Listing(
+    "disputes", order=(Dispute.created_at, Dispute.id),
+    filters=(
+        Filter("status", _l("Status"), "choice", column=Dispute.status,
+               choices=_dispute_statuses),
+        Filter("payment", _l("Payment number"), "int", column=Dispute.payment_id,
+               placeholder="P-00000012"),
+        Filter("since", _l("Opened from (day)"), "date_from", column=Dispute.created_at),
+        Filter("until", _l("Opened until (day)"), "date_to", column=Dispute.created_at),
+    ))
+
+
+# The payments behind the dashboard's figures; its own arguments narrow the query,
+# app.listing pages it.
+PAYMENT_LIST = Listing("payments", order=(Payment.created_at, Payment.id))
+
+
+def _figure_payments():
     office = office_filter(current_user, request.args.get("office"), own_by_default=True)
     method = (request.args.get("method") or "").strip()[:16] or None
     purpose = (request.args.get("purpose") or "").strip()[:40] or None
     day = day_filter(request.args.get("date"))
-    found = figures.list_payments(method=method, purpose=purpose, day=day, office_id=office)
-    return render_template("payments/bo_payments.html", payments=found, method=method,
-                           purpose=purpose, day=day, limit=figures.MAX_LIST,
+    query = figures.payments_query(method=method, purpose=purpose, day=day, office_id=office)
+    return query, {"office": office, "method": method, "purpose": purpose, "date": day}
+
+
+@bp.get("/payments")
+@role_required(*SUPERVISION)
+def payments():
+    """The payments behind the dashboard's figures, by method, purpose, day and office
+    (a supervisor's own office; an admin's choice, or the whole post), a page at a time."""
+    query, shown = _figure_payments()
+    page = PAYMENT_LIST.page(query, {}, request.args)
+    url_args = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in shown.items() if v is not None}
+    office = shown["office"]
+    return render_template("payments/bo_payments.html", payments=page.rows, page=page,
+                           url_args=url_args, method=shown["method"],
+                           purpose=shown["purpose"], day=shown["date"],
                            office_name=services.office_name(office, current_locale())
                            if office else None)
+
+
+@bp.get("/payments.csv")
+@role_required(*SUPERVISION)
+def payments_csv():
+    """Every payment behind the figure, as CSV."""
+    query, _shown = _figure_payments()
+    columns = [
+        (_("When (UTC)"), lambda p: p.created_at.isoformat(timespec="seconds")),
+        (_("Payment"), lambda p: f"P-{p.id:08d}"),
+        (_("Amount (minor units)"), lambda p: p.amount),
+        (_("Currency"), lambda p: p.currency),
+        (_("Method"), lambda p: p.method),
+        (_("Purpose"), lambda p: p.purpose),
+        (_("Status"), lambda p: p.status),
+    ]
+    return PAYMENT_LIST.csv(query, {}, columns, "payments.csv")
 
 
 @bp.get("/disputes")
 @role_required(*SUPERVISION)
 def disputes():
-    rows = services.recent_disputes()
-    return render_template("payments/bo_disputes.html", disputes=rows)
+    page = DISPUTE_LIST.page(select(Dispute), DISPUTE_LIST.parse(request.args), request.args)
+    return render_template("payments/bo_disputes.html", disputes=page.rows, page=page)
+
+
+@bp.get("/disputes.csv")
+@role_required(*SUPERVISION)
+def disputes_csv():
+    """Every card dispute the filters keep, as CSV."""
+    columns = [
+        (_("Opened (UTC)"), lambda d: d.created_at.isoformat(timespec="seconds")),
+        (_("Payment"), lambda d: f"P-{d.payment_id:08d}"),
+        (_("Amount (minor units)"), lambda d: d.amount),
+        (_("Currency"), lambda d: d.currency),
+        (_("Reason"), lambda d: d.reason),
+        (_("Status"), lambda d: d.status),
+        (_("Stripe dispute"), lambda d: d.stripe_dispute_id),
+    ]
+    return DISPUTE_LIST.csv(select(Dispute), DISPUTE_LIST.parse(request.args), columns,
+                            "card-disputes.csv")
 
 
 @bp.route("/reconciliation", methods=["GET", "POST"])

@@ -9,6 +9,7 @@ admin) counts them.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import case, false, func, or_, select
 
@@ -81,6 +82,14 @@ def list_payments(*, method: str | None = None, purpose: str | None = None,
                   limit: int = MAX_LIST) -> list[Payment]:
     """Payments received (RECEIVED), newest first, narrowed by method, purpose, the day
     in Baghdad they were made and the office that took them. Reads only."""
+    query = payments_query(method=method, purpose=purpose, day=day, office_id=office_id)
+    return list(db.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc())
+                           .limit(limit)))
+
+
+def payments_query(*, method: str | None = None, purpose: str | None = None,
+                   day: date | None = None, office_id: int | None = None) -> Any:
+    """The query behind list_payments, unordered (for app.listing's pages). Reads only."""
     query = select(Payment).where(Payment.status.in_(RECEIVED))
     if method:
         query = query.where(Payment.method == method)
@@ -92,5 +101,4 @@ def list_payments(*, method: str | None = None, purpose: str | None = None,
                             Payment.created_at < start + timedelta(days=1))
     if office_id is not None:
         query = query.where(Payment.office_id == office_id)
-    return list(db.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc())
-                           .limit(limit)))
+    return query

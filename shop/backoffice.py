@@ -15,14 +15,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import Select, func, or_, select
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import role_required
-from app.auth.models import Role
+from app.auth.models import Role, User
 from app.backoffice import figures_page, nav_item
 from app.database import db, unit_of_work
 from app.errors import DomainError, NotFound
 from app.i18n import current_locale
+from app.listing import Filter, Listing
 from app.overrides import EditableField, editable_group
 from payments import payouts as payouts_service
 from payments.services import payments_for
@@ -36,7 +38,14 @@ from shop.forms import (
     RejectForm,
     SuspendForm,
 )
-from shop.models import HOME_CURRENCY, BuyRequestStatus, MerchantStatus, Order
+from shop.models import (
+    HOME_CURRENCY,
+    BuyRequest,
+    BuyRequestStatus,
+    Merchant,
+    MerchantStatus,
+    Order,
+)
 from shop.services import buyforme, settlement
 from shop.services import merchants as merchant_services
 from shop.services.delivery_fees import ZONE_LABELS, ZONES, customs_category
@@ -52,15 +61,56 @@ def _first_error(form: FlaskForm) -> str:
     return _("Please check what you entered.")
 
 
+MERCHANT_STATUS_LABELS = {MerchantStatus.ACTIVE: _l("Active"),
+                          MerchantStatus.PENDING: _l("Waiting for approval"),
+                          MerchantStatus.SUSPENDED: _l("Suspended")}
+
+
+def _merchant_named(stmt: Select[Any], text: str) -> Select[Any]:
+    return stmt.where(or_(Merchant.name_ar.contains(text, autoescape=True),
+                          func.lower(Merchant.name_en).contains(text.lower(), autoescape=True),
+                          Merchant.slug.contains(text.lower(), autoescape=True)))
+
+
+MERCHANT_LIST = Listing(
+    "merchants", order=(Merchant.created_at, Merchant.id),
+    filters=(
+        Filter("status", _l("Status"), "choice", column=Merchant.status,
+               choices=lambda: [(str(s), MERCHANT_STATUS_LABELS.get(s, s))
+                                for s in MerchantStatus]),
+        Filter("q", _l("Shop name"), apply=_merchant_named),
+        Filter("since", _l("Signed up from (day)"), "date_from", column=Merchant.created_at),
+        Filter("until", _l("Signed up until (day)"), "date_to", column=Merchant.created_at),
+    ))
+
+
 @bp.get("/")
 @role_required(Role.ADMIN)
 def merchants() -> str:
-    status = request.args.get("status") or None
-    if status not in {None, *MerchantStatus}:
-        status = None
-    return render_template("shop/backoffice/merchants.html", status=status,
-                           merchants=merchant_services.list_merchants(status),
-                           statuses=list(MerchantStatus))
+    """Merchants, newest first, a page at a time, by status, name and sign-up day."""
+    page = MERCHANT_LIST.page(select(Merchant), MERCHANT_LIST.parse(request.args),
+                              request.args)
+    return render_template("shop/backoffice/merchants.html", page=page,
+                           merchants=page.rows)
+
+
+@bp.get("/export.csv")
+@role_required(Role.ADMIN)
+def merchants_csv() -> Response:
+    """Every merchant the filters keep, as CSV."""
+    columns = [
+        (_("Number"), lambda m: m.id),
+        (_("Signed up (UTC)"), lambda m: m.created_at.isoformat(timespec="seconds")),
+        (_("Name (Arabic)"), lambda m: m.name_ar),
+        (_("Name (English)"), lambda m: m.name_en),
+        (_("Short name"), lambda m: m.slug),
+        (_("Country"), lambda m: m.country),
+        (_("Currency"), lambda m: m.currency),
+        (_("Commission (basis points)"), lambda m: m.commission_bps),
+        (_("Status"), lambda m: str(MERCHANT_STATUS_LABELS.get(m.status, m.status))),
+    ]
+    return MERCHANT_LIST.csv(select(Merchant), MERCHANT_LIST.parse(request.args), columns,
+                             "merchants.csv")
 
 
 @bp.get("/<int:merchant_id>")
@@ -155,15 +205,73 @@ procurement = Blueprint("shop_procurement", __name__, url_prefix="/backoffice/pr
 PROCUREMENT_ROLES = (Role.PROCUREMENT, Role.ADMIN)
 
 
+REQUEST_STATUS_LABELS = {
+    BuyRequestStatus.SUBMITTED: _l("Waiting for our price"),
+    BuyRequestStatus.QUOTED: _l("Priced: waiting for you"),
+    BuyRequestStatus.REJECTED: _l("Rejected"),
+    BuyRequestStatus.ACCEPTED: _l("Accepted: awaiting payment"),
+    BuyRequestStatus.PAID: _l("Paid"),
+    BuyRequestStatus.PURCHASED: _l("Bought abroad"),
+    BuyRequestStatus.EXPIRED: _l("Expired"),
+}
+
+
+def _request_text(stmt: Select[Any], text: str) -> Select[Any]:
+    shoppers = select(User.id).where(or_(func.lower(User.full_name).contains(
+        text.lower(), autoescape=True), User.email.contains(text.lower(), autoescape=True)))
+    return stmt.where(or_(BuyRequest.number.contains(text.upper(), autoescape=True),
+                          BuyRequest.title.contains(text, autoescape=True),
+                          BuyRequest.user_id.in_(shoppers)))
+
+
+# The procurement queue: oldest waiting first, as they are to be worked.
+REQUEST_LIST = Listing(
+    "buy_requests", order=(BuyRequest.created_at, BuyRequest.id), newest_first=False,
+    filters=(
+        Filter("status", _l("Status"), "choice", column=BuyRequest.status,
+               choices=lambda: [(str(s), REQUEST_STATUS_LABELS.get(s, s))
+                                for s in BuyRequestStatus]),
+        Filter("q", _l("Request, product or shopper"), apply=_request_text),
+        Filter("since", _l("From (day)"), "date_from", column=BuyRequest.created_at),
+        Filter("until", _l("To (day)"), "date_to", column=BuyRequest.created_at),
+    ))
+
+
+def _queue_args() -> dict[str, str]:
+    """The query string, with the queue's default: requests waiting for a price (an
+    empty status is every request)."""
+    args = request.args.to_dict()
+    args.setdefault("status", BuyRequestStatus.SUBMITTED)
+    return args
+
+
 @procurement.get("/")
 @role_required(*PROCUREMENT_ROLES)
 def requests() -> str:
-    status = request.args.get("status", BuyRequestStatus.SUBMITTED)
-    if status not in {"", *BuyRequestStatus}:
-        status = BuyRequestStatus.SUBMITTED
-    return render_template("shop/backoffice/procurement.html", status=status,
-                           statuses=list(BuyRequestStatus),
-                           requests=buyforme.requests_for_review(status or None))
+    args = _queue_args()
+    page = REQUEST_LIST.page(select(BuyRequest), REQUEST_LIST.parse(args), args)
+    return render_template("shop/backoffice/procurement.html", page=page,
+                           requests=page.rows)
+
+
+@procurement.get("/export.csv")
+@role_required(*PROCUREMENT_ROLES)
+def requests_csv() -> Response:
+    """Every buy-for-me request the filters keep, as CSV."""
+    args = _queue_args()
+    columns = [
+        (_("Request"), lambda r: r.number),
+        (_("Received (UTC)"), lambda r: r.created_at.isoformat(timespec="seconds")),
+        (_("Product"), lambda r: r.title),
+        (_("Options"), lambda r: r.options),
+        (_("Quantity"), lambda r: r.quantity),
+        (_("Link"), lambda r: r.url),
+        (_("Shopper"), lambda r: r.user.full_name),
+        (_("Status"), lambda r: str(REQUEST_STATUS_LABELS.get(r.status, r.status))),
+        (_("Total (IQD)"), lambda r: r.total),
+    ]
+    return REQUEST_LIST.csv(select(BuyRequest), REQUEST_LIST.parse(args), columns,
+                            "buy-for-me-requests.csv")
 
 
 @procurement.get("/<int:request_id>")

@@ -35,13 +35,14 @@ from app.dashboard import day_filter, office_filter
 from app.database import db, unit_of_work
 from app.errors import DomainError, Forbidden, RateLimited, ValidationFailed
 from app.i18n import BAGHDAD, current_locale
+from app.listing import Filter, Listing
 from app.money import MoneyError, to_minor
 from app.overrides import EditableField, editable_group
 from tracking import forms, labels
-from tracking.models import CustomsCase, Parcel, ParcelEvent, Service, TariffLine
-from tracking.services import bulk, customs, delivery, figures, postage, tariff
+from tracking.models import CustomsCase, CustomsState, Parcel, ParcelEvent, Service, TariffLine
+from tracking.services import bulk, customs, figures, postage, tariff
 from tracking.services import events as ev
-from tracking.services.lookup import status_text
+from tracking.services.lookup import STATUS_TEXT, status_text
 from tracking.services.parcels import (
     Address,
     Article,
@@ -375,40 +376,194 @@ def batch(batch_id: int) -> str:
 # ---- supervision ------------------------------------------------------------------------
 
 
+def _parcel_numbered(stmt: Any, number: str) -> Any:
+    return stmt.where(Parcel.tracking_number.contains(number.upper().replace(" ", ""),
+                                                      autoescape=True))
+
+
+def _parcel_office(stmt: Any, office_id: str) -> Any:
+    """Parcels whose latest event was at the office (as the dashboard counts them)."""
+    return stmt.where(figures.whereabouts() == int(office_id))
+
+
+def _case_office(stmt: Any, office_id: str) -> Any:
+    return stmt.where(CustomsCase.parcel_id.in_(
+        select(Parcel.id).where(figures.whereabouts() == int(office_id))))
+
+
+def _office_choices() -> list[tuple[str, str]]:
+    """Offices to narrow a list to: any for an admin, else one's own (app.dashboard's
+    office_filter answers 403 for another, before the list reads it)."""
+    loc = current_locale()
+    stmt = select(PostOffice).order_by(PostOffice.code)
+    if not current_user.has_role(Role.ADMIN):
+        stmt = stmt.where(PostOffice.id == (current_user.post_office_id or 0))
+    return [(str(o.id), f"{o.code} — {o.name(loc)}") for o in db.scalars(stmt)]
+
+
+# Flagged by the sweep and silent since: the longest silence first.
+DELAYED_LIST = Listing(
+    "delayed_parcels", order=(Parcel.last_activity_at, Parcel.id), newest_first=False,
+    filters=(
+        Filter("number", _l("Tracking number"), apply=_parcel_numbered, dir="ltr"),
+        Filter("status", _l("Status"), "choice", column=Parcel.status,
+               choices=lambda: [(k, status_text(k)) for k in STATUS_TEXT if k != "unknown"]),
+        Filter("office", _l("Post office"), "choice", apply=_parcel_office,
+               choices=_office_choices),
+        Filter("since", _l("Silent since (day)"), "date_from", column=Parcel.last_activity_at),
+        Filter("until", _l("Silent until (day)"), "date_to", column=Parcel.last_activity_at),
+    ))
+
+
+def _delayed() -> Any:
+    return select(Parcel).where(Parcel.closed.is_(False), Parcel.delayed_at.is_not(None))
+
+
 @bp.get("/delayed")
 @role_required(*SUPERVISION)
 def delayed() -> str:
-    office = office_filter(current_user, request.args.get("office"))
-    return render_template("tracking/delayed.html",
-                           parcels=delivery.delayed_parcels(office_id=office))
+    office_filter(current_user, request.args.get("office"))  # another office: 403
+    page = DELAYED_LIST.page(_delayed(), DELAYED_LIST.parse(request.args), request.args)
+    return render_template("tracking/delayed.html", parcels=page.rows, page=page)
+
+
+@bp.get("/delayed.csv")
+@role_required(*SUPERVISION)
+def delayed_csv() -> Response:
+    """Every delayed parcel the filters keep, as CSV."""
+    office_filter(current_user, request.args.get("office"))
+    columns = [
+        (_("Tracking number"), lambda p: p.tracking_number),
+        (_("Status"), lambda p: status_text(p.status)),
+        (_("Last event (UTC)"), lambda p: p.last_event_at.isoformat(timespec="seconds")
+            if p.last_event_at else ""),
+        (_("Flagged late (UTC)"), lambda p: p.delayed_at.isoformat(timespec="seconds")
+            if p.delayed_at else ""),
+    ]
+    return DELAYED_LIST.csv(_delayed(), DELAYED_LIST.parse(request.args), columns,
+                            "delayed-parcels.csv")
+
+
+# The parcels behind the dashboard's figures; its own arguments (status, office,
+# accepted, delivered) narrow the query, app.listing pages it.
+PARCEL_LIST = Listing("parcels", order=(Parcel.last_activity_at, Parcel.id))
+
+
+def _figure_parcels() -> tuple[Any, dict[str, Any]]:
+    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
+    status = (request.args.get("status") or "").strip()[:24] or None
+    accepted = day_filter(request.args.get("accepted"))
+    delivered = day_filter(request.args.get("delivered"))
+    query = figures.parcels_query(status=status, office_id=office, accepted=accepted,
+                                  delivered=delivered)
+    shown = {"office": office, "status": status, "accepted": accepted,
+             "delivered": delivered}
+    return query, shown
 
 
 @bp.get("/")
 @role_required(*SUPERVISION)
 def parcels() -> str:
     """The parcels behind the dashboard's figures: by status, accepted or delivered on a
-    day, at an office (a supervisor's own; an admin's choice)."""
-    office = office_filter(current_user, request.args.get("office"), own_by_default=True)
-    status = (request.args.get("status") or "").strip()[:24] or None
-    accepted = day_filter(request.args.get("accepted"))
-    delivered = day_filter(request.args.get("delivered"))
-    found = figures.list_parcels(status=status, office_id=office, accepted=accepted,
-                                 delivered=delivered)
-    return render_template("tracking/parcels.html", parcels=found, status=status,
-                           accepted=accepted, delivered=delivered,
-                           office=db.get(PostOffice, office) if office else None,
-                           limit=figures.MAX_LIST)
+    day, at an office (a supervisor's own; an admin's choice), a page at a time."""
+    query, shown = _figure_parcels()
+    page = PARCEL_LIST.page(query, {}, request.args)
+    url_args = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in shown.items() if v is not None}
+    office = shown["office"]
+    return render_template("tracking/parcels.html", parcels=page.rows, page=page,
+                           url_args=url_args, status=shown["status"],
+                           accepted=shown["accepted"], delivered=shown["delivered"],
+                           office=db.get(PostOffice, office) if office else None)
+
+
+@bp.get("/parcels.csv")
+@role_required(*SUPERVISION)
+def parcels_csv() -> Response:
+    """Every parcel behind the figure, as CSV."""
+    query, _shown = _figure_parcels()
+    columns = [
+        (_("Tracking number"), lambda p: p.tracking_number),
+        (_("Status"), lambda p: status_text(p.status)),
+        (_("Last event (UTC)"), lambda p: p.last_event_at.isoformat(timespec="seconds")
+            if p.last_event_at else ""),
+    ]
+    return PARCEL_LIST.csv(query, {}, columns, "parcels.csv")
 
 
 # ---- customs ----------------------------------------------------------------------------
 
 
+CUSTOMS_STATE_LABELS = {CustomsState.ASSESSING: _l("Being assessed"),
+                        CustomsState.HELD: _l("Held for a decision"),
+                        CustomsState.RELEASED: _l("Released"),
+                        CustomsState.REFUSED: _l("Refused")}
+
+
+def _case_of_parcel(stmt: Any, number: str) -> Any:
+    return stmt.where(CustomsCase.parcel_id.in_(select(Parcel.id).where(
+        Parcel.tracking_number.contains(number.upper().replace(" ", ""), autoescape=True))))
+
+
+# The officers' queue: oldest first, as they are to be decided.
+CUSTOMS_LIST = Listing(
+    "customs_cases", order=(CustomsCase.created_at, CustomsCase.id), newest_first=False,
+    filters=(
+        Filter("state", _l("State"), "choice", column=CustomsCase.state,
+               choices=lambda: [(str(s), CUSTOMS_STATE_LABELS[s]) for s in CustomsState]),
+        Filter("number", _l("Tracking number"), apply=_case_of_parcel, dir="ltr"),
+        Filter("office", _l("Post office"), "choice", apply=_case_office,
+               choices=_office_choices),
+        Filter("reason", _l("Why held"), "choice", column=CustomsCase.hold_reason_code,
+               choices=lambda: [(k, v) for k, v in customs.HOLD_REASONS.items()]),
+        Filter("since", _l("From (day)"), "date_from", column=CustomsCase.created_at),
+        Filter("until", _l("To (day)"), "date_to", column=CustomsCase.created_at),
+    ))
+
+
+def _customs_args() -> dict[str, str]:
+    """The query string with the queue's default: held parcels (an empty state is all)."""
+    args = request.args.to_dict()
+    args.setdefault("state", CustomsState.HELD)
+    return args
+
+
 @customs_bp.get("/")
 @role_required(*CUSTOMS)
 def queue() -> str:
-    office = office_filter(current_user, request.args.get("office"))
-    return render_template("tracking/customs_queue.html",
-                           cases=customs.held_cases(office_id=office))
+    office_filter(current_user, request.args.get("office"))  # another office: 403
+    args = _customs_args()
+    page = CUSTOMS_LIST.page(select(CustomsCase), CUSTOMS_LIST.parse(args), args)
+    return render_template("tracking/customs_queue.html", cases=page.rows, page=page,
+                           state_labels=CUSTOMS_STATE_LABELS)
+
+
+@customs_bp.get("/export.csv")
+@role_required(*CUSTOMS)
+def queue_csv() -> Response:
+    """Every customs case the filters keep, as CSV."""
+    office_filter(current_user, request.args.get("office"))
+    args = _customs_args()
+
+    def when(value: datetime | None) -> str:
+        return value.isoformat(timespec="seconds") if value else ""
+
+    columns = [
+        (_("Tracking number"), lambda c: c.parcel.tracking_number),
+        (_("Received (UTC)"), lambda c: when(c.created_at)),
+        (_("State"), lambda c: str(CUSTOMS_STATE_LABELS.get(c.state, c.state))),
+        (_("Form"), lambda c: c.form),
+        (_("Declared value (IQD)"), lambda c: c.declared_value_iqd),
+        (_("Duty (IQD)"), lambda c: c.duty_iqd),
+        (_("Total due (IQD)"), lambda c: c.total_due_iqd),
+        (_("Why held"), lambda c: customs.hold_reason_text(c.hold_reason_code)
+            if c.hold_reason_code else (c.hold_reason or "")),
+        (_("Decided (UTC)"), lambda c: when(c.decided_at)),
+        (_("Decision note"), lambda c: c.decision_note),
+        (_("Paid (UTC)"), lambda c: when(c.paid_at)),
+    ]
+    return CUSTOMS_LIST.csv(select(CustomsCase), CUSTOMS_LIST.parse(args), columns,
+                            "customs-cases.csv")
 
 
 @customs_bp.get("/<int:case_id>")

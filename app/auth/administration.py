@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, exists, false, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import record_audit
@@ -69,6 +69,22 @@ def people_in_scope(actor: User, query: str = "", *, limit: int = 100) -> list[U
         return []
     staff = find_users(query, limit=limit * 5, post_office_id=actor.post_office_id)
     return [u for u in staff if may_manage(actor, u)][:limit]
+
+
+def people_in_scope_query(actor: User) -> Select[tuple[User]]:
+    """A query of the people `actor` may manage (may_manage, said in SQL so a list of them
+    can be paged): everyone for an admin; for a supervisor the staff of their own office
+    who hold only roles the supervisor may grant; nobody for anyone else. Reads only."""
+    stmt = select(User)
+    if actor.has_role(Role.ADMIN):
+        return stmt
+    if not actor.has_role(Role.SUPERVISOR) or actor.post_office_id is None:
+        return stmt.where(false())
+    granted = [r.value for r in SUPERVISOR_GRANTS]
+    return stmt.where(
+        User.post_office_id == actor.post_office_id, User.id != actor.id,
+        exists().where(UserRole.user_id == User.id),
+        ~exists().where(UserRole.user_id == User.id, UserRole.role.not_in(granted)))
 
 
 def _person(actor: User, user_id: int, *, lock: bool = False) -> User:

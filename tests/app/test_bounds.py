@@ -121,7 +121,7 @@ def test_an_api_cursor_past_bigint_is_refused():
 
 
 @pytest.mark.parametrize("path", [
-    "/backoffice/admin/audit?page=99999999999999999999",
+    "/backoffice/admin/audit?after=99999999999999999999",
     "/shop/?page=99999999999999999999",
     "/shop/search?q=x&page=99999999999999999999",
     "/backoffice/payments/cards?q=99999999999999999999",

@@ -121,7 +121,16 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 def list_parcels(*, status: str | None = None, office_id: int | None = None,
                  accepted: date | None = None, delivered: date | None = None,
                  limit: int = MAX_LIST) -> list[Parcel]:
-    """Parcels for the back-office list, newest activity first.
+    """Parcels for the back-office list, newest activity first (see parcels_query)."""
+    query = parcels_query(status=status, office_id=office_id, accepted=accepted,
+                          delivered=delivered)
+    return list(db.scalars(query.order_by(Parcel.last_activity_at.desc(), Parcel.id.desc())
+                           .limit(limit)))
+
+
+def parcels_query(*, status: str | None = None, office_id: int | None = None,
+                  accepted: date | None = None, delivered: date | None = None) -> Any:
+    """The query of the parcels behind a dashboard figure (unordered, for app.listing).
 
     `status`: only that status (open, or closed in the last DAYS days, as the dashboard
     counts); `office_id`: only parcels at that office (`whereabouts`), or accepted /
@@ -146,5 +155,4 @@ def list_parcels(*, status: str | None = None, office_id: int | None = None,
                             or_(Parcel.closed.is_(False), Parcel.last_activity_at >= since))
     if office_id is not None and accepted is None and delivered is None:
         query = query.where(whereabouts() == office_id)
-    return list(db.scalars(query.order_by(Parcel.last_activity_at.desc(), Parcel.id.desc())
-                           .limit(limit)))
+    return query
