@@ -141,8 +141,8 @@ def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElem
 # Both configurations read the search form: `arabic` stems Arabic words (and leaves Latin
 # ones as they are), `english` stems Latin words (and leaves Arabic ones as they are), so
 # a word is found whichever language it is in. The title vector alone serves "named
-# after the query"; the text vector (title weighted A, the rest D) serves every match and
-# the rank.
+# after the query" and ranks those products; the text vector (title weighted A, the rest
+# D) serves every match and ranks the products that only mention the query.
 TITLE_VECTOR_SQL = (
     "to_tsvector('arabic'::regconfig, search_title) || "
     "to_tsvector('english'::regconfig, search_title)"
