@@ -1,11 +1,17 @@
 """Catalog search on PostgreSQL with 100,000 products: the median time of each query,
-today's LIKE query (the baseline, kept here) beside the full-text search service
-(shop.services.catalog.search: count + one page of 24), and the search page with facets.
+the LIKE query search ran before full-text search (the baseline, frozen here) beside the
+search service (shop.services.catalog.search: count + one page of 24), and the search
+page with facets. Ratios are taken within one run (both sides share the machine's load at
+that moment); several runs give medians. Ends with a line `BENCH <json>` whose "rows"
+bench/run.py can collect.
 
-Creates its own database on the local PostgreSQL, fills it, measures, drops it.
+Creates its own database on the local PostgreSQL, fills it, measures, drops it; or
+measures one filled earlier:
 
-    .venv/bin/python bench/search.py [--products 100000] [--seconds 1.5]
+    .venv/bin/python bench/search.py [--products 100000] [--seconds 1.5] [--runs 3]
         [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/search.py --keep --fill-only      # prints the database's URL
+    .venv/bin/python bench/search.py --url postgresql://postgres@127.0.0.1:5432/NAME
 """
 
 from __future__ import annotations
