@@ -1,17 +1,24 @@
 """Catalog search on PostgreSQL with 100,000 products: the median time of each query,
-today's LIKE query (the baseline, kept here) beside the full-text search service
-(shop.services.catalog.search: count + one page of 24), and the search page with facets.
+the LIKE query search ran before full-text search (the baseline, frozen here) beside the
+search service (shop.services.catalog.search: count + one page of 24), and the search
+page with facets. Ratios are taken within one run (both sides share the machine's load at
+that moment); several runs give medians. Ends with a line `BENCH <json>` whose "rows"
+bench/run.py can collect.
 
-Creates its own database on the local PostgreSQL, fills it, measures, drops it.
+Creates its own database on the local PostgreSQL, fills it, measures, drops it; or
+measures one filled earlier:
 
-    .venv/bin/python bench/search.py [--products 100000] [--seconds 1.5]
+    .venv/bin/python bench/search.py [--products 100000] [--seconds 1.5] [--runs 3]
         [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/search.py --keep --fill-only      # prints the database's URL
+    .venv/bin/python bench/search.py --url postgresql://postgres@127.0.0.1:5432/NAME
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -145,9 +152,46 @@ def _time(func, seconds: float, min_runs: int = 5) -> list[float]:
     return times
 
 
-def measure(app, seconds: float) -> list[tuple[str, str, int, int, list, list, list]]:
+# -- the baseline: the LIKE query search ran before full-text search, frozen here --------
+# Copied as it was (shop.services.catalog.search_statement + _paginate, shop.search
+# match_all/title_rank), so later changes to the service cannot move the baseline.
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _baseline_match_all(column, words):
+    from sqlalchemy import and_
+
+    return and_(*((column if len(w) >= 3 else column.concat("")).like(_like(w), escape="\\")
+                  for w in words))
+
+
+def baseline_search(words: list[str], page: int = 1, per_page: int = 24):
+    """Today's query: LIKE per word on the search text (served by the pg_trgm index),
+    counted up to 1,001, then the page, titles holding the words first."""
+    from sqlalchemy import case, func, select
+    from sqlalchemy.orm import contains_eager
+
+    from app.database import db
+    from shop.models import Merchant, MerchantStatus, Product
+
+    stmt = (select(Product).join(Product.merchant).options(contains_eager(Product.merchant))
+            .where(Product.active.is_(True), Merchant.status == MerchantStatus.ACTIVE)
+            .where(_baseline_match_all(Product.search_text, words)))
+    order = [case((_baseline_match_all(Product.search_title, words), 0),
+                  (Product.search_title.like(_like(words[0]), escape="\\"), 1), else_=2),
+             func.length(Product.search_title), Product.id]
+    counted = db.scalar(select(func.count()).select_from(
+        stmt.order_by(None).limit(1001).subquery())) or 0
+    items = list(db.scalars(stmt.order_by(*order).limit(per_page)
+                            .offset((page - 1) * per_page)).unique())
+    return min(counted, 1000), items
+
+
+def measure(app, seconds: float) -> list[dict[str, Any]]:
     """Each query three ways, one after the other in the same run: today's query (the
-    baseline), the new search service, and the search page with its facets."""
+    baseline), the search service, and the search page with its facets."""
     from app.database import db
     from shop.search import query_words
     from shop.services import catalog
@@ -159,18 +203,14 @@ def measure(app, seconds: float) -> list[tuple[str, str, int, int, list, list, l
             words = query_words(query)
 
             def baseline(w=words):
-                # Today's query, kept here as it was: LIKE per word on the search text
-                # (served by the pg_trgm index), titles first, counted up to 1,000.
-                stmt, order = catalog.search_statement(w)
-                catalog._paginate(stmt, 1, catalog.PER_PAGE, order)
+                baseline_search(w)
                 db.remove()
 
             def service(q=query):
                 catalog.search(q)
                 db.remove()
 
-            stmt, order = catalog.search_statement(words)
-            old_total = catalog._paginate(stmt, 1, catalog.PER_PAGE, order).total
+            old_total = baseline_search(words)[0]
             new = catalog.search(query)
             new_total, how = new.total, new.matched_by
             db.remove()
@@ -181,28 +221,66 @@ def measure(app, seconds: float) -> list[tuple[str, str, int, int, list, list, l
             response = client.get("/shop/search", query_string={"q": q})
             assert response.status_code == 200
 
-        rows.append((label, query, old_total, new_total, str(how), old_times, new_times,
-                     _time(page, seconds)))
+        page_times = _time(page, seconds)
+        om, nm, pm = (statistics.median(t) * 1000 for t in (old_times, new_times, page_times))
+        rows.append({"label": label, "query": query, "old_total": old_total,
+                     "new_total": new_total, "how": str(how), "baseline": om, "barid": nm,
+                     "page": pm, "ratio": om / nm})
     return rows
 
 
-def report(rows) -> None:
-    print(f"\n  {'query':<36} {'today':>6} {'new':>6} {'by':>8}   {'today ms':>8} "
-          f"{'new ms':>7} {'x faster':>8}   {'page ms':>7}")
-    old_medians, new_medians, page_medians = [], [], []
-    for label, query, old_total, new_total, how, old_t, new_t, page_t in rows:
-        om, nm, pm = (statistics.median(t) * 1000 for t in (old_t, new_t, page_t))
-        old_medians.append(om)
-        new_medians.append(nm)
-        page_medians.append(pm)
-        name = f"{label} «{query}»"
-        print(f"  {name:<36} {old_total:>6} {new_total:>6} {how:>8}   {om:>8.2f} {nm:>7.2f} "
-              f"{om / nm:>8.1f}   {pm:>7.2f}")
-    # Each query weighs the same: the median of the per-query medians.
-    old_m, new_m = statistics.median(old_medians), statistics.median(new_medians)
-    print(f"  {'median of the per-query medians':<36} {'':>6} {'':>6} {'':>8}   "
-          f"{old_m:>8.2f} {new_m:>7.2f} {old_m / new_m:>8.1f}   "
-          f"{statistics.median(page_medians):>7.2f}")
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def report(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Print, per query kind, the medians over the runs of the baseline's and Barid's
+    median times and of their ratio (each ratio taken within one run); then the median
+    of the per-query ratios. Returns the rows for the BENCH line."""
+    print(f"\n  medians of {len(runs)} run(s); ratio = baseline / Barid within a run, "
+          "then the median over runs")
+    print(f"  {'query':<38} {'base':>5} {'new':>5} {'by':>8}   {'base ms':>8} "
+          f"{'Barid ms':>8} {'ratio':>6}   {'page ms':>7}")
+    out = []
+    for i, first in enumerate(runs[0]["rows"]):
+        per = [run["rows"][i] for run in runs]
+        base, barid, ratio, page = (statistics.median(r[k] for r in per)
+                                    for k in ("baseline", "barid", "ratio", "page"))
+        name = f"{first['label']} «{first['query']}»"
+        print(f"  {name:<38} {first['old_total']:>5} {first['new_total']:>5} "
+              f"{first['how']:>8}   {base:>8.2f} {barid:>8.2f} {ratio:>6.2f}   {page:>7.2f}")
+        out.append({"work": name, "baseline": base, "barid": barid, "ratio": ratio,
+                    "page": page, "found": first["new_total"], "by": first["how"]})
+    # The goal: the median time per query (each query kind weighs the same: the median
+    # of the per-query medians), baseline over Barid, taken within each run; then the
+    # median over the runs. The median of the per-query ratios is shown beside it.
+    of_medians = [statistics.median(r["baseline"] for r in run["rows"])
+                  / statistics.median(r["barid"] for r in run["rows"]) for run in runs]
+    of_ratios = [statistics.median(r["ratio"] for r in run["rows"]) for run in runs]
+    base_m = statistics.median(statistics.median(r["baseline"] for r in run["rows"])
+                               for run in runs)
+    new_m = statistics.median(statistics.median(r["barid"] for r in run["rows"])
+                              for run in runs)
+    page_m = statistics.median(statistics.median(r["page"] for r in run["rows"])
+                               for run in runs)
+    print(f"  {'median of the per-query medians':<38} {'':>5} {'':>5} {'':>8}   "
+          f"{base_m:>8.2f} {new_m:>8.2f} {statistics.median(of_medians):>6.2f}   "
+          f"{page_m:>7.2f}")
+    print(f"  {'median of the per-query ratios':<38} {'':>5} {'':>5} {'':>8}   "
+          f"{'':>8} {'':>8} {statistics.median(of_ratios):>6.2f}")
+    for n, run in enumerate(runs, 1):
+        print(f"  run {n}: median per query {of_medians[n - 1]:.2f}x faster, median of the "
+              f"per-query ratios {of_ratios[n - 1]:.2f}; load average "
+              f"{run['load_start']:.1f} -> {run['load_end']:.1f}")
+    out.append({"work": "search, median per query (goal: ratio >= 3)", "baseline": base_m,
+                "barid": new_m, "ratio": statistics.median(of_medians), "page": page_m})
+    out.append({"work": "search, median of the per-query ratios", "baseline": base_m,
+                "barid": new_m, "ratio": statistics.median(of_ratios), "page": page_m})
+    return out
 
 
 def main() -> None:
@@ -210,58 +288,94 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=1.5,
                         help="time spent per query and mode (after one warm-up run)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="measure every query this many times (ratios within a run)")
     parser.add_argument("--pg", default=os.environ.get(
         "BARID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--keep", action="store_true",
                         help="keep the filled database (its name is printed) for EXPLAIN")
     parser.add_argument("--fill-only", action="store_true", help="fill, then stop (use --keep)")
+    parser.add_argument("--url", help="measure a database filled earlier with --keep "
+                        "(no fill, not dropped)")
+    parser.add_argument("--json", action="store_true",
+                        help="accepted for bench/run.py; the BENCH line is always printed")
     args = parser.parse_args()
 
-    name = f"barid_bench_search_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    if args.url:
+        name, url = None, args.url
+    else:
+        name = f"barid_bench_search_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
         shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
         work_mem = conn.execute("SHOW work_mem").fetchone()[0]
-    url = args.pg.rsplit("/", 1)[0] + f"/{name}"
     try:
-        fill_seconds, app = fill(url, args.products)
+        if args.url:
+            from app import create_app
+
+            app = create_app({"DATABASE_URL": url, "REDIS_URL": None,
+                              "MAIL_BACKEND": "memory", "WTF_CSRF_ENABLED": False})
+            logging.getLogger("barid.access").setLevel(logging.WARNING)
+            fill_seconds = None
+        else:
+            fill_seconds, app = fill(url, args.products)
         if args.keep:
             print(f"  database kept: {url}")
         if args.fill_only:
             return
         with psycopg.connect(url) as conn:
+            products = conn.execute("SELECT count(*) FROM products").fetchone()[0]
             size = conn.execute(
                 "SELECT pg_size_pretty(pg_relation_size('products')), "
                 "pg_size_pretty(pg_relation_size('ix_products_search_text_trgm')), "
                 "pg_size_pretty(pg_relation_size('ix_products_search_vector')), "
                 "pg_size_pretty(pg_relation_size('ix_products_search_title_vector'))"
             ).fetchone()
+        loaded = (f"loaded and indexed in {fill_seconds:.1f} s" if fill_seconds is not None
+                  else "filled earlier")
         print("Barid catalog search benchmark")
         print(f"  PostgreSQL {pg_version} (shared_buffers {shared_buffers}, work_mem "
               f"{work_mem}), local socket over TCP 127.0.0.1")
-        print(f"  {args.products:,} active products of 20 active merchants; table {size[0]}, "
+        print(f"  {products:,} active products of 20 active merchants; table {size[0]}, "
               f"trigram index {size[1]}, full-text indexes {size[2]} (text) and {size[3]} "
-              f"(titles); loaded and indexed in {fill_seconds:.1f} s")
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+              f"(titles); {loaded}")
         print(f"  Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-              f"{platform.machine()}, one client thread, warm cache; load average {load} "
-              "at the start (other work shares the machine)")
+              f"{platform.machine()}, one client thread, warm cache; other work shares "
+              "the machine (load average per run below)")
         print(f"  each query and way: one warm-up, then repeated for {args.seconds} s (at "
               "least 5 runs)")
-        print("  today = the LIKE query search ran until now (kept in this file as the "
-              "baseline), on the same search text; new = shop.services.catalog.search; "
+        print("  base = the LIKE query search ran before full-text search (frozen in this "
+              "file), on the same search text; Barid = shop.services.catalog.search; "
               "both count (up to 1,000) and fetch the first page of 24, ranked; page = "
               "GET /shop/search with its facet counts, rendered by the Flask test client")
-        report(measure(app, args.seconds))
-        print(f"  load average at the end: "
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        runs = []
+        for _ in range(args.runs):
+            load_start = _load()
+            rows = measure(app, args.seconds)
+            runs.append({"rows": rows, "load_start": load_start, "load_end": _load()})
+        out = report(runs)
+        loads = [run["load_start"] for run in runs] + [run["load_end"] for run in runs]
+        conditions = (f"{products:,} products, PostgreSQL {pg_version}, {os.cpu_count()} "
+                      f"CPUs, load {min(loads):.1f}-{max(loads):.1f}, medians of "
+                      f"{len(runs)} runs")
+        print("BENCH " + json.dumps({
+            "conditions": {"products": products, "database": f"PostgreSQL {pg_version}",
+                           "runs": len(runs), "load": [min(loads), max(loads)]},
+            "rows": [{"goal": "search", "work": r["work"], "barid": _round(r["barid"]),
+                      "baseline": _round(r["baseline"]), "ratio": _round(r["ratio"]),
+                      "p50": _round(r["barid"]), "page": _round(r["page"]),
+                      "unit": "ms per query (median)", "conditions": conditions}
+                     for r in out],
+        }, ensure_ascii=False))
     finally:
         from app.database import get_engine
 
         with contextlib.suppress(RuntimeError):
             get_engine().dispose()
-        if not args.keep:
+        if name is not None and not args.keep:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -141,8 +141,8 @@ def title_rank(title_column: ColumnElement[str], words: list[str]) -> ColumnElem
 # Both configurations read the search form: `arabic` stems Arabic words (and leaves Latin
 # ones as they are), `english` stems Latin words (and leaves Arabic ones as they are), so
 # a word is found whichever language it is in. The title vector alone serves "named
-# after the query"; the text vector (title weighted A, the rest D) serves every match and
-# the rank.
+# after the query" and ranks those products; the text vector (title weighted A, the rest
+# D) serves every match and ranks the products that only mention the query.
 TITLE_VECTOR_SQL = (
     "to_tsvector('arabic'::regconfig, search_title) || "
     "to_tsvector('english'::regconfig, search_title)"
@@ -175,13 +175,20 @@ def _postgres_only_other(element: PostgresOnly, compiler: Any, **kw: Any) -> str
     return "NULL"
 
 
+def _either_reading(word: str) -> ColumnElement[Any]:
+    """`word` as the `arabic` or the `english` configuration reads it; once when both
+    read it alike ("samsung", "هاتف"). The planner estimates 'x' | 'x' as twice as
+    common as 'x', and for a common word that tips it into reading the table instead of
+    the index (16 ms instead of 4 for "samsung" in 100,000 products). Both sides are
+    immutable functions of the query, so PostgreSQL folds the CASE when it plans."""
+    arabic = func.plainto_tsquery(literal_column("'arabic'::regconfig"), word)
+    english = func.plainto_tsquery(literal_column("'english'::regconfig"), word)
+    return case((arabic == english, english), else_=arabic.op("||")(english))
+
+
 def ts_query(words: Iterable[str]) -> ColumnElement[Any]:
     """Every word, each as the `arabic` or the `english` configuration reads it."""
-    per_word = [
-        func.plainto_tsquery(literal_column("'arabic'::regconfig"), w)
-        .op("||")(func.plainto_tsquery(literal_column("'english'::regconfig"), w))
-        for w in words
-    ]
+    per_word = [_either_reading(w) for w in words]
     query = per_word[0]
     for more in per_word[1:]:
         query = query.op("&&")(more)

@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from app.database import db
 from app.errors import NotFound, ValidationFailed
@@ -109,6 +111,35 @@ def _paginate(stmt: Select[Product], page: int | None, per_page: int,
     )
     return CatalogPage(items=items, total=min(counted, MAX_COUNTED), page=page,
                        per_page=per_page, more=counted > MAX_COUNTED)
+
+
+def _capped_page(stmt: Select[Product], order_by: list[Any], page: int | None,
+                 per_page: int) -> CatalogPage:
+    """Like `_paginate`, in one round trip: the first MAX_COUNTED + 1 matches of `stmt`
+    are taken (any of them: no order is asked for, so an index scan may stop early),
+    counted and ordered by `order_by`, and the page's products come back with the
+    count. Past MAX_COUNTED matches, the order applies to those taken only."""
+    page = _page_number(page)
+    # A descending key is taken as its value and sorted descending outside.
+    keys = [(o.element, True) if isinstance(o, UnaryExpression)
+            and o.modifier is operators.desc_op else (o, False) for o in order_by]
+    hits = (stmt.with_only_columns(Product.id.label("id"),
+                                   *(k.label(f"o{i}") for i, (k, _) in enumerate(keys)))
+            .order_by(None).limit(MAX_COUNTED + 1).subquery("hits"))
+    order = [hits.c[f"o{i}"].desc() if desc else hits.c[f"o{i}"]
+             for i, (_, desc) in enumerate(keys)]
+    best = (select(hits.c.id, func.count().over().label("counted"),
+                   func.row_number().over(order_by=order).label("position"))
+            .order_by(*order).limit(per_page).offset((page - 1) * per_page)
+            .subquery("best"))
+    rows = db.execute(
+        _visible().add_columns(best.c.counted).join(best, best.c.id == Product.id)
+        .order_by(best.c.position)
+    ).unique().all()
+    counted = rows[0].counted if rows else 0 if page == 1 else (
+        db.scalar(select(func.count()).select_from(hits)) or 0)
+    return CatalogPage(items=[row[0] for row in rows], total=min(counted, MAX_COUNTED),
+                       page=page, per_page=per_page, more=counted > MAX_COUNTED)
 
 
 def _newest_first() -> list[Any]:
@@ -327,7 +358,12 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
         matched_by = MatchedBy.WORDS
     if result is None or result.total == 0:
         stmt, order = search_statement(words)
-        result = _paginate(stmt.where(*conditions.values()), page, per_page, order)
+        stmt = stmt.where(*conditions.values())
+        # PostgreSQL: one round trip, and only the first MAX_COUNTED + 1 matches are
+        # ordered (a two-letter word has no index: sorting every match read the whole
+        # table). SQLite keeps the plain count and page.
+        result = (_capped_page(stmt, order, page, per_page) if _is_postgresql()
+                  else _paginate(stmt, page, per_page, order))
         matched_by = MatchedBy.LETTERS
     if result.total == 0 and _is_postgresql() and (unknown := _unknown_words(words)):
         # Only the words no product has are taken as typos (the others must still
@@ -340,7 +376,7 @@ def search(query: str | None, *, page: int | None = 1, per_page: int = PER_PAGE,
         if known:
             stmt = stmt.where(_match(known, MatchedBy.WORDS))
         order = [func.similarity(Product.search_title, " ".join(words)).desc(), Product.id]
-        typo = _paginate(stmt, page, per_page, order)
+        typo = _capped_page(stmt, order, page, per_page)
         if typo.total:
             result, matched_by = typo, MatchedBy.TYPO
     facets = None
@@ -357,14 +393,14 @@ def _unknown_words(words: list[str]) -> list[str]:
     as a word nor inside one (index lookups): candidates for a typo. A one-word query
     that found nothing needs no lookup."""
     candidates = [w for w in words if len(w) >= MIN_INDEXED_LENGTH]
-    if len(words) == 1:
+    if len(words) == 1 or not candidates:
         return candidates
-
-    def held(word: str) -> bool:
-        return any(db.scalar(select(Product.id).where(_match([word], how)).limit(1))
-                   is not None for how in (MatchedBy.WORDS, MatchedBy.LETTERS))
-
-    return [w for w in candidates if not held(w)]
+    # One round trip for every word: held as a word, or else inside one.
+    held = db.execute(select(*(
+        or_(select(Product.id).where(_match([w], MatchedBy.WORDS)).limit(1).exists(),
+            select(Product.id).where(_match([w], MatchedBy.LETTERS)).limit(1).exists())
+        for w in candidates))).one()
+    return [w for w, found in zip(candidates, held, strict=True) if not found]
 
 
 def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool]]
@@ -373,12 +409,14 @@ def ranked_words_statement(words: list[str], conditions: list[ColumnElement[bool
     taken) and its capped set of hits, kept apart so the plan can be inspected."""
     query = ts_query(words)
     cap = MAX_COUNTED + 1
-    rank = func.ts_rank(Product.search_vector, query)
     in_title = ts_matches(Product.search_title_vector, query)
-    named = (_visible_rows(Product.id.label("id"), literal(0).label("tier"), rank.label("rank"))
+    # Products named after the query are ranked on their title's vector: a few words,
+    # so ranking a thousand of them reads a tenth of what the whole text's vectors hold.
+    named = (_visible_rows(Product.id.label("id"), literal(0).label("tier"),
+                           func.ts_rank(Product.search_title_vector, query).label("rank"))
              .where(in_title, *conditions).limit(cap))
     mentioned = (_visible_rows(Product.id.label("id"), literal(1).label("tier"),
-                               rank.label("rank"))
+                               func.ts_rank(Product.search_vector, query).label("rank"))
                  .where(ts_matches(Product.search_vector, query), ~in_title, *conditions)
                  .limit(cap))
     both = union_all(named, mentioned).subquery("both_tiers")
@@ -394,8 +432,9 @@ def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
                   page: int | None, per_page: int) -> CatalogPage:
     """Full-text search on PostgreSQL: at most MAX_COUNTED + 1 matches are taken,
     products named after the query first (from the title index), then those that only
-    mention it, and ranked among themselves by ts_rank. A common word thus costs one
-    short index read and a thousand ranks, not a rank of every product that has it."""
+    mention it, and ranked among themselves by ts_rank (the named ones on their title's
+    vector, the others on the whole text's). A common word thus costs one short index
+    read and a thousand ranks of short vectors, not a rank of every product that has it."""
     page = _page_number(page)
     stmt, hits = ranked_words_statement(words, conditions)
     best = stmt.limit(per_page).offset((page - 1) * per_page).subquery("best")
@@ -404,7 +443,8 @@ def _ranked_words(words: list[str], conditions: list[ColumnElement[bool]],
         _visible().add_columns(best.c.counted).join(best, best.c.id == Product.id)
         .order_by(best.c.position)
     ).unique().all()
-    counted = rows[0].counted if rows else (
+    # An empty first page means nothing matched; only a page past the end needs a count.
+    counted = rows[0].counted if rows else 0 if page == 1 else (
         db.scalar(select(func.count()).select_from(hits)) or 0)
     return CatalogPage(items=[row[0] for row in rows], total=min(counted, MAX_COUNTED),
                        page=page, per_page=per_page, more=counted > MAX_COUNTED)

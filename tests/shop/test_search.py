@@ -179,3 +179,67 @@ def test_postgresql_answers_word_search_from_the_full_text_indexes(local_shop, c
     common = catalog.search("منتج", page=3)
     assert (common.total, common.more, common.pages, len(common.items)) == (
         catalog.MAX_COUNTED, True, 42, 24)
+
+
+def _statements_of(action):
+    """The SQL statements `action` sends (round trips to the database)."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if not statement.startswith(("SAVEPOINT", "RELEASE")):  # the test's own
+            sent.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_a_search_costs_few_round_trips(local_shop, category):
+    make_product(local_shop, category, title_ar="هاتف سامسونج", title_en="Samsung phone")
+    make_product(local_shop, category, title_ar="شاحن", title_en="Charger",
+                 description_en="Works with the Samsung phone")
+    db.commit()
+    # Found as words: the count, the ranking and the page's products in one statement.
+    assert len(_statements_of(lambda: catalog.search("samsung phone"))) == 1
+    # Nothing found: words, then letters, then the typo threshold and the typo search.
+    assert len(_statements_of(lambda: catalog.search("zzqqxx"))) == 4
+    # Several words, nothing found: the words no product holds are looked up at once.
+    sent = _statements_of(lambda: catalog.search("هاتف قطني ابيض"))
+    assert len(sent) <= 5, sent
+    assert catalog.search("samsang").matched_by is catalog.MatchedBy.TYPO
+
+
+def test_letters_inside_words_are_counted_and_paged_past_the_cap(local_shop, category):
+    # "ip" is no word of any title, so the letters search answers, and a two-letter
+    # word has no index: at most MAX_COUNTED + 1 are taken and ordered, in one trip.
+    db.execute(text(
+        "INSERT INTO products (merchant_id, category_id, title_ar, title_en, description_ar, "
+        "description_en, price, stock, weight_g, hs_code, origin_country, active, image_url, "
+        "search_title, search_text, created_at, updated_at) "
+        "SELECT :m, :c, 'منتج', 'philips ' || g, '', '', 1000, 5, 100, '851712', 'IQ', "
+        "true, '', 'منتج philips ' || g, 'منتج philips ' || g, now(), now() "
+        "FROM generate_series(1, 1500) AS g"
+    ), {"m": local_shop.id, "c": category.id})
+    make_product(local_shop, category, title_en="Shipping box")
+    db.commit()
+    first = catalog.search("ip")
+    assert (first.total, first.more, first.matched_by) == (
+        catalog.MAX_COUNTED, True, catalog.MatchedBy.LETTERS)
+    pages = [catalog.search("ip", page=n) for n in range(1, 43)]
+    seen = [p.id for page in pages for p in page.items]
+    assert len(seen) == len(set(seen)) >= catalog.MAX_COUNTED  # no product twice
+    # Ordered as before: titles holding the letters, shorter titles first.
+    lengths = [len(p.search_title) for p in first.items]
+    assert lengths == sorted(lengths)
+    assert len(_statements_of(lambda: catalog.search("ip"))) == 2  # words, letters
+    # Past the first page, an empty page of words needs a count to tell "no match".
+    assert len(_statements_of(lambda: catalog.search("ip", page=3))) == 3
+    # A page past the end is empty and still says how many there are.
+    past = catalog.search("ip", page=60)
+    assert (past.items, past.total) == ([], catalog.MAX_COUNTED)
