@@ -30,6 +30,7 @@ _FONT_CANDIDATES = [
 _ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 _reshaper = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False})
 _registered = False
+_font_files: tuple[str, str] | None = None
 
 
 class PdfFontMissing(RuntimeError):
@@ -38,16 +39,24 @@ class PdfFontMissing(RuntimeError):
 
 def register_fonts() -> None:
     """Register the document font once per process; raises PdfFontMissing."""
-    global _registered
+    global _registered, _font_files
     if _registered:
         return
     for regular, bold in _FONT_CANDIDATES:
         if Path(regular).exists() and Path(bold).exists():
             pdfmetrics.registerFont(TTFont(FONT, regular))
             pdfmetrics.registerFont(TTFont(FONT_BOLD, bold))
+            _font_files = (regular, bold)
             _registered = True
             return
     raise PdfFontMissing("install fonts-hosny-amiri (or fonts-dejavu-core) for PDF documents")
+
+
+def font_files() -> tuple[str, str] | None:
+    """The regular and bold font files documents are drawn with (None before any is
+    registered): stored documents note it, so a change of font draws them again."""
+    register_fonts()
+    return _font_files
 
 
 def has_arabic(text: str) -> bool:
