@@ -61,7 +61,21 @@ _DOCUMENT_WORDS = (
 
 
 def bi(text: str, **kw: object) -> tuple[str, str]:
-    """An English source string and its Arabic translation, for bilingual documents."""
+    """An English source string and its Arabic translation, for bilingual documents.
+
+    Without arguments the pair is remembered per app: translations do not change while
+    a process runs, and switching locale costs more than drawing the words.
+    """
+    if not kw:
+        known = current_app.extensions.setdefault("barid.document_words", {})
+        pair = known.get(text)
+        if pair is None:
+            pair = known[text] = _bi(text)
+        return pair
+    return _bi(text, **kw)
+
+
+def _bi(text: str, **kw: object) -> tuple[str, str]:
     with force_locale("ar"):
         ar = _(text, **kw)
     with force_locale("en"):
@@ -233,20 +247,16 @@ _LABEL_WORDS = ("Iraqi Post", "From", "To", "Weight", "Service", "Office", "Date
 
 
 def _label_words() -> list[tuple[str, str]]:
-    # Translations do not change while a process runs: worked out once per app.
-    words = current_app.extensions.get("barid.label_words")
-    if words is None:
-        words = [bi(w) for w in _LABEL_WORDS]
-        current_app.extensions["barid.label_words"] = words
-    return words
+    return [bi(w) for w in _LABEL_WORDS]  # remembered per app by bi
 
 
-def label_fingerprint(parcel: Parcel, size: str = "4x6") -> str:
+def label_fingerprint(parcel: Parcel, size: str = "4x6",
+                      office: PostOffice | None = None) -> str:
     """A hash of everything the label of `parcel` shows at `size`: its printed fields,
     the office's name, the QR's signed address, the site's address, the words'
     translations, the font and LABEL_VERSION. Changes nothing."""
     sides = ("name", "phone", "country", "governorate", "district", "landmark", "address")
-    office = _office(parcel.origin_office_id)
+    office = office or _office(parcel.origin_office_id)
     body = [
         LABEL_VERSION, size, font_files(), _label_words(),
         current_app.config["PUBLIC_BASE_URL"],
@@ -268,7 +278,10 @@ def label_for(parcel: Parcel, size: str = "4x6") -> bytes:
     stands and these bytes are served). Raises KeyError for an unknown size."""
     if size not in SIZES:
         raise KeyError(size)
-    fingerprint = label_fingerprint(parcel, size)
+    # Held while the label is drawn: the session's identity map keeps only what is
+    # referenced, and draw_label asks for the office again.
+    office = _office(parcel.origin_office_id)
+    fingerprint = label_fingerprint(parcel, size, office)
     stored = db.scalar(select(ParcelLabel).where(ParcelLabel.parcel_id == parcel.id,
                                                  ParcelLabel.size == size))
     if stored is not None and stored.fingerprint == fingerprint:
