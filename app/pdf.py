@@ -83,6 +83,12 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
     register_fonts()
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
+        # Most lines fit whole: then the word-by-word trials below (each one shaped and
+        # measured) would end in this same one line, as every shorter prefix fits too.
+        joined = " ".join(paragraph.split())
+        if pdfmetrics.stringWidth(visual(joined), font, size) <= width:
+            lines.append(joined)
+            continue
         current = ""
         for word in paragraph.split():
             trial = f"{current} {word}".strip()

@@ -301,6 +301,16 @@ def print_run(url: str, renders: int, profile: cProfile.Profile | None = None) -
             res[kind] = {"rate": len(times) / sum(times), "p50": 1000 * _pct(times, 0.5),
                          "p99": 1000 * _pct(times, 0.99), "bytes": len(pdf),
                          "stmts": (counter.n - before) / len(times)}
+        # Drawing alone (tracking.labels.render_label), the parcels loaded beforehand.
+        parcels = list(db.scalars(select(Parcel).where(Parcel.tracking_number.in_(numbers))))
+        times = []
+        for parcel in parcels:
+            t0 = time.perf_counter()
+            pdf = labels.render_label(parcel)
+            times.append(time.perf_counter() - t0)
+        res["draw"] = {"rate": len(times) / sum(times), "p50": 1000 * _pct(times, 0.5),
+                       "p99": 1000 * _pct(times, 0.99), "bytes": len(pdf)}
+        db.remove()
         # The raw drawings of the same labels, the strings prepared beforehand.
         strings = [label_strings(db.scalar(select(Parcel).where(
             Parcel.tracking_number == n))) for n in numbers]
@@ -365,7 +375,7 @@ def run(url: str, args: argparse.Namespace, version: str) -> dict:
 
     acc = {k: med(accepts, k) for k in ("rate", "p50", "p99", "stmts")}
     pr = {kind: {k: med(prints, kind, k) for k in ("rate", "p50", "p99")}
-          for kind in ("first", "reprint", "raw", "raw_vector_qr")}
+          for kind in ("draw", "first", "reprint", "raw", "raw_vector_qr")}
     first_stmts, reprint_stmts = med(prints, "first", "stmts"), med(prints, "reprint", "stmts")
     load = f"load average {min(loads):.1f}-{max(loads):.1f}"
     cond = (f"PostgreSQL {version} local, {os.cpu_count()} CPUs, {load}, medians of "
@@ -374,7 +384,8 @@ def run(url: str, args: argparse.Namespace, version: str) -> dict:
     print(f"acceptance ({args.workers} processes, {args.parcels} parcels per run, cash, "
           f"no label drawn): {acc['rate']:.1f} parcels/s, p50 {acc['p50']:.1f} ms, "
           f"p99 {acc['p99']:.1f} ms, {acc['stmts']:.1f} statements per parcel")
-    for kind, what in (("first", f"first print (draw + store, {first_stmts:.1f} statements)"),
+    for kind, what in (("draw", "label drawing alone (render_label)"),
+                       ("first", f"first print (draw + store, {first_stmts:.1f} statements)"),
                        ("reprint", f"reprint (stored bytes, {reprint_stmts:.1f} statements)"),
                        ("raw", "raw ReportLab, same label (ReportLab QR widget)"),
                        ("raw_vector_qr", "raw ReportLab, same label (QR as one path)")):
@@ -382,6 +393,8 @@ def run(url: str, args: argparse.Namespace, version: str) -> dict:
         print(f"{what:58} {p['rate']:8.1f} labels/s  p50 {p['p50']:6.2f} ms  "
               f"p99 {p['p99']:6.2f} ms")
     raw, strict = pr["raw"]["rate"], pr["raw_vector_qr"]["rate"]
+    print(f"drawing alone / raw: {pr['draw']['rate'] / raw:.2f}x "
+          f"(vs raw with the same QR path: {pr['draw']['rate'] / strict:.2f}x)")
     print(f"first print / raw: {pr['first']['rate'] / raw:.2f}x "
           f"(vs raw with the same QR path: {pr['first']['rate'] / strict:.2f}x); "
           f"reprint / raw: {pr['reprint']['rate'] / raw:.2f}x")
@@ -408,6 +421,10 @@ def run(url: str, args: argparse.Namespace, version: str) -> dict:
             "target 100 parcels/s", None,
             f"{args.workers} processes, {args.parcels} parcels/run, accept_at_counter with "
             f"cash, one commit each, {acc['stmts']:.1f} statements per parcel"),
+        row("label render: tracking.labels.render_label (labels/s)", pr["draw"],
+            "raw ReportLab drawing the same label", raw,
+            f"1 process, {args.renders} labels/run, parcel loaded; vs raw with the same QR "
+            f"path {pr['draw']['rate'] / strict:.2f}x"),
         row("label first print: draw + store (labels/s)", pr["first"],
             "raw ReportLab drawing the same label", raw,
             f"1 process, {args.renders} labels/run; vs raw with the same QR path "

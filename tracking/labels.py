@@ -135,8 +135,10 @@ def _local(dt: datetime | None) -> str:
     return dt.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M") if dt else ""
 
 
-def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
-    """Draw one label on the current page of `c`."""
+def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6",
+               offices: dict[int, PostOffice | None] | None = None) -> None:
+    """Draw one label on the current page of `c`. `offices` remembers the offices read
+    for a batch (the session keeps only the rows something refers to)."""
     register_fonts()
     pw, ph = SIZES[size]
     m = 12
@@ -191,7 +193,11 @@ def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
     # The QR carries the signed reference: a counter opens the parcel, anyone else the
     # public tracking page. The human-readable tracking address is printed beside it.
     draw_qr(c, barcode_url(PARCEL_BARCODE, parcel.tracking_number), m, m + 2, qr)
-    office = _office(parcel.origin_office_id)
+    offices = {} if offices is None else offices
+    office_id = parcel.origin_office_id or 0
+    if office_id not in offices:
+        offices[office_id] = _office(office_id)
+    office = offices[office_id]
     accepted = parcel.created_at
     details = [
         (bi("Weight"), f"{parcel.weight_grams / 1000:.2f} kg"),
@@ -220,8 +226,9 @@ def render_labels(parcels: Iterable[Parcel], size: str = "4x6") -> bytes:
     c = Canvas(buf, pagesize=SIZES[size], pageCompression=1)
     c.setTitle("Barid labels")
     count = 0
+    offices: dict[int, PostOffice | None] = {}
     for parcel in parcels:
-        draw_label(c, parcel, size)
+        draw_label(c, parcel, size, offices)
         c.showPage()
         count += 1
     if count == 0:
