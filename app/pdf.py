@@ -9,6 +9,7 @@ reversed. Amiri has both Arabic and Latin glyphs, so mixed lines need one font.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import arabic_reshaper
 import qrcode
 import qrcode.constants
 from bidi import get_display
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
@@ -30,6 +32,7 @@ _FONT_CANDIDATES = [
 _ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 _reshaper = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False})
 _registered = False
+_font_files: tuple[str, str] | None = None
 
 
 class PdfFontMissing(RuntimeError):
@@ -38,27 +41,37 @@ class PdfFontMissing(RuntimeError):
 
 def register_fonts() -> None:
     """Register the document font once per process; raises PdfFontMissing."""
-    global _registered
+    global _registered, _font_files
     if _registered:
         return
     for regular, bold in _FONT_CANDIDATES:
         if Path(regular).exists() and Path(bold).exists():
             pdfmetrics.registerFont(TTFont(FONT, regular))
             pdfmetrics.registerFont(TTFont(FONT_BOLD, bold))
+            _font_files = (regular, bold)
             _registered = True
             return
     raise PdfFontMissing("install fonts-hosny-amiri (or fonts-dejavu-core) for PDF documents")
+
+
+def font_files() -> tuple[str, str] | None:
+    """The regular and bold font files documents are drawn with (None before any is
+    registered): stored documents note it, so a change of font draws them again."""
+    register_fonts()
+    return _font_files
 
 
 def has_arabic(text: str) -> bool:
     return bool(_ARABIC.search(text))
 
 
+@lru_cache(maxsize=8192)
 def visual(line: str) -> str:
     """One logical line of text, reshaped and reordered for drawing left to right.
 
     Latin-only text is returned unchanged, so tracking numbers and amounts keep their
-    order.
+    order. Remembered per process (the same headings, places and wrap trials recur on
+    every document; reshaping is the slow part of drawing Arabic).
     """
     if not has_arabic(line):
         return line
@@ -70,6 +83,12 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
     register_fonts()
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
+        # Most lines fit whole: then the word-by-word trials below (each one shaped and
+        # measured) would end in this same one line, as every shorter prefix fits too.
+        joined = " ".join(paragraph.split())
+        if pdfmetrics.stringWidth(visual(joined), font, size) <= width:
+            lines.append(joined)
+            continue
         current = ""
         for word in paragraph.split():
             trial = f"{current} {word}".strip()
@@ -112,8 +131,11 @@ def draw_text(canvas, x: float, y: float, text: str, *, font: str = FONT, size: 
 def draw_qr(c: Any, value: str, x: float, y: float, size: float) -> None:
     """A QR code of `value`, `size` points square, bottom-left at (x, y).
 
-    Encoded once with `qrcode` and drawn as one path of horizontal runs: ReportLab's QR
-    widget encodes twice and draws one shape per module, several times slower.
+    Encoded once with `qrcode` and drawn as vector: one filled path of the dark runs of
+    each row, in module units under one transformation, so the page carries small
+    integers (ReportLab formats every coordinate it is given in Python, which made the
+    QR the slowest part of a label). ReportLab's QR widget encodes twice and draws one
+    shape per module, several times slower.
     """
     # A fixed mask skips the encoder's search over all eight (any mask is valid QR; the
     # search only tunes contrast patterns, and printed labels scan fine without it).
@@ -124,9 +146,9 @@ def draw_qr(c: Any, value: str, x: float, y: float, size: float) -> None:
     matrix = qr.get_matrix()
     n = len(matrix)
     cell = size / n
-    path = c.beginPath()
+    # Module (col, row) -> page: x + col * cell, y + size - row * cell (rows run down).
+    ops = [f"q 0 g {fp_str(cell, 0, 0, -cell, x, y + size)} cm"]
     for r, row in enumerate(matrix):
-        top = y + size - (r + 1) * cell
         col = 0
         while col < n:
             if not row[col]:
@@ -135,8 +157,7 @@ def draw_qr(c: Any, value: str, x: float, y: float, size: float) -> None:
             start = col
             while col < n and row[col]:
                 col += 1
-            path.rect(x + start * cell, top, (col - start) * cell, cell)
-    c.saveState()
-    c.setFillColorRGB(0, 0, 0)
-    c.drawPath(path, stroke=0, fill=1)
-    c.restoreState()
+            ops.append(f"{start} {r} {col - start} 1 re")
+    ops.append("f Q")
+    # Saved and restored around itself (q ... Q): the canvas's own state is untouched.
+    c.addLiteral("\n".join(ops))

@@ -381,15 +381,20 @@ def find_card(number: str) -> PostCard:
     return card
 
 
-def holds_card(number: str, user_id: int) -> bool:
-    """Whether the card typed as `number` is linked to account `user_id`. Tells a person
-    only about their own cards; a malformed number is simply not theirs."""
+def held_card(number: str, user_id: int) -> PostCard | None:
+    """The card typed as `number` if it is linked to account `user_id`, else None. Tells
+    a person only about their own cards; a malformed number is simply not theirs."""
     try:
         normalised = normalise_number(number)
     except InvalidCardNumber:
-        return False
-    return db.scalar(select(PostCard.id).where(PostCard.number == normalised,
-                                               PostCard.user_id == user_id)) is not None
+        return None
+    return db.scalar(select(PostCard).where(PostCard.number == normalised,
+                                            PostCard.user_id == user_id))
+
+
+def holds_card(number: str, user_id: int) -> bool:
+    """Whether the card typed as `number` is linked to account `user_id` (held_card)."""
+    return held_card(number, user_id) is not None
 
 
 def get_card(card_id: int) -> PostCard:

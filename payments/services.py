@@ -128,7 +128,10 @@ def apply_transition(payment: Payment, to: PaymentStatus, *, actor_id: int | Non
     # would otherwise both record pending -> succeeded and publish payment.succeeded
     # twice. The session's own changes are flushed first, so the re-read keeps them.
     db.flush()
-    _lock_payment(payment.id)
+    if getattr(payment, _INSERTED_IN, None) is not db().get_transaction():
+        # A payment this transaction inserted needs no lock: no other transaction can
+        # see its row until this one commits (one statement and its refunds' less).
+        _lock_payment(payment.id)
     frm = PaymentStatus(payment.status)
     if to not in TRANSITIONS[frm]:
         raise PaymentStateError(
@@ -183,6 +186,11 @@ def _existing(idempotency_key: str, **expected: Any) -> Payment | None:
     return p
 
 
+# The attribute a payment inserted by _insert_payment carries: the transaction that
+# inserted it (apply_transition skips the row lock within that same transaction).
+_INSERTED_IN = "_barid_inserted_in"
+
+
 def _insert_payment(p: Payment) -> Payment:
     """Insert `p`; when a concurrent request with the same key won, return its payment."""
     try:
@@ -195,6 +203,7 @@ def _insert_payment(p: Payment) -> Payment:
         if other is None:
             raise
         return other
+    setattr(p, _INSERTED_IN, db().get_transaction())
     return p
 
 
@@ -323,17 +332,21 @@ def _card_for_spending(card_number: str, pin: str, *, amount: int, currency: str
     all of them and a wrong code), with no attempts count: one answer, so a stranger
     cannot tell which.
     """
+    card: PostCard | None = None
     if at_counter:
         _require_counter(actor_id)
-    elif actor_id is None or not cards.holds_card(card_number, actor_id):
+    else:
         # A holder paying with their own linked card is not walking card numbers (the
         # card's own PIN lock still holds); counting them would stop a regular buyer.
-        otp.count_try(actor_id)
+        # (The holder's card, found here, is not looked up a second time below.)
+        card = cards.held_card(card_number, actor_id) if actor_id is not None else None
+        if card is None:
+            otp.count_try(actor_id)
     code = (one_time_code or "").strip()
-    card: PostCard | None = None
     by_code = False
     try:
-        card = cards.find_card(card_number)
+        if card is None:
+            card = cards.find_card(card_number)
         by_code = bool(code) and otp.code_needed(card, actor_id, at_counter=at_counter)
         # With a code the PIN is not checked again (it was right when the code was
         # sent), so a locked card must be refused here.

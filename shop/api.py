@@ -58,7 +58,7 @@ from shop.schemas import (
 )
 from shop.services import catalog
 from shop.services import merchant_api as svc
-from tracking.labels import render_label
+from tracking.labels import label_for
 from tracking.services.lookup import public_view
 
 catalog_api = ApiBlueprint("shop_catalog_api", __name__, tag="Catalog")
@@ -173,7 +173,7 @@ def parcel_label(call: Call, number: str) -> Response:
     """The 4×6 inch label to stick on the parcel, with its S10 barcode and QR code."""
     parcel = svc.owned_parcel(call.owner_id, number)
     with force_locale("ar"):
-        pdf = render_label(parcel)
+        pdf = label_for(parcel)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{parcel.tracking_number}.pdf"'})
 

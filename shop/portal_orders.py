@@ -27,7 +27,7 @@ from app.numbers import WholeNumberField
 from shop.models import Consignment, ConsignmentStatus, Order
 from shop.portal import ActionForm, _merchant, bp
 from shop.services import merchant_api as svc
-from tracking.labels import render_label
+from tracking.labels import label_for
 from tracking.models import Parcel
 from tracking.services.lookup import public_view
 
@@ -168,7 +168,7 @@ def order_label(consignment_id: int) -> Response:
     parcel = db.scalar(select(Parcel).where(Parcel.id == c.parcel_id)) if c.parcel_id else None
     if parcel is None:
         raise NotFound(_l("This consignment has no parcel yet."))
-    with force_locale("ar"):
-        pdf = render_label(parcel)
+    with force_locale("ar"), unit_of_work():  # the first print stores the label
+        pdf = label_for(parcel)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{parcel.tracking_number}.pdf"'})

@@ -194,8 +194,10 @@ def label(number: str) -> Response:
     size = request.args.get("size", "4x6")
     if size not in labels.SIZES:
         abort(404)
-    p = get_parcel(number)
-    return _pdf(labels.render_label(p, size), f"label-{p.tracking_number}.pdf")
+    with unit_of_work():  # the first print stores the label; a reprint serves it
+        p = get_parcel(number)
+        pdf = labels.label_for(p, size)
+    return _pdf(pdf, f"label-{p.tracking_number}.pdf")
 
 
 @bp.get("/labels.pdf")

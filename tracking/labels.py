@@ -9,7 +9,9 @@ the same label is read by Iraqi carriers and, abroad, by foreign posts.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -21,15 +23,17 @@ from reportlab.graphics.barcode import code128
 from reportlab.lib.pagesizes import A4, A6, inch
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import PostOffice
 from app.barcodes import barcode_url
-from app.database import db
+from app.database import db, savepoint, utcnow
 from app.geo import governorate
 from app.i18n import BAGHDAD
 from app.money import format_money
-from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, has_arabic, register_fonts
-from tracking.models import CustomsCase, Parcel
+from app.pdf import FONT, FONT_BOLD, draw_qr, draw_text, font_files, has_arabic, register_fonts
+from tracking.models import CustomsCase, Parcel, ParcelLabel
 from tracking.services.customs import compute
 
 # The kinds of signed reference the QR codes on tracking's papers carry (tracking.barcodes
@@ -57,7 +61,21 @@ _DOCUMENT_WORDS = (
 
 
 def bi(text: str, **kw: object) -> tuple[str, str]:
-    """An English source string and its Arabic translation, for bilingual documents."""
+    """An English source string and its Arabic translation, for bilingual documents.
+
+    Without arguments the pair is remembered per app: translations do not change while
+    a process runs, and switching locale costs more than drawing the words.
+    """
+    if not kw:
+        known = current_app.extensions.setdefault("barid.document_words", {})
+        pair = known.get(text)
+        if pair is None:
+            pair = known[text] = _bi(text)
+        return pair
+    return _bi(text, **kw)
+
+
+def _bi(text: str, **kw: object) -> tuple[str, str]:
     with force_locale("ar"):
         ar = _(text, **kw)
     with force_locale("en"):
@@ -117,8 +135,10 @@ def _local(dt: datetime | None) -> str:
     return dt.astimezone(BAGHDAD).strftime("%Y-%m-%d %H:%M") if dt else ""
 
 
-def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
-    """Draw one label on the current page of `c`."""
+def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6",
+               offices: dict[int, PostOffice | None] | None = None) -> None:
+    """Draw one label on the current page of `c`. `offices` remembers the offices read
+    for a batch (the session keeps only the rows something refers to)."""
     register_fonts()
     pw, ph = SIZES[size]
     m = 12
@@ -173,7 +193,11 @@ def draw_label(c: Canvas, parcel: Parcel, size: str = "4x6") -> None:
     # The QR carries the signed reference: a counter opens the parcel, anyone else the
     # public tracking page. The human-readable tracking address is printed beside it.
     draw_qr(c, barcode_url(PARCEL_BARCODE, parcel.tracking_number), m, m + 2, qr)
-    office = _office(parcel.origin_office_id)
+    offices = {} if offices is None else offices
+    office_id = parcel.origin_office_id or 0
+    if office_id not in offices:
+        offices[office_id] = _office(office_id)
+    office = offices[office_id]
     accepted = parcel.created_at
     details = [
         (bi("Weight"), f"{parcel.weight_grams / 1000:.2f} kg"),
@@ -202,8 +226,9 @@ def render_labels(parcels: Iterable[Parcel], size: str = "4x6") -> bytes:
     c = Canvas(buf, pagesize=SIZES[size], pageCompression=1)
     c.setTitle("Barid labels")
     count = 0
+    offices: dict[int, PostOffice | None] = {}
     for parcel in parcels:
-        draw_label(c, parcel, size)
+        draw_label(c, parcel, size, offices)
         c.showPage()
         count += 1
     if count == 0:
@@ -213,7 +238,73 @@ def render_labels(parcels: Iterable[Parcel], size: str = "4x6") -> bytes:
 
 
 def render_label(parcel: Parcel, size: str = "4x6") -> bytes:
+    """One label drawn now, as PDF bytes (label_for serves the stored one)."""
     return render_labels([parcel], size)
+
+
+# ---- the label kept after its first print ----------------------------------------------
+
+# Bump when draw_label changes what it draws: every stored label is then drawn again on
+# its next print. (Words, fonts, addresses and the site's address are in the fingerprint.)
+LABEL_VERSION = 1
+# The words draw_label translates; their translations go into the fingerprint, so a new
+# catalog (a reworded heading) redraws the labels printed before it.
+_LABEL_WORDS = ("Iraqi Post", "From", "To", "Weight", "Service", "Office", "Date", "Postage",
+                *SERVICE_NAMES.values())
+
+
+def _label_words() -> list[tuple[str, str]]:
+    return [bi(w) for w in _LABEL_WORDS]  # remembered per app by bi
+
+
+def label_fingerprint(parcel: Parcel, size: str = "4x6",
+                      office: PostOffice | None = None) -> str:
+    """A hash of everything the label of `parcel` shows at `size`: its printed fields,
+    the office's name, the QR's signed address, the site's address, the words'
+    translations, the font and LABEL_VERSION. Changes nothing."""
+    sides = ("name", "phone", "country", "governorate", "district", "landmark", "address")
+    office = office or _office(parcel.origin_office_id)
+    body = [
+        LABEL_VERSION, size, font_files(), _label_words(),
+        current_app.config["PUBLIC_BASE_URL"],
+        barcode_url(PARCEL_BARCODE, parcel.tracking_number),
+        parcel.tracking_number, parcel.service,
+        [getattr(parcel, f"sender_{f}") for f in sides],
+        [getattr(parcel, f"recipient_{f}") for f in sides],
+        parcel.weight_grams, parcel.postage_amount, parcel.postage_currency,
+        office.name_ar if office else None, _local(parcel.created_at),
+    ]
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def label_for(parcel: Parcel, size: str = "4x6") -> bytes:
+    """The label of `parcel` as PDF bytes: the one stored at its first print while what
+    it shows is unchanged, else drawn now and stored (parcel_labels). Flushes (in a
+    savepoint: when another print stores the same label at the same moment, its row
+    stands and these bytes are served). Raises KeyError for an unknown size."""
+    if size not in SIZES:
+        raise KeyError(size)
+    # Held while the label is drawn: the session's identity map keeps only what is
+    # referenced, and draw_label asks for the office again.
+    office = _office(parcel.origin_office_id)
+    fingerprint = label_fingerprint(parcel, size, office)
+    stored = db.scalar(select(ParcelLabel).where(ParcelLabel.parcel_id == parcel.id,
+                                                 ParcelLabel.size == size))
+    if stored is not None and stored.fingerprint == fingerprint:
+        return stored.pdf
+    pdf = render_label(parcel, size)
+    try:
+        with savepoint():
+            if stored is None:
+                db.add(ParcelLabel(parcel_id=parcel.id, size=size, fingerprint=fingerprint,
+                                   pdf=pdf))
+            else:
+                stored.fingerprint, stored.pdf, stored.rendered_at = fingerprint, pdf, utcnow()
+            db.flush()
+    except IntegrityError:
+        pass  # another print of the same label stored it first: both drew the same page
+    return pdf
 
 
 # ---- customs declarations -------------------------------------------------------------

@@ -11,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import Base, append_only, utcnow
@@ -127,6 +127,26 @@ class Parcel(Base):
         if len(currencies) != 1:
             return None
         return sum(a.value_amount for a in self.articles), currencies.pop()
+
+
+class ParcelLabel(Base):
+    """A parcel's label as first printed, kept so that a reprint (and the counter's busy
+    hour) serves stored bytes instead of drawing it again.
+
+    `fingerprint` hashes everything the label shows and the drawing's version
+    (tracking.labels.label_fingerprint): when any of it changes, the stored PDF no
+    longer matches and the next print draws and stores it afresh.
+    """
+
+    __tablename__ = "parcel_labels"
+    __table_args__ = (UniqueConstraint("parcel_id", "size", name="uq_parcel_labels_parcel_size"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id", ondelete="CASCADE"))
+    size: Mapped[str] = mapped_column(String(8))  # tracking.labels.SIZES: 4x6, a6
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    rendered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ContentsCategory(enum.StrEnum):

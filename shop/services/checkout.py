@@ -164,14 +164,18 @@ class _Want:
     seen_price_iqd: int | None
 
 
-def _cart_wants(user_id: int, *, lock: bool = False) -> list[_Want]:
+def _cart(user_id: int, *, lock: bool = False) -> tuple[Cart | None, list[_Want]]:
     stmt = select(Cart).where(Cart.user_id == user_id)
     if lock:
         stmt = stmt.with_for_update()
     cart = db.scalar(stmt)
     if cart is None:
-        return []
-    return [_Want(ln.product_id, ln.quantity, ln.seen_price_iqd) for ln in cart.lines]
+        return None, []
+    return cart, [_Want(ln.product_id, ln.quantity, ln.seen_price_iqd) for ln in cart.lines]
+
+
+def _cart_wants(user_id: int, *, lock: bool = False) -> list[_Want]:
+    return _cart(user_id, lock=lock)[1]
 
 
 def _unit_iqd(product: Product, rates: Rates) -> tuple[int, str | None, int | None]:
@@ -309,7 +313,9 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
     dest = destination_for(user, **dest_args)
     # The cart row lock queues a double click behind the first submission, which then
     # finds the order the first one placed (create_order's replay).
-    wants = _cart_wants(user_id, lock=True)
+    # The cart is held (not only its lines read) so that emptying it below needs no
+    # second read: the session keeps only the rows something refers to.
+    cart, wants = _cart(user_id, lock=True)
 
     def price() -> OrderDraft:
         if not wants:
@@ -324,9 +330,7 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
 
     placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price,
                           locale=locale)
-    if not placed.replayed:
-        cart = db.scalar(select(Cart).where(Cart.user_id == user_id))
-        if cart is not None:
-            cart.lines.clear()
-            db.flush()
+    if not placed.replayed and cart is not None:
+        cart.lines.clear()
+        db.flush()
     return placed.order

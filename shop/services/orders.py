@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from app.audit import record_audit
 from app.database import db, utcnow
@@ -152,7 +152,9 @@ def record_placed(order: Order, *, actor_id: int | None) -> None:
     db.add(OrderEvent(order_id=order.id, from_status=None, to_status=order.status,
                       actor_id=actor_id, reason="placed", occurred_at=order.placed_at))
     db.flush()
-    db.refresh(order, ["consignments"])
+    if "consignments" in inspect(order).unloaded:
+        # create_order's orders carry theirs in memory; any other is read back.
+        db.refresh(order, ["consignments"])
     publish("order.placed", order_payload(order))
 
 

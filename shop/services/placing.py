@@ -261,6 +261,9 @@ def _write(user: User, draft: OrderDraft, payment: str, checkout_key: str | None
         handling_fee=draft.sum("handling_fee"), service_fee=draft.sum("service_fee"),
         total=draft.sum("total"), rates=draft.rates, payment_method=payment,
         expires_at=utcnow() + timedelta(minutes=minutes),
+        # Started empty before the first flush and filled below, so the order carries
+        # its consignments in memory and record_placed need not read them back.
+        consignments=[],
     )
     db.add(order)
     db.flush()
@@ -272,7 +275,7 @@ def _write(user: User, draft: OrderDraft, payment: str, checkout_key: str | None
                         customs_fees=dc.customs_fees,
                         handling_fee=dc.handling_fee, service_fee=dc.service_fee,
                         total=dc.total)
-        db.add(c)
+        order.consignments.append(c)
         db.flush()
         for ln in dc.lines:
             db.add(OrderLine(

@@ -153,3 +153,22 @@ def test_officer_works_the_queue(client, officer, held_case):
     case = db.get(CustomsCase, held_case.id)
     assert case.state == "released" and case.decided_by_id == officer.id
     assert "LX123456785CN" not in client.get("/backoffice/customs/").get_data(as_text=True)
+
+
+def test_counter_reprint_serves_the_label_kept_at_first_print(client, clerk):
+    """Acceptance draws no label; the first print draws and keeps it; a reprint is the
+    same bytes, and a size never printed is drawn when asked for."""
+    from tracking.models import ParcelLabel
+
+    login(client, clerk)
+    client.post("/backoffice/parcels/accept", data={**ACCEPT_FORM, "acceptance_key": "k-9"})
+    parcel = db.scalar(select(Parcel))
+    assert db.query(ParcelLabel).count() == 0
+    url = f"/backoffice/parcels/{parcel.tracking_number}/label.pdf"
+    first = client.get(url)
+    assert first.status_code == 200 and first.data.startswith(b"%PDF")
+    assert db.query(ParcelLabel).count() == 1
+    assert client.get(url).data == first.data
+    assert client.get(url + "?size=a6").data != first.data
+    assert db.query(ParcelLabel).count() == 2
+    assert client.get(url + "?size=a3").status_code == 404

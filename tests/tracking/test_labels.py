@@ -87,3 +87,55 @@ def test_duty_receipt_qr_opens_its_parcel(app_ctx, tmp_path):
     assert opened.staff == barcodes.Page("tracking_bo.parcel", {"number": "LX123456785CN"})
     assert opened.public == barcodes.Page("tracking.track_number",
                                           {"number": "LX123456785CN"})
+
+
+def test_label_is_drawn_on_first_print_and_kept(app_ctx, monkeypatch):
+    """The first print draws and stores the label; a reprint serves the same bytes
+    without drawing; a change to what the label shows draws it again."""
+    from sqlalchemy import func, select
+
+    from app.database import db
+    from tracking.models import ParcelLabel
+
+    parcel = preadvise(domestic_draft())
+    drawn = []
+    real = labels.render_label
+
+    def counting(p, size="4x6"):
+        drawn.append((p.tracking_number, size))
+        return real(p, size)
+
+    monkeypatch.setattr(labels, "render_label", counting)
+    first = labels.label_for(parcel)
+    assert labels.label_for(parcel) == first
+    assert drawn == [(parcel.tracking_number, "4x6")]
+    assert db.scalar(select(func.count()).select_from(ParcelLabel)) == 1
+
+    # Another size is another label.
+    labels.label_for(parcel, "a6")
+    assert len(drawn) == 2
+
+    # The recipient's name corrected: the stored label no longer matches, so it is drawn
+    # again and the new one is kept (one row per parcel and size, still).
+    parcel.recipient_name = "زينب الحسيني"
+    db.flush()
+    again = labels.label_for(parcel)
+    assert len(drawn) == 3 and again != first
+    assert labels.label_for(parcel) == again and len(drawn) == 3
+    assert db.scalar(select(func.count()).select_from(ParcelLabel)) == 2
+
+    # So does anything else printed on it: the weight, the QR's site address.
+    parcel.weight_grams += 1
+    labels.label_for(parcel)
+    app_ctx.config["PUBLIC_BASE_URL"] = "https://post.example.iq"
+    labels.label_for(parcel)
+    assert len(drawn) == 5
+    with pytest.raises(KeyError):
+        labels.label_for(parcel, "a4")
+
+
+def test_stored_label_scans_like_a_fresh_one(app_ctx, tmp_path):
+    parcel = preadvise(domestic_draft())
+    labels.label_for(parcel)
+    found = scan(labels.label_for(parcel), tmp_path)
+    assert f"CODE-128:{parcel.tracking_number}" in found
