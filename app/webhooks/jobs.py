@@ -212,9 +212,10 @@ def _due_jobs(limit: int, endpoint_id: int | None = None) -> dict[int, list[int]
         .order_by(OutboxJob.id).limit(limit)
     ).all()
     delivery_ids = {int((args or {}).get("delivery_id", 0)) for _id, args in rows}
-    endpoints: dict[int, int] = dict(db.execute(
-        select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.id.in_(delivery_ids))).tuples().all()) if delivery_ids else {}
+    endpoints: dict[int, int] = {
+        delivery: endpoint for delivery, endpoint in db.execute(
+            select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id.in_(delivery_ids)))} if delivery_ids else {}
     out: dict[int, list[int]] = {}
     for job_id, args in rows:
         endpoint = endpoints.get(int((args or {}).get("delivery_id", 0)))
