@@ -130,7 +130,7 @@ def attempt_delivery(delivery_id: int, round: int, attempt: int) -> None:
         .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
         .where(WebhookDelivery.id == delivery_id)).one_or_none()
     delivery, endpoint, message = row if row is not None else (None, None, None)
-    if (delivery is None or delivery.state != DeliveryState.PENDING
+    if (delivery is None or message is None or delivery.state != DeliveryState.PENDING
             or delivery.round != round or delivery.attempts != attempt - 1):
         return
     now = utcnow()
