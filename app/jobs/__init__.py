@@ -25,6 +25,7 @@ from .dispatch import (
     dispatch_pending,
     install_session_hooks,
     queue_depths,
+    register_queue_runner,
     rq_job_id,
     sweep,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "init_app",
     "periodic",
     "periodic_jobs",
+    "register_queue_runner",
     "queue_depths",
     "rq_job_id",
     "run_outbox_job",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -45,6 +45,16 @@ log = logging.getLogger("barid.jobs")
 
 _PENDING_KEY = "barid_outbox_new"
 _installed = False
+# The rq callable per queue, when a queue's jobs are better run some other way than one
+# `run_outbox_job` each (the webhooks queue drains an endpoint's due attempts in one
+# work-horse). It must take the outbox id and run that row, as run_outbox_job does.
+_queue_runners: dict[str, Callable[[int], Any]] = {}
+
+
+def register_queue_runner(queue: str, func: Callable[[int], Any]) -> None:
+    """Make rq run the outbox jobs of `queue` with `func(job_id)` (an importable,
+    module-level function) instead of run_outbox_job."""
+    _queue_runners[queue] = func
 
 
 class Staged(NamedTuple):
@@ -181,10 +191,11 @@ def send_to_rq(jobs: list[Staged], app: Flask) -> int:
                 "description": f"outbox job {job.id}",
                 "pipeline": pipe,
             }
+            runner = _queue_runners.get(job.queue, run_outbox_job)
             if job.run_after is not None and job.run_after > soon:
-                queue.enqueue_at(job.run_after, run_outbox_job, job.id, **options)
+                queue.enqueue_at(job.run_after, runner, job.id, **options)
             else:
-                queue.enqueue(run_outbox_job, job.id, at_front=job.urgent, **options)
+                queue.enqueue(runner, job.id, at_front=job.urgent, **options)
         pipe.execute()
     ids = [job.id for job in jobs]
     # Deliberately on a connection of its own, outside any session: this runs after the

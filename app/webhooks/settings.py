@@ -27,4 +27,10 @@ SETTINGS = (
             doc="fraction by which retry delays vary"),
     Setting("WEBHOOK_RETRY_SCHEDULE", parse=parse_floats, default=list(DEFAULT_SCHEDULE),
             doc="seconds before each attempt, comma-separated"),
+    Setting("WEBHOOK_DRAIN_THREADS", parse=int, default=4,
+            doc="endpoints one rq work-horse delivers to at once"),
+    Setting("WEBHOOK_DRAIN_BATCH", parse=int, default=500,
+            doc="due attempts one drain looks at"),
+    Setting("WEBHOOK_DRAIN_SECONDS", parse=float, default=30.0,
+            doc="seconds after which a drain starts no new attempt"),
 )

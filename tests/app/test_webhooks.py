@@ -447,3 +447,107 @@ def test_payload_is_compact_json_of_the_stored_envelope(app_ctx, receiver):
     body = r.requests[0]["body"]
     assert json.loads(body)["data"]["note"] == "شكرا"
     assert b": " not in body and "شكرا".encode() in body
+
+
+# -- draining under rq: many attempts in one work-horse (app.webhooks.jobs.deliver_due) ----
+
+def attempt_jobs(endpoint_id: int) -> list[int]:
+    """The endpoint's pending attempt jobs, oldest first."""
+    db.remove()
+    out = []
+    for job in db.scalars(select(OutboxJob).where(OutboxJob.state == JobState.PENDING,
+                                                  OutboxJob.task == services.ATTEMPT_DELIVERY)
+                          .order_by(OutboxJob.id)):
+        if db.get(WebhookDelivery, job.args["delivery_id"]).endpoint_id == endpoint_id:
+            out.append(job.id)
+    return out
+
+
+def test_drain_a_slow_endpoint_does_not_delay_another(app_ctx, receiver):
+    """The job is the silent endpoint's; the healthy endpoint's three messages go out
+    beside it at once, and the silent one costs one timeout, not one per message."""
+    from app.webhooks import jobs
+
+    app_ctx.config["WEBHOOK_TIMEOUT"] = 2
+    good = receiver()
+    try:
+        with black_hole() as silent_url:
+            silent = services.create_endpoint(OWNER, silent_url)
+            services.create_endpoint(OWNER, good.url)
+            sent = [send("order.paid", {"order_id": i}) for i in range(3)]
+            [first, *rest] = attempt_jobs(silent.id)
+            started = time.monotonic()
+            jobs.deliver_due(first)
+            took = time.monotonic() - started
+    finally:
+        app_ctx.config["WEBHOOK_TIMEOUT"] = 10.0
+    assert [r["headers"]["webhook-id"] for r in good.requests] == sent
+    assert good.requests[-1]["at"] - started < 1.5, "the healthy endpoint waited"
+    [attempt] = attempts_of(silent.id)
+    assert attempt.error.startswith("timed out") and attempt.next_attempt_at is not None
+    assert took < 4, "the drain stopped at the silent endpoint's first failure"
+    assert attempt_jobs(silent.id)[:2] == rest, "its later messages wait for their jobs"
+
+
+def test_interrupted_drain_resends_only_the_unrecorded_attempt(app_ctx, receiver,
+                                                                monkeypatch):
+    """The work-horse dies right after the third POST, before recording it: the first
+    two are not sent again, the third is (it was never recorded), each attempt is
+    counted once, and the rest go out once."""
+    from app.webhooks import jobs, transport
+
+    r = receiver()
+    endpoint = services.create_endpoint(OWNER, r.url)
+    sent = [send("order.paid", {"order_id": i}) for i in range(5)]
+    real_post = transport.post
+    calls = []
+
+    def dying_post(*args, **kwargs):
+        outcome = real_post(*args, **kwargs)
+        calls.append(outcome)
+        if len(calls) == 3:
+            raise SystemExit("work-horse killed")
+        return outcome
+
+    monkeypatch.setattr(transport, "post", dying_post)
+    with pytest.raises(SystemExit):
+        jobs.deliver_due(attempt_jobs(endpoint.id)[0])
+    assert [req["headers"]["webhook-id"] for req in r.requests] == sent[:3]
+    assert len(attempts_of(endpoint.id)) == 2
+    monkeypatch.setattr(transport, "post", real_post)
+    drain(app_ctx)
+    assert [req["headers"]["webhook-id"] for req in r.requests] == sent[:3] + sent[2:]
+    log = attempts_of(endpoint.id)
+    assert [a.message_id for a in log] == sent and all(a.succeeded for a in log)
+    assert {a.attempt_number for a in log} == {1}
+
+
+def test_two_drainers_of_one_endpoint_send_each_attempt_once_in_order(app, app_ctx,
+                                                                       receiver):
+    from app.webhooks import jobs
+
+    r = receiver(delay=0.01)
+    endpoint = services.create_endpoint(OWNER, r.url)
+    sent = [send("order.paid", {"order_id": i}) for i in range(12)]
+    ids = attempt_jobs(endpoint.id)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def worker(job_id: int) -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                jobs.deliver_due(job_id)
+        except BaseException as exc:  # noqa: BLE001  reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(job_id,)) for job_id in (ids[0], ids[5])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert [req["headers"]["webhook-id"] for req in r.requests] == sent
+    log = attempts_of(endpoint.id)
+    assert [a.message_id for a in log] == sent and all(a.succeeded for a in log)
+    assert attempt_jobs(endpoint.id) == []
