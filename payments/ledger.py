@@ -292,7 +292,7 @@ def _touches_closed_drawer(accounts: Any) -> bool:
     drawers = [a.id for a in accounts if a.kind == AccountKind.CASH_DRAWER]
     if not drawers:
         return False
-    today = baghdad_today()
+    today = baghdad_today(utcnow())
     return any(drawer_day_closed(acc_id, today) for acc_id in drawers)
 
 

@@ -101,6 +101,14 @@ class PostOffice(Base):
     def name(self, locale: str) -> str:
         return self.name_ar if locale == "ar" else self.name_en
 
+    def hours(self, locale: str) -> str:
+        """The opening hours in the page's language: written "Arabic / English" (the
+        admin form asks for both), each page shows its half; one text is shown as is."""
+        arabic, sep, english = (self.opening_hours or "").partition(" / ")
+        if not sep:
+            return arabic.strip()
+        return (arabic if locale == "ar" else english).strip()
+
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
