@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.auth import services as auth_services
 from app.auth.models import PostOffice, Role, User
-from app.auth.seed import DEMO_PASSWORD
+from app.auth.seed import DEMO_PASSWORD, demo_password_hash
 from app.database import db
 from app.seed import seeder
 from payments.errors import NoExchangeRate
@@ -167,7 +167,8 @@ def _owner(email: str, name: str) -> User:
     if user is not None:
         return user
     return auth_services.create_user(name, email=email, password=DEMO_PASSWORD,
-                                roles=[Role.MERCHANT])
+                                     password_hash=demo_password_hash(),
+                                     roles=[Role.MERCHANT])
 
 
 def _ensure_rates() -> None:
