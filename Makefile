@@ -3,11 +3,17 @@
 
 # The newest Python Barid supports (3.11 to 3.13) that this machine can run (a name on
 # the PATH may be a shim for a version that is not active, so each is tried).
-PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3.11; do \
-	$$p -c '' >/dev/null 2>&1 && command -v $$p && break; done),python3)
+# It is looked up once, on first use, and kept as the interpreter's own path: a pyenv shim
+# costs a second or more per call on a loaded machine.
+PYTHON ?= $(eval PYTHON := $(or $(shell for p in python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; print(sys.executable)' 2>/dev/null && break; done),python3))$(PYTHON)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/pip install -q -c constraints.txt
+# --no-build-isolation: Barid's own editable build uses the setuptools and wheel installed
+# with pip below, instead of installing them again into a throw-away environment on every
+# call. --no-compile: Python writes the .pyc of what it imports when it first imports it,
+# instead of pip compiling every module of every package (stripe, phonenumbers...) now.
+PIP    := $(BIN)/python -m pip install -q --no-compile --no-build-isolation -c constraints.txt
 TRANSLATION_DIRS := $(wildcard app/translations app/*/translations payments/translations payments/*/translations tracking/translations tracking/*/translations shop/translations shop/*/translations)
 # Debian packages: fonts for PDFs; chromium for browser tests; zbar and poppler to read
 # back the barcodes and pages the tests render; nginx (and openssl for a throw-away
@@ -40,9 +46,14 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy app/
 
+# The interpreter's own pip puts today's pip, setuptools and wheel into the new environment
+# (5 s here, where ensurepip's older pip, compiled, then upgraded took 15 s); ensurepip when
+# that pip is missing or too old to know --python.
+BOOT := install -q --no-compile -c constraints.txt --upgrade pip setuptools wheel
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python $(BOOT) 2>/dev/null || \
+		{ $(BIN)/python -m ensurepip -q && $(BIN)/python -m pip $(BOOT); }
 
 install: $(VENV)/.installed
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
@@ -50,18 +61,21 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 # What `make run` adds to the production install: localstripe, for TEST MODE card payments.
+# From nothing, one pip call installs both (one resolution instead of two): it stands for
+# .installed as well.
 install-embedded: $(VENV)/.installed-embedded
-$(VENV)/.installed-embedded: $(VENV)/.installed pyproject.toml constraints.txt
+$(VENV)/.installed-embedded: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[embedded]'
-	touch $@
+	touch $(VENV)/.installed $@
 
 install-dev: $(VENV)/.installed-dev
-$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[dev]'
-	touch $@
+	touch $(VENV)/.installed $@
 
+# One Python process for every catalog, not a pybabel start-up per directory.
 translations: install
-	@for d in $(TRANSLATION_DIRS); do $(BIN)/pybabel compile -f -d $$d || exit 1; done
+	@$(BIN)/python scripts/compile-translations $(TRANSLATION_DIRS)
 
 debs-run:
 	@./scripts/ensure-debs $(RUN_DEBS)

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -87,9 +88,18 @@ def run_hooks(app: Flask) -> list[Callable[[], Any]]:
     return stops
 
 
+def _run_hooks_in_context(app: Flask) -> list[Callable[[], Any]]:
+    with app.app_context():
+        return run_hooks(app)
+
+
 def run_embedded(app: Flask, sock: socket.socket, host: str, port: int) -> None:
     """Migrate, seed once, start hooks and the inline executor, then serve until stopped."""
     stops: list[Callable[[], Any]] = []
+    # The hooks start on a thread while this one migrates and seeds: localstripe is a
+    # second process that takes seconds to import and answer, and needs no database.
+    hooks_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="barid-run-hooks")
+    hooks = hooks_thread.submit(_run_hooks_in_context, app)
     try:
         with app.app_context():
             click.echo(prepare_database(app))
@@ -97,7 +107,7 @@ def run_embedded(app: Flask, sock: socket.socket, host: str, port: int) -> None:
                 seeded = seed_demo()
             click.echo("demo data loaded" if seeded else "demo data already present")
             db.remove()
-            stops = run_hooks(app)
+        stops = hooks.result()
         if not app.config.get("REDIS_URL"):
             start_inline_executor(app)
             click.echo("jobs run inline, in this process")
@@ -120,6 +130,9 @@ def run_embedded(app: Flask, sock: socket.socket, host: str, port: int) -> None:
         finally:
             server.server_close()
     finally:
+        hooks_thread.shutdown(wait=True)
+        if not stops and hooks.done() and hooks.exception() is None:
+            stops = hooks.result()  # the database failed, the hooks started: stop them too
         with contextlib.suppress(Exception):
             stop_inline_executor()
         for stop_hook in reversed(stops):

@@ -105,3 +105,14 @@ def child_exit(server, worker):
     from app.metrics import gunicorn_child_exit
 
     gunicorn_child_exit(server, worker)
+
+
+def pre_fork(server, worker):
+    """Move every object the preloaded app made into the permanent generation before a
+    worker is forked: the worker's collections then never write to their GC headers, so
+    the pages holding them stay shared with the master instead of being copied into
+    each worker. bench/memory.py (2 workers, after 200 requests): gunicorn's PSS 190 ->
+    156 MiB. Only in the master, which makes little garbage between forks."""
+    import gc
+
+    gc.freeze()

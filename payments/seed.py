@@ -83,7 +83,8 @@ def start_localstripe_for_run(app: Flask) -> Any:
         app.config["STRIPE_SECRET_KEY"] = None
         return None
     try:
-        ls = start_localstripe(u.port or 8420)
+        # Generous: it starts while `barid run` migrates and seeds on a loaded machine.
+        ls = start_localstripe(u.port or 8420, timeout=45)
     except RuntimeError as exc:
         log.warning("%s: bank-card payments are unavailable", exc)
         app.config["STRIPE_SECRET_KEY"] = None

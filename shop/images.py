@@ -157,9 +157,12 @@ def encode(img: Image.Image) -> Prepared:
     return Prepared(width=img.width, height=img.height, files=files)
 
 
-def prepare(data: bytes) -> Prepared:
-    """Check, clean and encode an upload (see the module docstring); raises ImageRefused."""
-    max_bytes, max_pixels = limits()
+def prepare(data: bytes, *, limits_: tuple[int, int] | None = None) -> Prepared:
+    """Check, clean and encode an upload (see the module docstring); raises ImageRefused.
+
+    `limits_`: (max bytes, max pixels) read already, for a thread without the app context
+    (the demo seeder prepares its pictures on several threads)."""
+    max_bytes, max_pixels = limits_ or limits()
     return encode(clean(open_checked(data, max_bytes=max_bytes, max_pixels=max_pixels)))
 
 
@@ -195,9 +198,10 @@ def add_image(merchant_id: int, product_id: int, data: bytes, *, alt_ar: Any = "
     return store_image(product, data, alt_ar=alt_ar, alt_en=alt_en)
 
 
-def store_image(product: Product, data: bytes, *, alt_ar: Any = "",
+def store_image(product: Product, data: bytes | Prepared, *, alt_ar: Any = "",
                 alt_en: Any = "") -> ProductImage:
-    """`add_image` for a product already looked up (the demo seeder uses it too)."""
+    """`add_image` for a product already looked up (the demo seeder uses it too, with
+    pictures it has prepared already)."""
     texts = {"alt_ar": _alt(alt_ar, "alt_ar"), "alt_en": _alt(alt_en, "alt_en")}
     count = db.scalar(select(func.count()).select_from(ProductImage)
                       .where(ProductImage.product_id == product.id)) or 0
@@ -205,7 +209,7 @@ def store_image(product: Product, data: bytes, *, alt_ar: Any = "",
     if count >= most:
         raise ImageRefused(_l("A product can have at most %(n)s pictures. Delete one first.",
                               n=most), code="too_many_images")
-    prepared = prepare(data)
+    prepared = data if isinstance(data, Prepared) else prepare(data)
     last = db.scalar(select(func.max(ProductImage.position))
                      .where(ProductImage.product_id == product.id))
     image = ProductImage(product_id=product.id, position=(last + 1) if last is not None else 0,

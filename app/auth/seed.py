@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import select
@@ -68,6 +69,13 @@ DEMO_USERS = [
 ]
 
 
+@lru_cache(maxsize=1)
+def demo_password_hash() -> str:
+    """One argon2id hash of DEMO_PASSWORD for every demo account: the password is public,
+    so a salt per account would protect nothing, and each hash costs up to a second."""
+    return services.hash_password(DEMO_PASSWORD)
+
+
 @seeder(10)
 def seed_people() -> None:
     """A post office in every governorate and a demo account for each role
@@ -84,4 +92,5 @@ def seed_people() -> None:
     for email, phone, name, roles, office in DEMO_USERS:
         if db.scalar(select(User.id).where(User.email == email)) is None:
             services.create_user(name, email=email, phone=phone, password=DEMO_PASSWORD,
+                                 password_hash=demo_password_hash(),
                                  roles=roles, post_office_code=office)

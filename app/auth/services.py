@@ -573,8 +573,13 @@ def person_details(full_name: str | None, email: str | None,
 
 def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
                 email: str | None = None, phone: str | None = None,
-                post_office_code: str | None = None, actor_id: int | None = None) -> User:
+                post_office_code: str | None = None, actor_id: int | None = None,
+                password_hash: str | None = None) -> User:
     """Create an account with any roles (staff accounts from the back office or the CLI).
+
+    `password_hash`: hash_password(password) made already, which the caller vouches for
+    (the demo seeders hash their one public demo password once, not once per account:
+    argon2id costs half a second each on a loaded machine).
 
     A clerk must belong to a post office (`post_office_code`). Audits `auth.user_create`.
     Raises ValidationFailed (name, e-mail, phone, post office), UnknownRole,
@@ -591,7 +596,7 @@ def create_user(full_name: str, *, password: str, roles: Iterable[Role | str],
         raise PostOfficeRequired(msg, fields={"post_office": msg})
     _refuse_duplicates(email, phone, "email", "phone")
     user = User(full_name=full_name[:200], email=email, phone=phone,
-                password_hash=hash_password(password), post_office=office)
+                password_hash=password_hash or hash_password(password), post_office=office)
     for role in wanted:
         _add_role(user, role)
     _insert_new_account(user, "email", "phone")
