@@ -137,6 +137,40 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
     return event
 
 
+def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """`publish` for many events at once (a batch of parcel scans): the same rows, the
+    events and their subscribers' jobs, written as multi-row INSERTs rather than as
+    thousands of ORM objects to flush. Flushes; the staged jobs are handed to the
+    executor when the transaction commits, as `publish`'s are."""
+    if not events:
+        return
+    from sqlalchemy import insert  # noqa: PLC0415 - only this path writes Core rows
+
+    from app.jobs.dispatch import stage_inserted  # noqa: PLC0415 - dispatch imports us
+
+    rid = current_request_id()
+    now = utcnow()
+    rows, jobs = [], []
+    for name, payload in events:
+        event_id = str(uuid.uuid4())
+        rows.append({"id": event_id, "name": name, "payload": payload, "occurred_at": now,
+                     "request_id": rid})
+        for queue, path in subscribers_of(name):
+            wanted = _conditions.get(f"{name}|{queue}|{path}")
+            if wanted and any(payload.get(k) != v for k, v in wanted.items()):
+                continue
+            jobs.append({"event_id": event_id, "task": path, "args": {}, "queue": queue,
+                         "request_id": rid, "created_at": now, "run_after": now})
+    db.flush()  # what the session holds first, as its own flush order would
+    db.execute(insert(DomainEvent.__table__), rows)
+    if jobs:
+        table = OutboxJob.__table__
+        staged = db.execute(insert(table).returning(
+            table.c.id, table.c.queue, table.c.run_after, table.c.task,
+            sort_by_parameter_order=True), jobs).all()
+        stage_inserted(db(), staged)
+
+
 def enqueue_after_commit(
     func: Callable[..., Any] | str, *, queue: str = "default",
     run_after: datetime | None = None,

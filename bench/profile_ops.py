@@ -6,7 +6,7 @@ an executemany counts once; BEGIN and COMMIT are not statements and are listed a
 and prints the top functions by cumulative time from cProfile.
 
     .venv/bin/python bench/profile_ops.py [--parcels 2000] [--batch 2000] [--top 12]
-        [--only p1,p3,p5]
+        [--only p1,p3,p5] [--codes EDD,EDE]
 
 Creates its own database and drops it at the end.
 """
@@ -93,6 +93,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--only", default="p1,p3,p5")
+    ap.add_argument("--codes", default="EDD,EDE",
+                    help="P3's event codes: EDD,EDE come after the fill's last stage "
+                         "(flagged, no status change); EDF,EDH change every parcel's "
+                         "status (one published event and its jobs per parcel)")
     args = ap.parse_args()
     logging.disable(logging.INFO)
     only = set(args.only.split(","))
@@ -150,7 +154,7 @@ def main() -> None:
                 now = datetime.now(UTC)
                 k = next(seq)
                 rows = [{"tracking_number": rng.choice(numbers),
-                         "code": rng.choice(["EDD", "EDE"]),
+                         "code": rng.choice(args.codes.split(",")),
                          "occurred_at": (now - timedelta(minutes=args.batch - i)).isoformat(),
                          "event_id": f"prof-{k}-{i}", "office_code": "BGD-01"}
                         for i in range(args.batch)]

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit import record_audit
 from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
-from app.events import enqueue_after_commit, publish
+from app.events import enqueue_after_commit, publish, publish_many
 from app.i18n import BAGHDAD
 from app.numbers import ascii_digits
 from tracking import s10
@@ -819,6 +819,7 @@ def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivatio
              "_closed": derivations[p.id].closed,
              "_failed": derivations[p.id].failed_attempts,
              "_last": derivations[p.id].last_event_at, "_now": now} for p in parcels])
+    news: list[tuple[str, dict[str, Any]]] = []
     for p in parcels:
         d = derivations[p.id]
         old, p.status, p.closed = p.status, d.status, d.closed
@@ -826,18 +827,20 @@ def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivatio
                    "order_ref": p.order_ref, "status": d.status}
         counted = [e for e in p.new if not (e.after_final or e.out_of_sequence)]
         if old != d.status:
-            publish("parcel.status_changed", {**payload, "previous_status": old})
+            news.append(("parcel.status_changed", {**payload, "previous_status": old}))
             if d.status == "delivered":
                 handed = [e for e in counted if e.code in HANDOVER_CODES]
-                publish("parcel.delivered", {**payload, "receiver_name": (
-                    handed[-1].values or {}).get("receiver_name") if handed else None})
+                news.append(("parcel.delivered", {**payload, "receiver_name": (
+                    handed[-1].values or {}).get("receiver_name") if handed else None}))
             elif d.status == "return_to_sender":
-                publish("parcel.returned", payload)
+                news.append(("parcel.returned", payload))
         holds = [e for e in counted if e.code in CUSTOMS_HOLD_CODES]
         if holds and d.held_by_customs:
-            publish("parcel.held_by_customs",
-                    {**payload, "reason": (holds[-1].values or {}).get("retention_reason")
-                     or ""})
+            news.append(("parcel.held_by_customs",
+                         {**payload, "reason": (holds[-1].values or {}).get(
+                             "retention_reason") or ""}))
+    # One multi-row INSERT of the events and one of their jobs, not an ORM object each.
+    publish_many(news)
 
 
 def _after_batch(parcel: _ParcelState, d: Derivation) -> bool:
