@@ -151,7 +151,8 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
 
     rid = current_request_id()
     now = utcnow()
-    rows, jobs = [], []
+    rows: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
     for name, payload in events:
         event_id = str(uuid.uuid4())
         rows.append({"id": event_id, "name": name, "payload": payload, "occurred_at": now,
@@ -166,7 +167,8 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     if db.get_bind().dialect.name == "postgresql":
         # INSERT ... SELECT FROM unnest(arrays): a few parameters, where a multi-row
         # VALUES of thousands of rows costs more to build and parse than to run.
-        cursor = db.connection().connection.driver_connection.cursor()
+        driver: Any = db.connection().connection.driver_connection
+        cursor = driver.cursor()
         cursor.execute(
             "INSERT INTO domain_events (id, name, payload, occurred_at, request_id) "
             "SELECT id, name, payload::json, %s, %s FROM unnest(%s::text[], %s::text[], "
@@ -183,9 +185,10 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
                  [j["task"] for j in jobs], [j["queue"] for j in jobs]]).fetchall()
             stage_inserted(db(), [_Row(*r) for r in staged])
         return
-    db.execute(insert(DomainEvent.__table__), rows)
+    events_table: Any = DomainEvent.__table__
+    db.execute(insert(events_table), rows)
     if jobs:
-        table = OutboxJob.__table__
+        table: Any = OutboxJob.__table__
         staged = db.execute(insert(table).returning(
             table.c.id, table.c.queue, table.c.run_after, table.c.task,
             sort_by_parameter_order=True), jobs).all()
