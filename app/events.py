@@ -13,10 +13,11 @@ in the same transaction that marks the job done, so its database effects happen 
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -135,6 +136,70 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
             )
         )
     return event
+
+
+def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """`publish` for many events at once (a batch of parcel scans): the same rows, the
+    events and their subscribers' jobs, written as multi-row INSERTs rather than as
+    thousands of ORM objects to flush. Flushes; the staged jobs are handed to the
+    executor when the transaction commits, as `publish`'s are."""
+    if not events:
+        return
+    from sqlalchemy import insert  # noqa: PLC0415 - only this path writes Core rows
+
+    from app.jobs.dispatch import stage_inserted  # noqa: PLC0415 - dispatch imports us
+
+    rid = current_request_id()
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    for name, payload in events:
+        event_id = str(uuid.uuid4())
+        rows.append({"id": event_id, "name": name, "payload": payload, "occurred_at": now,
+                     "request_id": rid})
+        for queue, path in subscribers_of(name):
+            wanted = _conditions.get(f"{name}|{queue}|{path}")
+            if wanted and any(payload.get(k) != v for k, v in wanted.items()):
+                continue
+            jobs.append({"event_id": event_id, "task": path, "args": {}, "queue": queue,
+                         "request_id": rid, "created_at": now, "run_after": now})
+    db.flush()  # what the session holds first, as its own flush order would
+    if db.get_bind().dialect.name == "postgresql":
+        # INSERT ... SELECT FROM unnest(arrays): a few parameters, where a multi-row
+        # VALUES of thousands of rows costs more to build and parse than to run.
+        driver: Any = db.connection().connection.driver_connection
+        cursor = driver.cursor()
+        cursor.execute(
+            "INSERT INTO domain_events (id, name, payload, occurred_at, request_id) "
+            "SELECT id, name, payload::json, %s, %s FROM unnest(%s::text[], %s::text[], "
+            "%s::text[]) AS v(id, name, payload)",
+            [now, rid, [r["id"] for r in rows], [r["name"] for r in rows],
+             [json.dumps(r["payload"]) for r in rows]])
+        if jobs:
+            staged = cursor.execute(
+                "INSERT INTO outbox_jobs (event_id, task, args, queue, state, attempts, "
+                "request_id, created_at, run_after) SELECT event_id, task, '{}'::json, "
+                "queue, %s, 0, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::text[]) "
+                "AS v(event_id, task, queue) RETURNING id, queue, run_after, task",
+                [str(JobState.PENDING), rid, now, now, [j["event_id"] for j in jobs],
+                 [j["task"] for j in jobs], [j["queue"] for j in jobs]]).fetchall()
+            stage_inserted(db(), [_Row(*r) for r in staged])
+        return
+    events_table: Any = DomainEvent.__table__
+    db.execute(insert(events_table), rows)
+    if jobs:
+        table: Any = OutboxJob.__table__
+        staged = db.execute(insert(table).returning(
+            table.c.id, table.c.queue, table.c.run_after, table.c.task,
+            sort_by_parameter_order=True), jobs).all()
+        stage_inserted(db(), staged)
+
+
+class _Row(NamedTuple):
+    id: int
+    queue: str
+    run_after: datetime
+    task: str
 
 
 def enqueue_after_commit(

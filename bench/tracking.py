@@ -7,8 +7,8 @@
    doing the same indexed lookups, also 2 workers). The lookup rate limit is off
    (TRACKING_LOOKUPS_PER_MINUTE=0). Medians of --runs runs; p50 and p99 from wrk.
 3. P3: a batch of new events through tracking.services.bulk (stored rows, then the job
-   body, with de-duplication and status derivation), beside COPY of the same rows into a
-   copy of the events table, and a plain executemany INSERT of them.
+   body, with de-duplication and status derivation), beside COPY of the same rows into
+   the same events table, and a plain executemany INSERT of them.
 
 Creates its own database and drops it at the end. With --json, the last line is
 `BENCH <json>` for bench/run.py.
@@ -126,34 +126,38 @@ def ingest_rows(numbers: list[str], rows: int, seed: int) -> list[dict]:
 
 
 def ingest_baselines(url: str, batch_rows: list[dict]) -> dict:
-    """COPY and executemany of the same rows (parcel id by number, resolved beforehand)
-    into copies of the events table with its indexes: the rate the database allows."""
+    """COPY and executemany of the same rows (parcel id by number, resolved beforehand;
+    each code's own status) into the same table Barid writes, parcel_events with its
+    million rows, indexes and foreign keys, committed as Barid's batch is: the rate the
+    database allows. Each baseline's rows are deleted again afterwards, untimed."""
+    from tracking.upu import event_codes
+
     out = {}
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
         ids = dict(conn.execute("SELECT tracking_number, id FROM parcels").fetchall())
         office = conn.execute("SELECT id FROM post_offices WHERE code = 'BGD-01'").fetchone()[0]
-        values = [(f"{r['event_id']}-{{}}", ids[r["tracking_number"]], r["code"], "in_transit",
-                   r["occurred_at"], office) for r in batch_rows]
+        values = [(f"{r['event_id']}-{{}}", ids[r["tracking_number"]], r["code"],
+                   event_codes()[r["code"]].status, r["occurred_at"], office)
+                  for r in batch_rows]
+        cols = "uid, parcel_id, code, status, occurred_at, office_id, " \
+               "occurred_utc_offset, received_at, location, source, note, " \
+               "after_final, out_of_sequence"
         for how in ("copy", "executemany"):
-            table = f"bench_{how}_{uuid.uuid4().hex[:6]}"
-            conn.execute(f"CREATE TABLE {table} (LIKE parcel_events INCLUDING ALL)")
             t0 = time.perf_counter()
             with conn.transaction():
-                cols = "uid, parcel_id, code, status, occurred_at, office_id, " \
-                       "occurred_utc_offset, received_at, location, source, note, " \
-                       "after_final, out_of_sequence"
                 rows = [(u.format(how), p, c, st, at, o, 180, datetime.now(UTC), "",
                          "partner", "", False, False) for u, p, c, st, at, o in values]
                 if how == "copy":
-                    with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    with conn.cursor().copy(f"COPY parcel_events ({cols}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)
                 else:
                     conn.cursor().executemany(
-                        f"INSERT INTO {table} ({cols}) VALUES "
+                        f"INSERT INTO parcel_events ({cols}) VALUES "
                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
             out[how] = len(rows) / (time.perf_counter() - t0)
-            conn.execute(f"DROP TABLE {table}")
+            conn.execute("DELETE FROM parcel_events WHERE uid = ANY(%s)",
+                         [[r[0] for r in rows]])
     return out
 
 

@@ -16,6 +16,19 @@ def fill(url: str, n_parcels: int, per_parcel: int) -> list[str]:
     numbers = [compose("CP", i) for i in range(1, n_parcels + 1)]
     codes = (CODES * (per_parcel // len(CODES) + 1))[:per_parcel]
     statuses = [event_codes()[c].status for c in codes]
+    # The flags the state machine gives this timeline, stored as Barid would have stored
+    # them (a scan back to an earlier stage is out of sequence), so that ingest finds a
+    # consistent history, not one to re-flag.
+    from tracking.status import derive
+
+    class _Ev:
+        def __init__(self, code: str, k: int) -> None:
+            self.code, self.occurred_at, self.id = code, k, k
+
+    d = derive([_Ev(c, k) for k, c in enumerate(codes)])  # type: ignore[arg-type]
+    stray = "ARRAY[" + ",".join("true" if k in d.out_of_sequence else "false"
+                                for k in range(len(codes))) + "]"
+    last = max(k for k in range(len(codes)) if k not in d.out_of_sequence)
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
         office = conn.execute(
             "INSERT INTO post_offices (code, name_ar, name_en, governorate, address, "
@@ -35,7 +48,7 @@ def fill(url: str, n_parcels: int, per_parcel: int) -> list[str]:
               height_cm, postage_amount, postage_currency, importer_reference,
               invoice_number, licence_number, certificate_number, customs_prepaid_duty_iqd,
               customs_prepaid_fees_iqd, created_at)
-            SELECT id, n, 'parcel', 'domestic', '{statuses[-1]}', false, 0,
+            SELECT id, n, 'parcel', 'domestic', '{statuses[last]}', false, 0,
               now() - interval '1 hour', now(), 'مرسل', '07700000000', 'IQ', 'IQ-BG', '', '',
               '', 'مستلم', '07800000000', 'IQ', 'IQ-BA', '', '', '', {office}, 1000, 0, 0, 0,
               5000, 'IQD', '', '', '', '', 0, 0, now()
@@ -50,7 +63,7 @@ def fill(url: str, n_parcels: int, per_parcel: int) -> list[str]:
               after_final, out_of_sequence)
             SELECT 'b:' || p.id || ':' || g.k, p.id, ({arr_codes})[g.k], ({arr_status})[g.k],
               now() - interval '10 days' + g.k * interval '20 hours', 180, now(), {office},
-              '', 'partner', '', false, false
+              '', 'partner', '', false, ({stray})[g.k]
             FROM parcels p CROSS JOIN generate_series(1, {per_parcel}) AS g(k)""")
         conn.execute("ANALYZE")
     return numbers

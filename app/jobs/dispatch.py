@@ -103,6 +103,15 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
         )
 
 
+def stage_inserted(session: Session, rows: Iterable[Any]) -> None:
+    """Note outbox rows inserted without the ORM (id, queue, run_after, task) as the
+    flush hook notes ORM ones: handed to the executor after commit, forgotten on
+    rollback of their savepoint or transaction."""
+    levels = session.info.setdefault(_PENDING_KEY, {})
+    levels.setdefault(session.get_nested_transaction(), {}).update(
+        {r.id: Staged(r.id, r.queue, r.run_after, is_urgent(r.task)) for r in rows})
+
+
 def _after_rollback(session: Session) -> None:
     savepoint = session.get_nested_transaction()
     if savepoint is None:

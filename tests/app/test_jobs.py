@@ -20,7 +20,15 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 
 from app.database import db, get_engine
-from app.events import DomainEvent, JobState, OutboxJob, enqueue_after_commit, publish, subscribe
+from app.events import (
+    DomainEvent,
+    JobState,
+    OutboxJob,
+    enqueue_after_commit,
+    publish,
+    publish_many,
+    subscribe,
+)
 from app.logs import JsonFormatter, current_request_id
 
 # Outbox jobs are handed over after a real commit, to rq workers and the inline thread,
@@ -279,6 +287,35 @@ def test_only_if_stages_a_subscriber_for_matching_events_only(rq_app):
         refs = conn.execute(select(job_effects.c.ref).where(
             job_effects.c.kind == "order_paid")).scalars().all()
     assert refs == ["8"]
+
+
+def test_publish_many_stages_like_publish_and_sends_only_what_commits(rq_app):
+    """Events published many at once (a batch of scans) write the same rows as one by
+    one, send nothing before the commit nor anything from a rolled-back savepoint, and
+    each job runs once."""
+    from rq import Queue
+
+    queue = Queue("default", connection=rq_conn())
+    dropped = db.begin_nested()
+    publish_many([("test.jobs.parcel_weighed", {"parcel": "RR222222222IQ"})])
+    dropped.rollback()
+    publish_many([
+        ("test.jobs.parcel_weighed", {"parcel": "RR333333333IQ"}),
+        ("test.jobs.payment_taken", {"reference_kind": "post_card", "reference_id": "7"}),
+        ("test.jobs.payment_taken", {"reference_kind": "shop_order", "reference_id": "8"}),
+    ])
+    assert queue.count == 0, "nothing may be queued while the transaction is open"
+    db.commit()
+    rows = outbox_rows()
+    assert sorted(r.task.rsplit(":", 1)[1] for r in rows) == [
+        "log_any_payment", "log_any_payment", "mark_order_paid", "record_weighing"]
+    assert all(r.enqueued_at is not None for r in rows)
+    assert db.scalar(select(func.count()).select_from(DomainEvent)) == 3
+    work_burst()
+    work_burst()
+    assert count("weighed") == 1
+    assert count("payment_logged") == 2
+    assert {r.state for r in outbox_rows()} == {JobState.DONE}
 
 
 def test_urgent_subscriber_jumps_the_queue_and_runs_once(rq_app):

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit import record_audit
 from app.auth.models import PostOffice, Role, User
 from app.database import db, savepoint, utcnow
-from app.events import enqueue_after_commit, publish
+from app.events import enqueue_after_commit, publish, publish_many
 from app.i18n import BAGHDAD
 from app.numbers import ascii_digits
 from tracking import s10
@@ -250,15 +250,17 @@ def _check_report(number: str, report: EventReport) -> Outcome | tuple[Any, date
 
 
 def _check_against_timeline(parcel: Any, report: EventReport, occurred: datetime,
-                            existing: Sequence[Any], *, closed: bool) -> Outcome | None:
-    """The checks against the parcel's events so far: a refusal or repeat, or None."""
+                            existing: Sequence[Any], *, closed: bool,
+                            window: int | None = None) -> Outcome | None:
+    """The checks against the parcel's events so far: a refusal or repeat, or None.
+    `window` is SCAN_REPEAT_WINDOW_SECONDS when the caller has read it already."""
     number, code = parcel.tracking_number, report.code
     why = refusal(parcel.direction, existing, code)
     if why:
         return _reject(number, code, why)
     if report.source in INTERACTIVE_SOURCES and closed:
         return _reject(number, code, "closed")
-    earlier = _repeated_scan(report, occurred, existing)
+    earlier = _repeated_scan(report, occurred, existing, window)
     if earlier is not None:
         return Outcome("duplicate", number, code, "repeat_scan", _already_scanned(earlier),
                        status=parcel.status)
@@ -302,10 +304,11 @@ def _keep_only_what_belongs(report: EventReport) -> None:
 
 
 def _repeated_scan(report: EventReport, occurred: datetime,
-                   existing: Sequence[Any]) -> Any | None:
+                   existing: Sequence[Any], window: int | None = None) -> Any | None:
     """The earlier event that `report` repeats: the same code at the same office (or the
     same partner place) within SCAN_REPEAT_WINDOW_SECONDS of it, or None."""
-    window = int(current_app.config["SCAN_REPEAT_WINDOW_SECONDS"])
+    if window is None:
+        window = int(current_app.config["SCAN_REPEAT_WINDOW_SECONDS"])
     place = (report.location or "").strip().lower()
     if window <= 0 or report.source not in SCANNED_SOURCES or not (report.office_id or place):
         return None
@@ -625,6 +628,7 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
     by_id = {p.id: p for p in parcels.values()}
     parcels_by_number = {p.tracking_number: p for p in parcels.values()}
 
+    window = int(current_app.config["SCAN_REPEAT_WINDOW_SECONDS"])  # once, not per row
     for i, number, report, info, occurred, uid in pending:
         parcel = parcels_by_number.get(number)
         if parcel is None:
@@ -636,7 +640,7 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
         closed = (derive(parcel.events).closed if report.source in INTERACTIVE_SOURCES
                   else parcel.closed)
         refused = _check_against_timeline(parcel, report, occurred, parcel.events,
-                                          closed=closed)
+                                          closed=closed, window=window)
         if refused is not None:
             outcomes[i] = refused
             continue
@@ -651,11 +655,7 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
     touched = [p for p in by_id.values() if p.new]
     flag_changes: list[dict[str, Any]] = []
     derivations = {p.id: _derive_batch(p, flag_changes) for p in touched}
-    if flag_changes:
-        table = ParcelEvent.__table__
-        db.execute(update(table).where(table.c.id == bindparam("_id")).values(
-            after_final=bindparam("_after_final"),
-            out_of_sequence=bindparam("_out_of_sequence")), flag_changes)
+    _write_flags(flag_changes)
     _insert_events([e for p in touched for e in p.new])
     _write_parcels(touched, derivations)
 
@@ -671,6 +671,7 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
             for e in p.new:
                 e.after_final, e.out_of_sequence = (flags[e.id].after_final,
                                                     flags[e.id].out_of_sequence)
+    out_of_sequence = str(OUT_OF_SEQUENCE)  # translated once, not once per event
     for p in touched:
         for e in p.new:
             assert e.row is not None
@@ -678,7 +679,7 @@ def ingest_many(items: Sequence[tuple[str, EventReport]]) -> list[Outcome]:
                           status=p.status, after_final=e.after_final,
                           out_of_sequence=e.out_of_sequence)
             if e.out_of_sequence:
-                out.reason_code, out.reason = "out_of_sequence", str(OUT_OF_SEQUENCE)
+                out.reason_code, out.reason = "out_of_sequence", out_of_sequence
             outcomes[e.row] = out
     db.flush()
     return [o for o in outcomes if o is not None]
@@ -748,6 +749,34 @@ def _insert_events(events: list[_Timeline]) -> None:
             copy.write_row([new_id, *row.values()])
 
 
+def _driver_cursor() -> Any:
+    """A cursor of the driver's own on the session's connection (in its transaction):
+    for the statements that take whole arrays, without SQLAlchemy's per-row binding.
+    Flushes first, as the session's own execute would, so the statement sees every
+    pending change."""
+    db.flush()
+    return db.connection().connection.driver_connection.cursor()
+
+
+def _write_flags(changes: list[dict[str, Any]]) -> None:
+    """Store the changed after_final/out_of_sequence flags of events already stored:
+    on PostgreSQL one UPDATE ... FROM unnest(arrays), elsewhere an executemany."""
+    if not changes:
+        return
+    if db.get_bind().dialect.name == "postgresql":
+        _driver_cursor().execute(
+            "UPDATE parcel_events AS e SET after_final = v.after_final, "
+            "out_of_sequence = v.out_of_sequence FROM unnest(%s::bigint[], %s::boolean[], "
+            "%s::boolean[]) AS v(id, after_final, out_of_sequence) WHERE e.id = v.id",
+            [[c["_id"] for c in changes], [c["_after_final"] for c in changes],
+             [c["_out_of_sequence"] for c in changes]])
+        return
+    table = ParcelEvent.__table__
+    db.execute(update(table).where(table.c.id == bindparam("_id")).values(
+        after_final=bindparam("_after_final"),
+        out_of_sequence=bindparam("_out_of_sequence")), changes)
+
+
 def _derive_batch(parcel: _ParcelState, flag_changes: list[dict[str, Any]]) -> Derivation:
     """Derive `parcel`'s status once from its whole timeline, setting every event's flags
     (and adding the changed flags of events already stored to `flag_changes`)."""
@@ -769,14 +798,28 @@ def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivatio
     if not parcels:
         return
     now = utcnow()
-    table = Parcel.__table__
-    db.execute(update(table).where(table.c.id == bindparam("_id")).values(
-        status=bindparam("_status"), closed=bindparam("_closed"),
-        failed_attempts=bindparam("_failed"), last_event_at=bindparam("_last"),
-        last_activity_at=bindparam("_now"), delayed_at=None), [
-        {"_id": p.id, "_status": derivations[p.id].status,
-         "_closed": derivations[p.id].closed, "_failed": derivations[p.id].failed_attempts,
-         "_last": derivations[p.id].last_event_at, "_now": now} for p in parcels])
+    if db.get_bind().dialect.name == "postgresql":
+        # One statement with five array parameters, not a bound UPDATE per parcel.
+        ds = [derivations[p.id] for p in parcels]
+        _driver_cursor().execute(
+            "UPDATE parcels AS p SET status = v.status, closed = v.closed, "
+            "failed_attempts = v.failed, last_event_at = v.last, last_activity_at = %s, "
+            "delayed_at = NULL FROM unnest(%s::bigint[], %s::text[], %s::boolean[], "
+            "%s::int[], %s::timestamptz[]) AS v(id, status, closed, failed, last) "
+            "WHERE p.id = v.id",
+            [now, [p.id for p in parcels], [d.status for d in ds], [d.closed for d in ds],
+             [d.failed_attempts for d in ds], [d.last_event_at for d in ds]])
+    else:
+        table = Parcel.__table__
+        db.execute(update(table).where(table.c.id == bindparam("_id")).values(
+            status=bindparam("_status"), closed=bindparam("_closed"),
+            failed_attempts=bindparam("_failed"), last_event_at=bindparam("_last"),
+            last_activity_at=bindparam("_now"), delayed_at=None), [
+            {"_id": p.id, "_status": derivations[p.id].status,
+             "_closed": derivations[p.id].closed,
+             "_failed": derivations[p.id].failed_attempts,
+             "_last": derivations[p.id].last_event_at, "_now": now} for p in parcels])
+    news: list[tuple[str, dict[str, Any]]] = []
     for p in parcels:
         d = derivations[p.id]
         old, p.status, p.closed = p.status, d.status, d.closed
@@ -784,24 +827,29 @@ def _write_parcels(parcels: list[_ParcelState], derivations: dict[int, Derivatio
                    "order_ref": p.order_ref, "status": d.status}
         counted = [e for e in p.new if not (e.after_final or e.out_of_sequence)]
         if old != d.status:
-            publish("parcel.status_changed", {**payload, "previous_status": old})
+            news.append(("parcel.status_changed", {**payload, "previous_status": old}))
             if d.status == "delivered":
                 handed = [e for e in counted if e.code in HANDOVER_CODES]
-                publish("parcel.delivered", {**payload, "receiver_name": (
-                    handed[-1].values or {}).get("receiver_name") if handed else None})
+                news.append(("parcel.delivered", {**payload, "receiver_name": (
+                    handed[-1].values or {}).get("receiver_name") if handed else None}))
             elif d.status == "return_to_sender":
-                publish("parcel.returned", payload)
+                news.append(("parcel.returned", payload))
         holds = [e for e in counted if e.code in CUSTOMS_HOLD_CODES]
         if holds and d.held_by_customs:
-            publish("parcel.held_by_customs",
-                    {**payload, "reason": (holds[-1].values or {}).get("retention_reason")
-                     or ""})
+            news.append(("parcel.held_by_customs",
+                         {**payload, "reason": (holds[-1].values or {}).get(
+                             "retention_reason") or ""}))
+    # One multi-row INSERT of the events and one of their jobs, not an ORM object each.
+    publish_many(news)
 
 
 def _after_batch(parcel: _ParcelState, d: Derivation) -> bool:
     """What the batch's accepted events set in motion (as `_after_event` for one):
     customs on arrival of an inbound parcel, return after too many failed attempts.
     True when the parcel was returned to its sender."""
+    if not any(e.code in ("EMD", "EMH") and not (e.after_final or e.out_of_sequence)
+               for e in parcel.new):
+        return False  # nothing new that sets anything in motion: no need to sort
     counted = [parcel.events[i] for i in timeline_order(parcel.events)]
     counted = [e for e in counted if not (e.after_final or e.out_of_sequence)]
     new = {id(e) for e in parcel.new}
