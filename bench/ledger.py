@@ -7,8 +7,9 @@ order with SELECT ... FOR UPDATE, overdraft check, insert of the entry under its
 key, two postings, two cached-balance updates, one commit). The baseline does the same
 work as plain SQL (psycopg, no ORM): the same lock read in id order, overdraft check,
 unique key, indexes and foreign keys. The bare plain-SQL figure (inserts and updates
-only, no checks: what this benchmark compared with first) is printed beside it. Each transfer moves 1..500 IQD from
-one of CARDS post cards to one revenue account, so both paths contend on that row.
+only, no checks: what this benchmark compared with first) is printed beside it. Each
+transfer moves 1..500 IQD from one of CARDS post cards to one revenue account, so every
+path contends on that row.
 
     .venv/bin/python bench/ledger.py [--clients 16] [--seconds 10] [--cards 64]
 

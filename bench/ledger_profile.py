@@ -9,8 +9,8 @@ Creates a scratch database and drops it afterwards.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import io
 import pstats
 import random
