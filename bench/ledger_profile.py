@@ -39,7 +39,7 @@ def main() -> None:
 
         from app.database import get_engine, init_engine
 
-        app, ids = prepare_ledger(url, 16)
+        app, ids, revenue_id = prepare_ledger(url, 16)
         init_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
         stmts: collections.Counter[str] = collections.Counter()
         event.listen(get_engine(), "before_cursor_execute",
@@ -49,7 +49,7 @@ def main() -> None:
         event.listen(get_engine(), "rollback", lambda c: commits.update(["ROLLBACK"]))
         rnd = random.Random(1)
         for _ in range(50):
-            ledger_transfer(app, ids, rnd)
+            ledger_transfer(app, ids, revenue_id, rnd)
         stmts.clear()
         commits.clear()
         prof = cProfile.Profile() if args.profile else None
@@ -57,7 +57,7 @@ def main() -> None:
         if prof:
             prof.enable()
         for _ in range(args.transfers):
-            ledger_transfer(app, ids, rnd)
+            ledger_transfer(app, ids, revenue_id, rnd)
         if prof:
             prof.disable()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
