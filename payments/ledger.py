@@ -155,8 +155,8 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     A key seen before returns the first entry and moves nothing (created=False); the
     same key with different postings raises IdempotencyConflict. Raises
     InsufficientFunds when an account marked no_overdraft would go below zero,
-    DrawerDayClosed when cash would go into a drawer whose business day of today is
-    closed, and UnbalancedEntry for postings that do not sum to zero per currency.
+    DrawerDayClosed when cash would go into a drawer whose business day (that of the
+    entry's created_at, in Baghdad) is closed, and UnbalancedEntry for postings that do not sum to zero per currency.
     Flushes; on an error the caller rolls back.
 
     On PostgreSQL one round trip (`_POST`): the accounts locked in id order with their
@@ -168,9 +168,11 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     reload is needed.
     """
     _check_balanced(legs)
-    values = {"idempotency_key": idempotency_key, "kind": kind,
-              "description": description[:300], "actor_id": actor_id,
-              "office_id": office_id, "payment_id": payment_id, "created_at": utcnow()}
+    created_at = utcnow()
+    values: dict[str, Any] = {"idempotency_key": idempotency_key, "kind": kind,
+                              "description": description[:300], "actor_id": actor_id,
+                              "office_id": office_id, "payment_id": payment_id,
+                              "created_at": created_at}
     if db.get_bind().dialect.name != "postgresql":
         return _post_entry_by_steps(values, legs)
     # What an ORM lock read would have flushed first (the statements below are Core).
@@ -191,7 +193,7 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
         "move_accounts": list(changes), "move_changes": list(changes.values()),
         "drawers": drawers,
         # The business day the entry is booked on: that of its own created_at.
-        "today": baghdad_today(values["created_at"]) if drawers else date.min,
+        "today": baghdad_today(created_at) if drawers else date.min,
     }).all()
     entry_id, funds_ok, closed = rows[0].entry_id, rows[0].funds_ok, rows[0].closed
     for row in rows:
