@@ -156,7 +156,8 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
     same key with different postings raises IdempotencyConflict. Raises
     InsufficientFunds when an account marked no_overdraft would go below zero,
     DrawerDayClosed when cash would go into a drawer whose business day (that of the
-    entry's created_at, in Baghdad) is closed, and UnbalancedEntry for postings that do not sum to zero per currency.
+    entry's created_at, in Baghdad) is closed, and UnbalancedEntry for postings that
+    do not sum to zero per currency.
     Flushes; on an error the caller rolls back.
 
     On PostgreSQL one round trip (`_POST`): the accounts locked in id order with their
