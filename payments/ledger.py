@@ -154,67 +154,113 @@ def post_entry(*, idempotency_key: str, kind: str, legs: Sequence[Leg], descript
 
     A key seen before returns the first entry and moves nothing (created=False); the
     same key with different postings raises IdempotencyConflict. Raises
-    InsufficientFunds when an account marked no_overdraft would go below zero, and
-    UnbalancedEntry for postings that do not sum to zero per currency. Flushes; on an
-    error the caller rolls back.
+    InsufficientFunds when an account marked no_overdraft would go below zero,
+    DrawerDayClosed when cash would go into a drawer whose business day (that of the
+    entry's created_at, in Baghdad) is closed, and UnbalancedEntry for postings that
+    do not sum to zero per currency.
+    Flushes; on an error the caller rolls back.
 
-    Two round trips on PostgreSQL: the accounts locked (in id order) with their balances,
-    then one statement that inserts the entry unless its key exists, its postings and the
-    new balances together. The balances of the accounts this session holds are set to
-    what was written, so no reload is needed.
+    On PostgreSQL one round trip (`_POST`): the accounts locked in id order with their
+    balances, the checks, and only if they pass the entry (unless its key exists), its
+    postings and the new balances. With a cash drawer among the legs the accounts are
+    locked first in a statement of their own, so that the drawer-day check runs on a
+    snapshot taken under the lock (closing the day takes the same lock). The balances
+    of the accounts this session holds are set to what was read and written, so no
+    reload is needed.
     """
     _check_balanced(legs)
-    locked = lock_accounts([leg.account.id for leg in legs])
-    deltas: dict[int, int] = defaultdict(int)
+    created_at = utcnow()
+    values: dict[str, Any] = {"idempotency_key": idempotency_key, "kind": kind,
+                              "description": description[:300], "actor_id": actor_id,
+                              "office_id": office_id, "payment_id": payment_id,
+                              "created_at": created_at}
+    if db.get_bind().dialect.name != "postgresql":
+        return _post_entry_by_steps(values, legs)
+    # What an ORM lock read would have flushed first (the statements below are Core).
+    db.flush()
+    accounts: dict[int, Account] = {}
+    changes: dict[int, int] = defaultdict(int)
     for leg in legs:
-        deltas[leg.account.id] += leg.amount
-    balances = {acc_id: locked[acc_id].balance + locked[acc_id].normal_sign * raw
-                for acc_id, raw in deltas.items()}
-    values = {"idempotency_key": idempotency_key, "kind": kind,
-              "description": description[:300], "actor_id": actor_id,
-              "office_id": office_id, "payment_id": payment_id, "created_at": utcnow()}
-    if _touches_closed_drawer(locked.values()):
-        # The drawer's day was closed and signed: its paper and the ledger must agree.
-        existing = find_entry(idempotency_key)
-        if existing is not None:
-            return _same_entry(existing, legs), False
-        raise DrawerDayClosed()
-    if any(locked[acc_id].no_overdraft and balance < 0
-           for acc_id, balance in balances.items()):
-        # A retry of an entry that went through returns it, even if the balance has
-        # since fallen: the first request moved the money, the retry moves nothing.
-        existing = find_entry(idempotency_key)
-        if existing is not None:
-            return _same_entry(existing, legs), False
-        raise InsufficientFunds()
-    # The key's unique index decides, also between concurrent requests with the same
-    # key: the loser's insert waits for the winner's commit and then inserts nothing.
-    if db.get_bind().dialect.name == "postgresql":
-        entry_id = _insert_entry_and_postings(values, legs, {
-            acc_id: locked[acc_id].normal_sign * raw for acc_id, raw in deltas.items()})
-    else:
-        entry_id = _insert_entry_then_postings(values, legs, balances)
+        accounts[leg.account.id] = leg.account
+        changes[leg.account.id] += leg.account.normal_sign * leg.amount
+    drawers = [acc_id for acc_id, acc in accounts.items() if acc.kind == AccountKind.CASH_DRAWER]
+    if drawers:
+        _lock_account_rows(list(accounts))
+    rows = db.execute(_POST, {
+        **values,
+        "line_accounts": [leg.account.id for leg in legs],
+        "line_amounts": [leg.amount for leg in legs],
+        "line_currencies": [leg.account.currency for leg in legs],
+        "move_accounts": list(changes), "move_changes": list(changes.values()),
+        "drawers": drawers,
+        # The business day the entry is booked on: that of its own created_at.
+        "today": baghdad_today(created_at) if drawers else date.min,
+    }).all()
+    entry_id, funds_ok, closed = rows[0].entry_id, rows[0].funds_ok, rows[0].closed
+    for row in rows:
+        balance = row.balance + (changes[row.id] if entry_id is not None else 0)
+        _set_loaded_balance(accounts.get(row.id), row.id, balance)
     if entry_id is None:
+        # Refused, or the key was used before: a retry of an entry that went through
+        # returns it, even if the drawer's day has since closed or the balance fallen.
         existing = find_entry(idempotency_key)
-        assert existing is not None
-        return _same_entry(existing, legs), False
-    for acc_id, balance in balances.items():
-        # Written by the statement above: record it as the loaded value, not a change.
-        set_committed_value(locked[acc_id], "balance", balance)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        if closed:
+            # The drawer's day was closed and signed: its paper and the ledger must agree.
+            raise DrawerDayClosed()
+        if not funds_ok:
+            raise InsufficientFunds()
+        raise AssertionError("entry neither inserted nor found")  # pragma: no cover
     entry = JournalEntry(id=entry_id, **values)
     make_transient_to_detached(entry)  # persistent without a SELECT: we know every column
     db.add(entry)
     return entry, True
 
 
+def _set_loaded_balance(account: Account | None, acc_id: int, balance: int) -> None:
+    """Record `balance` as the loaded value (not a change) on the session's instance of
+    the account and on the leg's own object."""
+    held = db.identity_map.get(db.identity_key(Account, acc_id))
+    for acc in {id(a): a for a in (account, held) if a is not None}.values():
+        set_committed_value(acc, "balance", balance)
+
+
+def _lock_account_rows(ids: Sequence[int]) -> None:
+    """SELECT ... FOR UPDATE of the accounts in ascending id order, loading nothing."""
+    db.execute(_LOCK_ROWS, {"ids": sorted(set(ids))})
+
+
+_LOCK_ROWS = text("SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) "
+                  "ORDER BY id FOR UPDATE")
+
 # One statement of constant text (arrays, not a VALUES list per shape), so it is compiled
-# once and the server may keep it prepared.
-_ENTRY_AND_POSTINGS = text("""
-WITH new_entry AS (
+# once and the server keeps it prepared. `locked` takes the row locks in ascending id
+# order (the sort runs below the lock) and reads the balances of the latest committed
+# versions; `checked` reads all of it (an aggregate), so every lock is held before the
+# entry is inserted. The UPDATE adds the change to the row's latest version (READ
+# COMMITTED re-reads a row updated since the snapshot), which is the one locked above.
+_POST = text("""
+WITH locked AS MATERIALIZED (
+    SELECT id, balance, no_overdraft FROM ledger_accounts
+    WHERE id = ANY(CAST(:move_accounts AS bigint[]))
+    ORDER BY id
+    FOR UPDATE
+), checked AS MATERIALIZED (
+    SELECT coalesce(bool_and(NOT locked.no_overdraft OR locked.balance + move.change >= 0),
+                    true) AS funds_ok,
+           EXISTS (SELECT 1 FROM drawer_days
+                   WHERE drawer_days.account_id = ANY(CAST(:drawers AS bigint[]))
+                     AND drawer_days.business_date = :today) AS closed
+    FROM locked
+    JOIN unnest(CAST(:move_accounts AS bigint[]), CAST(:move_changes AS bigint[]))
+         AS move(account_id, change) ON move.account_id = locked.id
+), new_entry AS (
     INSERT INTO ledger_entries (idempotency_key, kind, description, actor_id, office_id,
                                 payment_id, created_at)
-    VALUES (:idempotency_key, :kind, :description, :actor_id, :office_id, :payment_id,
-            :created_at)
+    SELECT :idempotency_key, :kind, :description, :actor_id, :office_id, :payment_id,
+           :created_at
+    FROM checked WHERE checked.funds_ok AND NOT checked.closed
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), new_postings AS (
@@ -229,22 +275,49 @@ WITH new_entry AS (
                     AS move(account_id, change)
     WHERE ledger_accounts.id = move.account_id
 )
-SELECT id FROM new_entry
+SELECT locked.id, locked.balance, (SELECT id FROM new_entry) AS entry_id,
+       checked.funds_ok, checked.closed
+FROM locked, checked
 """)
 
 
-def _insert_entry_and_postings(values: dict[str, Any], legs: Sequence[Leg],
-                               changes: dict[int, int]) -> int | None:
-    """PostgreSQL, one statement: INSERT the entry ON CONFLICT (idempotency_key) DO
-    NOTHING, and, only if it was inserted, its postings and the balance changes.
-    Returns the new entry's id, or None when the key existed."""
-    return db.scalar(_ENTRY_AND_POSTINGS, {
-        **values,
-        "line_accounts": [leg.account.id for leg in legs],
-        "line_amounts": [leg.amount for leg in legs],
-        "line_currencies": [leg.account.currency for leg in legs],
-        "move_accounts": list(changes), "move_changes": list(changes.values()),
-    })
+def _post_entry_by_steps(values: dict[str, Any],
+                         legs: Sequence[Leg]) -> tuple[JournalEntry, bool]:
+    """post_entry on SQLite (the embedded platform): lock, check, then insert, in the
+    caller's transaction (SQLite allows one writer at a time)."""
+    idempotency_key = values["idempotency_key"]
+    locked = lock_accounts([leg.account.id for leg in legs])
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.account.id] += leg.amount
+    balances = {acc_id: locked[acc_id].balance + locked[acc_id].normal_sign * raw
+                for acc_id, raw in deltas.items()}
+    if _touches_closed_drawer(locked.values(), baghdad_today(values["created_at"])):
+        # The drawer's day was closed and signed: its paper and the ledger must agree.
+        existing = find_entry(idempotency_key)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        raise DrawerDayClosed()
+    if any(locked[acc_id].no_overdraft and balance < 0
+           for acc_id, balance in balances.items()):
+        # A retry of an entry that went through returns it, even if the balance has
+        # since fallen: the first request moved the money, the retry moves nothing.
+        existing = find_entry(idempotency_key)
+        if existing is not None:
+            return _same_entry(existing, legs), False
+        raise InsufficientFunds()
+    entry_id = _insert_entry_then_postings(values, legs, balances)
+    if entry_id is None:
+        existing = find_entry(idempotency_key)
+        assert existing is not None
+        return _same_entry(existing, legs), False
+    for acc_id, balance in balances.items():
+        # Written by the statement above: record it as the loaded value, not a change.
+        set_committed_value(locked[acc_id], "balance", balance)
+    entry = JournalEntry(id=entry_id, **values)
+    make_transient_to_detached(entry)
+    db.add(entry)
+    return entry, True
 
 
 def _insert_entry_then_postings(values: dict[str, Any], legs: Sequence[Leg],
@@ -286,13 +359,12 @@ def drawer_day_closed(account_id: int, day: date) -> bool:
                                                 DrawerDay.business_date == day)) is not None
 
 
-def _touches_closed_drawer(accounts: Any) -> bool:
-    """Whether one of the (locked) accounts is a cash drawer whose business day of now
+def _touches_closed_drawer(accounts: Any, today: date) -> bool:
+    """Whether one of the (locked) accounts is a cash drawer whose business day `today`
     is closed. Asked under the drawer's row lock, which closing the day takes too."""
     drawers = [a.id for a in accounts if a.kind == AccountKind.CASH_DRAWER]
     if not drawers:
         return False
-    today = baghdad_today(utcnow())
     return any(drawer_day_closed(acc_id, today) for acc_id in drawers)
 
 
