@@ -181,14 +181,23 @@ def test_postgresql_answers_word_search_from_the_full_text_indexes(local_shop, c
         catalog.MAX_COUNTED, True, 42, 24)
 
 
+_picture_loads: list[str] = []
+
+
 def _statements_of(action):
-    """The SQL statements `action` sends (round trips to the database)."""
+    """The SQL statements `action` sends to search (round trips to the database). The
+    page's pictures come in one more statement whenever products are found (the
+    listing shows them); that one is counted apart, in `_picture_loads`."""
     from sqlalchemy import event
 
     sent: list[str] = []
 
     def record(conn, cursor, statement, *args):
-        if not statement.startswith(("SAVEPOINT", "RELEASE")):  # the test's own
+        if statement.startswith(("SAVEPOINT", "RELEASE")):  # the test's own
+            return
+        if "FROM product_images" in statement:
+            _picture_loads.append(statement)
+        else:
             sent.append(statement)
 
     engine = db.get_bind()
@@ -205,8 +214,11 @@ def test_a_search_costs_few_round_trips(local_shop, category):
     make_product(local_shop, category, title_ar="شاحن", title_en="Charger",
                  description_en="Works with the Samsung phone")
     db.commit()
-    # Found as words: the count, the ranking and the page's products in one statement.
+    # Found as words: the count, the ranking and the page's products in one statement
+    # (and their pictures in one more).
+    _picture_loads.clear()
     assert len(_statements_of(lambda: catalog.search("samsung phone"))) == 1
+    assert len(_picture_loads) == 1
     # Nothing found: words, then letters, then the typo threshold and the typo search.
     assert len(_statements_of(lambda: catalog.search("zzqqxx"))) == 4
     # Several words, nothing found: the words no product holds are looked up at once.
