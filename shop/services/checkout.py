@@ -244,8 +244,12 @@ def _load_products(ids: list[int], *, lock: bool) -> dict[int, Product]:
     stmt = select(Product).where(Product.id.in_(ids)).order_by(Product.id)
     if lock:
         # Only the product rows (not the joined merchant rows), in id order, so two
-        # checkouts of overlapping carts queue instead of deadlocking.
-        stmt = stmt.with_for_update(of=Product).execution_options(populate_existing=True)
+        # checkouts of overlapping carts queue instead of deadlocking. FOR NO KEY UPDATE
+        # (key_share): placing never changes a product's key, so a cart line being added
+        # (its foreign key takes KEY SHARE on the product) need not wait for a placing,
+        # nor join a cycle with placings of the same product.
+        stmt = stmt.with_for_update(of=Product, key_share=True).execution_options(
+            populate_existing=True)
     return {p.id: p for p in db.scalars(stmt).unique()}
 
 
