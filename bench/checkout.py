@@ -2,11 +2,14 @@
 
 Each client is a process (as gunicorn workers are) with its own connection and its own
 shopper, who pays with their own post card (a hold on the card: PIN checked with
-argon2id, the card's ledger accounts locked after the stock rows). One order = add one
-product to the cart (shop.services.cart.add_to_cart, commits), price the cart for the
-shopper's address (checkout.quote_cart) and place it (checkout.place_order: cart and
-stock rows locked, stock taken with a conditional UPDATE, order + consignment + line +
-history + outbox rows, the hold on the card, one commit). p50/p99 are per order.
+argon2id before any stock row is locked, the card's ledger accounts locked after the
+stock rows). One order = add one product to the cart (shop.services.cart.add_to_cart,
+commits), price the cart for the shopper's address (checkout.quote_cart) and place it
+(checkout.place_order: cart locked, the cart priced again and the PIN checked for that
+total, then the stock rows locked, stock taken with a conditional UPDATE, order +
+consignment + line + history + outbox rows, the hold on the card, one commit). p50/p99
+are per order. Each client places 2 untimed orders first: --hot-stock must exceed
+2 x --clients, or the hot product sells out during the warm-up.
 
 Two catalogs: "spread" (each order picks one of 500 products: little contention) and
 "hot" (every order takes the same product, whose stock is --hot-stock units: all clients
@@ -269,6 +272,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.hot_stock = 1, 3, 150
+    if "hot" in args.catalogs.split(",") and args.hot_stock <= 2 * args.clients:
+        # Every client's two warm-up orders come first; a client that finds the product
+        # sold out then never reaches the start line, and the run would wait forever.
+        parser.error(f"--hot-stock must be more than {2 * args.clients} (2 warm-up orders "
+                     "per client)")
     logging.disable(logging.INFO)
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]

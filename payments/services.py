@@ -412,6 +412,17 @@ def pay_with_post_card(*, card_number: str, pin: str, amount: int, currency: str
     card = _card_for_spending(card_number, pin, amount=amount, currency=currency,
                               purpose=purpose, actor_id=actor_id,
                               one_time_code=one_time_code, at_counter=at_counter)
+    return _pay_from_card(card, amount=amount, currency=currency,
+                          reference_kind=reference_kind, reference_id=reference_id,
+                          purpose=purpose, idempotency_key=idempotency_key,
+                          actor_id=actor_id)
+
+
+def _pay_from_card(card: PostCard, *, amount: int, currency: str, reference_kind: str,
+                   reference_id: str, purpose: str, idempotency_key: str,
+                   actor_id: int | None) -> Payment:
+    """The payment itself, once the card and PIN were checked: debit the card (balance
+    checked under its account's lock), credit the purpose, succeeded at once."""
     p = _insert_payment(Payment(
         idempotency_key=idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
         currency=currency, purpose=purpose, reference_kind=reference_kind,
@@ -453,6 +464,119 @@ def authorize_post_card(*, card_number: str, pin: str, amount: int, currency: st
                         reference_id=reference_id, purpose=purpose,
                         idempotency_key=idempotency_key, actor_id=actor_id,
                         hold_minutes=hold_minutes)
+
+
+# --- the card checked first, the payment made later in the same transaction -------
+
+
+_MINTED_HERE = object()  # only check_card_for_payment makes a VerifiedCard
+
+
+@dataclass(eq=False)
+class VerifiedCard:
+    """A post card whose PIN (or one-time code) was found right for one payment: this
+    amount, currency and purpose, by this actor, in this transaction. Made only by
+    check_card_for_payment and spent once by hold_verified / pay_verified, which refuse
+    it for anything else (another card, amount or transaction), so a check cannot be
+    carried over to another payment or request."""
+
+    card_id: int
+    amount: int
+    currency: str
+    purpose: str
+    actor_id: int | None
+    _transaction: Any = field(repr=False)
+    _minted: object = field(repr=False)
+    spent: bool = False
+
+    def __post_init__(self) -> None:
+        if self._minted is not _MINTED_HERE:
+            raise TypeError("a VerifiedCard is made by check_card_for_payment only")
+
+    def _spend(self, *, amount: int, currency: str, purpose: str,
+               actor_id: int | None) -> PostCard:
+        """The card, once this check is found to be for exactly this payment, in the
+        transaction it was made in and not spent before. Raises IdempotencyConflict
+        otherwise (a programming error: nothing is paid), CardFrozen / CardExpired when
+        the card was frozen or ran out since the check."""
+        if (self.spent or self._transaction is not db().get_transaction()
+                or (amount, currency, purpose, actor_id)
+                != (self.amount, self.currency, self.purpose, self.actor_id)):
+            raise IdempotencyConflict()
+        self.spent = True
+        card = cards.get_card(self.card_id)
+        cards.check_usable(card, for_spending=False)
+        return card
+
+
+def check_card_for_payment(*, card_number: str, pin: str, amount: int, currency: str,
+                           purpose: str, actor_id: int | None,
+                           one_time_code: str = "") -> VerifiedCard:
+    """Check a post card and its PIN (or the one-time code sent to its holder) online for
+    one payment of `amount`, before the caller takes its own locks (a checkout's stock
+    rows), so the slow PIN hash holds no lock anyone else waits for. Pays nothing: the
+    payment is made with hold_verified or pay_verified in the same transaction.
+
+    Everything _card_for_spending does is done here, with the same answers: the online
+    throttle, the attempt counted apart before the hash and given back when right, the
+    lock-out, one answer to strangers, the one-time code for this amount (sent, raising
+    OneTimeCodeSent; or checked and spent in the caller's transaction, so a rollback
+    gives it back). Raises as pay_with_post_card's card checks.
+    """
+    positive_amount(amount)
+    _check_purpose(purpose)
+    _check_currency(currency)
+    card = _card_for_spending(card_number, pin, amount=amount, currency=currency,
+                              purpose=purpose, actor_id=actor_id,
+                              one_time_code=one_time_code)
+    return VerifiedCard(card.id, amount, currency, purpose, actor_id,
+                        db().get_transaction(), _MINTED_HERE)
+
+
+def hold_verified(verified: VerifiedCard, *, amount: int, currency: str,
+                  reference_kind: str, reference_id: str, purpose: str,
+                  idempotency_key: str, actor_id: int | None,
+                  hold_minutes: int | None = None) -> Payment:
+    """authorize_post_card for a card checked by check_card_for_payment: the hold of
+    exactly the amount checked (balance checked under the card's account lock).
+    Flushes. Raises IdempotencyConflict (a check for another payment or transaction, or
+    spent), CardFrozen, CardExpired, InsufficientFunds."""
+    reference_id = str(reference_id)
+    found = _existing(idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
+                      currency=currency, reference_kind=reference_kind,
+                      reference_id=reference_id, purpose=purpose)
+    if found:
+        return found
+    card = verified._spend(amount=amount, currency=currency, purpose=purpose,
+                           actor_id=actor_id)
+    return hold_on_card(card, amount=amount, reference_kind=reference_kind,
+                        reference_id=reference_id, purpose=purpose,
+                        idempotency_key=idempotency_key, actor_id=actor_id,
+                        hold_minutes=hold_minutes)
+
+
+def pay_verified(verified: VerifiedCard, *, amount: int, currency: str,
+                 reference_kind: str, reference_id: str, purpose: str,
+                 idempotency_key: str, actor_id: int | None) -> Payment:
+    """pay_with_post_card for a card checked by check_card_for_payment: pays exactly the
+    amount checked at once. Flushes. Raises IdempotencyConflict (a check for another
+    payment or transaction, or spent), CardFrozen, CardExpired, InsufficientFunds."""
+    if purpose == TOPUP:
+        raise ValidationFailed(_l("A post card cannot top itself up."))
+    reference_id = str(reference_id)
+    found = _existing(idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
+                      currency=currency, reference_kind=reference_kind,
+                      reference_id=reference_id, purpose=purpose)
+    if found:
+        if found.card_id != verified.card_id:
+            raise IdempotencyConflict()
+        return found
+    card = verified._spend(amount=amount, currency=currency, purpose=purpose,
+                           actor_id=actor_id)
+    return _pay_from_card(card, amount=amount, currency=currency,
+                          reference_kind=reference_kind, reference_id=reference_id,
+                          purpose=purpose, idempotency_key=idempotency_key,
+                          actor_id=actor_id)
 
 
 def hold_on_card(card: PostCard, *, amount: int, reference_kind: str, reference_id: str,

@@ -244,8 +244,12 @@ def _load_products(ids: list[int], *, lock: bool) -> dict[int, Product]:
     stmt = select(Product).where(Product.id.in_(ids)).order_by(Product.id)
     if lock:
         # Only the product rows (not the joined merchant rows), in id order, so two
-        # checkouts of overlapping carts queue instead of deadlocking.
-        stmt = stmt.with_for_update(of=Product).execution_options(populate_existing=True)
+        # checkouts of overlapping carts queue instead of deadlocking. FOR NO KEY UPDATE
+        # (key_share): placing never changes a product's key, so a cart line being added
+        # (its foreign key takes KEY SHARE on the product) need not wait for a placing,
+        # nor join a cycle with placings of the same product.
+        stmt = stmt.with_for_update(of=Product, key_share=True).execution_options(
+            populate_existing=True)
     return {p.id: p for p in db.scalars(stmt).unique()}
 
 
@@ -288,7 +292,10 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
     """Place the shopper's cart as an order. Flushes; the caller's unit of work commits
     it all or nothing.
 
-    Locks the cart and the products' stock rows, recomputes the quote from the server's
+    Locks the cart; for the post card, prices the cart without locks and checks the card
+    and PIN (or one-time code) for the confirmed total first (shop.services.placing
+    check_post_card), so the slow PIN hash holds no stock row. Then locks the products'
+    stock rows, recomputes the quote from the server's
     prices and stored rates, and refuses with PriceChanged (carrying the new quote) when
     it differs from the one the shopper confirmed (`seen_digest`). Then create_order
     takes the stock, writes the order, one consignment per merchant and the lines,
@@ -328,8 +335,23 @@ def place_order(user_id: int, dest_args: dict[str, Any], *, payment: PaymentChoi
             raise EmptyCart(_l("Your cart is empty."))
         return _draft(quote)
 
+    def confirmed_total() -> int:
+        # The total the shopper confirmed, priced without locks, so the post card's PIN
+        # (or one-time code, sent for this amount) is checked before any stock row is
+        # locked: the slow hash then stalls no other shopper of the same product.
+        # price() checks the same digest again under lock and refuses a change.
+        if not wants:
+            raise EmptyCart(_l("Your cart is empty."))
+        products = _load_products(sorted(w.product_id for w in wants), lock=False)
+        quote = build_quote(wants, products, dest, locale_title=locale)
+        if quote.digest != seen_digest:
+            raise PriceChanged(quote)
+        if quote.total <= 0:
+            raise EmptyCart(_l("Your cart is empty."))
+        return quote.total
+
     placed = create_order(user, payment=payment, checkout_key=checkout_key, price=price,
-                          locale=locale)
+                          locale=locale, check_first=confirmed_total)
     if not placed.replayed and cart is not None:
         cart.lines.clear()
         db.flush()

@@ -29,7 +29,7 @@ from app.database import db, savepoint, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from payments import services as payments
 from payments.cards import cards_of
-from shop.models import Consignment, DeliveryMethod, Order, OrderLine, Product
+from shop.models import HOME_CURRENCY, Consignment, DeliveryMethod, Order, OrderLine, Product
 from shop.services import catalog
 from shop.services.addresses import owned_address, pickup_office
 from shop.services.orders import record_placed
@@ -151,20 +151,51 @@ def _card_number(choice: PaymentChoice, user: User) -> str:
     return choice.card_number
 
 
-def take_post_card_payment(order: Order, choice: PaymentChoice, user: User) -> None:
-    """Hold (or, with SHOP_POST_CARD_HOLD off, take at once) the order's total on a post
-    card after checking the PIN. Flushes. Raises NotFound (someone else's card chosen by
-    id), ValidationFailed (no card number or PIN) and the post card's errors (wrong PIN,
-    locked, not enough balance, ...); a wrong PIN is counted even though the caller's
-    unit of work then rolls back (payments records it apart)."""
+def check_post_card(choice: PaymentChoice, user: User, *, amount: int,
+                    currency: str) -> payments.VerifiedCard:
+    """Check the post card and PIN (or one-time code) of `choice` for an order of
+    `amount` before anything is locked: the slow PIN hash then holds no stock row.
+    Pays nothing; take_post_card_payment spends the result for that order in the same
+    transaction. Raises NotFound (someone else's card chosen by id), ValidationFailed
+    (no card number or PIN) and the post card's errors (wrong PIN, locked, a code sent,
+    ...); a wrong PIN is counted even though the caller's unit of work then rolls back,
+    and a right one costs no try (payments records both apart)."""
     if not choice.pin and not choice.one_time_code:
         raise ValidationFailed(_l("Enter the card's PIN."), fields={"pin": _l("Enter the PIN.")})
-    args: dict[str, Any] = dict(
+    return payments.check_card_for_payment(
+        card_number=_card_number(choice, user), pin=choice.pin, amount=amount,
+        currency=currency, purpose=ORDER_KIND, actor_id=user.id,
+        one_time_code=choice.one_time_code)
+
+
+def take_post_card_payment(order: Order, choice: PaymentChoice, user: User,
+                           verified: payments.VerifiedCard | None = None) -> None:
+    """Hold (or, with SHOP_POST_CARD_HOLD off, take at once) the order's total on a post
+    card: the card `verified` (check_post_card, for exactly this total), else after
+    checking the PIN here. Flushes. Raises NotFound (someone else's card chosen by id),
+    ValidationFailed (no card number or PIN), IdempotencyConflict
+    when `verified` was for another amount or card, and the post card's errors (wrong PIN,
+    locked, not enough balance, ...); a wrong PIN is counted even though the caller's
+    unit of work then rolls back (payments records it apart)."""
+    hold = bool(current_app.config["SHOP_POST_CARD_HOLD"])
+    minutes = int(current_app.config["SHOP_ORDER_PAYMENT_MINUTES"])
+    if verified is not None:
+        args: dict[str, Any] = dict(
+            amount=order.total, currency=order.currency, reference_kind=ORDER_KIND,
+            reference_id=str(order.id), purpose=ORDER_KIND, actor_id=user.id)
+        p = (payments.hold_verified(verified, idempotency_key=f"order:{order.id}:hold",
+                                    hold_minutes=minutes + 5, **args) if hold else
+             payments.pay_verified(verified, idempotency_key=f"order:{order.id}:post-card",
+                                   **args))
+        order.payment_id = p.id
+        return
+    if not choice.pin and not choice.one_time_code:
+        raise ValidationFailed(_l("Enter the card's PIN."), fields={"pin": _l("Enter the PIN.")})
+    args = dict(
         card_number=_card_number(choice, user), pin=choice.pin, amount=order.total,
         currency=order.currency, reference_kind=ORDER_KIND, reference_id=str(order.id),
         purpose=ORDER_KIND, actor_id=user.id, one_time_code=choice.one_time_code)
-    if current_app.config["SHOP_POST_CARD_HOLD"]:
-        minutes = int(current_app.config["SHOP_ORDER_PAYMENT_MINUTES"])
+    if hold:
         p = payments.authorize_post_card(idempotency_key=f"order:{order.id}:hold",
                                          hold_minutes=minutes + 5, **args)
     else:
@@ -308,7 +339,8 @@ def _take_stock(draft: OrderDraft, locale: str) -> None:
 
 
 def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None,
-                 price: Callable[[], OrderDraft], locale: str = "en") -> Placement:
+                 price: Callable[[], OrderDraft], locale: str = "en",
+                 check_first: Callable[[], int] | None = None) -> Placement:
     """Place an order: the one way checkout and buy for me write one. Flushes.
 
     A `checkout_key` that already placed an order of this shopper returns that order
@@ -318,6 +350,11 @@ def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None
     its consignments and lines are written, the stock of catalog lines taken, the order
     recorded as placed (order.placed published) and, when paying with a post card, the
     total held on the card (taken at once with SHOP_POST_CARD_HOLD off).
+
+    With `check_first` (the total the shopper confirmed, priced without locks; raising
+    what refuses it) a post card and its PIN are checked for that total before `price()`
+    takes any lock, so the slow PIN hash holds no stock row; the hold is then of exactly
+    that total (a price that moved in between is refused by `price()` first).
 
     Raises ValidationFailed (no way to pay), whatever `price` raises, SoldOut (someone
     took the last units first; `locale` names the product), NotFound / ValidationFailed for the card
@@ -329,6 +366,10 @@ def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None
         found = placed_with(user.id, key)
         if found is not None:
             return Placement(found, True)
+    verified = None
+    if check_first is not None and payment.method == "post_card":
+        verified = check_post_card(payment, user, amount=check_first(),
+                                   currency=HOME_CURRENCY)
     draft = price()
     try:
         # A savepoint, so that losing a race on the checkout key or the last unit (the
@@ -341,7 +382,7 @@ def create_order(user: User, *, payment: PaymentChoice, checkout_key: str | None
             order = _write(user, draft, payment.method, key)
             record_placed(order, actor_id=user.id)
             if payment.method == "post_card":
-                take_post_card_payment(order, payment, user)
+                take_post_card_payment(order, payment, user, verified)
     except (IntegrityError, SoldOut) as exc:
         # The same key's first submission may have taken the last unit a moment ago.
         found = placed_with(user.id, key) if key is not None else None
