@@ -15,12 +15,12 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.database import Base, db, utcnow
 from app.logs import current_request_id
@@ -138,6 +138,29 @@ def publish(name: str, payload: dict[str, Any]) -> DomainEvent:
     return event
 
 
+# Where a session keeps the outbox rows written in each of its (nested) transactions
+# until they commit (app.jobs.dispatch hands them to the executor then).
+PENDING_OUTBOX_KEY = "barid_outbox_new"
+
+
+class Staged(NamedTuple):
+    """What the executor needs to know of an outbox row."""
+
+    id: int
+    queue: str
+    run_after: datetime | None = None
+    urgent: bool = False  # to the front of its queue (subscribe's urgent)
+
+
+def stage_inserted(session: Session, rows: Iterable[Any]) -> None:
+    """Note outbox rows inserted without the ORM (id, queue, run_after, task) as the
+    flush hook notes ORM ones: handed to the executor after commit, forgotten on
+    rollback of their savepoint or transaction."""
+    levels = session.info.setdefault(PENDING_OUTBOX_KEY, {})
+    levels.setdefault(session.get_nested_transaction(), {}).update(
+        {r.id: Staged(r.id, r.queue, r.run_after, is_urgent(r.task)) for r in rows})
+
+
 def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     """`publish` for many events at once (a batch of parcel scans): the same rows, the
     events and their subscribers' jobs, written as multi-row INSERTs rather than as
@@ -145,10 +168,6 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     executor when the transaction commits, as `publish`'s are."""
     if not events:
         return
-    from sqlalchemy import insert  # noqa: PLC0415 - only this path writes Core rows
-
-    from app.jobs.dispatch import stage_inserted  # noqa: PLC0415 - dispatch imports us
-
     rid = current_request_id()
     now = utcnow()
     rows: list[dict[str, Any]] = []

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import timedelta
+from typing import Any
 
 import redis
 from flask import Flask
@@ -34,7 +34,8 @@ from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.database import db, get_engine, utcnow
-from app.events import JobState, OutboxJob, is_urgent
+from app.events import PENDING_OUTBOX_KEY as _PENDING_KEY
+from app.events import JobState, OutboxJob, Staged, is_urgent
 from app.redisconn import UNAVAILABLE, breaker, get_redis
 
 from . import inline
@@ -43,7 +44,6 @@ from .runner import DEFAULT_RETRY_INTERVALS, run_outbox_job
 
 log = logging.getLogger("barid.jobs")
 
-_PENDING_KEY = "barid_outbox_new"
 _installed = False
 # The rq callable per queue, when a queue's jobs are better run some other way than one
 # `run_outbox_job` each (the webhooks queue drains an endpoint's due attempts in one
@@ -55,15 +55,6 @@ def register_queue_runner(queue: str, func: Callable[[int], Any]) -> None:
     """Make rq run the outbox jobs of `queue` with `func(job_id)` (an importable,
     module-level function) instead of run_outbox_job."""
     _queue_runners[queue] = func
-
-
-class Staged(NamedTuple):
-    """What the executor needs to know of an outbox row."""
-
-    id: int
-    queue: str
-    run_after: datetime | None = None
-    urgent: bool = False  # to the front of its queue (app.events.subscribe's urgent)
 
 
 def rq_job_id(job_id: int) -> str:
@@ -101,15 +92,6 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
         levels.setdefault(session.get_nested_transaction(), {}).update(
             {o.id: Staged(o.id, o.queue, o.run_after, is_urgent(o.task)) for o in new}
         )
-
-
-def stage_inserted(session: Session, rows: Iterable[Any]) -> None:
-    """Note outbox rows inserted without the ORM (id, queue, run_after, task) as the
-    flush hook notes ORM ones: handed to the executor after commit, forgotten on
-    rollback of their savepoint or transaction."""
-    levels = session.info.setdefault(_PENDING_KEY, {})
-    levels.setdefault(session.get_nested_transaction(), {}).update(
-        {r.id: Staged(r.id, r.queue, r.run_after, is_urgent(r.task)) for r in rows})
 
 
 def _after_rollback(session: Session) -> None:

@@ -39,6 +39,7 @@ from app.jobs.context import job_context
 from app.jobs.dispatch import register_queue_runner, rq_job_id
 from app.jobs.runner import run_outbox_job
 from app.notify import notify
+from app.redisconn import get_redis
 from app.webhooks import signing, transport
 from app.webhooks.models import (
     DeliveryState,
@@ -241,8 +242,6 @@ def _forget_rq_copies(job_ids: list[int]) -> None:
     url = current_app.config.get("REDIS_URL")
     if not url or not job_ids:
         return
-    from app.redisconn import get_redis
-
     conn = get_redis(url)
     if conn is None:
         return
@@ -272,12 +271,14 @@ def _drain_endpoint(app: Flask, endpoint_id: int, deadline: float, *, wait: bool
     ran = 0
     with app.app_context():
         try:
-            with get_engine().connect() as lock:
+            # Autocommit: the advisory lock belongs to the connection's session, so it
+            # holds across statements without leaving a transaction open meanwhile.
+            with get_engine().connect().execution_options(
+                    isolation_level="AUTOCOMMIT") as lock:
                 postgres = lock.dialect.name == "postgresql"
                 if postgres:
                     take = func.pg_advisory_lock if wait else func.pg_try_advisory_lock
                     got = lock.execute(select(take(DRAIN_LOCK_SPACE, endpoint_id))).scalar()
-                    lock.commit()  # a session lock: not idle in a transaction meanwhile
                     if not wait and not got:
                         return 0
                 try:
@@ -303,7 +304,6 @@ def _drain_endpoint(app: Flask, endpoint_id: int, deadline: float, *, wait: bool
                     if postgres:
                         lock.execute(select(func.pg_advisory_unlock(DRAIN_LOCK_SPACE,
                                                                     endpoint_id)))
-                        lock.commit()
         except Exception:
             log.exception("draining webhook endpoint %s stopped", endpoint_id)
     return ran
