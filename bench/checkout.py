@@ -262,6 +262,8 @@ def pin_check_ms(argon2: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short run")
+    parser.add_argument("--json", action="store_true",
+                        help="accepted for bench/run.py; the BENCH line is always printed")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--clients", type=int, default=16)

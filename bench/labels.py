@@ -329,6 +329,8 @@ def print_run(url: str, renders: int, profile: cProfile.Profile | None = None) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one short run")
+    ap.add_argument("--json", action="store_true",
+                    help="accepted for bench/run.py; the BENCH line is always printed")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parcels", type=int, default=400)
     ap.add_argument("--renders", type=int, default=100)
