@@ -14,6 +14,7 @@ parcel) or to a page that says only that the document is Barid's and its referen
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -151,6 +152,16 @@ def is_staff(user: Any) -> bool:
 def qr_svg(value: str) -> Markup:
     """A QR code of `value` as inline SVG (drawn on the server: no script, no CDN), scaled
     by its container."""
+    # Safe: the SVG is the qrcode library's own XML output (it escapes nothing of ours,
+    # the data is only in the drawn modules), not text from a request.
+    return Markup(_qr_svg(value))  # noqa: S704
+
+
+# Drawing a QR code is most of a tracking page's time, and a value's code never changes
+# (tokens are signed without a timestamp): the codes of the parcels looked up most are
+# kept (a lookup of a parcel not seen lately still draws its code: about 7 ms).
+@functools.lru_cache(maxsize=512)  # about 11 KB each
+def _qr_svg(value: str) -> str:
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4,
                        image_factory=qrcode.image.svg.SvgPathImage)
     qr.add_data(value)
@@ -163,9 +174,7 @@ def qr_svg(value: str) -> Markup:
     svg = re.sub(r'<svg width="[^"]*" height="[^"]*"',
                  '<svg class="qr" role="img" aria-label="QR" width="100%" height="100%"',
                  svg, count=1)
-    # Safe: the SVG is the qrcode library's own XML output (it escapes nothing of ours,
-    # the data is only in the drawn modules), not text from a request.
-    return Markup(svg)  # noqa: S704
+    return svg
 
 
 bp = Blueprint("barcodes", __name__)
