@@ -546,6 +546,8 @@ def hold_verified(verified: VerifiedCard, *, amount: int, currency: str,
                       currency=currency, reference_kind=reference_kind,
                       reference_id=reference_id, purpose=purpose)
     if found:
+        if found.card_id != verified.card_id:
+            raise IdempotencyConflict()
         return found
     card = verified._spend(amount=amount, currency=currency, purpose=purpose,
                            actor_id=actor_id)
