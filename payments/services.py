@@ -533,6 +533,23 @@ def check_card_for_payment(*, card_number: str, pin: str, amount: int, currency:
                         db().get_transaction(), _MINTED_HERE)
 
 
+def _retried_or_spent(verified: VerifiedCard, idempotency_key: str, *, amount: int,
+                      currency: str, reference_kind: str, reference_id: str, purpose: str,
+                      actor_id: int | None) -> Payment | PostCard:
+    """The payment a retried key already made, or else the checked card, with the check
+    spent. Raises IdempotencyConflict for a retried key that used another card,
+    or a check for another payment or transaction, or spent."""
+    found = _existing(idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
+                      currency=currency, reference_kind=reference_kind,
+                      reference_id=reference_id, purpose=purpose)
+    if found:
+        if found.card_id != verified.card_id:
+            raise IdempotencyConflict()
+        return found
+    return verified._spend(amount=amount, currency=currency, purpose=purpose,
+                                 actor_id=actor_id)
+
+
 def hold_verified(verified: VerifiedCard, *, amount: int, currency: str,
                   reference_kind: str, reference_id: str, purpose: str,
                   idempotency_key: str, actor_id: int | None,
@@ -542,15 +559,11 @@ def hold_verified(verified: VerifiedCard, *, amount: int, currency: str,
     Flushes. Raises IdempotencyConflict (a check for another payment or transaction, or
     spent), CardFrozen, CardExpired, InsufficientFunds."""
     reference_id = str(reference_id)
-    found = _existing(idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
-                      currency=currency, reference_kind=reference_kind,
-                      reference_id=reference_id, purpose=purpose)
-    if found:
-        if found.card_id != verified.card_id:
-            raise IdempotencyConflict()
-        return found
-    card = verified._spend(amount=amount, currency=currency, purpose=purpose,
-                           actor_id=actor_id)
+    card = _retried_or_spent(verified, idempotency_key, amount=amount, currency=currency,
+                             reference_kind=reference_kind, reference_id=reference_id,
+                             purpose=purpose, actor_id=actor_id)
+    if isinstance(card, Payment):
+        return card
     return hold_on_card(card, amount=amount, reference_kind=reference_kind,
                         reference_id=reference_id, purpose=purpose,
                         idempotency_key=idempotency_key, actor_id=actor_id,
@@ -566,15 +579,11 @@ def pay_verified(verified: VerifiedCard, *, amount: int, currency: str,
     if purpose == TOPUP:
         raise ValidationFailed(_l("A post card cannot top itself up."))
     reference_id = str(reference_id)
-    found = _existing(idempotency_key, method=PaymentMethod.POST_CARD, amount=amount,
-                      currency=currency, reference_kind=reference_kind,
-                      reference_id=reference_id, purpose=purpose)
-    if found:
-        if found.card_id != verified.card_id:
-            raise IdempotencyConflict()
-        return found
-    card = verified._spend(amount=amount, currency=currency, purpose=purpose,
-                           actor_id=actor_id)
+    card = _retried_or_spent(verified, idempotency_key, amount=amount, currency=currency,
+                             reference_kind=reference_kind, reference_id=reference_id,
+                             purpose=purpose, actor_id=actor_id)
+    if isinstance(card, Payment):
+        return card
     return _pay_from_card(card, amount=amount, currency=currency,
                           reference_kind=reference_kind, reference_id=reference_id,
                           purpose=purpose, idempotency_key=idempotency_key,
