@@ -88,12 +88,30 @@ def group(key: str) -> EditableGroup:
         raise NotFound() from exc
 
 
+# Where a session keeps the overrides it read, for the transaction it read them in.
+_READ_KEY = "barid_setting_overrides"
+
+
+def _in_force() -> dict[str, Any]:
+    """Every administrator's override, read once per transaction: the table holds a few
+    rows, and pricing asks several settings per order (a missing row cannot be kept by
+    the identity map, so each `db.get` of a setting never overridden was a query)."""
+    session = db()
+    read = session.info.get(_READ_KEY)
+    if read is not None and read[0] is session.get_transaction():
+        return read[1]
+    values = {r.name: r.value["value"] for r in db.scalars(select(SettingOverride))
+              if "value" in r.value}
+    session.info[_READ_KEY] = (session.get_transaction(), values)
+    return values
+
+
 def current(name: str) -> Any:
     """The value of setting `name` in force now: an administrator's, else the one loaded
     at start (a copy, so a caller that changes it changes nothing)."""
-    row = db.get(SettingOverride, name)
-    if row is not None and "value" in row.value:
-        return copy.deepcopy(row.value["value"])
+    values = _in_force()
+    if name in values:
+        return copy.deepcopy(values[name])
     return copy.deepcopy(current_app.config[name])
 
 
@@ -157,6 +175,7 @@ def change_figures(key: str, raw: dict[str, str | None], *, actor_id: int | None
                                           .where(SettingOverride.name.in_(names))
                                           .order_by(SettingOverride.name)
                                           .with_for_update())}
+    db().info.pop(_READ_KEY, None)  # read again under the lock, and after this save
     for name in names:
         before = current(name)
         after = copy.deepcopy(before)
@@ -177,4 +196,5 @@ def change_figures(key: str, raw: dict[str, str | None], *, actor_id: int | None
                                                  "after": after})
         changed[name] = (before, after)
     db.flush()
+    db().info.pop(_READ_KEY, None)
     return changed
